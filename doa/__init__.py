@@ -1,0 +1,41 @@
+"""doa: a runtime for data-oriented ML deployment.
+
+Streams are typed Kafka topics, nodes are pure steps whose state lives in the log.
+
+Examples
+--------
+>>> import doa
+>>> doa.Topology("example").name
+'example'
+"""
+
+from __future__ import annotations
+
+from doa.errors import (
+    CompatibilityError,
+    DecodeError,
+    DoaError,
+    EncodeError,
+    SchemaError,
+    StepError,
+    TopologyError,
+)
+from doa.events import Event
+from doa.topology import Node, Stream, Topology
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompatibilityError",
+    "DecodeError",
+    "DoaError",
+    "EncodeError",
+    "Event",
+    "Node",
+    "SchemaError",
+    "StepError",
+    "Stream",
+    "Topology",
+    "TopologyError",
+    "__version__",
+]

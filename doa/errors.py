@@ -1,0 +1,95 @@
+"""Errors raised by doa, each naming what went wrong and where.
+
+Every error carries the names a person needs to find the problem: the stream, the field path,
+the node, the offset. ``str(error)`` is one line meant for a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DoaError(Exception):
+    """Base class of every error doa raises on purpose."""
+
+
+class SchemaError(DoaError):
+    """A schema file is missing, does not parse, or references an unknown type."""
+
+
+class EncodeError(DoaError):
+    """A record does not match its stream's schema; nothing was produced.
+
+    Examples
+    --------
+    >>> e = EncodeError("readings", "reading.location.lat", "double", "north")
+    >>> str(e)
+    "stream 'readings': field reading.location.lat expected double, got str 'north'"
+    """
+
+    def __init__(self, stream: str, path: str, expected: str, value: object,
+                 detail: str = "") -> None:
+        self.stream = stream
+        self.path = path
+        self.expected = expected
+        self.value = value
+        self.detail = detail
+        got = "missing" if value is _MISSING else f"{type(value).__name__} {_short(value)}"
+        msg = f"stream {stream!r}: field {path} expected {expected}, got {got}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+class DecodeError(DoaError):
+    """Bytes that cannot be decoded as a record of a stream.
+
+    ``reason`` is one of ``"bad-marker"``, ``"unknown-fingerprint"``, ``"truncated"``,
+    ``"corrupt"``.
+    """
+
+    def __init__(self, stream: str, reason: str, message: str) -> None:
+        self.stream = stream
+        self.reason = reason
+        super().__init__(f"stream {stream!r}: cannot decode ({reason}): {message}")
+
+
+class CompatibilityError(DoaError):
+    """A schema change breaks compatibility with a previous version."""
+
+    def __init__(self, stream: str, level: str, problems: Sequence[str]) -> None:
+        self.stream = stream
+        self.level = level
+        self.problems = list(problems)
+        super().__init__(
+            f"stream {stream!r}: new schema is not {level}-compatible: " + "; ".join(problems)
+        )
+
+
+class TopologyError(DoaError):
+    """A topology is wired wrongly; ``problems`` lists every mistake found."""
+
+    def __init__(self, topology: str, problems: Sequence[str]) -> None:
+        self.topology = topology
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"topology {topology!r} has {n} problem{'s' if n != 1 else ''}: "
+        super().__init__(head + "; ".join(self.problems))
+
+
+class StepError(DoaError):
+    """A node's step returned something the runtime cannot use."""
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+MISSING: object = _MISSING
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
