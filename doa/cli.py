@@ -1,0 +1,174 @@
+"""The ``doa`` command line: check, graph, demo (and, with the runtime, run/publish/subscribe).
+
+Errors are one line on stderr and a non-zero exit code; ``doa --debug ...`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from doa import __version__
+from doa.errors import DoaError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    debug = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="doa")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """doa: typed, replayable streams and stateless ML nodes on Kafka."""
+    _State.debug = debug
+
+
+@cli.command()
+@click.argument("topology", required=False)
+@click.option("--against", "against", nargs=2, type=click.Path(), metavar="OLD.avsc NEW.avsc",
+              help="Check that NEW is compatible with OLD instead of checking a topology.")
+@click.option("--level", type=click.Choice(["BACKWARD", "FORWARD", "FULL"],
+              case_sensitive=False), default="BACKWARD", show_default=True)
+@click.option("--broker", default=None, metavar="HOST:PORT",
+              help="Also check the schemas against the versions registered on this broker.")
+def check(topology: str | None, against: tuple[str, str] | None, level: str,
+          broker: str | None) -> None:
+    """Validate a topology offline, or a schema change with --against OLD NEW."""
+    if against:
+        from doa.compat import incompatibilities
+        from doa.errors import SchemaError
+        from doa.schema import Schema
+
+        new = Schema.from_file(against[1], _neighbours(against[1], against))
+        try:
+            old = Schema.from_file(against[0], _neighbours(against[0], against))
+        except SchemaError:  # OLD saved on its own (git show ...): resolve with NEW's types
+            old = Schema.from_file(against[0], _neighbours(against[1], against))
+        found = incompatibilities(old.json, new.json, level)
+        if found:
+            for problem in found:
+                err.print(f"[red]incompatible[/red] ({level.upper()}): {escape(problem)}")
+            sys.exit(1)
+        out.print(f"[green]ok[/green]: {against[1]} is {level.upper()}-compatible with "
+                  f"{against[0]}")
+        return
+    if topology is None:
+        raise click.UsageError("give a TOPOLOGY, or --against OLD.avsc NEW.avsc")
+    from doa.loader import load_topology
+
+    t = load_topology(topology)
+    found = t.validate()
+    if not found and broker:
+        from doa.registry import plan_registration, read_registry
+
+        try:
+            pending = plan_registration(t, read_registry(broker), level.upper())
+        except DoaError as exc:
+            found = [str(exc)]
+        else:
+            for stream, version, _schema in pending:
+                out.print(f"stream {stream!r}: would register schema version {version}")
+    if found:
+        for problem in found:
+            err.print(f"[red]problem[/red]: {escape(problem)}")
+        sys.exit(1)
+    out.print(f"[green]ok[/green]: topology {t.name!r}: {len(t.streams)} streams, "
+              f"{len(t.nodes)} node{'s' if len(t.nodes) != 1 else ''}")
+
+
+@cli.command()
+@click.argument("topology")
+def graph(topology: str) -> None:
+    """Print a topology as a Mermaid flowchart."""
+    from doa.graph import mermaid
+    from doa.loader import load_topology
+
+    click.echo(mermaid(load_topology(topology)))
+
+
+@cli.command()
+@click.argument("topology", default="topologies/fraud.py")
+@click.option("--records", "-n", default=20000, show_default=True,
+              help="How many records the topology's demo source publishes.")
+@click.option("--for", "seconds", type=float, default=45.0, show_default=True,
+              help="At most this long the nodes run (broker mode); the demo ends earlier "
+                   "once its source is done and the nodes are idle.")
+@click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",
+              help="Use this broker instead of starting an embedded one.")
+@click.option("--memory", is_flag=True, help="Run in the in-memory harness (no broker).")
+def demo(topology: str, records: int, seconds: float, broker: str | None, memory: bool) -> None:
+    """Publish a topology's demo source into it, run it, and show what flowed."""
+    from doa.demo import run_broker_demo, run_memory_demo
+
+    if memory:
+        run_memory_demo(topology, records, out)
+    else:
+        run_broker_demo(topology, records, seconds, broker, out)
+
+
+def _neighbours(path: str, compared: tuple[str, ...] = ()) -> Any:
+    """The schemas beside ``path``, so a file may reference named types defined there.
+
+    The files being ``compared`` are left out: two versions of one type may sit side by side.
+    """
+    from pathlib import Path
+
+    from doa.schema import SchemaSet
+
+    skip = {Path(p).resolve() for p in compared}
+    files = [f for f in sorted(Path(path).resolve().parent.glob("*.avsc"))
+             if f.resolve() not in skip]
+    try:
+        return SchemaSet.from_files(files)
+    except DoaError:
+        return None
+
+
+def _add_broker_commands() -> None:
+    from doa import cli_broker, cli_model
+
+    for command in (cli_broker.run_cmd, cli_broker.publish_cmd, cli_broker.subscribe_cmd,
+                    cli_broker.broker_cmd, cli_broker.dlq_cmd, cli_model.model_cmd):
+        cli.add_command(command)
+
+
+_add_broker_commands()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``doa`` console script."""
+    try:
+        return cli.main(args=argv, prog_name="doa", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (DoaError, OSError) as exc:
+        _fail(exc)
+    except Exception as exc:  # an unexpected error is still one line, unless --debug
+        _fail(exc, prefix=f"unexpected {type(exc).__name__}: ")
+
+
+def _fail(exc: BaseException, prefix: str = "") -> None:
+    if _State.debug or "--debug" in sys.argv:
+        traceback.print_exception(exc)
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"file not found: {exc.filename}"
+    err.print(f"[red]error[/red]: {escape(prefix + text)}")
+    sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,242 @@
+"""``doa`` commands that talk to a broker: run, publish, subscribe, broker, dlq."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from doa.engines import NodeStats
+from doa.errors import DoaError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+broker_option = click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",
+                             help="Kafka bootstrap address (default: $DOA_BROKER).")
+topology_option = click.option("--topology", "-t", default=None, metavar="TOPOLOGY",
+                               help="Take the stream's schema from this topology "
+                                    "(default: the version registered on the broker).")
+
+
+def need_broker(broker: str | None) -> str:
+    if not broker:
+        raise DoaError("no broker: give --broker HOST:PORT or set DOA_BROKER "
+                       "(`doa broker` runs one)")
+    return broker
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    raise TypeError(f"cannot show a {type(value).__name__} as JSON")
+
+
+def summary_line(elapsed: float, stats: dict[str, NodeStats]) -> str:
+    parts = [f"{name}: in {s.records_in} out {s.records_out} dead {s.dead_letters}"
+             for name, s in stats.items()]
+    return f"[{elapsed:6.1f}s] " + " | ".join(parts)
+
+
+def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
+    table = Table(title=f"run summary ({seconds:.1f} s)")
+    for col in ("node", "records in", "records out", "dead letters", "snapshots", "records/s"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for name, s in stats.items():
+        rate = s.records_in / seconds if seconds > 0 else 0.0
+        table.add_row(name, str(s.records_in), str(s.records_out), str(s.dead_letters),
+                      str(s.snapshots), f"{rate:,.0f}")
+    return table
+
+
+@click.command("run")
+@click.argument("topology")
+@broker_option
+@click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
+@click.option("--for", "seconds", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-second summary line.")
+@click.option("--engine", default="kafka", show_default=True,
+              help="The engine running the nodes (kafka: the aiokafka batch loop).")
+def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
+            quiet: bool, engine: str) -> None:
+    """Run a topology's nodes (an embedded broker is started if none is configured)."""
+    from doa.loader import load_topology
+    from doa.run import run
+
+    t = load_topology(topology)
+    if not broker:
+        err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
+
+    def tick(elapsed: float, stats: dict[str, NodeStats]) -> None:
+        if not quiet:
+            err.print(escape(summary_line(elapsed, stats)))
+
+    report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
+                 tick=tick, engine=engine)
+    out.print(stats_table(report.stats, report.seconds))
+    out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
+
+
+@click.command("publish")
+@click.argument("stream")
+@broker_option
+@topology_option
+@click.option("--file", "-f", "path", type=click.Path(dir_okay=False, allow_dash=True),
+              default="-", help="JSON lines to publish (default: stdin).")
+def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
+    """Publish JSON lines into a stream (validated against its schema; errors name the line)."""
+    from doa.client import Publisher
+    from doa.loader import load_topology
+
+    address = need_broker(broker)
+    t = load_topology(topology) if topology else None
+    stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    count = 0
+    with stream_in, Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
+        for number, line in enumerate(stream_in, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise DoaError(f"line {number}: not valid JSON ({exc})") from exc
+            if not isinstance(record, dict):
+                raise DoaError(f"line {number}: expected a JSON object, got "
+                               f"{type(record).__name__}")
+            try:
+                pub.send(record)
+            except DoaError as exc:
+                raise DoaError(f"line {number}: {exc}") from exc
+            count += 1
+    err.print(f"published {count} records to {stream}")
+
+
+@click.command("subscribe")
+@click.argument("streams", nargs=-1, required=True)
+@broker_option
+@topology_option
+@click.option("--from-beginning", is_flag=True, help="Start at the beginning of the streams.")
+@click.option("--limit", "-n", type=int, default=None, help="Stop after N records.")
+@click.option("--group", "-g", default=None, help="Consumer group (default: none).")
+@click.option("--idle", type=float, default=None, help="Stop after this many idle seconds.")
+@click.option("--meta", is_flag=True, help="Wrap each record with its stream/offset/key/id.")
+def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | None,
+                  from_beginning: bool, limit: int | None, group: str | None,
+                  idle: float | None, meta: bool) -> None:
+    """Print records of streams as JSON lines."""
+    from doa.client import Subscriber
+    from doa.loader import load_topology
+
+    t = load_topology(topology) if topology else None
+    n = 0
+    with Subscriber(streams, broker=need_broker(broker), topology=t, group=group,
+                    from_beginning=from_beginning, idle_timeout_s=idle) as sub:
+        for event in sub:
+            item: Any = dict(event)
+            if meta:
+                item = {"stream": event.stream, "partition": event.partition,
+                        "offset": event.offset, "timestamp": event.timestamp,
+                        "key": event.key.decode(errors="replace") if event.key else None,
+                        "id": event.id.hex(), "record": item}
+            sys.stdout.buffer.write(orjson.dumps(item, default=_json_default) + b"\n")
+            sys.stdout.flush()
+            n += 1
+            if limit is not None and n >= limit:
+                break
+
+
+@click.command("broker")
+@click.option("--port", type=int, default=9092, show_default=True,
+              help="The client port (with --kafka: of the first node).")
+@click.option("--kafka", "kafka", is_flag=True,
+              help="Run Apache Kafka (KRaft; needs Java 17+, and Maven on first use) "
+                   "instead of the embedded in-memory broker.")
+@click.option("--brokers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --kafka: how many nodes (each broker and controller).")
+@click.option("--kafka-version", default=None, metavar="VERSION",
+              help="With --kafka: the Apache Kafka release (default: $DOA_KAFKA_VERSION or "
+                   "doa's).")
+def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) -> None:
+    """Run a broker in the foreground for other processes: the embedded one (tansu, in
+    memory), or with --kafka a local Apache Kafka (for tests and local realism, not for
+    production)."""
+    import contextlib
+    import signal
+
+    from doa.broker import EmbeddedBroker
+
+    if not kafka and (brokers != 1 or kafka_version):
+        raise DoaError("--brokers and --kafka-version need --kafka (the embedded broker is "
+                       "one node)")
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    if kafka:
+        from doa import kafka_local
+
+        version = kafka_local.kafka_version(kafka_version)
+        if not (kafka_local.cache_root() / version / "complete").exists():
+            err.print(f"assembling Apache Kafka {version} into "
+                      f"{kafka_local.cache_root() / version} (first use: Maven downloads "
+                      "its jars, ~45 MB)")
+        server = kafka_local.LocalKafka(brokers, port=port, version=version)
+        with server:
+            err.print(f"Apache Kafka {version} (KRaft, {brokers} node"
+                      f"{'s' if brokers > 1 else ''}) on {server.address}, up in "
+                      f"{server.started_in:.1f} s (data in {server.home}: deleted when it "
+                      f"stops); export DOA_BROKER={server.address}")
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop and server.alive():
+                    time.sleep(0.2)
+            failed = None if stop else server.exited()
+            if failed:
+                raise DoaError(failed)
+        err.print("broker stopped")
+        return
+    with EmbeddedBroker(port=port) as b:
+        err.print(f"embedded broker on {b.address} (in memory: data is lost when it stops); "
+                  f"export DOA_BROKER={b.address}")
+        try:
+            while not stop and b.process is not None and b.process.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    err.print("broker stopped")
+
+
+@click.command("dlq")
+@click.argument("topology")
+@broker_option
+@click.option("--replay", is_flag=True, help="Re-publish dead letters to their streams.")
+@click.option("--limit", "-n", type=int, default=50, show_default=True)
+def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None:
+    """List a topology's dead letters, or replay them after a fix."""
+    from doa import dlq
+    from doa.loader import load_topology
+
+    t = load_topology(topology)
+    address = need_broker(broker)
+    if replay:
+        counts = dlq.replay(address, t)
+        total = sum(counts.values())
+        out.print(f"replayed {total} dead letters"
+                  + (": " + ", ".join(f"{n} to {s}" for s, n in counts.items()) if counts else ""))
+        return
+    table = Table(title=f"dead letters of {t.name} ({t.dead_letters.name})")
+    for col in ("where", "node", "error", "message", "bytes"):
+        # Narrow output (a pipe is 80 columns) folds the message, never cuts the error type.
+        table.add_column(col, no_wrap=col != "message", overflow="fold")
+    shown = 0
+    for letter in dlq.dead_letters(address, t):
+        if shown < limit:
+            where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
+            table.add_row(where, letter["node"], letter["error_type"], escape(letter["message"]),
+                          str(len(letter["raw"])))
+        shown += 1
+    out.print(table)
+    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else ""))

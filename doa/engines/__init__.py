@@ -1,0 +1,114 @@
+"""Engines: the only code that talks to Kafka. ``kafka`` (aiokafka, the default) for now.
+
+An engine runs :class:`doa.runtime.NodeRunner` for each selected node: it consumes raw
+records, calls ``process``, produces the outputs, and keeps each partition's snapshot. An
+engine provides a worker class with the :class:`Worker` shape, registered in ``ENGINES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from doa.topology import Node, Topology
+
+ENGINES = {"kafka": "doa.engines.kafka:NodeWorker", "faust": "doa.engines.faust:FaustWorker"}
+
+
+class Worker(Protocol):
+    """What ``doa run`` needs of an engine: one worker per node."""
+
+    stats: NodeStats
+    node: Node
+
+    async def start(self) -> None: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def worker_class(engine: str) -> Any:
+    """The worker class of ``engine`` (imported only when used)."""
+    from doa.errors import DoaError
+
+    if engine not in ENGINES:
+        raise DoaError(f"unknown engine {engine!r} (engines: {', '.join(ENGINES)})")
+    module, _, name = ENGINES[engine].partition(":")
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if engine == "faust" and (e.name or "").split(".")[0] in ("faust", "mode"):
+            raise DoaError("the faust engine needs faust-streaming: "
+                           "python -m pip install 'doa[faust]'") from e
+        raise
+    return getattr(loaded, name)
+
+
+def make_worker(engine: str, topology: Topology, node: Node, address: str,
+                settings: EngineSettings | None = None) -> Worker:
+    worker: Worker = worker_class(engine)(topology, node, address, settings)
+    return worker
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Knobs measured to matter on the embedded broker (see DESIGN.md, lab notes).
+
+    ``session_timeout_ms``/``heartbeat_interval_ms``: consumer groups join in ~3 s instead of
+    20-30 s with the defaults. ``fetch_max_wait_ms``: 5-20 ms gives ~2.5 ms latency, the
+    500 ms default ~130 ms. ``snapshot_every_records``/``snapshot_every_ms``: how often each
+    partition's state and offsets are written to the node's state topic. ``max_idle_ms``: a
+    node reading several streams waits this long for an empty, caught-up input before it
+    releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
+    """
+
+    max_records: int = 500
+    fetch_max_wait_ms: int = 10
+    session_timeout_ms: int = 3000
+    heartbeat_interval_ms: int = 1000
+    linger_ms: int = 5
+    acks: str | int = "all"
+    snapshot_every_records: int = 5000
+    snapshot_every_ms: int = 5000
+    chunk_size: int = 512 * 1024
+    max_idle_ms: int = 20
+    extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> EngineSettings:
+        """Settings with overrides from ``DOA_<FIELD>`` variables (e.g. ``DOA_MAX_RECORDS``).
+
+        Examples
+        --------
+        >>> EngineSettings.from_env({"DOA_SNAPSHOT_EVERY_RECORDS": "100"}).snapshot_every_records
+        100
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"DOA_{f.name.upper()}")
+            if raw is None or f.name == "extra_consumer":
+                continue
+            values[f.name] = raw if f.name == "acks" and not raw.lstrip("-").isdigit() \
+                else int(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node in one process."""
+
+    records_in: int = 0
+    records_out: int = 0
+    dead_letters: int = 0
+    snapshots: int = 0
+    batches: int = 0
+    first_output_s: float | None = None
+    warm_up_s: float = 0.0  # the node's on_start hook (JIT compilation of kernels)
+    first_batch_at: float | None = None  # time.monotonic() of the first and last batch
+    last_batch_at: float | None = None

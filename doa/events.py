@@ -1,0 +1,182 @@
+"""Events as a node sees them, their stable ids, lineage headers and key partitioning.
+
+An :class:`Event` is a decoded record (a ``dict``) that also knows where it came from:
+stream, partition, offset, timestamp, key and event id.
+
+Event ids are 16 bytes. A record written by the runtime gets
+``blake2b(node, input stream, partition, offset, output index)``: a replay after a crash writes
+the same id for the same output, so consumers can de-duplicate. A record without a lineage
+header (written by a non-doa producer) is identified by its coordinates.
+
+Examples
+--------
+>>> e = Event({"x": 1}, stream="readings", partition=0, offset=7, timestamp=0)
+>>> e["x"], e.offset, e.id == coordinate_id("readings", 0, 7)
+(1, 7, True)
+>>> header = pack_lineage(Lineage(e.id, "enrich", b"\\0" * 8, (e.id,)))
+>>> unpack_lineage(header).node
+'enrich'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any, NamedTuple
+
+LINEAGE_HEADER = "doa"
+_VERSION = 1
+_HEAD = struct.Struct("<B16s8sH")
+
+
+class Event(dict[str, Any]):
+    """A decoded record plus its coordinates; what a node's step receives."""
+
+    __slots__ = ("headers", "id", "key", "offset", "partition", "stream", "timestamp")
+
+    def __init__(self, record: dict[str, Any], *, stream: str, partition: int, offset: int,
+                 timestamp: int, key: bytes | None = None, id: bytes | None = None,
+                 headers: tuple[tuple[str, bytes], ...] = ()) -> None:
+        super().__init__(record)
+        self.stream = stream
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.id = id if id is not None else coordinate_id(stream, partition, offset)
+        self.headers = headers
+
+    @property
+    def lineage(self) -> Lineage | None:
+        """The record's unpacked ``doa`` lineage header, if it has one."""
+        return lineage_of(self.headers)
+
+    def __repr__(self) -> str:
+        return (f"Event({dict.__repr__(self)}, stream={self.stream!r}, "
+                f"partition={self.partition}, offset={self.offset})")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (dict(self), self.stream, self.partition, self.offset,
+                           self.timestamp, self.key, self.id, self.headers))
+
+
+def _rebuild(record: dict[str, Any], stream: str, partition: int, offset: int, timestamp: int,
+             key: bytes | None, id: bytes, headers: tuple[tuple[str, bytes], ...]) -> Event:
+    return Event(record, stream=stream, partition=partition, offset=offset,
+                 timestamp=timestamp, key=key, id=id, headers=headers)
+
+
+def coordinate_id(stream: str, partition: int, offset: int) -> bytes:
+    """The id of a record that carries none: a hash of its coordinates."""
+    return hashlib.blake2b(f"{stream}\0{partition}\0{offset}".encode(), digest_size=16).digest()
+
+
+def output_id(node: str, parent: Event, index: int) -> bytes:
+    """The stable id of the ``index``-th output a node derived from ``parent``."""
+    raw = f"{node}\0{parent.stream}\0{parent.partition}\0{parent.offset}\0{index}".encode()
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+class Lineage(NamedTuple):
+    """What the ``doa`` header of every record written by doa says."""
+
+    id: bytes
+    node: str
+    fingerprint: bytes
+    parents: tuple[bytes, ...] = ()
+    model_version: int = 0
+
+
+def pack_lineage(lin: Lineage) -> bytes:
+    """Pack a :class:`Lineage` in one header value (one header is ~2x cheaper than four)."""
+    node = lin.node.encode()
+    head = _HEAD.pack(_VERSION, lin.id, lin.fingerprint, len(lin.parents))
+    return b"".join((head, *lin.parents, struct.pack("<Q", lin.model_version), node))
+
+
+def unpack_lineage(data: bytes) -> Lineage:
+    """Inverse of :func:`pack_lineage`."""
+    version, id_, fp, n = _HEAD.unpack_from(data)
+    if version != _VERSION:
+        raise ValueError(f"unknown lineage header version {version}")
+    pos = _HEAD.size
+    parents = tuple(data[pos + 16 * i: pos + 16 * (i + 1)] for i in range(n))
+    pos += 16 * n
+    (model_version,) = struct.unpack_from("<Q", data, pos)
+    return Lineage(id_, data[pos + 8:].decode(), fp, parents, model_version)
+
+
+def lineage_of(headers: Any) -> Lineage | None:
+    """Find and unpack the lineage header in a list of ``(name, value)`` headers."""
+    for name, value in headers or ():
+        if name == LINEAGE_HEADER:
+            return unpack_lineage(value)
+    return None
+
+
+def header_id(headers: Any) -> bytes | None:
+    """Only the event id of the lineage header (the hot path needs nothing else)."""
+    for name, value in headers or ():
+        if name == LINEAGE_HEADER:
+            if value[:1] != b"\x01" or len(value) < 17:
+                raise ValueError("malformed doa lineage header")
+            return bytes(value[1:17])
+    return None
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash as an unsigned 32-bit int (the default partitioner's hash).
+
+    Examples
+    --------
+    >>> murmur2(b"21")
+    3321034988
+    """
+    length = len(data)
+    seed = 0x9747B28C
+    m = 0x5BD1E995
+    r = 24
+    h = (seed ^ length) & 0xFFFFFFFF
+    length4 = length // 4
+    for i in range(length4):
+        i4 = i * 4
+        k = (data[i4] & 0xFF) + ((data[i4 + 1] & 0xFF) << 8) + ((data[i4 + 2] & 0xFF) << 16) \
+            + ((data[i4 + 3] & 0xFF) << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    extra = length % 4
+    idx = length & ~3
+    if extra >= 3:
+        h ^= (data[idx + 2] & 0xFF) << 16
+    if extra >= 2:
+        h ^= (data[idx + 1] & 0xFF) << 8
+    if extra >= 1:
+        h ^= data[idx] & 0xFF
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """The partition of ``key`` as Kafka's default partitioner picks it.
+
+    Records without a key stay on ``fallback`` modulo ``partitions`` (the runtime passes the
+    input partition, so unkeyed outputs keep their input's partitioning, deterministically).
+    """
+    if key is None:
+        return fallback % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_bytes(value: object) -> bytes | None:
+    """The Kafka key for a key field's value: UTF-8 text of it, None for None."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
