@@ -1,0 +1,104 @@
+"""Offline checks of the ready-made node kinds: the fields they use exist, with the right schemas.
+
+A learner's join field must be in both its features and labels, its label in the labels, its
+feature fields in the features, and each stream it writes must have doa's schema for it; a
+kernel node's feature fields must be in its output schema with their types; a detector's
+signal must be a field of what it reads. Mistakes are reported at ``doa check`` instead of as
+dead letters at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from doa.topology import Node, Topology
+
+LEARNER_SCHEMAS = {"predictions": "doa.Prediction", "outcomes": "doa.Outcome",
+                   "metrics": "doa.Metric", "unmatched": "doa.UnmatchedLabel",
+                   "models": "doa.ModelEvent", "control": "doa.ModelCommand",
+                   "drift": "doa.DriftEvent"}
+
+
+def fields_of(t: Topology, stream: str) -> dict[str, Any] | None:
+    """Field name to Avro type of a declared stream's record schema (None if unknown)."""
+    spec = t.streams.get(stream)
+    if spec is None:
+        return None
+    schema = t.schemas.get(spec.schema)
+    if schema is None or not isinstance(schema.json, dict) or "fields" not in schema.json:
+        return None
+    return {f["name"]: f["type"] for f in schema.json["fields"]}
+
+
+def node_problems(t: Topology, n: Node) -> list[str]:
+    if n.kind == "learner":
+        return _learner(t, n)
+    if n.kind == "kernel":
+        return _kernel(t, n)
+    if n.kind == "detector":
+        return _detector(t, n)
+    return []
+
+
+def _missing(t: Topology, n: Node, stream: str, names: list[str], role: str) -> list[str]:
+    fields = fields_of(t, stream)
+    if fields is None:
+        return []
+    return [f"{n.kind} {n.name!r}: {role} field {name!r} is not a field of stream {stream!r} "
+            f"({t.streams[stream].schema}: {', '.join(fields)})"
+            for name in names if name not in fields]
+
+
+def _learner(t: Topology, n: Node) -> list[str]:
+    spec = n.options["spec"]
+    out = [*_missing(t, n, spec.features, [spec.join], "join"),
+           *_missing(t, n, spec.labels, [spec.join], "join"),
+           *_missing(t, n, spec.labels, [spec.label], "label"),
+           *_missing(t, n, spec.features, list(spec.feature_fields or ()), "feature")]
+    for role, expected in LEARNER_SCHEMAS.items():
+        stream = getattr(spec, role)
+        if stream is None or stream not in t.streams:
+            continue
+        declared = t.schemas.get(t.streams[stream].schema)
+        if declared is not None and declared.fullname != expected:
+            out.append(f"learner {n.name!r}: its {role} stream {stream!r} must have schema "
+                       f"{expected}, not {declared.fullname}")
+    return out
+
+
+def _kernel(t: Topology, n: Node) -> list[str]:
+    out: list[str] = []
+    for stream in n.writes:
+        fields = fields_of(t, stream)
+        if fields is None:
+            continue
+        for group in n.options.get("fields", {}).values():
+            for name, kind in group:
+                if name not in fields:
+                    out.append(f"kernel {n.name!r}: output field {name!r} ({kind}) is not a "
+                               f"field of stream {stream!r} ({t.streams[stream].schema})")
+                elif not _accepts(fields[name], kind):
+                    out.append(f"kernel {n.name!r}: output field {name!r} of stream {stream!r} "
+                               f"is {fields[name]}, the kernel writes {kind}")
+    for stream in n.reads:
+        out += _missing(t, n, stream, list(n.options.get("input_fields") or ()), "input")
+    return out
+
+
+def _detector(t: Topology, n: Node) -> list[str]:
+    out: list[str] = []
+    for stream in n.reads:
+        out += _missing(t, n, stream, [n.options["signal"]], "signal")
+    for stream in n.writes:
+        declared = t.schemas.get(t.streams[stream].schema) if stream in t.streams else None
+        if declared is not None and declared.fullname != "doa.DriftEvent":
+            out.append(f"detector {n.name!r}: it writes doa.DriftEvent records, stream "
+                       f"{stream!r} has schema {declared.fullname}")
+    return out
+
+
+def _accepts(avro_type: Any, kind: str) -> bool:
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    allowed = {"double": {"double"}, "long": {"long", "double"}}[kind]
+    return any(b in allowed for b in branches)
