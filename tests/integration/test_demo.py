@@ -1,0 +1,89 @@
+"""`doa demo` end to end: the fraud example on the embedded broker, in its short mode.
+
+The demo starts tansu itself (no DOA_BROKER), replays 12 000 transactions and their labels
+live (6 s of event time), shows drift and model events as they happen, and ends with the
+summary once everything is processed: it took 19 s here, bounded by ``--for 20`` plus the
+start and the summary.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.conftest import doa_process
+from tests.integration.helpers import process_table, running
+
+pytestmark = pytest.mark.broker
+
+SHORT = ("--records", "12000", "--for", "20")
+LIMIT_S = 60.0
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Live processes below ``root``: pid -> command line."""
+    table = process_table()
+    found: dict[int, str] = {}
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, state, _) in table.items()
+                    if ppid in frontier and state != "Z" and pid not in found}
+        found.update({pid: table[pid][2] for pid in frontier})
+    return found
+
+
+def test_fraud_demo_short_mode_detects_drift_and_cleans_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOA_BROKER", raising=False)
+    started = time.monotonic()
+    proc = doa_process("demo", "topologies/fraud.py", *SHORT)
+    seen: dict[int, str] = {}  # every process the demo started: tansu, the source, ...
+    try:
+        while proc.poll() is None and time.monotonic() - started < LIMIT_S:
+            seen.update(descendants(proc.pid))
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=max(1.0, LIMIT_S - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    elapsed = time.monotonic() - started
+    stdout, stderr = out.decode(), err.decode()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert elapsed < LIMIT_S
+
+    # the live part: status lines, then drift and model events as they happen
+    assert re.search(r"\] published [\d,]+ of 24,000 records .*featurize [\d,]+/s \| "
+                     r"scorer [\d,]+/s", stdout), stdout
+    assert re.search(r"\] drift: watch_errors fired on error \(PageHinkley\) at position "
+                     r"[\d,]+", stdout), stdout
+    assert re.search(r"\] model scorer: reset to version \d+", stdout), stdout
+
+    # the summary: accuracy, the drift points with their detection delays, the nodes
+    overall = re.search(r"summary: [\d,]+ predictions met their label, accuracy "
+                        r"([\d.]+)% overall", stdout)
+    assert overall is not None, stdout
+    assert float(overall[1]) > 70.0
+    rows = {m[1]: m for m in re.finditer(
+        r"^\s*(4,000|8,000)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+(.+?)\s*$", stdout, re.M)}
+    assert set(rows) == {"4,000", "8,000"}, stdout
+    detected = [row for row in rows.values() if row[5].endswith("events")]
+    assert detected, "no drift point was detected"
+    for row in detected:
+        delay = int(row[5].split()[-2].replace(",", ""))
+        assert 0 < delay < 1000, row[0]
+        assert float(row[2]) > float(row[3]), "accuracy falls after the drift point"
+    for node in ("featurize", "scorer", "watch_errors"):
+        assert re.search(rf"^\s*{node}\s+\w+\s+[\d,]+", stdout, re.M), node
+
+    # nothing left behind: the embedded broker, the source process, ...
+    assert any("tansu" in cmd.split(" ")[0] for cmd in seen.values()), seen
+    address = re.search(r"broker (127\.0\.0\.1:\d+);", stdout)
+    assert address is not None
+    time.sleep(0.5)
+    assert not [pid for pid in seen if running(pid)], seen
+    assert not [cmd for _, _, cmd in process_table().values()
+                if "tansu" in cmd and address[1] in cmd]
