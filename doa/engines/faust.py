@@ -1,0 +1,272 @@
+"""The faust engine: doa nodes as agents of a faust-streaming app (the interop path).
+
+For teams already running Faust: :func:`mount` adds a topology's nodes to your ``faust.App``
+as agents; ``doa run TOPOLOGY --engine faust`` runs each node in an app of its own
+(:class:`FaustWorker`, consumer group ``TOPOLOGY.NODE`` as with the kafka engine). The nodes
+do exactly what they do on the kafka engine: the same step, validation, doa's Avro codec (the
+topics are raw bytes to Faust, never Faust's serializers), dead letters and lineage headers.
+Batches come from ``stream.take_events(max_records, within=fetch_max_wait_ms)``.
+
+State (DESIGN invariant 3) holds as on the kafka engine: no Faust tables. On every rebalance
+each node loads the latest snapshot of each assigned partition from its state topic and
+commits the offsets that snapshot covers, before Faust seeks its consumer to the committed
+offsets; the node then processes only the offset it expects next (re-deliveries are skipped,
+a consumer that is ahead is sought back). Snapshots are written as on the kafka engine, after
+the outputs they cover are acknowledged, and when partitions are revoked or the app stops.
+So after ``kill -9`` the recovered state equals that of a run that never crashed; outputs are
+at-least-once, a replayed output has the same event id. No exactly-once: Faust's
+``processing_guarantee="exactly_once"`` needs transactions (tansu has none); do not set it.
+
+Faust's stream path costs ~140 µs of CPU per record (lab note, DESIGN.md): the kafka engine
+stays the default and the hot path. This is the only doa module importing faust (the
+``[faust]`` extra); its import reads ``sys.argv`` (``--datadir``, ``-L``/``--loop``), so it is
+imported here with ``sys.argv`` hidden from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from doa.engines import EngineSettings, NodeStats
+from doa.engines.faust_node import MountedNode
+from doa.errors import DoaError
+from doa.runtime import RawRecord
+from doa.topology import Node, Topology
+
+
+def _import_faust() -> Any:
+    argv, sys.argv = sys.argv, sys.argv[:1]  # faust/__init__.py parses argv at import
+    try:
+        import faust
+    finally:
+        sys.argv = argv
+    return faust
+
+
+faust = _import_faust()
+
+__all__ = ["FaustWorker", "MountedNode", "app_settings", "mount"]
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 60.0  # FaustWorker.start: the first assignment, at the latest
+
+_MOUNTED: weakref.WeakKeyDictionary[Any, list[MountedNode]] = weakref.WeakKeyDictionary()
+
+
+def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
+    """``faust.App`` keyword arguments matching doa's engine settings and the embedded broker.
+
+    Consumer and producer knobs as on the kafka engine (session timeout 3 s, heartbeat 1 s,
+    linger, acks); no web server, memory store, no topic declarations and no leader topic
+    (doa creates its topics; tansu needs nothing else), at-least-once.
+
+    Examples
+    --------
+    >>> s = app_settings(EngineSettings(session_timeout_ms=3000))
+    >>> s["broker_session_timeout"], s["processing_guarantee"], s["web_enabled"]
+    (3.0, 'at_least_once', False)
+    """
+    s = settings or EngineSettings.from_env()
+    return {
+        "web_enabled": False, "store": "memory://", "autodiscover": False,
+        "topic_allow_declare": False, "topic_disable_leader": True,
+        "processing_guarantee": "at_least_once",
+        "broker_session_timeout": s.session_timeout_ms / 1000,
+        "broker_heartbeat_interval": s.heartbeat_interval_ms / 1000,
+        "broker_max_poll_records": s.max_records,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_linger": s.linger_ms / 1000,
+        "producer_acks": -1 if s.acks == "all" else int(s.acks),
+        "producer_max_request_size": 2 * s.chunk_size + 65536,
+        "datadir": str(Path(tempfile.gettempdir()) / "doa-faust"),  # Faust mkdirs it on start
+    }
+
+
+def mount(app: Any, topology: Topology, nodes: Sequence[str] | None = None,
+          settings: EngineSettings | None = None) -> list[MountedNode]:
+    """Add ``topology``'s nodes (default: all) to the Faust ``app`` as agents.
+
+    Each node becomes an agent named ``doa.TOPOLOGY.NODE`` reading its input streams as raw
+    bytes; the app's consumer group (``app.conf.id``) is the nodes' group. The topology's topics
+    must exist (``doa.run.prepare(topology, address)`` creates them and registers schemas).
+    Returns the mounted nodes (``.stats`` counts what each did).
+    """
+    from doa.run import select_nodes
+
+    s = settings or EngineSettings.from_env()
+    address = ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
+    mounted = _MOUNTED.get(app)
+    if mounted is None:
+        mounted = _MOUNTED[app] = []
+        _connect(app, mounted)
+    added = []
+    for name in select_nodes(topology, nodes):
+        m = MountedNode(app, topology, topology.nodes[name], address, s)
+        channel = app.topic(*m.node.reads, key_serializer="raw", value_serializer="raw",
+                            allow_empty=True)
+        app.agent(channel, name=f"doa.{topology.name}.{name}", concurrency=1)(_agent(m))
+        mounted.append(m)
+        added.append(m)
+    return added
+
+
+def _agent(m: MountedNode) -> Any:
+    s = m.settings
+
+    async def agent(stream: Any) -> None:
+        ticker = asyncio.create_task(_tick(m)) if len(m.node.reads) > 1 else None
+        try:
+            async for events in stream.take_events(s.max_records, s.fetch_max_wait_ms / 1000):
+                await m.process([_raw(e.message) for e in events])
+        except Exception as exc:
+            m.failure = exc
+            raise
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    agent.__name__ = agent.__qualname__ = f"doa_{m.topology.name}_{m.node.name}"
+    return agent
+
+
+async def _tick(m: MountedNode) -> None:
+    while True:  # a merge releases buffered records after max_idle_ms even without new input
+        await asyncio.sleep(m.settings.max_idle_ms / 1000)
+        await m.tick()
+
+
+def _raw(message: Any) -> RawRecord:
+    ts = message.timestamp  # seconds (float) in Faust
+    return RawRecord(message.topic, message.partition, message.offset,
+                     round(ts * 1000) if ts is not None else 0, message.key, message.value,
+                     tuple(message.headers or ()))
+
+
+def _connect(app: Any, mounted: list[MountedNode]) -> None:
+    """One set of rebalance handlers per app, for all the nodes mounted on it."""
+
+    async def revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        for m in mounted:
+            await m.revoke(revoked)
+
+    async def rebalanced(sender: Any, **_: Any) -> None:
+        # Sent by Faust after assignment, before it seeks the consumer to the committed
+        # offsets and resumes: commit the offsets the snapshots cover, so the seek lands there.
+        # Several nodes reading one stream: the lowest (each skips what it has already seen).
+        assignment = app.consumer.assignment()
+        offsets: dict[Any, int] = {}
+        for m in mounted:
+            for tp, offset in (await m.assign(assignment)).items():
+                offsets[tp] = min(offset, offsets.get(tp, offset))
+        if not offsets:
+            return
+        if not await app.consumer._commit(offsets):
+            log.warning("could not commit snapshot offsets (a rebalance again?); the nodes "
+                        "will seek back to them if Faust delivers later records")
+        # aiokafka's seek_to_committed skips a committed offset of 0: seek ourselves too.
+        await app.consumer.seek_wait(offsets)
+
+    async def stopping(sender: Any, **_: Any) -> None:
+        for m in mounted:
+            await m.shutdown()
+            await m.close()
+
+    app.on_partitions_revoked.connect(revoked)
+    app.on_rebalance_complete.connect(rebalanced)
+    app.on_before_shutdown.connect(stopping)
+
+
+class FaustWorker:
+    """``doa run --engine faust``: one node in a Faust app of its own (the Worker shape)."""
+
+    def __init__(self, topology: Topology, node: Node, address: str,
+                 settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
+        self.topology = topology
+        self.node = node
+        self.address = address
+        self.settings = settings or EngineSettings.from_env()
+        self.stats = stats or NodeStats()
+        self.app: Any = None
+        self.mounted: MountedNode | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        brokers = ";".join(f"kafka://{a.strip()}" for a in self.address.split(","))
+        app = faust.App(f"{self.topology.name}.{self.node.name}", broker=brokers,
+                        broker_client_id=f"doa-{self.node.name}", **app_settings(s))
+        [self.mounted] = mount(app, self.topology, [self.node.name], s)
+        self.mounted.stats = self.stats
+        await self.mounted.open()  # kernels compile before the app joins its group
+        self.app = app
+        # app.start() returns once the first assignment is loaded and sought; Faust only logs
+        # a fatal join error (e.g. a session timeout the broker refuses) and waits forever.
+        starting = asyncio.ensure_future(app.start())
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while not starting.done():
+            await asyncio.wait({starting}, timeout=0.2)
+            error = _join_error(app)
+            if error is not None or time.monotonic() > deadline:
+                starting.cancel()
+                await self.close()
+                why = f"{type(error).__name__}: {error}" if error else \
+                    f"no assignment within {JOIN_TIMEOUT_S:.0f} s"
+                raise DoaError(f"node {self.node.name!r}: the Faust app could not join consumer "
+                               f"group {app.conf.id!r} on {self.address} ({why})")
+        starting.result()
+        _short_fetch_wait(app, s.fetch_max_wait_ms)
+        self._raise_failure()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (or the app or the agent fails), then stop the app."""
+        try:
+            while not stop.is_set():
+                self._raise_failure()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.1)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the app: the node snapshots every partition first (``on_before_shutdown``)."""
+        app, self.app = self.app, None
+        try:
+            if app is not None:
+                await app.stop()
+        finally:
+            if self.mounted is not None:
+                await self.mounted.close()
+
+    def _raise_failure(self) -> None:
+        if self.mounted is not None and self.mounted.failure is not None:
+            raise self.mounted.failure
+        if self.app is not None and self.app.crashed:
+            reason = self.app.crash_reason
+            raise reason if reason is not None else RuntimeError("the Faust app crashed")
+
+
+def _join_error(app: Any) -> BaseException | None:
+    """A crash of the app, or the fatal error aiokafka keeps for the next poll of the consumer."""
+    if app.crashed:
+        return app.crash_reason or RuntimeError("the Faust app crashed")
+    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
+    coordinator = getattr(consumer, "_coordinator", None)
+    error = getattr(coordinator, "_pending_exception", None)
+    return error if isinstance(error, BaseException) else None
+
+
+def _short_fetch_wait(app: Any, wait_ms: int) -> None:
+    """Faust's aiokafka driver hard-codes fetch_max_wait_ms=1500; use doa's (10 ms)."""
+    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+        fetcher._fetch_max_wait_ms = wait_ms

@@ -1,0 +1,297 @@
+"""One doa node mounted in a Faust app: its state, offsets and snapshots (no faust import here).
+
+:mod:`doa.engines.faust` wires a :class:`MountedNode` into a ``faust.App`` (an agent feeding it
+batches, and the app's rebalance signals); this module holds what the node does with them, so
+that only ``doa.engines.faust`` imports faust. The app is used through four of its members:
+``app.producer.send`` (outputs and snapshots), ``app.consumer.assignment``,
+``app.consumer.seek_wait`` and ``app.consumer.highwater``.
+
+Per assigned input partition the node keeps its state, the input offsets that state covers
+(``positions``) and the next offset it expects (``_next``). It processes a record only at the
+offset it expects: a record below it is a re-delivery (already in the state) and is skipped; a
+record above it means the consumer is positioned past records the state has not seen, so the
+node seeks the consumer back (unless the log really has no records there, e.g. compaction). So
+whatever Faust's consumer fetches, the state stays a function of the input log prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from doa.admin import state_topic
+from doa.broker import BrokerError
+from doa.engines import EngineSettings, NodeStats
+from doa.merge import TimestampMerge
+from doa.runtime import NodeRunner, RawRecord
+from doa.state import Snapshot, latest_snapshot, snapshot_records
+from doa.topology import Node, Topology
+
+log = logging.getLogger(__name__)
+
+
+class MountedNode:
+    """A node's processing inside a Faust app; see the module docstring."""
+
+    def __init__(self, app: Any, topology: Topology, node: Node, address: str,
+                 settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
+        self.app = app
+        self.topology = topology
+        self.node = node
+        self.address = address
+        self.settings = settings or EngineSettings.from_env()
+        self.stats = stats or NodeStats()
+        self.runner = NodeRunner(topology, node)
+        self.state_topic = state_topic(topology, node.name)
+        self.states: dict[int, Any] = {}
+        self.positions: dict[int, dict[str, int]] = {}
+        self.seq: dict[int, int] = {}
+        self.failure: BaseException | None = None  # an error of the agent (doa run raises it)
+        self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
+        self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
+        self._ready: set[int] = set()  # partitions whose snapshot is loaded
+        self._merges: dict[int, TimestampMerge] = {}
+        self._since_snapshot: dict[int, int] = defaultdict(int)
+        self._snapshot_at: dict[int, float] = {}
+        self._reader: AIOKafkaConsumer | None = None
+        self._warmed = False
+        self._started = time.monotonic()
+        self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Run the node's on_start hook (off the loop) and start the snapshot reader."""
+        if not self._warmed:
+            self._warmed = True
+            self.stats.warm_up_s = await asyncio.get_running_loop().run_in_executor(
+                None, self.runner.start)
+        if self._reader is None:
+            self._reader = AIOKafkaConsumer(
+                bootstrap_servers=self.address, enable_auto_commit=False,
+                auto_offset_reset="earliest", fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                client_id=f"doa-{self.node.name}-state")
+            await self._reader.start()
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.stop()
+
+    # -- rebalances (called from the app's signals) --------------------------------------------
+    async def assign(self, assignment: Iterable[tuple[str, int]]) -> dict[TopicPartition, int]:
+        """Load the snapshot of every newly assigned partition; the offset each assigned input
+        must be read from (the app commits them, so Faust's seek to committed lands there)."""
+        await self.open()
+        mine = {TopicPartition(t, p) for t, p in assignment if t in self.node.reads}
+        async with self._lock:
+            for p in sorted({tp.partition for tp in mine} - self._ready):
+                await self._load(p, {tp for tp in mine if tp.partition == p})
+            return {tp: self._next[tp] for tp in mine if tp in self._next}
+
+    async def _load(self, p: int, tps: set[TopicPartition]) -> None:
+        assert self._reader is not None
+        snap = await self.load(p)
+        self.states[p] = snap.state if snap else self.node.state()
+        self.positions[p] = dict(snap.offsets) if snap else {}
+        self.seq[p] = snap.seq if snap else 0
+        begin = await self._reader.beginning_offsets(list(tps))
+        for tp in tps:
+            self._next[tp] = self.positions[p].setdefault(tp.topic, begin[tp])
+            self._seeking.discard(tp)
+        self._since_snapshot[p] = 0
+        self._snapshot_at[p] = time.monotonic()
+        self._merges.pop(p, None)
+        self._ready.add(p)
+        log.info("node %s: partition %s from %s", self.node.name, p,
+                 f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
+
+    async def revoke(self, revoked: Iterable[tuple[str, int]]) -> None:
+        """Snapshot the revoked partitions and forget them."""
+        gone = {p for t, p in revoked if t in self.node.reads}
+        async with self._lock:
+            for p in sorted(gone & self._ready):
+                if self._since_snapshot[p] > 0:
+                    await self.snapshot(p)
+            self._forget(gone)
+
+    async def shutdown(self) -> None:
+        """Snapshot every partition (the app is stopping); later records are ignored."""
+        async with self._lock:
+            for p in sorted(self._ready):
+                if self._since_snapshot[p] > 0:
+                    await self.snapshot(p)
+            self._forget(set(self._ready))
+
+    def _forget(self, partitions: set[int]) -> None:
+        self._ready -= partitions
+        for p in partitions:
+            self.states.pop(p, None)
+            self.positions.pop(p, None)
+            self._merges.pop(p, None)
+        for tp in [tp for tp in self._next if tp.partition in partitions]:
+            del self._next[tp]
+            self._seeking.discard(tp)
+
+    # -- the batch path --------------------------------------------------------------------------
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        """Process records as Faust delivered them (any partitions, any order of partitions)."""
+        async with self._lock:
+            by_partition: dict[int, list[RawRecord]] = defaultdict(list)
+            for r in records:
+                if r.partition in self._ready and await self._admit(r):
+                    by_partition[r.partition].append(r)
+            if len(self.node.reads) > 1:
+                by_partition = self._merge(by_partition)
+            await self._run(by_partition)
+
+    async def tick(self) -> None:
+        """Release what waits in the timestamp merge (nodes with several inputs)."""
+        async with self._lock:
+            if any(self._merges.values()):
+                await self._run(self._merge({}))
+
+    async def _admit(self, r: RawRecord) -> bool:
+        tp = TopicPartition(r.stream, r.partition)
+        expected = self._next[tp]
+        if r.offset < expected:
+            return False  # re-delivered (Faust read from an older offset): already in the state
+        if r.offset > expected:
+            if tp in self._seeking:
+                return False  # fetched before our seek took effect
+            first = await self._first_offset(tp, expected, r.offset)
+            if first < r.offset:  # records the state has not seen: read them first
+                log.warning("node %s: %s/%s delivered offset %s, expected %s: seeking back",
+                            self.node.name, tp.topic, tp.partition, r.offset, expected)
+                self._seeking.add(tp)
+                await self.app.consumer.seek_wait({tp: expected})
+                return False
+        self._seeking.discard(tp)
+        self._next[tp] = r.offset + 1
+        return True
+
+    async def _first_offset(self, tp: TopicPartition, start: int, found: int) -> int:
+        """The first offset at or after ``start`` in ``tp`` (a gap in the log, or not)."""
+        assert self._reader is not None
+        self._reader.assign([tp])
+        self._reader.seek(tp, start)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            messages = (await self._reader.getmany(tp, timeout_ms=200)).get(tp, [])
+            if messages:
+                return min(int(messages[0].offset), found)
+        raise BrokerError(f"could not read {tp.topic}/{tp.partition} from offset {start}")
+
+    def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
+        """Co-partitioned inputs in timestamp order, as the kafka engine does (doa.merge)."""
+        now = time.monotonic() * 1000
+        consumer = self.app.consumer
+        released: dict[int, list[RawRecord]] = {}
+        for p in self._ready:
+            merge = self._merges.get(p)
+            if merge is None:
+                merge = self._merges[p] = TimestampMerge(self.node.reads,
+                                                         self.settings.max_idle_ms)
+            merge.add(fetched.get(p, ()))
+
+            def caught_up(stream: str, p: int = p) -> bool:
+                tp = TopicPartition(stream, p)
+                try:
+                    high = consumer.highwater(tp)
+                except Exception:  # not assigned (any more), or not fetched yet
+                    return False
+                return high is not None and self._next.get(tp, 0) >= high
+
+            released[p] = merge.release(now, caught_up)
+        return released
+
+    async def _run(self, by_partition: dict[int, list[RawRecord]]) -> None:
+        producer = self.app.producer
+        pending = []
+        for p, raws in by_partition.items():
+            if not raws:
+                continue
+            result = self.runner.process(self.states[p], raws)
+            self.states[p] = result.state
+            for out in result.outputs:
+                # Faust takes seconds and truncates ``int(ts * 1000)``: +0.5 ms keeps it exact.
+                pending.append(await producer.send(
+                    out.stream, out.key, out.value, out.partition,
+                    (out.timestamp + 0.5) / 1000, list(out.headers)))
+            positions = self.positions[p]
+            for r in raws:
+                positions[r.stream] = r.offset + 1
+            self._since_snapshot[p] += len(raws)
+            st = self.stats
+            st.records_in += result.records_in
+            st.records_out += result.records_out
+            st.dead_letters += result.dead_letters
+        if not pending and not any(by_partition.values()):
+            return
+        now = time.monotonic()
+        st = self.stats
+        st.batches += 1
+        st.first_batch_at = st.first_batch_at or now
+        st.last_batch_at = now
+        if pending:
+            await asyncio.gather(*pending)  # acknowledged before a snapshot claims them
+            if st.first_output_s is None:
+                st.first_output_s = time.monotonic() - self._started
+        await self._maybe_snapshot()
+
+    # -- snapshots (the same records and topic as the kafka engine: see doa.state) ------------
+    async def _maybe_snapshot(self) -> None:
+        now = time.monotonic()
+        s = self.settings
+        for p in list(self._ready):
+            due_records = self._since_snapshot[p] >= s.snapshot_every_records
+            due_time = (self._since_snapshot[p] > 0
+                        and (now - self._snapshot_at.get(p, 0.0)) * 1000 >= s.snapshot_every_ms)
+            if due_records or due_time:
+                await self.snapshot(p)
+
+    async def snapshot(self, p: int) -> None:
+        """Write partition ``p``'s state and input offsets to the state topic, acknowledged."""
+        seq = self.seq.get(p, 0) + 1
+        records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
+                                   self.settings.chunk_size)
+        for key, value in records:  # one at a time: each chunk acknowledged before the next
+            await (await self.app.producer.send(self.state_topic, key, value, p, None, None))
+        self.seq[p] = seq
+        self._since_snapshot[p] = 0
+        self._snapshot_at[p] = time.monotonic()
+        self.stats.snapshots += 1
+
+    async def load(self, p: int) -> Snapshot | None:
+        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
+        assert self._reader is not None
+        tp = TopicPartition(self.state_topic, p)
+        self._reader.assign([tp])
+        end = (await self._reader.end_offsets([tp]))[tp]
+        begin = (await self._reader.beginning_offsets([tp]))[tp]
+        window = 16  # tansu's end offset is a lower bound: read on until a fetch is empty
+        while True:
+            start = max(begin, end - window)
+            snap = latest_snapshot(await self._read_from(tp, start, end))
+            if snap is not None or start == begin:
+                return snap
+            window *= 4
+
+    async def _read_from(self, tp: TopicPartition, start: int, end: int) -> list[bytes]:
+        assert self._reader is not None
+        self._reader.seek(tp, start)
+        values: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while True:
+            messages = (await self._reader.getmany(tp, timeout_ms=300)).get(tp, [])
+            if messages:
+                values.extend(m.value for m in messages)
+            elif await self._reader.position(tp) >= end:
+                return values
+            elif time.monotonic() > deadline:
+                raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")
