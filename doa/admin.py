@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from doa.broker import BrokerError
+from doa.security import aiokafka_options
 from doa.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=address, **aiokafka_options(address),
+                                request_timeout_ms=10000)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()

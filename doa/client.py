@@ -26,6 +26,7 @@ from typing import Any
 from doa.codec import Codec
 from doa.errors import DoaError
 from doa.events import LINEAGE_HEADER, Event, Lineage, key_bytes, pack_lineage, partition_for
+from doa.security import kafka_python_options
 from doa.topology import Stream, Topology
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
 def _partitions(broker: str, stream: str) -> int:
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(bootstrap_servers=broker)
+    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
     try:
         return len(c.partitions_for_topic(stream) or [0])
     finally:
@@ -73,7 +74,8 @@ class Publisher:
         self.stream = stream
         self.name = name
         self.codec, self.spec = resolve_codec(stream, topology, broker)
-        self._producer = KafkaProducer(bootstrap_servers=broker, linger_ms=linger_ms,
+        self._producer = KafkaProducer(bootstrap_servers=broker, **kafka_python_options(broker),
+                                       linger_ms=linger_ms,
                                        acks="all", client_id=f"doa-{name}")
         self._count = 0
         self._futures: list[Any] = []
@@ -148,7 +150,8 @@ class Subscriber:
         self.errors = 0
         self.warn = warn
         self._consumer = KafkaConsumer(
-            bootstrap_servers=broker, group_id=group, enable_auto_commit=group is not None,
+            bootstrap_servers=broker, **kafka_python_options(broker),
+            group_id=group, enable_auto_commit=group is not None,
             auto_offset_reset="earliest" if from_beginning else "latest",
             session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10,
             consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 from doa.events import LINEAGE_HEADER, Event, Lineage, pack_lineage
+from doa.security import kafka_python_options
 from doa.topology import Topology
 
 
@@ -29,7 +30,7 @@ def replay(address: str, topology: Topology, idle_s: float = 2.0) -> dict[str, i
     from kafka import KafkaProducer
 
     counts: dict[str, int] = {}
-    producer = KafkaProducer(bootstrap_servers=address, acks="all")
+    producer = KafkaProducer(bootstrap_servers=address, **kafka_python_options(address), acks="all")
     try:
         group = f"{topology.name}.dlq-replay"
         for letter in dead_letters(address, topology, group=group, idle_s=idle_s):

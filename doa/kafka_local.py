@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 
 from doa.broker import BrokerError, _die_with_parent, api_versions, metadata
+from doa.kafka_auth import Auth
 from doa.kafka_node import (
     Assembly,
     KafkaError,
@@ -73,13 +74,19 @@ class LocalKafka:
     timeout : seconds to wait until every node serves and all brokers are registered
     config : server.properties entries that replace doa's (e.g. ``{"log.segment.bytes": ...}``)
     log_level : log4j level of the nodes' ``server.log`` (default ``$DOA_KAFKA_LOG`` or WARN)
+    users : SASL users and passwords: clients then authenticate (SCRAM-SHA-256, SCRAM-SHA-512
+        or PLAIN) on :attr:`address`; brokers talk PLAINTEXT on internal ports
+    keystore : a PEM file with the private key and certificate chain of the client listener,
+        which then speaks TLS (SSL, or SASL_SSL with ``users``)
     """
 
     def __init__(self, brokers: int = 1, *, port: int | None = None,
                  version: str | None = None, heap_mb: int | None = None,
                  timeout: float = 120.0,
                  config: Mapping[str, object] | None = None,
-                 log_level: str | None = None) -> None:
+                 log_level: str | None = None,
+                 users: Mapping[str, str] | None = None,
+                 keystore: str | Path | None = None) -> None:
         if brokers < 1:
             raise KafkaError(f"a Kafka cluster needs at least one broker, not {brokers}")
         self.brokers = brokers
@@ -89,6 +96,8 @@ class LocalKafka:
         self.timeout = timeout
         self.config = dict(config or {})
         self.log_level = (log_level or os.environ.get(ENV_LOG) or "WARN").upper()
+        self.auth = Auth(users=dict(users) if users is not None else None,
+                         keystore=Path(keystore) if keystore is not None else None)
         self.cluster_id = new_uuid()
         self.nodes: list[_NodeSpec] = []
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -117,11 +126,13 @@ class LocalKafka:
         _sweep_stale_homes()
         self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
         (self.home / "owner").write_text(f"{os.getpid()}\n")
-        ports = _free_ports(2 * self.brokers, exclude={self.port} if self.port else set())
+        per = 3 if self.auth.secured else 2
+        ports = _free_ports(per * self.brokers, exclude={self.port} if self.port else set())
         if self.port:
             ports[0] = self.port
-        self.nodes = [_NodeSpec(i + 1, ports[2 * i], ports[2 * i + 1],
-                                self.home / f"node-{i + 1}" / "data")
+        self.nodes = [_NodeSpec(i + 1, ports[per * i], ports[per * i + 1],
+                                self.home / f"node-{i + 1}" / "data",
+                                ports[per * i + 2] if self.auth.secured else None)
                       for i in range(self.brokers)]
         try:
             for node in self.nodes:
@@ -143,12 +154,16 @@ class LocalKafka:
     def _prepare(self, node: _NodeSpec, assembly: Assembly) -> None:
         directory = self._node_dir(node)
         assert self.home is not None
-        shutil.copytree(assembly.template, node.data,
-                        ignore=shutil.ignore_patterns("formatted"))
-        (directory / "server.properties").write_text(
-            _properties(node, self.nodes, self.config, self.home))
-        (node.data / "meta.properties").write_text(
-            _meta_properties(self.cluster_id, node.node_id))
+        directory.mkdir(parents=True, exist_ok=True)
+        properties = directory / "server.properties"
+        properties.write_text(_properties(node, self.nodes, self.config, self.home, self.auth))
+        if self.auth.users:  # SCRAM credentials live in the bootstrap metadata: format afresh
+            _format_storage(java_command(), assembly, properties, self.cluster_id, self.auth)
+        else:
+            shutil.copytree(assembly.template, node.data,
+                            ignore=shutil.ignore_patterns("formatted"))
+            (node.data / "meta.properties").write_text(
+                _meta_properties(self.cluster_id, node.node_id))
         _log_config(directory, self.log_level)
 
     def _launch(self, node: _NodeSpec, java: str, assembly: Assembly) -> None:
@@ -175,8 +190,8 @@ class LocalKafka:
                                      f"{self._why(node)}")
             try:
                 for node in self.nodes:
-                    api_versions(self.node_address(node.node_id))
-                brokers, controller = metadata(self.node_address(self.nodes[0].node_id))
+                    api_versions(node.plain_address)
+                brokers, controller = metadata(self.nodes[0].plain_address)
                 if len(brokers) == self.brokers and controller >= 0:
                     return
                 last = KafkaError(f"{len(brokers)} of {self.brokers} brokers registered")
@@ -281,6 +296,24 @@ def _sweep_stale_homes() -> None:
             shutil.rmtree(home, ignore_errors=True)
         except PermissionError:
             continue
+
+
+def _format_storage(java: str, assembly: Assembly, properties: Path, cluster_id: str,
+                    auth: Auth) -> None:
+    """Format one node's log directory with StorageTool, storing the SCRAM credentials of
+    ``auth``'s users (SHA-256 and SHA-512) in its bootstrap metadata."""
+    scram = auth.scram_arguments()
+    done = subprocess.run(
+        [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", assembly.classpath,
+         f"-Dlog4j2.configurationFile={_log_config(properties.parent, 'ERROR')}",
+         "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+         *scram], capture_output=True, timeout=300, check=False)
+    if done.returncode != 0:
+        text = (done.stderr + done.stdout).decode(errors="replace").strip()
+        raise KafkaError(f"formatting Kafka storage with SCRAM users failed (exit "
+                         f"{done.returncode}): {text.splitlines()[-1] if text else ''}")
+
+
 
 
 @contextlib.contextmanager

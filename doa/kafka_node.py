@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doa.broker import BrokerError, free_port
+from doa.kafka_auth import Auth
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +286,19 @@ def _log_config(directory: Path, level: str) -> Path:
 @dataclass(frozen=True)
 class _NodeSpec:
     node_id: int
-    port: int
+    port: int  # the clients' listener (SASL and/or TLS when the cluster is secured)
     controller_port: int
     data: Path
+    internal_port: int | None = None  # PLAINTEXT between brokers, when clients use SASL
+
+    @property
+    def plain_address(self) -> str:
+        """A PLAINTEXT listener of this node (doa's own readiness checks use it)."""
+        return f"127.0.0.1:{self.internal_port or self.port}"
 
 
 def _properties(node: _NodeSpec, nodes: list[_NodeSpec], overrides: Mapping[str, object],
-                home: Path) -> str:
+                home: Path, auth: Auth | None = None) -> str:
     n = len(nodes)
     replicas = min(3, n)
     voters = ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in nodes)
@@ -305,6 +312,8 @@ def _properties(node: _NodeSpec, nodes: list[_NodeSpec], overrides: Mapping[str,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **(auth.listeners(node.port, node.internal_port, node.controller_port)
+           if auth is not None and auth.secured and node.internal_port else {}),
         "log.dirs": node.data,
         "num.partitions": 1,
         "default.replication.factor": replicas,

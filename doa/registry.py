@@ -18,6 +18,7 @@ from doa.admin import SCHEMAS_TOPIC
 from doa.compat import incompatibilities
 from doa.errors import CompatibilityError
 from doa.schema import Schema
+from doa.security import kafka_python_options
 from doa.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Regis
     """Every registered version per stream, oldest first."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False,
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False,
                              consumer_timeout_ms=int(timeout_s * 1000))
     try:
         tp = TopicPartition(SCHEMAS_TOPIC, 0)
@@ -91,7 +93,8 @@ def register(address: str, topology: Topology, level: str = "BACKWARD") -> list[
     registered = read_registry(address)
     new = plan_registration(topology, registered, level)
     if new:
-        producer = KafkaProducer(bootstrap_servers=address, acks="all")
+        producer = KafkaProducer(bootstrap_servers=address, **kafka_python_options(address),
+                                 acks="all")
         try:
             for stream, version, schema in new:
                 value = json.dumps({"stream": stream, "version": version,

@@ -54,7 +54,7 @@ def _import_faust() -> Any:
 
 faust = _import_faust()
 
-__all__ = ["FaustWorker", "MountedNode", "app_settings", "mount"]
+__all__ = ["FaustWorker", "MountedNode", "app_settings", "broker_credentials", "mount"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,27 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
         "producer_max_request_size": 2 * s.chunk_size + 65536,
         "datadir": str(Path(tempfile.gettempdir()) / "doa-faust"),  # Faust mkdirs it on start
     }
+
+
+def broker_credentials(address: str) -> dict[str, Any]:
+    """``faust.App`` keyword arguments for doa's client security (:mod:`doa.security`).
+
+    Checked against ``address`` first (one line if the broker refuses them). A Faust app of
+    your own that mounts doa nodes sets its ``broker_credentials`` itself; doa's other
+    clients (state reader, producers) still take theirs from the environment.
+    """
+    from doa.security import client_security, preflight
+
+    security = client_security()
+    if security.protocol == "PLAINTEXT":
+        return {}
+    preflight(address, security)
+    context = security.ssl_context() if security.tls else None
+    if security.sasl:
+        return {"broker_credentials": faust.SASLCredentials(
+            username=security.username, password=security.password,
+            mechanism=security.mechanism, ssl_context=context)}
+    return {"broker_credentials": faust.SSLCredentials(context)}
 
 
 def mount(app: Any, topology: Topology, nodes: Sequence[str] | None = None,
@@ -203,7 +224,8 @@ class FaustWorker:
         s = self.settings
         brokers = ";".join(f"kafka://{a.strip()}" for a in self.address.split(","))
         app = faust.App(f"{self.topology.name}.{self.node.name}", broker=brokers,
-                        broker_client_id=f"doa-{self.node.name}", **app_settings(s))
+                        broker_client_id=f"doa-{self.node.name}", **app_settings(s),
+                        **broker_credentials(self.address))
         [self.mounted] = mount(app, self.topology, [self.node.name], s)
         self.mounted.stats = self.stats
         await self.mounted.open()  # kernels compile before the app joins its group

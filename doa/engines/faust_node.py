@@ -30,6 +30,7 @@ from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
 from doa.merge import TimestampMerge
 from doa.runtime import NodeRunner, RawRecord
+from doa.security import aiokafka_options
 from doa.state import Snapshot, latest_snapshot, snapshot_records
 from doa.topology import Node, Topology
 
@@ -73,7 +74,8 @@ class MountedNode:
                 None, self.runner.start)
         if self._reader is None:
             self._reader = AIOKafkaConsumer(
-                bootstrap_servers=self.address, enable_auto_commit=False,
+                bootstrap_servers=self.address, **aiokafka_options(self.address),
+                enable_auto_commit=False,
                 auto_offset_reset="earliest", fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
                 client_id=f"doa-{self.node.name}-state")
             await self._reader.start()

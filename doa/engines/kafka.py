@@ -24,6 +24,7 @@ from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
 from doa.merge import TimestampMerge
 from doa.runtime import NodeRunner, RawRecord
+from doa.security import aiokafka_options
 from doa.state import Snapshot, latest_snapshot, snapshot_records
 from doa.topology import Node, Topology
 
@@ -65,16 +66,20 @@ class NodeWorker:
             None, self.runner.start)
         s = self.settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.address, linger_ms=s.linger_ms, acks=s.acks,
+            bootstrap_servers=self.address, **aiokafka_options(self.address),
+            linger_ms=s.linger_ms, acks=s.acks,
             enable_idempotence=False, max_request_size=2 * s.chunk_size + 65536,
             client_id=f"doa-{self.node.name}")
         await self._producer.start()
-        self._reader = AIOKafkaConsumer(bootstrap_servers=self.address, enable_auto_commit=False,
+        self._reader = AIOKafkaConsumer(bootstrap_servers=self.address,
+                                        **aiokafka_options(self.address),
+                                        enable_auto_commit=False,
                                         fetch_max_wait_ms=s.fetch_max_wait_ms,
                                         client_id=f"doa-{self.node.name}-state")
         await self._reader.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.address, group_id=f"{self.topology.name}.{self.node.name}",
+            bootstrap_servers=self.address, **aiokafka_options(self.address),
+            group_id=f"{self.topology.name}.{self.node.name}",
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,

@@ -39,11 +39,10 @@ from doa.topology import Topology
 from tests.integration.conftest import COUNTING, ROOT, doa_process, kill9
 from tests.integration.helpers import Tail, raw_records, read_stream, wait_until
 
-pytest.importorskip("faust", reason="the faust engine needs the [faust] extra")
-
 pytestmark = pytest.mark.broker
 
 SENSORS = str(ROOT / "topologies" / "sensors.py")
+README = (ROOT / "README.md").read_text()
 
 
 def drain(topology: Topology, address: str, expected_in: int, engine: str,
@@ -309,35 +308,7 @@ def _torn(values: dict[int, list[bytes]]) -> int:
 
 # -- a user's Faust app (the README example) and imports --------------------------------------
 
-USER_APP = '''
-import os
-
-import faust
-
-import doa.engines.faust
-from doa.loader import load_topology
-from doa.run import prepare
-
-broker = os.environ.get("DOA_BROKER", "127.0.0.1:9092")
-topology = load_topology("topologies/sensors.py")
-prepare(topology, broker)  # create the topics, register the schemas
-
-app = faust.App("sensors-app", broker=f"kafka://{broker}", **doa.engines.faust.app_settings())
-doa.engines.faust.mount(app, topology)  # flag_spikes: the agent doa.sensors.flag_spikes
-alerts = app.topic("alerts", key_serializer="raw", value_serializer="raw")
-
-
-@app.agent(alerts)
-async def page(stream):  # your own Faust code reads doa's streams as raw bytes
-    codec = topology.codec("alerts")
-    async for value in stream:
-        alert = codec.decode(value)
-        print(f"page: {alert['sensor_id']} z={alert['zscore']:.1f}")
-
-
-if __name__ == "__main__":
-    app.main()
-'''
+USER_APP = (ROOT / "examples" / "faust_app.py").read_text()
 
 
 def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
@@ -346,6 +317,7 @@ def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
     prepare(topology, broker)
     records = [r for _stream, r in module.demo_source(3000, seed=7)]
     publish(topology, broker, "readings", records)
+    assert USER_APP.split('"""', 2)[2].strip() in README, "README shows examples/faust_app.py"
     app_file = tmp_path / "sensors_app.py"
     app_file.write_text(USER_APP)
     proc = subprocess.Popen(
