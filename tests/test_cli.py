@@ -368,7 +368,7 @@ def test_version() -> None:
 
 def test_demo_memory_prints_the_stream_table(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    result = invoke("demo", "--memory", "-n", "1500")
+    result = invoke("demo", "topologies/sensors.py", "--memory", "-n", "1500")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "sensors in memory: published 1500 to readings" in out
@@ -384,7 +384,8 @@ def test_demo_memory_prints_the_stream_table(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_demo_shows_samples_only_of_streams_with_records(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    result = invoke("demo", "--memory", "-n", "5")  # too few for an alert or a dead letter
+    # too few records for an alert or a dead letter
+    result = invoke("demo", "topologies/sensors.py", "--memory", "-n", "5")
     assert result.exit_code == 0, result.output
     assert "published 5 to readings" in result.stdout
     assert "last records of" not in result.stdout
