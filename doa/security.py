@@ -89,14 +89,18 @@ class ClientSecurity:
             text += f", trusting {self.cafile}"
         return text
 
-    def kafka_python(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python's clients (none for PLAINTEXT)."""
-        if self.protocol == "PLAINTEXT":
-            return {}
+    def _sasl(self) -> dict[str, Any]:
         out: dict[str, Any] = {"security_protocol": self.protocol}
         if self.sasl:
             out.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
                        sasl_plain_password=self.password)
+        return out
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's clients (none for PLAINTEXT)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        out = self._sasl()
         if self.tls:
             out.update({k: v for k, v in (("ssl_cafile", self.cafile),
                                           ("ssl_certfile", self.certfile),
@@ -108,10 +112,7 @@ class ClientSecurity:
         """Keyword arguments for aiokafka's clients (none for PLAINTEXT)."""
         if self.protocol == "PLAINTEXT":
             return {}
-        out: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.sasl:
-            out.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                       sasl_plain_password=self.password)
+        out = self._sasl()
         if self.tls:
             out["ssl_context"] = self.ssl_context()
         return out

@@ -28,10 +28,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from doa.admin import state_topic
 from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
+from doa.engines.state_io import load_snapshot
 from doa.merge import TimestampMerge
 from doa.runtime import NodeRunner, RawRecord
 from doa.security import aiokafka_options
-from doa.state import Snapshot, latest_snapshot, snapshot_records
+from doa.state import Snapshot, snapshot_records
 from doa.topology import Node, Topology
 
 log = logging.getLogger(__name__)
@@ -272,28 +273,5 @@ class MountedNode:
     async def load(self, p: int) -> Snapshot | None:
         """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
         assert self._reader is not None
-        tp = TopicPartition(self.state_topic, p)
-        self._reader.assign([tp])
-        end = (await self._reader.end_offsets([tp]))[tp]
-        begin = (await self._reader.beginning_offsets([tp]))[tp]
-        window = 16  # tansu's end offset is a lower bound: read on until a fetch is empty
-        while True:
-            start = max(begin, end - window)
-            snap = latest_snapshot(await self._read_from(tp, start, end))
-            if snap is not None or start == begin:
-                return snap
-            window *= 4
+        return await load_snapshot(self._reader, self.state_topic, p)
 
-    async def _read_from(self, tp: TopicPartition, start: int, end: int) -> list[bytes]:
-        assert self._reader is not None
-        self._reader.seek(tp, start)
-        values: list[bytes] = []
-        deadline = time.monotonic() + 30
-        while True:
-            messages = (await self._reader.getmany(tp, timeout_ms=300)).get(tp, [])
-            if messages:
-                values.extend(m.value for m in messages)
-            elif await self._reader.position(tp) >= end:
-                return values
-            elif time.monotonic() > deadline:
-                raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")

@@ -20,12 +20,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from doa.admin import state_topic
-from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
+from doa.engines.state_io import load_snapshot
 from doa.merge import TimestampMerge
 from doa.runtime import NodeRunner, RawRecord
 from doa.security import aiokafka_options
-from doa.state import Snapshot, latest_snapshot, snapshot_records
+from doa.state import Snapshot, snapshot_records
 from doa.topology import Node, Topology
 
 log = logging.getLogger(__name__)
@@ -232,39 +232,9 @@ class NodeWorker:
         self.stats.snapshots += 1
 
     async def load(self, p: int) -> Snapshot | None:
-        """Read the latest complete snapshot of partition ``p`` from the state topic."""
+        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
         assert self._reader is not None
-        tp = TopicPartition(self.state_topic, p)
-        self._reader.assign([tp])
-        end = (await self._reader.end_offsets([tp]))[tp]
-        begin = (await self._reader.beginning_offsets([tp]))[tp]
-        # tansu answers ListOffsets(latest) with the last batch's base offset + 1, not the
-        # log end: treat `end` as a lower bound and read on until the partition is exhausted.
-        window = 16
-        while True:
-            start = max(begin, end - window)
-            values = await self._read_tail(tp, start, end)
-            snap = latest_snapshot(values)
-            if snap is not None or start == begin:
-                return snap
-            window *= 4
-
-    async def _read_tail(self, tp: TopicPartition, start: int, end: int) -> list[bytes]:
-        """Every value of ``tp`` from ``start``: at least up to ``end``, then until a fetch
-        comes back empty (the first fetch after a seek may come back empty: keep reading)."""
-        assert self._reader is not None
-        self._reader.seek(tp, start)
-        values: list[bytes] = []
-        deadline = time.monotonic() + 30
-        while True:
-            batch = await self._reader.getmany(tp, timeout_ms=300)
-            messages = batch.get(tp, [])
-            if messages:
-                values.extend(m.value for m in messages)
-            elif await self._reader.position(tp) >= end:
-                return values
-            elif time.monotonic() > deadline:
-                raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")
+        return await load_snapshot(self._reader, self.state_topic, p)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
