@@ -49,6 +49,22 @@ def worker_class(engine: str) -> Any:
     return getattr(loaded, name)
 
 
+def session_refused(address: str, node: str, session_timeout_ms: int) -> Exception:
+    """The error for a broker that refuses the consumer session timeout (Kafka's default
+    ``group.min.session.timeout.ms`` is 6 s; doa's default of 3 s suits the embedded broker).
+
+    Examples
+    --------
+    >>> print(session_refused("k:9092", "count", 3000))  # doctest: +ELLIPSIS
+    node 'count': broker k:9092 refuses a consumer session timeout of 3000 ms ...
+    """
+    from doa.errors import DoaError
+
+    return DoaError(f"node {node!r}: broker {address} refuses a consumer session timeout of "
+                    f"{session_timeout_ms} ms (outside its group.min/max.session.timeout.ms); "
+                    f"set DOA_SESSION_TIMEOUT_MS, e.g. DOA_SESSION_TIMEOUT_MS=10000")
+
+
 def make_worker(engine: str, topology: Topology, node: Node, address: str,
                 settings: EngineSettings | None = None) -> Worker:
     worker: Worker = worker_class(engine)(topology, node, address, settings)

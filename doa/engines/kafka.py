@@ -18,9 +18,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import InvalidSessionTimeoutError
 
 from doa.admin import state_topic
-from doa.engines import EngineSettings, NodeStats
+from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.state_io import load_snapshot
 from doa.merge import TimestampMerge
 from doa.runtime import NodeRunner, RawRecord
@@ -86,7 +87,10 @@ class NodeWorker:
             fetch_max_wait_ms=s.fetch_max_wait_ms, client_id=f"doa-{self.node.name}",
             **s.extra_consumer)
         self._consumer.subscribe(list(self.node.reads), listener=_Listener(self))
-        await self._consumer.start()
+        try:
+            await self._consumer.start()  # returns once the first assignment is loaded
+        except InvalidSessionTimeoutError as e:
+            raise session_refused(self.address, self.node.name, s.session_timeout_ms) from e
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until ``stop`` is set, then snapshot, commit and leave the group."""

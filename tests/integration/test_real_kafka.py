@@ -429,3 +429,32 @@ def _live(kafka: LocalKafka, node_id: int) -> list[int]:
         return [b[0] for b in metadata(kafka.node_address(node_id))[0]]
     except (OSError, Exception):
         return []
+
+
+@pytest.mark.usefixtures("kafka_assembly")
+def test_kafkas_default_session_floor_is_one_line_and_the_env_setting_fixes_it() -> None:
+    # Kafka's group.min.session.timeout.ms is 6 s; doa's default session (3 s, for fast
+    # joins on the embedded broker) is refused there: say so, and how to fix it.
+    topology = load_topology(COUNTING)
+    with LocalKafka(config={"group.min.session.timeout.ms": 6000}) as kafka:
+        address = kafka.address
+        env = doa_env()
+        env.pop("DOA_SESSION_TIMEOUT_MS", None)
+        done = subprocess.run([sys.executable, "-m", "doa.cli", "run", COUNTING, "--broker",
+                               address, "--for", "30"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 1
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [f"error: node 'count': broker {address} refuses a consumer session "
+                          f"timeout of 3000 ms (outside its group.min/max.session.timeout.ms); "
+                          f"set DOA_SESSION_TIMEOUT_MS, e.g. DOA_SESSION_TIMEOUT_MS=10000"]
+        with Publisher("events", broker=address, topology=topology) as pub:
+            for i in range(10):
+                pub.send({"key": "s", "n": i, "payload": ""})
+        done = subprocess.run([sys.executable, "-m", "doa.cli", "run", COUNTING, "--broker",
+                               address, "--for", "12"], cwd=ROOT,
+                              env={**env, "DOA_SESSION_TIMEOUT_MS": "10000"},
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert sorted(e["count"] for e in read_stream(address, topology, "counts")) == list(
+            range(1, 11))
