@@ -25,43 +25,29 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from doa.admin import state_topic
 from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
-from doa.engines.state_io import load_snapshot
+from doa.engines.state_io import PartitionedNode
 from doa.merge import TimestampMerge
-from doa.runtime import NodeRunner, RawRecord
+from doa.runtime import RawRecord
 from doa.security import aiokafka_options
-from doa.state import Snapshot, snapshot_records
 from doa.topology import Node, Topology
 
 log = logging.getLogger(__name__)
 
 
-class MountedNode:
+class MountedNode(PartitionedNode):
     """A node's processing inside a Faust app; see the module docstring."""
 
     def __init__(self, app: Any, topology: Topology, node: Node, address: str,
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
+        super().__init__(topology, node, address, settings, stats)
         self.app = app
-        self.topology = topology
-        self.node = node
-        self.address = address
-        self.settings = settings or EngineSettings.from_env()
-        self.stats = stats or NodeStats()
-        self.runner = NodeRunner(topology, node)
-        self.state_topic = state_topic(topology, node.name)
-        self.states: dict[int, Any] = {}
-        self.positions: dict[int, dict[str, int]] = {}
-        self.seq: dict[int, int] = {}
         self.failure: BaseException | None = None  # an error of the agent (doa run raises it)
         self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
         self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
         self._ready: set[int] = set()  # partitions whose snapshot is loaded
         self._merges: dict[int, TimestampMerge] = {}
-        self._since_snapshot: dict[int, int] = defaultdict(int)
-        self._snapshot_at: dict[int, float] = {}
-        self._reader: AIOKafkaConsumer | None = None
         self._warmed = False
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
@@ -107,8 +93,7 @@ class MountedNode:
         for tp in tps:
             self._next[tp] = self.positions[p].setdefault(tp.topic, begin[tp])
             self._seeking.discard(tp)
-        self._since_snapshot[p] = 0
-        self._snapshot_at[p] = time.monotonic()
+        self._snapshot_taken(p)
         self._merges.pop(p, None)
         self._ready.add(p)
         log.info("node %s: partition %s from %s", self.node.name, p,
@@ -250,28 +235,9 @@ class MountedNode:
     # -- snapshots (the same records and topic as the kafka engine: see doa.state) ------------
     async def _maybe_snapshot(self) -> None:
         now = time.monotonic()
-        s = self.settings
         for p in list(self._ready):
-            due_records = self._since_snapshot[p] >= s.snapshot_every_records
-            due_time = (self._since_snapshot[p] > 0
-                        and (now - self._snapshot_at.get(p, 0.0)) * 1000 >= s.snapshot_every_ms)
-            if due_records or due_time:
+            if self._snapshot_due(p, now):
                 await self.snapshot(p)
 
-    async def snapshot(self, p: int) -> None:
-        """Write partition ``p``'s state and input offsets to the state topic, acknowledged."""
-        seq = self.seq.get(p, 0) + 1
-        records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
-                                   self.settings.chunk_size)
-        for key, value in records:  # one at a time: each chunk acknowledged before the next
-            await (await self.app.producer.send(self.state_topic, key, value, p, None, None))
-        self.seq[p] = seq
-        self._since_snapshot[p] = 0
-        self._snapshot_at[p] = time.monotonic()
-        self.stats.snapshots += 1
-
-    async def load(self, p: int) -> Snapshot | None:
-        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
-        assert self._reader is not None
-        return await load_snapshot(self._reader, self.state_topic, p)
-
+    async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
+        await (await self.app.producer.send(self.state_topic, key, value, p, None, None))

@@ -20,38 +20,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import InvalidSessionTimeoutError
 
-from doa.admin import state_topic
 from doa.engines import EngineSettings, NodeStats, session_refused
-from doa.engines.state_io import load_snapshot
+from doa.engines.state_io import PartitionedNode
 from doa.merge import TimestampMerge
-from doa.runtime import NodeRunner, RawRecord
+from doa.runtime import RawRecord
 from doa.security import aiokafka_options
-from doa.state import Snapshot, snapshot_records
 from doa.topology import Node, Topology
 
 log = logging.getLogger(__name__)
 
 
-class NodeWorker:
+class NodeWorker(PartitionedNode):
     """Runs one node against a broker until ``stop`` is set."""
 
     def __init__(self, topology: Topology, node: Node, address: str,
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
-        self.topology = topology
-        self.node = node
-        self.address = address
-        self.settings = settings or EngineSettings.from_env()
-        self.stats = stats or NodeStats()
-        self.runner = NodeRunner(topology, node)
-        self.state_topic = state_topic(topology, node.name)
-        self.states: dict[int, Any] = {}
-        self.positions: dict[int, dict[str, int]] = {}
-        self.seq: dict[int, int] = {}
-        self._since_snapshot: dict[int, int] = defaultdict(int)
-        self._snapshot_at: dict[int, float] = {}
+        super().__init__(topology, node, address, settings, stats)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._reader: AIOKafkaConsumer | None = None
         self._started = time.monotonic()
         self._ready: set[int] = set()  # partitions whose snapshot is loaded and inputs seeked
         self._gap_ok: set[TopicPartition] = set()  # re-seeked once after a stale prefetch
@@ -209,12 +195,8 @@ class NodeWorker:
     # -- snapshots -----------------------------------------------------------------------------
     async def _maybe_snapshot(self) -> None:
         now = time.monotonic()
-        s = self.settings
         for p in list(self.states):
-            due_records = self._since_snapshot[p] >= s.snapshot_every_records
-            due_time = (self._since_snapshot[p] > 0
-                        and (now - self._snapshot_at.get(p, 0.0)) * 1000 >= s.snapshot_every_ms)
-            if due_records or due_time:
+            if self._snapshot_due(p, now):
                 await self.snapshot(p)
 
     async def _snapshot_all(self) -> None:
@@ -222,23 +204,9 @@ class NodeWorker:
             if self._since_snapshot[p] > 0:
                 await self.snapshot(p)
 
-    async def snapshot(self, p: int) -> None:
-        """Write partition ``p``'s state and input offsets to the state topic, acknowledged."""
-        assert self._producer is not None
-        seq = self.seq.get(p, 0) + 1
-        records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
-                                   self.settings.chunk_size)
-        for key, value in records:  # one record per batch keeps the broker's end offset exact
-            await (await self._producer.send(self.state_topic, value, key=key, partition=p))
-        self.seq[p] = seq
-        self._since_snapshot[p] = 0
-        self._snapshot_at[p] = time.monotonic()
-        self.stats.snapshots += 1
-
-    async def load(self, p: int) -> Snapshot | None:
-        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
-        assert self._reader is not None
-        return await load_snapshot(self._reader, self.state_topic, p)
+    async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
+        assert self._producer is not None  # one record per batch: the end offset stays exact
+        await (await self._producer.send(self.state_topic, value, key=key, partition=p))
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
@@ -267,8 +235,7 @@ class NodeWorker:
                             self._consumer.seek(tp, snap.offsets[s])
                         else:
                             await self._consumer.seek_to_beginning(tp)
-            self._since_snapshot[p] = 0
-            self._snapshot_at[p] = time.monotonic()
+            self._snapshot_taken(p)
             self._gap_ok -= {TopicPartition(s, p) for s in self.node.reads}
             for s in self.node.reads:
                 self._fetched.pop(TopicPartition(s, p), None)
