@@ -66,8 +66,14 @@ def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
 def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
             quiet: bool, engine: str) -> None:
     """Run a topology's nodes (an embedded broker is started if none is configured)."""
+    import signal
+
+    from doa.run import run, stop_before_start
+
+    # SIGTERM while the topology's modules import (river, numba: seconds) exits 0 at once,
+    # as a stop during the run does; doa.run.run then installs its own handlers.
+    signal.signal(signal.SIGTERM, stop_before_start)
     from doa.loader import load_topology
-    from doa.run import run
 
     t = load_topology(topology)
     if not broker:

@@ -138,7 +138,7 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
     """Prepare and run ``topology`` (starting an embedded broker if none is configured)."""
     selected = select_nodes(topology, nodes)
     worker_class(engine)  # an unknown engine fails before anything starts
-    previous = signal.signal(signal.SIGTERM, _stop_before_start)
+    previous = signal.signal(signal.SIGTERM, stop_before_start)
     try:
         with broker_for(broker) as address:
             prepare(topology, address)
@@ -149,7 +149,7 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_before_start(signum: int, frame: object) -> None:
+def stop_before_start(signum: int, frame: object) -> None:
     # SIGTERM while the broker starts or topics are created: unwind (stopping the embedded
     # broker) and exit 0, as a stop during the run does.
     raise SystemExit(0)

@@ -86,6 +86,15 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
         outcomes.poll(200)
         if len({m.value for m in outcomes.records}) >= len(rows):
             break
+    # Every outcome may have come from a killed worker: wait until a snapshot covers every
+    # label too (written by it or by the final worker), then stop the final one.
+    states = Log(broker, state_topic(t, "model"))
+    while time.monotonic() < deadline:
+        states.poll(200)
+        snap = latest_snapshot([m.value for m in states.records if m.partition == 0])
+        if snap is not None and snap.state["labels"] == len(rows):
+            break
+    states.close()
     import os
     import signal
 
