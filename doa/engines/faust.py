@@ -145,7 +145,7 @@ def _agent(m: MountedNode) -> Any:
     s = m.settings
 
     async def agent(stream: Any) -> None:
-        ticker = asyncio.create_task(_tick(m))
+        ticker = asyncio.create_task(_tick(m)) if len(m.node.reads) > 1 else None
         try:
             async for events in stream.take_events(s.max_records, s.fetch_max_wait_ms / 1000):
                 await m.process([_raw(e.message) for e in events])
@@ -153,19 +153,16 @@ def _agent(m: MountedNode) -> Any:
             m.failure = exc
             raise
         finally:
-            ticker.cancel()
+            if ticker is not None:
+                ticker.cancel()
 
     agent.__name__ = agent.__qualname__ = f"doa_{m.topology.name}_{m.node.name}"
     return agent
 
 
 async def _tick(m: MountedNode) -> None:
-    # Without new input, a merge still releases buffered records after max_idle_ms and a
-    # snapshot is still written snapshot_every_ms after the last one, as on the kafka engine.
-    s = m.settings
-    period = max(0.05, min(s.max_idle_ms, s.snapshot_every_ms) / 1000)
-    while True:
-        await asyncio.sleep(period)
+    while True:  # a merge releases buffered records after max_idle_ms even without new input
+        await asyncio.sleep(m.settings.max_idle_ms / 1000)
         await m.tick()
 
 

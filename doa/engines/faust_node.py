@@ -139,12 +139,10 @@ class MountedNode(PartitionedNode):
             await self._run(by_partition)
 
     async def tick(self) -> None:
-        """Release what waits in the timestamp merge (nodes with several inputs) and write
-        the snapshots that are due by time."""
+        """Release what waits in the timestamp merge (nodes with several inputs)."""
         async with self._lock:
             if any(self._merges.values()):
                 await self._run(self._merge({}))
-            await self._maybe_snapshot()
 
     async def _admit(self, r: RawRecord) -> bool:
         tp = TopicPartition(r.stream, r.partition)

@@ -161,21 +161,3 @@ class Tail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def counted_in_snapshots(records: list[Any]) -> int:
-    """How many inputs the latest complete snapshots of the counting topology's ``count``
-    node have counted, over all partitions (``records``: messages of its state topic)."""
-    from collections import defaultdict
-
-    from doa.state import latest_snapshot
-
-    by_partition: dict[int, list[bytes]] = defaultdict(list)
-    for m in records:
-        by_partition[m.partition].append(m.value)
-    total = 0
-    for values in by_partition.values():
-        snap = latest_snapshot(values)
-        if snap is not None:
-            total += sum(c for c, _ in snap.state["keys"].values())
-    return total

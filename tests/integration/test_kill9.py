@@ -23,7 +23,6 @@ from doa.run import prepare
 from doa.state import _head, latest_snapshot
 from doa.testing import Harness
 from tests.integration.conftest import COUNTING, doa_process, kill9
-from tests.integration.helpers import counted_in_snapshots
 
 pytestmark = pytest.mark.broker
 
@@ -118,10 +117,7 @@ def test_kill_9_loses_nothing_and_counts_everything_once(broker: str) -> None:
             ids = {lineage_of(m.headers).id for m in outputs.records}
             if len(ids) >= N:
                 break
-        # Every output may have come from a killed worker: stop the final one only once
-        # snapshots (its own, or the killed ones') cover every input.
-        while time.monotonic() < deadline and counted_in_snapshots(snapshots.records) < N:
-            snapshots.poll(200)
+        time.sleep(1.0)
     finally:
         import os
         import signal
