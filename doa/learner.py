@@ -64,6 +64,7 @@ class LearnerSpec:
     on_drift: str = "ignore"
     keep_versions: int = 10
     compiled: bool | None = None
+    label_wait_ms: int = 60_000
 
 
 def learner_node(name: str, *, features: Stream | str, labels: Stream | str,
@@ -76,7 +77,7 @@ def learner_node(name: str, *, features: Stream | str, labels: Stream | str,
                  version_every: int | None = None, models: Stream | str | None = None,
                  control: Stream | str | None = None, drift: Stream | str | None = None,
                  on_drift: str = "ignore", keep_versions: int = 10,
-                 compiled: bool | None = None) -> Node:
+                 compiled: bool | None = None, label_wait_ms: int = 60_000) -> Node:
     """A learner node wrapping a River ``model`` (classifier, regressor or anomaly detector).
 
     Parameters
@@ -89,7 +90,13 @@ def learner_node(name: str, *, features: Stream | str, labels: Stream | str,
     label : the label record's field holding the truth
     feature_fields : the feature record's fields given to the model (default: all numeric
         and boolean fields but ``join`` and ``key``)
-    max_pending : predictions waiting for labels; beyond it the oldest is evicted (reported)
+    max_pending : predictions waiting for labels, and labels waiting for their features;
+        beyond it the oldest is evicted (reported as ``evicted`` or ``overflow``)
+    label_wait_ms : a label whose features have not come yet (delay 0, or a feature node
+        that lags) is held in the state until they come; it is reported as ``unknown`` once
+        the features' event time passes the label's time by this much (default 60 s: features
+        may arrive out of timestamp order by less than that, e.g. from several upstream
+        partitions)
     max_delay_ms : a label later than this after its features is refused (reported)
     metrics_every : publish the running metric every this many labels
     version_every : a new model version every this many labels (None: only on rollback/reset)
@@ -118,7 +125,7 @@ def learner_node(name: str, *, features: Stream | str, labels: Stream | str,
                        tuple(feature_fields) if feature_fields is not None else None, key,
                        max_pending, max_delay_ms, metrics_every, version_every,
                        name_of(models), name_of(control), name_of(drift), on_drift,
-                       keep_versions, compiled)
+                       keep_versions, compiled, label_wait_ms)
     writes = tuple(s for s in (spec.predictions, spec.outcomes, spec.metrics, spec.unmatched,
                                spec.models) if s is not None)
     reads = tuple(s for s in (spec.labels, spec.features, spec.drift, spec.control)
@@ -185,14 +192,7 @@ class _Learner:
     def step(self, state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
         ops = self._ops(state)
-        early = state["early"]
         for event in batch:
-            while early and next(iter(early.values())).timestamp < event.timestamp:
-                # Inputs arrive in timestamp order: no features at or before this label's
-                # time can come any more, so the label matches nothing.
-                join, label = early.popitem(last=False)
-                self._unmatched(label, ops, out, "unknown", join, "no prediction has this "
-                                "join value (never seen, already labelled, or evicted)", event)
             if event.stream == self.spec.labels:
                 self._on_label(state, event, ops, out)
             elif event.stream in (self.spec.drift, self.spec.control):
@@ -201,11 +201,25 @@ class _Learner:
                 ops.model = state["model"] = self._as_model(state["model"])
             else:
                 self._on_features(state, event, ops, out)
-                label = early.pop(str(event[self.spec.join]), None)
-                if label is not None:  # its label came at the same instant (delay 0)
-                    self._on_label(state, label, ops, out, anchor=event)
         ops.flush()
         return state, out
+
+    def _expire_held(self, state: dict[str, Any], event: Any, ops: Ops,
+                     out: list[Any]) -> None:
+        """Report held labels that features at ``event``'s time prove can match nothing.
+
+        Features come in (nearly) timestamp order and a label's time is its features' time
+        plus the delay, so once the features' event time passes a held label's time by
+        ``label_wait_ms``, the label's features will not come any more.
+        """
+        early = state["early"]
+        horizon = event.timestamp - self.spec.label_wait_ms
+        while early and next(iter(early.values())).timestamp < horizon:
+            join, label = early.popitem(last=False)
+            self._unmatched(label, ops, out, "unknown", join, "no prediction has this join "
+                            f"value: features with it did not come within label_wait_ms="
+                            f"{self.spec.label_wait_ms} of event time (never seen, already "
+                            "labelled, or evicted)", [label, event])
 
     def _ops(self, state: dict[str, Any]) -> Ops:
         if self.compiled:
@@ -239,8 +253,11 @@ class _Learner:
                      out: list[Any]) -> None:
         spec = self.spec
         join = str(event[spec.join])
-        if join in state["pending"]:
-            return  # a duplicate delivery of features already predicted on
+        if join in state["pending"]:  # predicted on already, its label not in yet: report
+            self._unmatched(event, ops, out, "duplicate", join, "a second feature record with "
+                            "a join value whose prediction still waits for its label; the "
+                            "first one's prediction stands")
+            return
         x = self._features(event)
         cell = ops.predict(x)
         version = state["version"]
@@ -263,6 +280,10 @@ class _Learner:
             old_join, _ = state["pending"].popitem(last=False)
             self._unmatched(event, ops, out, "evicted", old_join,
                             f"buffer of {spec.max_pending} pending predictions is full")
+        label = state["early"].pop(join, None)
+        if label is not None:  # its label came first (delay 0, or these features lagged)
+            self._on_label(state, label, ops, out, anchor=[label, event])
+        self._expire_held(state, event, ops, out)
 
     def _label_of(self, y_pred: Any) -> Any:
         if self.use_proba:
@@ -277,9 +298,18 @@ class _Learner:
         join = str(event[spec.join])
         pending = state["pending"].get(join)
         if pending is None:
-            # Features with the same timestamp may still follow (ties go label-first): wait
-            # until an event with a later timestamp proves there are none.
-            state["early"][join] = event
+            # Its features have not come yet: a tie (delay 0: ties go label-first) or an
+            # upstream node that lags. Hold the label until they come (or its wait ends).
+            held = state["early"]
+            if join in held:
+                self._unmatched(held.pop(join), ops, out, "duplicate", join, "a second label "
+                                "for a join value whose features have not come; the "
+                                "newer label is held", event)
+            held[join] = event
+            if len(held) > spec.max_pending:
+                old_join, old = held.popitem(last=False)
+                self._unmatched(old, ops, out, "overflow", old_join, f"{spec.max_pending} "
+                                "labels wait for their features already", event)
             return
         x, cell, version, predicted_at = pending
         delay = event.timestamp - predicted_at

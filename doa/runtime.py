@@ -190,7 +190,6 @@ class NodeRunner:
     def _encode_all(self, outputs: Sequence[Any], batch: list[Event]) -> list[OutRecord]:
         encoded: list[OutRecord] = []
         counts: dict[bytes, int] = {}
-        now = self.clock()
         in_batch = {id(e) for e in batch}
         partitions = self._partitions
         for item in outputs:
@@ -223,8 +222,11 @@ class NodeRunner:
                         partitions.clear()
             lineage = Lineage(out_id, self.node.name, codec.schema.fingerprint,
                               tuple(p.id for p in parents))
+            # Event time: the latest parent's timestamp, never the wall clock (DESIGN 8).
+            timestamp = anchor.timestamp if len(parents) == 1 else \
+                max(p.timestamp for p in parents)
             encoded.append(OutRecord(
-                stream, partition, key, value, max(now, anchor.timestamp),
+                stream, partition, key, value, timestamp,
                 ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
             ))
         return encoded

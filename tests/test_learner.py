@@ -123,7 +123,7 @@ def test_no_leakage_the_model_learns_on_the_logged_features() -> None:
 def test_unknown_late_and_evicted_labels_are_reported_not_dropped() -> None:
     rows = phishing()[:50]
     t = topology(linear_model.LogisticRegression(), metrics.Accuracy(), "testing.Phish",
-                 "testing.PhishLabel", max_pending=10, max_delay_ms=30)
+                 "testing.PhishLabel", max_pending=10, max_delay_ms=30, label_wait_ms=500)
     h = Harness(t)
     h.publish("features", [{"id": i, **x} for i, (x, _) in enumerate(rows)],
               timestamps=range(len(rows)))
@@ -131,10 +131,13 @@ def test_unknown_late_and_evicted_labels_are_reported_not_dropped() -> None:
     labels.append({"id": 999, "label": True})
     h.publish("labels", labels, timestamps=[100 + i for i in range(len(labels))])
     h.run()
-    # The last label may still meet features with its own timestamp: it is held, not lost,
-    # until a later event proves none can come.
-    assert list(h.state("model")[0]["early"]) == ["999"]
-    h.publish("features", [{"id": 1000, **rows[0][0]}], timestamps=[1000])
+    # Labels whose features never came (ids 0..35 were evicted, 999 never existed) are held,
+    # not lost, until the features' event time passes theirs by label_wait_ms.
+    assert list(h.state("model")[0]["early"]) == [str(i) for i in range(0, 40, 5)] + ["999"]
+    h.publish("features", [{"id": 1000, **rows[0][0]}], timestamps=[599])
+    h.run()
+    assert len(h.state("model")[0]["early"]) == 9, "features 499 ms later: still held"
+    h.publish("features", [{"id": 1001, **rows[0][0]}], timestamps=[1000])
     h.run()
     assert h.state("model")[0]["early"] == {}
     reasons: dict[str, list[str]] = {}
@@ -145,6 +148,53 @@ def test_unknown_late_and_evicted_labels_are_reported_not_dropped() -> None:
     assert reasons["late"] == ["40", "45"]
     assert sorted(reasons["unknown"], key=int) == [str(i) for i in range(0, 40, 5)] + ["999"]
     assert h.records("outcomes") == []
+
+
+def test_labels_wait_for_features_that_lag_a_whole_batch() -> None:
+    """Every label is learned when its features come late (a lagging feature node)."""
+    rows = phishing()[:400]
+    delay = 5
+    t = topology(preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+                 metrics.Accuracy(), "testing.Phish", "testing.PhishLabel")
+    h = Harness(t, batch_size=64)
+    # The labels are all in before any features: the learner runs on them first, as a node
+    # whose feature stream is computed by a lagging upstream node would.
+    h.publish("labels", [{"id": i, "label": y} for i, (_, y) in enumerate(rows)],
+              timestamps=(i + delay for i in range(len(rows))))
+    h.run()
+    assert len(h.state("model")[0]["early"]) == len(rows)
+    h.publish("features", [{"id": i, **x} for i, (x, _) in enumerate(rows)],
+              timestamps=range(len(rows)))
+    h.run()
+    state = h.state("model")[0]
+    assert state["early"] == {} and state["pending"] == {}
+    assert h.records("unmatched") == []
+    assert state["labels"] == len(rows)
+    assert len(h.records("outcomes")) == len(rows)
+    # Each label is learned right after its own prediction: no leakage, every label counted,
+    # as River's progressive_val_score with delay 0 does.
+    reference = evaluate.progressive_val_score(
+        rows, preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        metrics.Accuracy(), moment=None, delay=None)
+    assert state["metric"].get() == pytest.approx(reference.get(), abs=1e-12, rel=0)
+    # An outcome's parents are its label and its features; its time is the later of the two.
+    outcome = h.records("outcomes")[0]
+    assert len(outcome.lineage.parents) == 2
+    assert outcome.timestamp == delay
+
+
+def test_duplicate_features_and_labels_are_reported() -> None:
+    rows = phishing()[:3]
+    t = topology(linear_model.LogisticRegression(), metrics.Accuracy(), "testing.Phish",
+                 "testing.PhishLabel")
+    h = Harness(t)
+    h.publish("features", [{"id": 0, **rows[0][0]}, {"id": 0, **rows[1][0]}], timestamps=[0, 1])
+    h.publish("labels", [{"id": 7, "label": True}, {"id": 7, "label": False}],
+              timestamps=[2, 3])
+    h.run()
+    unmatched = [(u["reason"], u["join"]) for u in h.records("unmatched")]
+    assert unmatched == [("duplicate", "0"), ("duplicate", "7")]
+    assert len(h.records("predictions")) == 1
 
 
 @pytest.mark.parametrize("delay", [0, 7])
