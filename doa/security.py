@@ -145,6 +145,22 @@ def read_config_file(path: str | Path) -> dict[str, str]:
     return out
 
 
+def setting(variable: str, prop: str, env: Mapping[str, str] | None = None) -> str | None:
+    """One setting: environment variable ``variable``, else property ``prop`` of the
+    ``DOA_KAFKA_CONFIG`` file, else None (used for ``DOA_SIGNING_KEY``/``doa.signing.key``).
+
+    >>> setting("DOA_SIGNING_KEY", "doa.signing.key", {"DOA_SIGNING_KEY": "k"})
+    'k'
+    >>> setting("DOA_SIGNING_KEY", "doa.signing.key", {}) is None
+    True
+    """
+    env = os.environ if env is None else env
+    if env.get(variable):
+        return env[variable]
+    from_file = read_config_file(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else {}
+    return from_file.get(prop) or None
+
+
 def client_security(env: Mapping[str, str] | None = None) -> ClientSecurity:
     """The security settings of doa's clients, from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
