@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from doa import __version__
+from doa.compat import LEVELS
 from doa.errors import DoaError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,34 +37,22 @@ def cli(debug: bool) -> None:
 @click.argument("topology", required=False)
 @click.option("--against", "against", nargs=2, type=click.Path(), metavar="OLD.avsc NEW.avsc",
               help="Check that NEW is compatible with OLD instead of checking a topology.")
-@click.option("--level", type=click.Choice(["BACKWARD", "FORWARD", "FULL"],
-              case_sensitive=False), default="BACKWARD", show_default=True)
+@click.option("--level", type=click.Choice(LEVELS, case_sensitive=False), default=None,
+              help="Compatibility level. With --against: BACKWARD unless given (between two "
+                   "files a _TRANSITIVE level is its plain level). With --broker: overrides "
+                   "each stream's own level (default BACKWARD_TRANSITIVE).")
 @click.option("--broker", default=None, metavar="HOST:PORT",
               help="Also check the schemas against the versions registered on this broker.")
-def check(topology: str | None, against: tuple[str, str] | None, level: str,
+def check(topology: str | None, against: tuple[str, str] | None, level: str | None,
           broker: str | None) -> None:
     """Validate a topology offline, or a schema change with --against OLD NEW."""
     if against:
-        from doa.compat import incompatibilities
-        from doa.errors import SchemaError
-        from doa.schema import Schema
-
-        new = Schema.from_file(against[1], _neighbours(against[1], against))
-        try:
-            old = Schema.from_file(against[0], _neighbours(against[0], against))
-        except SchemaError:  # OLD saved on its own (git show ...): resolve with NEW's types
-            old = Schema.from_file(against[0], _neighbours(against[1], against))
-        found = incompatibilities(old.json, new.json, level)
-        if found:
-            for problem in found:
-                err.print(f"[red]incompatible[/red] ({level.upper()}): {escape(problem)}")
-            sys.exit(1)
-        out.print(f"[green]ok[/green]: {against[1]} is {level.upper()}-compatible with "
-                  f"{against[0]}")
+        _check_against(against, (level or "BACKWARD").upper())
         return
     if topology is None:
         raise click.UsageError("give a TOPOLOGY, or --against OLD.avsc NEW.avsc")
     from doa.loader import load_topology
+    from doa.validate import warnings
 
     t = load_topology(topology)
     found = t.validate()
@@ -71,18 +60,38 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str,
         from doa.registry import plan_registration, read_registry
 
         try:
-            pending = plan_registration(t, read_registry(broker), level.upper())
+            pending = plan_registration(t, read_registry(broker), level and level.upper())
         except DoaError as exc:
             found = [str(exc)]
         else:
             for stream, version, _schema in pending:
                 out.print(f"stream {stream!r}: would register schema version {version}")
+    for warning in warnings(t):
+        err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
     if found:
         for problem in found:
             err.print(f"[red]problem[/red]: {escape(problem)}")
         sys.exit(1)
     out.print(f"[green]ok[/green]: topology {t.name!r}: {len(t.streams)} streams, "
               f"{len(t.nodes)} node{'s' if len(t.nodes) != 1 else ''}")
+
+
+def _check_against(against: tuple[str, str], level: str) -> None:
+    from doa.compat import incompatibilities
+    from doa.errors import SchemaError
+    from doa.schema import Schema
+
+    new = Schema.from_file(against[1], _neighbours(against[1], against))
+    try:
+        old = Schema.from_file(against[0], _neighbours(against[0], against))
+    except SchemaError:  # OLD saved on its own (git show ...): resolve with NEW's types
+        old = Schema.from_file(against[0], _neighbours(against[1], against))
+    found = incompatibilities(old.json, new.json, level)
+    if found:
+        for problem in found:
+            err.print(f"[red]incompatible[/red] ({level}): {escape(problem)}")
+        sys.exit(1)
+    out.print(f"[green]ok[/green]: {against[1]} is {level}-compatible with {against[0]}")
 
 
 @cli.command()

@@ -1,8 +1,10 @@
 """Schema evolution checks, as Confluent Schema Registry levels them, on ``avro.compatibility``.
 
-BACKWARD (the default): consumers using the new schema can read data written with the old one.
-FORWARD: consumers still on the old schema can read data written with the new one.
-FULL: both.
+BACKWARD: consumers using the new schema can read data written with the latest registered one.
+FORWARD: consumers still on the latest registered schema can read data written with the new one.
+FULL: both. Each ``_TRANSITIVE`` level asks the same of every registered version, not only the
+latest; BACKWARD_TRANSITIVE is doa's default, since payloads of every version stay in the log.
+NONE checks nothing.
 
 Examples
 --------
@@ -13,11 +15,24 @@ Examples
 ["field 'R.b' (string) has no default: data written with the old schema has no value for it"]
 >>> incompatibilities(old, new, "FORWARD")
 []
+
+Against a history of registered versions, each problem names the version it breaks:
+
+>>> v1 = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
+>>> v2 = {"type": "record", "name": "R", "fields": []}
+>>> v3 = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "string",
+...                                                 "default": ""}]}
+>>> against_history([(1, v1), (2, v2)], v3, "BACKWARD")
+[]
+>>> (problem,) = against_history([(1, v1), (2, v2)], v3)  # BACKWARD_TRANSITIVE, the default
+>>> problem.partition(" (")[0]
+"version 1: field 'R.n': reader type: string not compatible with writer type: long"
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 import avro.schema
@@ -32,14 +47,29 @@ from avro.schema import ArraySchema, MapSchema, NamedSchema, RecordSchema, Schem
 from doa.errors import CompatibilityError, SchemaError
 from doa.explain import describe
 
-LEVELS = ("BACKWARD", "FORWARD", "FULL")
+LEVELS = ("BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+          "FULL_TRANSITIVE", "NONE")
+DEFAULT_LEVEL = "BACKWARD_TRANSITIVE"
+
+
+def normalize_level(level: str) -> str:
+    """``level`` in upper case, or :class:`ValueError` if it is not one of :data:`LEVELS`.
+
+    >>> normalize_level("full_transitive")
+    'FULL_TRANSITIVE'
+    """
+    upper = level.upper() if isinstance(level, str) else level
+    if upper not in LEVELS:
+        raise ValueError(f"unknown compatibility level {level!r}; use one of {', '.join(LEVELS)}")
+    return str(upper)
 
 
 def incompatibilities(old: Any, new: Any, level: str = "BACKWARD") -> list[str]:
-    """Why ``new`` is not ``level``-compatible with ``old`` (JSON schemas); empty if it is."""
-    level = level.upper()
-    if level not in LEVELS:
-        raise ValueError(f"unknown compatibility level {level!r}; use one of {LEVELS}")
+    """Why ``new`` is not ``level``-compatible with ``old`` (JSON schemas); empty if it is.
+
+    Between two schemas a ``_TRANSITIVE`` level is its plain level: there is one old version.
+    """
+    level = normalize_level(level).removesuffix("_TRANSITIVE")
     out: list[str] = []
     if level in ("BACKWARD", "FULL"):
         out += _check(reader=new, writer=old, direction="old")
@@ -48,11 +78,27 @@ def incompatibilities(old: Any, new: Any, level: str = "BACKWARD") -> list[str]:
     return out
 
 
+def against_history(versions: Sequence[tuple[int, Any]], new: Any,
+                    level: str = DEFAULT_LEVEL) -> list[str]:
+    """Why ``new`` may not follow the registered ``versions`` (``(version, schema)``, oldest
+    first) at ``level``; each problem starts with the version it breaks. Empty if it may.
+
+    A plain level compares with the latest version only, a ``_TRANSITIVE`` one with every
+    version, as Confluent Schema Registry does; NONE compares with none.
+    """
+    level = normalize_level(level)
+    if level == "NONE" or not versions:
+        return []
+    compared = versions if level.endswith("_TRANSITIVE") else versions[-1:]
+    return [f"version {number}: {problem}" for number, old in compared
+            for problem in incompatibilities(old, new, level)]
+
+
 def check_compatible(stream: str, old: Any, new: Any, level: str = "BACKWARD") -> None:
     """Raise :class:`CompatibilityError` naming every breaking field, or return None."""
     found = incompatibilities(old, new, level)
     if found:
-        raise CompatibilityError(stream, level.upper(), found)
+        raise CompatibilityError(stream, normalize_level(level), found)
 
 
 def _parse(schema: Any) -> avro.schema.Schema:

@@ -53,7 +53,8 @@ def _load_file(target: str, path: Path) -> ModuleType:
     if not path.is_file():
         raise DoaError(f"topology file {target!r} not found")
     module_name = f"_doa_topology_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    # An absolute file name in the code objects: errors name the user's file wherever it ran.
+    loader_spec = importlib.util.spec_from_file_location(module_name, path.resolve())
     if loader_spec is None or loader_spec.loader is None:
         raise DoaError(f"cannot import {target!r} as a Python file")
     module = importlib.util.module_from_spec(loader_spec)

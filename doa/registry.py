@@ -3,8 +3,9 @@
 As Confluent's ``_schemas`` topic does, every version is a record (key: the stream and the
 version, so that compaction of the topic keeps every version; value: JSON with the version,
 fingerprint and schema). ``doa run`` registers a topology's schemas and
-refuses a change that is not BACKWARD-compatible with the latest registered version; readers
-decode payloads written with any registered version.
+refuses a change that breaks the stream's compatibility level (``BACKWARD_TRANSITIVE`` unless
+the stream declares another: the new schema reads payloads of every registered version), naming
+the version and the field; readers decode payloads written with any registered version.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doa.admin import SCHEMAS_TOPIC
-from doa.compat import incompatibilities
+from doa.compat import against_history, normalize_level
 from doa.errors import CompatibilityError
 from doa.schema import Schema
 from doa.security import kafka_python_options
@@ -65,8 +66,37 @@ def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Regis
 
 
 def plan_registration(topology: Topology, registered: dict[str, list[Registered]],
-                      level: str = "BACKWARD") -> list[tuple[str, int, Schema]]:
-    """The new versions to register; raise :class:`CompatibilityError` for a breaking change."""
+                      level: str | None = None) -> list[tuple[str, int, Schema]]:
+    """The new versions to register; raise :class:`CompatibilityError` for a breaking change.
+
+    Each stream is checked at its own ``compatibility`` level, or at ``level`` if given.
+
+    Examples
+    --------
+    >>> import json
+    >>> from pathlib import Path
+    >>> from tempfile import TemporaryDirectory
+    >>> tmp = TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def version(fields):
+    ...     (d / "t.avsc").write_text(json.dumps({"type": "record", "name": "T",
+    ...                                           "fields": fields}))
+    ...     t = Topology("x", schemas=d)
+    ...     t.stream("s", schema="T")
+    ...     return t, t.codec("s").schema
+    >>> _, v1 = version([{"name": "n", "type": "long"}])
+    >>> _, v2 = version([])
+    >>> v3, _ = version([{"name": "n", "type": "string", "default": ""}])
+    >>> history = {"s": [Registered("s", 1, v1), Registered("s", 2, v2)]}
+    >>> try:
+    ...     plan_registration(v3, history)
+    ... except CompatibilityError as exc:
+    ...     print(exc.level, exc.problems[0].partition(" (")[0].split(": ")[:2])
+    BACKWARD_TRANSITIVE ['version 1', "field 'T.n'"]
+    >>> [(s, v) for s, v, _ in plan_registration(v3, history, "BACKWARD")]
+    [('x.dlq', 1), ('s', 3)]
+    >>> tmp.cleanup()
+    """
     new: list[tuple[str, int, Schema]] = []
     for s in topology.streams.values():
         schema = topology.codec(s.name).schema
@@ -75,16 +105,19 @@ def plan_registration(topology: Topology, registered: dict[str, list[Registered]
             continue
         if any(v.schema.fingerprint == schema.fingerprint for v in versions):
             continue  # going back to a registered version is allowed if it was registered
-        if versions:
-            found = incompatibilities(versions[-1].schema.json, schema.json, level)
-            if found:
-                raise CompatibilityError(s.name, level, found)
+        stream_level = normalize_level(level or s.compatibility)
+        found = against_history([(v.version, v.schema.json) for v in versions], schema.json,
+                                stream_level)
+        if found:
+            raise CompatibilityError(s.name, stream_level, found)
         new.append((s.name, (versions[-1].version + 1) if versions else 1, schema))
     return new
 
 
-def register(address: str, topology: Topology, level: str = "BACKWARD") -> list[str]:
+def register(address: str, topology: Topology, level: str | None = None) -> list[str]:
     """Check and register ``topology``'s schemas; give its codecs the registered history.
+
+    ``level`` overrides every stream's own compatibility level.
 
     Returns the streams that got a new version.
     """

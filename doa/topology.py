@@ -49,6 +49,10 @@ class Stream:
     partitions : number of partitions (the unit of parallelism and of node state)
     config : topic configs, e.g. ``{"retention.ms": "86400000"}``
     shared : True if several nodes may write this stream
+    compatibility : which schema changes registration accepts (Confluent's levels):
+        ``BACKWARD_TRANSITIVE`` (default: the new schema reads every registered version),
+        ``BACKWARD`` (the latest only), ``FORWARD``, ``FORWARD_TRANSITIVE``, ``FULL``,
+        ``FULL_TRANSITIVE`` or ``NONE``
     """
 
     name: str
@@ -57,6 +61,7 @@ class Stream:
     partitions: int = 1
     config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     shared: bool = False
+    compatibility: str = "BACKWARD_TRANSITIVE"  # doa.compat.DEFAULT_LEVEL
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,37 @@ class Node:
 
     @property
     def where(self) -> str:
-        """``module:line`` of the step function, for error messages."""
+        """``path/to/file.py:LINE`` of the step function, for error messages."""
         return describe_callable(self.step)
 
 
 def describe_callable(fn: Callable[..., Any]) -> str:
+    """Where ``fn`` is defined: ``file.py:LINE`` for user code (the path relative to the
+    working directory when it is inside it), ``module.qualname:LINE`` for doa's own steps.
+
+    Examples
+    --------
+    >>> describe_callable(state_factory).startswith("doa.topology.state_factory:")
+    True
+    >>> describe_callable(len)
+    'builtins.len'
+    """
     code = getattr(fn, "__code__", None)
-    module = getattr(fn, "__module__", "?")
-    name = getattr(fn, "__qualname__", repr(fn))
+    module = getattr(fn, "__module__", None) or "?"
+    filename = getattr(code, "co_filename", "<unknown>")
     line = f":{code.co_firstlineno}" if code is not None else ""
+    if code is not None and not module.startswith("doa.") and not filename.startswith("<"):
+        return f"{_shown_path(filename)}{line}"
+    name = getattr(fn, "__qualname__", repr(fn))
     return f"{module}.{name}{line}"
+
+
+def _shown_path(filename: str) -> str:
+    path = Path(filename)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (OSError, ValueError):  # outside the working directory
+        return str(path)
 
 
 class Topology:
@@ -119,9 +145,11 @@ class Topology:
 
     # -- declaration ---------------------------------------------------------------------------
     def stream(self, name: str, *, schema: str, key: str | None = None, partitions: int = 1,
-               config: dict[str, str] | None = None, shared: bool = False) -> Stream:
-        """Declare a stream and return it."""
-        s = Stream(name, schema, key, partitions, dict(config or {}), shared)
+               config: dict[str, str] | None = None, shared: bool = False,
+               compatibility: str = "BACKWARD_TRANSITIVE") -> Stream:
+        """Declare a stream and return it (parameters: see :class:`Stream`)."""
+        level = compatibility.upper() if isinstance(compatibility, str) else compatibility
+        s = Stream(name, schema, key, partitions, dict(config or {}), shared, level)
         if name in self.streams:
             self._problems.append(f"stream {name!r} is declared twice")
         self.streams[name] = s

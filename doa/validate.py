@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from doa.compat import LEVELS
 from doa.errors import DoaError
 from doa.explain import describe
-from doa.validate_nodes import node_problems
+from doa.validate_nodes import node_problems, undeclared_mentions
 
 if TYPE_CHECKING:
     from doa.schema import SchemaSet
@@ -82,6 +83,30 @@ def problems(t: Topology) -> list[str]:
     return out
 
 
+def warnings(t: Topology) -> list[str]:
+    """What looks wrong in ``t`` but may be intended: a custom node's step that mentions a
+    stream of the topology it does not declare.
+
+    Examples
+    --------
+    >>> from doa.topology import Topology
+    >>> t = Topology("demo")
+    >>> letters = t.stream("letters", schema="doa.DeadLetter")
+    >>> @t.node(reads=letters)
+    ... def sneaky(state, batch):
+    ...     return state, [(e, "demo.dlq", dict(e)) for e in batch]
+    >>> (warning,) = warnings(t)
+    >>> warning.partition(" (")[0], warning.partition(") ")[2].partition(",")[0]
+    ("node 'sneaky'", "mentions stream 'demo.dlq'")
+    """
+    out: list[str] = []
+    for n in t.nodes.values():
+        out += [f"node {n.name!r} ({n.where}) mentions stream {s!r}, which it does not declare "
+                "in reads or writes: emitting to it fails at run time"
+                for s in undeclared_mentions(t, n)]
+    return out
+
+
 def _stream_problems(t: Topology, s: Stream, schemas: SchemaSet | None) -> list[str]:
     out: list[str] = []
     if not valid_name(s.name):
@@ -89,6 +114,9 @@ def _stream_problems(t: Topology, s: Stream, schemas: SchemaSet | None) -> list[
                    "(1-249 characters of letters, digits, '.', '_', '-'; not '.' or '..')")
     if type(s.partitions) is not int or s.partitions < 1:
         out.append(f"stream {s.name!r}: partitions must be a positive int, got {s.partitions!r}")
+    if s.compatibility not in LEVELS:
+        out.append(f"stream {s.name!r}: unknown compatibility level {s.compatibility!r} "
+                   f"(use one of {', '.join(LEVELS)})")
     if schemas is None:
         return out
     schema = schemas.get(s.schema)

@@ -5,10 +5,17 @@ feature fields in the features, and each stream it writes must have doa's schema
 kernel node's feature fields must be in its output schema with their types; a detector's
 signal must be a field of what it reads. Mistakes are reported at ``doa check`` instead of as
 dead letters at run time.
+
+A custom node's step is looked at too, statically: a stream of the topology that its source
+names (as a string literal, or as a ``Stream`` it refers to) but that it does not declare in
+``reads``/``writes`` is a warning, since writing to it fails at run time.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +46,52 @@ def node_problems(t: Topology, n: Node) -> list[str]:
     if n.kind == "detector":
         return _detector(t, n)
     return []
+
+
+def undeclared_mentions(t: Topology, n: Node) -> list[str]:
+    """Streams of ``t`` that custom node ``n``'s step mentions without declaring them.
+
+    Examples
+    --------
+    >>> from doa.topology import Topology
+    >>> t = Topology("demo")
+    >>> letters = t.stream("letters", schema="doa.DeadLetter")
+    >>> @t.node(reads=letters)
+    ... def sneaky(state, batch):
+    ...     return state, [(e, "demo.dlq", dict(e)) for e in batch]
+    >>> undeclared_mentions(t, t.nodes["sneaky"])
+    ['demo.dlq']
+    """
+    if n.kind != "node":
+        return []
+    declared = {*n.reads, *n.writes}
+    mentioned = _literals(n.step) | _referenced_streams(n.step)
+    return [s for s in t.streams if s in mentioned and s not in declared]
+
+
+def _literals(fn: Any) -> set[str]:
+    """The string constants in ``fn``'s source, its decorators left out (empty if unknown)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):  # no source (built in, REPL), or a lambda's line
+        return set()
+    for top in tree.body:
+        if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            top.decorator_list = []
+    return {c.value for c in ast.walk(tree) if isinstance(c, ast.Constant)
+            and isinstance(c.value, str)}
+
+
+def _referenced_streams(fn: Any) -> set[str]:
+    """Names of the ``Stream`` objects ``fn`` refers to as globals or closure variables."""
+    from doa.topology import Stream
+
+    try:
+        found = inspect.getclosurevars(fn)
+    except (TypeError, ValueError):
+        return set()
+    values = [*found.globals.values(), *found.nonlocals.values()]
+    return {v.name for v in values if isinstance(v, Stream)}
 
 
 def _missing(t: Topology, n: Node, stream: str, names: list[str], role: str) -> list[str]:
