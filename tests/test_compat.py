@@ -1,7 +1,8 @@
 """Schema evolution checks, as Confluent Schema Registry levels them.
 
 BACKWARD: the new schema reads data written with the old one. FORWARD: the old schema reads
-data written with the new one. FULL: both. References: avro's own
+data written with the new one. FULL: both. The ``_TRANSITIVE`` levels ask it of every
+registered version (v1 -> v2 -> v3 below). References: avro's own
 ``ReaderWriterCompatibilityChecker`` for the verdict, and avro's ``DatumReader`` resolving real
 data for every change called compatible.
 """
@@ -11,16 +12,20 @@ from __future__ import annotations
 import copy
 import io
 import json
+from pathlib import Path
 from typing import Any
 
+import avro.errors
 import avro.io
 import avro.schema
 import fastavro
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from doa.compat import LEVELS, check_compatible, incompatibilities
+from doa.compat import DEFAULT_LEVEL, LEVELS, against_history, check_compatible, incompatibilities
 from doa.errors import CompatibilityError
+from doa.registry import Registered, plan_registration
+from doa.topology import Topology
 
 LOCATION: dict[str, Any] = {"type": "record", "name": "Location", "fields": [
     {"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}]}
@@ -269,3 +274,154 @@ def test_every_problem_names_a_field_of_the_change() -> None:
         found = incompatibilities(OLD, CHANGES[change], level)
         assert found, change
         assert all(f"'{path}'" in problem for problem in found), (change, found)
+
+
+# --- a stream's history: every registered version, not only the latest -------------------------
+
+V1: dict[str, Any] = {"type": "record", "name": "T", "namespace": "h", "fields": [
+    {"name": "id", "type": "string"}, {"name": "n", "type": "long"}]}
+V2: dict[str, Any] = {"type": "record", "name": "T", "namespace": "h", "fields": [
+    {"name": "id", "type": "string"}]}
+V3: dict[str, Any] = {"type": "record", "name": "T", "namespace": "h", "fields": [
+    {"name": "id", "type": "string"}, {"name": "n", "type": "string", "default": ""}]}
+HISTORY = [(1, V1), (2, V2)]
+
+
+def avro_reads(reader: Any, writer: Any) -> bool:
+    """Whether Apache avro's DatumReader(writer, reader) reads a record written with ``writer``
+    into ``reader`` (the definition of ``reader`` being compatible with ``writer``)."""
+    writer_schema = avro.schema.parse(json.dumps(writer))
+    buf = io.BytesIO()
+    avro.io.DatumWriter(writer_schema).write(sample(writer), avro.io.BinaryEncoder(buf))
+    buf.seek(0)
+    reader_io = avro.io.DatumReader(writer_schema, avro.schema.parse(json.dumps(reader)))
+    try:
+        reader_io.read(avro.io.BinaryDecoder(buf))
+    except avro.errors.SchemaResolutionException:
+        return False
+    return buf.read() == b""
+
+
+def test_v3_cannot_read_v1_payloads_though_each_step_is_backward() -> None:
+    # the Apache avro reader: v2 reads v1, v3 reads v2, but v3 refuses v1's long for a string
+    assert avro_reads(reader=V2, writer=V1) and avro_reads(reader=V3, writer=V2)
+    assert not avro_reads(reader=V3, writer=V1)
+    # which is what the pairwise checks say too
+    assert incompatibilities(V1, V2) == [] and incompatibilities(V2, V3) == []
+    assert incompatibilities(V1, V3) != []
+
+
+def test_v1_v2_v3_is_refused_at_v3_naming_version_1_and_field_n() -> None:
+    assert against_history([(1, V1)], V2) == []
+    (problem,) = against_history(HISTORY, V3)  # the default level: BACKWARD_TRANSITIVE
+    assert problem.startswith("version 1: field 'T.n': "), problem
+    assert "string" in problem and "long" in problem
+    assert against_history(HISTORY, V3, "BACKWARD") == [], "BACKWARD looks at version 2 only"
+    assert against_history(HISTORY, V3, "NONE") == []
+
+
+def test_every_incompatible_version_is_named() -> None:
+    v4 = {**V3, "fields": [{"name": "id", "type": "long"}]}  # breaks id for 1, 2 and 3
+    found = against_history([*HISTORY, (3, V3)], v4)
+    assert [p.split(": ")[0] for p in found] == ["version 1", "version 2", "version 3"]
+    assert all("'T.id'" in p for p in found)
+
+
+def test_a_first_version_has_nothing_to_break() -> None:
+    for level in LEVELS:
+        assert against_history([], V3, level) == []
+
+
+LEVEL_PAIRS = {  # (reader, writer) pairs each level demands of V3 after [V1, V2]
+    "NONE": [],
+    "BACKWARD": [(V3, V2)],
+    "BACKWARD_TRANSITIVE": [(V3, V1), (V3, V2)],
+    "FORWARD": [(V2, V3)],
+    "FORWARD_TRANSITIVE": [(V1, V3), (V2, V3)],
+    "FULL": [(V3, V2), (V2, V3)],
+    "FULL_TRANSITIVE": [(V3, V1), (V3, V2), (V1, V3), (V2, V3)],
+}
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_each_level_accepts_v3_exactly_when_avro_reads_what_it_demands(level: str) -> None:
+    # Confluent's definitions: BACKWARD, the new schema reads data of the latest version;
+    # FORWARD, the latest version reads data of the new one; FULL, both; _TRANSITIVE, the same
+    # with every registered version; NONE, no check. Verdicts from Apache avro's reader.
+    expected = all(avro_reads(reader=r, writer=w) for r, w in LEVEL_PAIRS[level])
+    assert (against_history(HISTORY, V3, level) == []) == expected
+    assert (against_history(HISTORY, V3, level.lower()) == []) == expected
+
+
+def test_levels_cover_both_verdicts() -> None:
+    assert {against_history(HISTORY, V3, level) == [] for level in LEVELS} == {True, False}
+    assert set(LEVEL_PAIRS) == set(LEVELS)
+    assert DEFAULT_LEVEL == "BACKWARD_TRANSITIVE"
+
+
+def test_transitive_levels_of_a_pair_are_the_plain_level() -> None:
+    for level in ("BACKWARD", "FORWARD", "FULL"):
+        assert incompatibilities(V1, V3, f"{level}_TRANSITIVE") == incompatibilities(V1, V3, level)
+    assert incompatibilities(V1, V3, "NONE") == []
+
+
+# --- registration: per-stream levels on a topology ----------------------------------------------
+
+
+def topology_version(root: Path, schema: dict[str, Any], **stream: Any) -> Topology:
+    d = root / f"v{len(list(root.iterdir()))}"
+    d.mkdir()
+    (d / "t.avsc").write_text(json.dumps(schema))
+    t = Topology("h", schemas=d)
+    t.stream("things", schema="h.T", key="id", **stream)
+    return t
+
+
+def registered(root: Path, *schemas: dict[str, Any]) -> dict[str, list[Registered]]:
+    versions = [topology_version(root, s).codec("things").schema for s in schemas]
+    return {"things": [Registered("things", i, v) for i, v in enumerate(versions, 1)]}
+
+
+def test_registration_refuses_v3_naming_version_1_and_field_n(tmp_path: Path) -> None:
+    history = registered(tmp_path, V1, V2)
+    with pytest.raises(CompatibilityError) as caught:
+        plan_registration(topology_version(tmp_path, V3), history)
+    assert caught.value.stream == "things" and caught.value.level == "BACKWARD_TRANSITIVE"
+    (problem,) = caught.value.problems
+    assert problem.startswith("version 1: field 'T.n': ")
+    assert "'things'" in str(caught.value) and "version 1" in str(caught.value)
+
+
+@pytest.mark.parametrize("level", ["NONE", "BACKWARD", "backward", "FULL"])
+def test_a_stream_level_lets_v3_in(tmp_path: Path, level: str) -> None:
+    history = registered(tmp_path, V1, V2)
+    planned = plan_registration(topology_version(tmp_path, V3, compatibility=level), history)
+    assert [(s, v) for s, v, _ in planned if s == "things"] == [("things", 3)]
+
+
+@pytest.mark.parametrize("level", ["BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE",
+                                   "FULL_TRANSITIVE"])
+def test_a_transitive_stream_level_refuses_v3(tmp_path: Path, level: str) -> None:
+    history = registered(tmp_path, V1, V2)
+    with pytest.raises(CompatibilityError, match=r"version 1: field 'T\.n'"):
+        plan_registration(topology_version(tmp_path, V3, compatibility=level), history)
+
+
+def test_an_explicit_level_overrides_the_streams(tmp_path: Path) -> None:
+    history = registered(tmp_path, V1, V2)
+    loose = topology_version(tmp_path, V3, compatibility="NONE")
+    with pytest.raises(CompatibilityError, match="version 1"):
+        plan_registration(loose, history, "BACKWARD_TRANSITIVE")
+    planned = plan_registration(topology_version(tmp_path, V3), history, "BACKWARD")
+    assert ("things", 3) in [(s, v) for s, v, _ in planned]
+
+
+def test_none_still_registers_and_a_known_version_is_not_checked(tmp_path: Path) -> None:
+    history = registered(tmp_path, V1, V2)
+    breaking = {**V1, "fields": [{"name": "id", "type": "long"}]}
+    planned = plan_registration(topology_version(tmp_path, breaking, compatibility="NONE"),
+                                history)
+    assert ("things", 3) in [(s, v) for s, v, _ in planned]
+    # going back to version 1 registers nothing and checks nothing (as Confluent does)
+    back = plan_registration(topology_version(tmp_path, V1), history)
+    assert [s for s, _, _ in back] == ["h.dlq"], "only the dead letters' first version"

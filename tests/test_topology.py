@@ -162,6 +162,19 @@ def test_partitions_below_one(schemas: Path, partitions: int) -> None:
     only(t, "stream 'empty'", f"got {partitions}", "positive")
 
 
+def test_streams_are_backward_transitive_unless_they_say_otherwise(schemas: Path) -> None:
+    t = base(schemas)
+    assert {s.compatibility for s in t.streams.values()} == {"BACKWARD_TRANSITIVE"}
+    assert t.stream("loose", schema="t.item", compatibility="none").compatibility == "NONE"
+    assert t.validate() == []
+
+
+def test_unknown_compatibility_level(schemas: Path) -> None:
+    t = base(schemas)
+    t.stream("odd", schema="t.item", compatibility="SIDEWAYS")
+    only(t, "stream 'odd'", "compatibility level 'SIDEWAYS'", "BACKWARD_TRANSITIVE")
+
+
 def test_copartitioned_inputs_need_equal_counts(schemas: Path) -> None:
     t = base(schemas)
     t.stream("other", schema="t.item", key="k", partitions=3)
