@@ -5,6 +5,13 @@ creation time, label count and metric). Versions only go up: a rollback to versi
 new version loaded from 3, and says so in a ``doa.ModelEvent``. Every prediction carries the
 version that made it.
 
+The kept versions are part of the learner's state, so they are as trusted as its snapshot
+(signed with a signing key, see :mod:`doa.signing`). The ``blob`` of a ``created`` event leaves
+the state on the ``models`` stream: with ``DOA_SIGNING_KEY`` set it is sealed (an HMAC-SHA256
+bound to the model, partition and version in front of the pickle); read it back with
+:func:`load_model`, which checks the tag before it unpickles anything. Without a key it is the
+bare pickle, as before signing existed.
+
 Examples
 --------
 >>> from river import linear_model, metrics
@@ -18,6 +25,8 @@ Examples
 1
 >>> state["version"]
 3
+>>> type(load_model(event, env={})).__name__  # no key set: the blob is a bare pickle
+'LinearRegression'
 """
 
 from __future__ import annotations
@@ -25,7 +34,10 @@ from __future__ import annotations
 import math
 import pickle
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
+
+from doa.signing import SignatureError, seal, signing_key, unseal
 
 POLICIES = ("ignore", "reset", "rollback")
 
@@ -69,15 +81,40 @@ def new_version(state: dict[str, Any], name: str, *, partition: int, timestamp: 
     previous = state["version"]
     state["version"] = max(state["versions"], default=previous) + 1
     blob = _keep(state, state["version"], timestamp, keep)
+    sealed = seal(signing_key(), blob, "model", name, partition, state["version"])
     return _event(state, name, "created", previous, partition, timestamp,
-                  reason or f"{state['labels']} labels learned", blob)
+                  reason or f"{state['labels']} labels learned", sealed)
+
+
+def load_model(event: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Any:
+    """The model of a ``created`` ``doa.ModelEvent``, its signature checked first.
+
+    With a signing key in ``env`` (default: the environment), an unsigned or mis-signed blob
+    raises :class:`doa.signing.SignatureError` naming the stream, partition and offset when
+    ``event`` is a :class:`doa.Event`, and is never unpickled.
+    """
+    blob = event.get("blob")
+    if blob is None:
+        raise ValueError(f"model event {event.get('action')!r} of {event.get('model')!r} "
+                         f"carries no model (only 'created' events do)")
+    try:
+        data = unseal(signing_key(env), blob, "model", event["model"], event["partition"],
+                      event["version"])
+    except SignatureError as e:
+        offset = getattr(event, "offset", None)  # a doa.Event read from the models stream
+        where = "" if offset is None else (f"stream {getattr(event, 'stream', '?')!r} partition "
+                                           f"{getattr(event, 'partition', '?')} offset {offset}: ")
+        raise SignatureError(f"{where}model {event['model']!r} version {event['version']} "
+                             f"(partition {event['partition']}) is {e}; refused, not "
+                             f"unpickled") from None
+    return pickle.loads(data)
 
 
 def rollback(state: dict[str, Any], target: int, name: str, *, partition: int,
              timestamp: int, reason: str, keep: int = 10) -> dict[str, Any]:
     """Load version ``target`` as a new version; raise KeyError if it is not kept."""
     kept = state["versions"][target]
-    state["model"] = pickle.loads(kept["blob"])
+    state["model"] = pickle.loads(kept["blob"])  # from the state: verified with its snapshot
     state["version"] = max(state["versions"]) + 1
     _keep(state, state["version"], timestamp, keep)
     return _event(state, name, "rollback", target, partition, timestamp, reason)

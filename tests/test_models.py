@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
 from river import linear_model, metrics, preprocessing
 
 from doa import Topology
+from doa.models import load_model
+from doa.signing import SEAL, SignatureError
 from doa.testing import Harness
 from tests.test_learner import SCHEMAS, phishing
 
@@ -72,12 +75,43 @@ def test_versions_are_created_every_n_labels_with_the_model_of_that_moment() -> 
     assert [e["version"] for e in created] == list(range(2, 8))
     assert [e["labels"] for e in created] == list(range(100, 700, 100))
     for e in created:
-        model = pickle.loads(e["blob"])
+        model = load_model(e)
         assert weights(model) == pytest.approx(weights(trained_after(rows, e["labels"])),
                                                abs=1e-12)
     versions = [p["model_version"] for p in h.records("predictions")]
     # the 600th label (version 7) comes after the last prediction
     assert versions == sorted(versions) and versions[0] == 1 and versions[-1] == 6
+
+
+def test_with_a_signing_key_model_versions_are_sealed_and_checked_before_unpickling(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.test_signing import Plant
+
+    key = "model-signing-key-0123456789"
+    monkeypatch.setenv("DOA_SIGNING_KEY", key)
+    rows = phishing()[:300]
+    h = Harness(build())
+    feed(h, rows)
+    h.run()
+    created = [e for e in h.records("models") if e["action"] == "created"]
+    assert [e["version"] for e in created] == [2, 3, 4]
+    for e in created:
+        assert e["blob"].startswith(SEAL)
+        assert weights(load_model(e)) == pytest.approx(
+            weights(trained_after(rows, e["labels"])), abs=1e-12)
+    e = created[0]
+    with pytest.raises(SignatureError, match=r"model 'model' version 2 \(partition 0\) is "
+                                             r"mis-signed .*; refused, not unpickled"):
+        load_model(e, env={"DOA_SIGNING_KEY": "some-other-key-0123456789"})
+    with pytest.raises(SignatureError, match=r"version 3 .* is mis-signed"):
+        load_model({**e, "version": 3})  # a signed blob presented as another version
+    marker = tmp_path / "owned"
+    forged = {**e, "blob": pickle.dumps(Plant(marker))}
+    with pytest.raises(SignatureError, match="is unsigned"):
+        load_model(forged)
+    assert not marker.exists()
+    load_model(forged, env={})  # control: without a key the bare pickle loads, and runs
+    assert marker.exists()
 
 
 def test_rollback_command_loads_the_version_and_continues_as_a_new_one() -> None:
@@ -94,8 +128,7 @@ def test_rollback_command_loads_the_version_and_continues_as_a_new_one() -> None
     assert (rolled["from_version"], rolled["version"], rolled["reason"]) == (2, 5, "bad deploy")
     v2 = next(e for e in events if e["version"] == 2)
     state = h.state("model")[0]
-    assert weights(pickle.loads(state["versions"][5]["blob"])) == weights(
-        pickle.loads(v2["blob"]))
+    assert weights(pickle.loads(state["versions"][5]["blob"])) == weights(load_model(v2))
     after = [p for p in h.records("predictions") if p["timestamp"] > 300 + DELAY]
     assert after and all(p["model_version"] >= 5 for p in after)
 
