@@ -96,31 +96,49 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
 @click.option("--file", "-f", "path", type=click.Path(dir_okay=False, allow_dash=True),
               default="-", help="JSON lines to publish (default: stdin).")
 def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
-    """Publish JSON lines into a stream (validated against its schema; errors name the line)."""
+    """Publish JSON lines into a stream. Every line is validated against the stream's schema
+    first: nothing is sent unless all are valid (an error names the line, field and stream)."""
     from doa.client import Publisher
     from doa.loader import load_topology
+    from doa.reach import check_reachable
 
     address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
     t = load_topology(topology) if topology else None
-    stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
-    count = 0
-    with stream_in, Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
-        for number, line in enumerate(stream_in, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise DoaError(f"line {number}: not valid JSON ({exc})") from exc
-            if not isinstance(record, dict):
-                raise DoaError(f"line {number}: expected a JSON object, got "
-                               f"{type(record).__name__}")
-            try:
-                pub.send(record)
-            except DoaError as exc:
-                raise DoaError(f"line {number}: {exc}") from exc
-            count += 1
-    err.print(f"published {count} records to {stream}")
+    with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
+        stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        with stream_in:
+            records = _valid_lines(stream_in, pub.codec.encode)
+        for record in records:
+            pub.send(record)
+        pub.flush()
+    err.print(f"published {pub.acknowledged} records to {stream} (acknowledged)")
+
+
+def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
+    """The JSON objects of ``lines``, each checked by ``encode``; else an error naming the
+    first bad line (blank lines are skipped but counted)."""
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DoaError(f"line {number}: not valid JSON ({exc}); nothing was published"
+                           ) from exc
+        if not isinstance(record, dict):
+            raise DoaError(f"line {number}: expected a JSON object, got "
+                           f"{type(record).__name__}; nothing was published")
+        try:
+            encode(record)
+        except DoaError as exc:
+            raise DoaError(f"line {number}: {exc}; nothing was published") from exc
+        records.append(record)
+    return records
+
+
+IDLE_S = 5.0
 
 
 @click.command("subscribe")
@@ -130,31 +148,54 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
 @click.option("--from-beginning", is_flag=True, help="Start at the beginning of the streams.")
 @click.option("--limit", "-n", type=int, default=None, help="Stop after N records.")
 @click.option("--group", "-g", default=None, help="Consumer group (default: none).")
-@click.option("--idle", type=float, default=None, help="Stop after this many idle seconds.")
-@click.option("--meta", is_flag=True, help="Wrap each record with its stream/offset/key/id.")
+@click.option("--idle", type=float, default=None, metavar="SECONDS",
+              help=f"Stop after this many seconds without a record (default: {IDLE_S:g}).")
+@click.option("--follow", is_flag=True, help="Wait for new records forever (no idle stop).")
+@click.option("--meta", is_flag=True,
+              help="Wrap each record with its stream/offset/key/id and lineage parents.")
 def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | None,
                   from_beginning: bool, limit: int | None, group: str | None,
-                  idle: float | None, meta: bool) -> None:
-    """Print records of streams as JSON lines."""
-    from doa.client import Subscriber
+                  idle: float | None, follow: bool, meta: bool) -> None:
+    """Print records of streams as JSON lines; a record that cannot be decoded is one line on
+    stderr (stream, partition, offset, reason), and their count is printed at the end."""
+    from doa.client import RecordError, Subscriber
     from doa.loader import load_topology
+    from doa.reach import check_reachable
 
+    if follow and idle is not None:
+        raise click.UsageError("--follow waits forever; --idle stops when idle: give one")
+    idle_s = None if follow else (IDLE_S if idle is None else idle)
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
     t = load_topology(topology) if topology else None
     n = 0
-    with Subscriber(streams, broker=need_broker(broker), topology=t, group=group,
-                    from_beginning=from_beginning, idle_timeout_s=idle) as sub:
+    with Subscriber(streams, broker=address, topology=t, group=group,
+                    from_beginning=from_beginning, idle_timeout_s=idle_s,
+                    on_error="yield") as sub:
         for event in sub:
+            if isinstance(event, RecordError):
+                err.print(f"undecodable: {escape(str(event))}")
+                continue
             item: Any = dict(event)
             if meta:
+                lineage = event.lineage
                 item = {"stream": event.stream, "partition": event.partition,
                         "offset": event.offset, "timestamp": event.timestamp,
                         "key": event.key.decode(errors="replace") if event.key else None,
-                        "id": event.id.hex(), "record": item}
+                        "id": event.id.hex(), "node": lineage.node if lineage else None,
+                        "parents": [p.hex() for p in lineage.parents] if lineage else [],
+                        "record": item}
             sys.stdout.buffer.write(orjson.dumps(item, default=_json_default) + b"\n")
             sys.stdout.flush()
             n += 1
             if limit is not None and n >= limit:
                 break
+    if sub.errors:
+        err.print(f"{sub.errors} undecodable record{'s' if sub.errors != 1 else ''} "
+                  f"(not printed on stdout)")
+    if idle_s is not None and (limit is None or n < limit):
+        err.print(f"{n} record{'s' if n != 1 else ''}; none new for {idle_s:g} s, stopped "
+                  "(--follow waits for more)")
 
 
 @click.command("broker")
@@ -218,31 +259,58 @@ def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) 
 @click.command("dlq")
 @click.argument("topology")
 @broker_option
-@click.option("--replay", is_flag=True, help="Re-publish dead letters to their streams.")
+@click.option("--replay", is_flag=True,
+              help="Re-publish the dead letters not replayed before to their streams, once.")
 @click.option("--limit", "-n", type=int, default=50, show_default=True)
 def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None:
     """List a topology's dead letters, or replay them after a fix."""
     from doa import dlq
+    from doa.client import RecordError
     from doa.loader import load_topology
+    from doa.reach import check_reachable
 
-    t = load_topology(topology)
     address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
+    t = load_topology(topology)
     if replay:
-        counts = dlq.replay(address, t)
-        total = sum(counts.values())
-        out.print(f"replayed {total} dead letters"
-                  + (": " + ", ".join(f"{n} to {s}" for s, n in counts.items()) if counts else ""))
+        _replay(address, t)
         return
     table = Table(title=f"dead letters of {t.name} ({t.dead_letters.name})")
     for col in ("where", "node", "error", "message", "bytes"):
         # Narrow output (a pipe is 80 columns) folds the message, never cuts the error type.
         table.add_column(col, no_wrap=col != "message", overflow="fold")
-    shown = 0
+    shown = bad = 0
     for letter in dlq.dead_letters(address, t):
+        if isinstance(letter, RecordError):
+            err.print(f"undecodable letter: {escape(str(letter))}")
+            bad += 1
+            continue
         if shown < limit:
             where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
+            original = letter.get("original")
+            if original:
+                where += (f" (replay {letter['attempt']} of {original['stream']}/"
+                          f"{original['partition']}@{original['offset']})")
             table.add_row(where, letter["node"], letter["error_type"], escape(letter["message"]),
                           str(len(letter["raw"])))
         shown += 1
     out.print(table)
-    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else ""))
+    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else "")
+              + (f"; {bad} that cannot be decoded" if bad else ""))
+
+
+def _replay(address: str, topology: Any) -> None:
+    from doa import dlq
+
+    report = dlq.replay(address, topology)
+    for line in report.skipped:
+        err.print(f"skipped: {escape(line)}")
+    for line in report.failed:
+        err.print(escape(line))
+    per_stream = ", ".join(f"{n} to {s}" for s, n in report.replayed.items())
+    out.print(f"replayed {report.total} dead letters" + (f": {per_stream}" if per_stream else "")
+              + f"; {len(report.failed)} failed, {len(report.skipped)} skipped")
+    if report.failed:
+        raise DoaError(f"{len(report.failed)} dead letter{'s' if len(report.failed) != 1 else ''}"
+                       f" not replayed: they stay in {topology.dead_letters.name} and the next "
+                       "--replay tries them again")

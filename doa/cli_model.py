@@ -38,7 +38,9 @@ def model_cmd() -> None:
 def list_cmd(topology: str, node: str, broker: str | None) -> None:
     """List the model events (versions created, rollbacks, resets) of a learner."""
     from doa.client import Subscriber
+    from doa.reach import check_reachable
 
+    check_reachable(need_broker(broker), timeout_s=4.0)  # before the topology's imports
     t, spec = _learner(topology, node)
     if spec.models is None:
         raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
@@ -64,7 +66,9 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
                  broker: str | None) -> None:
     """Make a learner load VERSION (on every partition) and continue from it."""
     from doa.client import Publisher
+    from doa.reach import check_reachable
 
+    check_reachable(need_broker(broker), timeout_s=4.0)  # before the topology's imports
     t, spec = _learner(topology, node)
     if spec.control is None:
         raise DoaError(f"learner {node!r} declares no control= stream to send commands on")

@@ -12,24 +12,41 @@ Examples
 ...               "location": {"lat": 52.0, "lon": 4.3}})
 >>> for event in Subscriber(["alerts"], broker="127.0.0.1:9092"):   # doctest: +SKIP
 ...     print(event["sensor_id"], event.offset)
+
+A record that cannot be decoded is never dropped silently: by default iterating raises a
+:class:`RecordError` naming its stream, partition, offset and reason; ``on_error="skip"``
+counts it in ``errors``; ``on_error="yield"`` yields the :class:`RecordError` in its place.
+
+>>> str(RecordError("alerts", 2, 17, "bad-marker", "starts with '0067'"))
+"stream 'alerts' partition 2 offset 17: cannot decode (bad-marker): starts with '0067'"
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from doa.codec import Codec
-from doa.errors import DoaError
-from doa.events import LINEAGE_HEADER, Event, Lineage, key_bytes, pack_lineage, partition_for
+from doa.errors import DecodeError, DoaError
+from doa.events import (
+    LINEAGE_HEADER,
+    Event,
+    Lineage,
+    key_bytes,
+    pack_lineage,
+    partition_for,
+    unpack_lineage,
+)
+from doa.reach import check_reachable
 from doa.security import kafka_python_options
 from doa.topology import Stream, Topology
 
-log = logging.getLogger(__name__)
+OnError = Literal["raise", "skip", "yield"]
+_Item = TypeVar("_Item", covariant=True)
 
 
 def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
@@ -64,13 +81,16 @@ class Publisher:
     """Validate, encode and send records to one stream; flushes on close.
 
     ``send`` raises :class:`doa.errors.EncodeError` for a record that does not match, before
-    anything leaves the process.
+    anything leaves the process. The broker is probed first (:func:`doa.reach.check_reachable`),
+    so an unreachable one is a one-line :class:`doa.reach.BrokerUnreachable` within seconds.
+    ``acknowledged`` counts the records the broker has acknowledged (after :meth:`flush`).
     """
 
     def __init__(self, stream: str, *, broker: str, topology: Topology | None = None,
                  name: str = "publisher", linger_ms: int = 5) -> None:
         from kafka import KafkaProducer
 
+        check_reachable(broker)
         self.stream = stream
         self.name = name
         self.codec, self.spec = resolve_codec(stream, topology, broker)
@@ -78,6 +98,7 @@ class Publisher:
                                        linger_ms=linger_ms,
                                        acks="all", client_id=f"doa-{name}")
         self._count = 0
+        self.acknowledged = 0
         self._futures: list[Any] = []
 
     def send(self, record: Mapping[str, Any], timestamp_ms: int | None = None,
@@ -107,28 +128,68 @@ class Publisher:
         self._futures.append(self._producer.send(self.stream, value=value, key=key,
                                                  partition=partition))
 
-    def flush(self) -> None:
-        """Block until every record sent so far is acknowledged (raise if one failed)."""
-        self._producer.flush()
-        futures, self._futures = self._futures, []
-        for f in futures:
-            f.get(timeout=30)
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Block until every record sent so far is acknowledged; raise a :class:`DoaError`
+        naming how many were not (and why) if any failed or ``timeout_s`` passed."""
+        from kafka.errors import KafkaTimeoutError
 
-    def close(self) -> None:
+        futures, self._futures = self._futures, []
+        with contextlib.suppress(KafkaTimeoutError):  # what is not done counts as failed
+            self._producer.flush(timeout=timeout_s)
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        self.acknowledged += len(futures) - len(failed)
+        if failed:
+            first = failed[0]
+            why = (_reason(first.exception) if first.is_done
+                   else f"no acknowledgement in {timeout_s:g} s")
+            raise DoaError(f"stream {self.stream!r}: {len(failed)} of {len(futures)} records "
+                           f"not acknowledged by the broker ({why}); "
+                           f"{self.acknowledged} acknowledged in all")
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Flush (see :meth:`flush`) and close the producer."""
         try:
-            self.flush()
+            self.flush(timeout_s)
         finally:
-            self._producer.close()
+            self._producer.close(timeout=1)
 
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        # Already failing (or Ctrl-C): do not wait for a broker that may be gone; the error
+        # being raised is the one to show.
+        with contextlib.suppress(Exception):
+            self._producer.close(timeout=2)
 
 
-class Subscriber:
+class RecordError(DoaError):
+    """A record that could not be decoded: where it is (stream, partition, offset) and why.
+
+    Raised by a :class:`Subscriber` with ``on_error="raise"``, yielded in the record's place
+    with ``on_error="yield"``. ``value`` holds the record's bytes as they were read.
+    """
+
+    def __init__(self, stream: str, partition: int, offset: int, reason: str, detail: str, *,
+                 key: bytes | None = None, value: bytes | None = None,
+                 timestamp: int = 0) -> None:
+        self.stream = stream
+        self.partition = partition
+        self.offset = offset
+        self.reason = reason
+        self.detail = detail
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+        super().__init__(f"stream {stream!r} partition {partition} offset {offset}: cannot "
+                         f"decode ({reason}): {detail}")
+
+
+class Subscriber(Generic[_Item]):
     """Yield decoded events from streams.
 
     Parameters
@@ -138,17 +199,37 @@ class Subscriber:
         partitions, remember nothing)
     from_beginning : start at the beginning (else at the end, or the group's position)
     idle_timeout_s : stop iterating after this long without a record (None: never)
+    on_error : what to do with a record that cannot be decoded: ``"raise"`` (the default:
+        nothing is dropped unless the caller says so) a :class:`RecordError`; ``"skip"`` it
+        and count it in ``errors``; ``"yield"`` the :class:`RecordError` in its place (also
+        counted). The broker is probed first: an unreachable one raises
+        :class:`doa.reach.BrokerUnreachable` within seconds.
     """
+
+    @overload
+    def __init__(self: Subscriber[Event], streams: Iterable[str], *, broker: str,
+                 topology: Topology | None = None, group: str | None = None,
+                 from_beginning: bool = False, idle_timeout_s: float | None = None,
+                 on_error: Literal["raise", "skip"] = "raise") -> None: ...
+
+    @overload
+    def __init__(self: Subscriber[Event | RecordError], streams: Iterable[str], *, broker: str,
+                 topology: Topology | None = None, group: str | None = None,
+                 from_beginning: bool = False, idle_timeout_s: float | None = None,
+                 on_error: Literal["yield"]) -> None: ...
 
     def __init__(self, streams: Iterable[str], *, broker: str, topology: Topology | None = None,
                  group: str | None = None, from_beginning: bool = False,
-                 idle_timeout_s: float | None = None, warn: bool = True) -> None:
+                 idle_timeout_s: float | None = None, on_error: OnError = "raise") -> None:
         from kafka import KafkaConsumer, TopicPartition
 
+        if on_error not in ("raise", "skip", "yield"):
+            raise DoaError(f"on_error={on_error!r}: expected 'raise', 'skip' or 'yield'")
+        check_reachable(broker)
         self.streams = list(streams)
+        self.on_error = on_error
         self.codecs = {s: resolve_codec(s, topology, broker)[0] for s in self.streams}
         self.errors = 0
-        self.warn = warn
         self._consumer = KafkaConsumer(
             bootstrap_servers=broker, **kafka_python_options(broker),
             group_id=group, enable_auto_commit=group is not None,
@@ -166,25 +247,28 @@ class Subscriber:
         else:
             self._consumer.subscribe(self.streams)
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[_Item]:
         for m in self._messages():
             try:
+                if m.value is None:
+                    raise DecodeError(m.topic, "tombstone", "the record has no value")
                 record = self.codecs[m.topic].decode(m.value)
-            except DoaError as exc:
+            except Exception as exc:
+                error = _record_error(m, exc)
                 self.errors += 1
-                report = log.warning if self.warn else log.debug
-                report("skipping %s/%s@%s: %s", m.topic, m.partition, m.offset, exc)
+                if self.on_error == "raise":
+                    raise error from exc
+                if self.on_error == "yield":
+                    yield error  # type: ignore[misc]  # only in Subscriber[Event | RecordError]
                 continue
             headers = tuple(m.headers or ())
             lin = None
             for name, value in headers:
                 if name == LINEAGE_HEADER:
-                    from doa.events import unpack_lineage
-
                     lin = unpack_lineage(value)
-            yield Event(record, stream=m.topic, partition=m.partition, offset=m.offset,
-                        timestamp=m.timestamp, key=m.key, id=lin.id if lin else None,
-                        headers=headers)
+            yield Event(record, stream=m.topic, partition=m.partition,  # type: ignore[misc]
+                        offset=m.offset, timestamp=m.timestamp, key=m.key,
+                        id=lin.id if lin else None, headers=headers)
 
     def _messages(self, join_timeout_s: float = 30.0) -> Iterator[Any]:
         """The consumer's messages. The idle timeout counts only once partitions are assigned:
@@ -196,12 +280,30 @@ class Subscriber:
             if assigned or time.monotonic() > joined_by:
                 return
 
-    def close(self) -> None:
-        self._consumer.close()
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close the consumer (committing a group's position), waiting at most ``timeout_s``."""
+        self._consumer.close(timeout_ms=int(timeout_s * 1000))
 
-    def __enter__(self) -> Subscriber:
+    def __enter__(self) -> Subscriber[_Item]:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        self.close(5.0 if exc is None else 1.0)
+
+
+def _record_error(m: Any, exc: BaseException) -> RecordError:
+    """``exc`` (raised decoding message ``m``) as a :class:`RecordError` at ``m``'s place."""
+    reason = getattr(exc, "reason", None) or "corrupt"
+    text = _reason(exc)
+    prefix = f"stream {m.topic!r}: cannot decode ({reason}): "
+    detail = text[len(prefix):] if text.startswith(prefix) else text
+    return RecordError(m.topic, m.partition, m.offset, reason, detail, key=m.key,
+                       value=m.value, timestamp=m.timestamp)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """One line saying why ``exc`` happened (its text, else its kind)."""
+    if exc is None:
+        return "unknown reason"
+    return (str(exc) or type(exc).__name__).splitlines()[0]

@@ -136,7 +136,7 @@ class Watcher(threading.Thread):
         try:
             with Subscriber(list(self.track.streams), broker=self.address,
                             topology=self.topology, from_beginning=True, idle_timeout_s=0.2,
-                            warn=False) as sub:
+                            on_error="skip") as sub:
                 while True:
                     last = self.done.is_set()
                     for event in sub:  # until the streams are idle for 0.2 s
@@ -370,7 +370,7 @@ def _show_flow(console: Console, topology: Any, address: str, published: dict[st
     counts: dict[str, int] = {}
     samples: dict[str, list[Any]] = {}
     with Subscriber(list(topology.streams), broker=address, topology=topology,
-                    from_beginning=True, idle_timeout_s=1.5, warn=False) as sub:
+                    from_beginning=True, idle_timeout_s=1.5, on_error="skip") as sub:
         for event in sub:
             counts[event.stream] = counts.get(event.stream, 0) + 1
             if not topology.readers(event.stream):

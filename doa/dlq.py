@@ -1,46 +1,305 @@
 """Read a topology's dead letters, and replay them to their streams after a fix.
 
-Replay re-publishes each letter's raw bytes, unchanged, to the stream it came from, with a
-lineage header whose parent is the dead letter. A consumer group remembers what was replayed,
-so running ``--replay`` twice does not publish a letter twice.
+Replay is bounded and loses nothing:
+
+- it reads the dead-letter stream's end offsets first and replays only the letters that exist
+  when it starts, then stops (a replayed record that fails again becomes a new letter beyond
+  that end, and a letter whose original record was already replayed by this run is skipped);
+- each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt and
+  where the record was first read); a node that dead-letters it again copies that into the new
+  letter's ``attempt`` and ``original`` fields (:func:`replay_fields`);
+- the consumer group ``TOPOLOGY.dlq-replay`` remembers what was replayed, and its offsets are
+  committed only up to the first letter whose re-publish the broker did not acknowledge: a
+  failed letter is reported with its coordinates and is replayed again by the next run.
+
+Examples
+--------
+>>> header = pack_replay(Replay(1, "readings", 2, 40))
+>>> unpack_replay(header)
+Replay(attempt=1, stream='readings', partition=2, offset=40)
+>>> replay_fields([("doa.replay", header)])["original"]
+{'stream': 'readings', 'partition': 2, 'offset': 40}
+>>> replay_fields([("doa", b"...")])
+{}
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+import contextlib
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from doa.events import LINEAGE_HEADER, Event, Lineage, pack_lineage
+from doa.errors import DoaError
+from doa.events import LINEAGE_HEADER, Event, Lineage, output_id, pack_lineage
+from doa.reach import check_reachable
 from doa.security import kafka_python_options
 from doa.topology import Topology
 
+if TYPE_CHECKING:
+    from doa.client import RecordError
+
+REPLAY_HEADER = "doa.replay"
+_REPLAY = struct.Struct("<BIiq")  # version, attempt, original partition, original offset
+_VERSION = 1
+
+
+class Replay(NamedTuple):
+    """What the ``doa.replay`` header of a replayed record says."""
+
+    attempt: int
+    stream: str
+    partition: int
+    offset: int
+
+
+def pack_replay(replay: Replay) -> bytes:
+    """Pack a :class:`Replay` in one header value (21 bytes and the stream's name)."""
+    return _REPLAY.pack(_VERSION, replay.attempt, replay.partition,
+                        replay.offset) + replay.stream.encode()
+
+
+def unpack_replay(data: bytes) -> Replay:
+    """Inverse of :func:`pack_replay`; a malformed value is a :class:`ValueError`."""
+    if len(data) < _REPLAY.size:
+        raise ValueError(f"doa.replay header of {len(data)} bytes, needs {_REPLAY.size}")
+    version, attempt, partition, offset = _REPLAY.unpack_from(data)
+    if version != _VERSION:
+        raise ValueError(f"unknown doa.replay header version {version}")
+    return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
+
+
+def replay_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+    """The dead-letter fields ``attempt`` and ``original`` for a record with these headers.
+
+    Empty for a record that was not replayed (or whose header is malformed: a dead letter is
+    written whatever its headers hold).
+    """
+    for name, value in headers:
+        if name == REPLAY_HEADER:
+            try:
+                r = unpack_replay(value)
+            except (ValueError, UnicodeDecodeError):
+                return {}
+            return {"attempt": r.attempt,
+                    "original": {"stream": r.stream, "partition": r.partition,
+                                 "offset": r.offset}}
+    return {}
+
 
 def dead_letters(address: str, topology: Topology, *, group: str | None = None,
-                 idle_s: float = 2.0) -> Iterator[Event]:
-    """The dead-letter envelopes of ``topology`` (from the group's position, or all)."""
+                 idle_s: float = 2.0) -> Iterator[Event | RecordError]:
+    """The dead-letter envelopes of ``topology`` (from the group's position, or all); a letter
+    that cannot be decoded comes as a :class:`doa.client.RecordError`."""
     from doa.client import Subscriber
 
     with Subscriber([topology.dead_letters.name], broker=address, topology=topology,
-                    group=group, from_beginning=True, idle_timeout_s=idle_s) as sub:
+                    group=group, from_beginning=True, idle_timeout_s=idle_s,
+                    on_error="yield") as sub:
         yield from sub
 
 
-def replay(address: str, topology: Topology, idle_s: float = 2.0) -> dict[str, int]:
-    """Re-publish dead letters not replayed before to their streams; count per stream."""
-    from kafka import KafkaProducer
+@dataclass
+class ReplayReport:
+    """What one :func:`replay` did: counts per stream, and one line per letter not replayed."""
 
-    counts: dict[str, int] = {}
-    producer = KafkaProducer(bootstrap_servers=address, **kafka_python_options(address), acks="all")
+    replayed: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.replayed.values())
+
+
+@dataclass
+class _Sent:
+    tp: Any  # the letter's TopicPartition
+    offset: int
+    where: str
+    stream: str
+    future: Any
+
+
+def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> ReplayReport:
+    """Re-publish the dead letters not replayed before to their streams; see the module doc.
+
+    ``timeout_s`` bounds reading the letters and waiting for the broker's acknowledgements.
+    """
+    from kafka import KafkaConsumer, KafkaProducer
+
+    check_reachable(address)
+    options = kafka_python_options(address)
+    consumer = KafkaConsumer(bootstrap_servers=address, **options, enable_auto_commit=False,
+                             group_id=f"{topology.name}.dlq-replay", fetch_max_wait_ms=10)
+    producer = KafkaProducer(bootstrap_servers=address, **options, acks="all", linger_ms=5,
+                             client_id="doa-dlq-replay")
+    report = ReplayReport()
     try:
-        group = f"{topology.name}.dlq-replay"
-        for letter in dead_letters(address, topology, group=group, idle_s=idle_s):
-            stream = letter["stream"]
-            header = pack_lineage(Lineage(uuid.uuid4().bytes, "doa-dlq-replay",
-                                          b"\0" * 8, (letter.id,)))
-            producer.send(stream, value=letter["raw"], key=letter["key"],
-                          headers=[(LINEAGE_HEADER, header)])
-            counts[stream] = counts.get(stream, 0) + 1
-        producer.flush()
+        starts, ends = _bounds(consumer, topology.dead_letters.name, timeout_s)
+        sent, commit = _republish(consumer, producer, topology, starts, ends, report, timeout_s)
+        _settle(producer, sent, commit, report, timeout_s)
+        if commit:
+            from kafka.structs import OffsetAndMetadata
+
+            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in commit.items()})
     finally:
-        producer.close()
-    return counts
+        producer.close(timeout=2)
+        consumer.close(autocommit=False, timeout_ms=2000)
+    return report
+
+
+def _bounds(consumer: Any, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Per partition of ``dlq``: where this group resumes, and the end when replay starts.
+
+    The broker's end offset can be a lower bound (tansu answers the base offset of the last
+    batch + 1), so the batch at end - 1 is read, before anything is re-published, to find the
+    last letter that exists now.
+    """
+    from kafka import TopicPartition
+
+    tps = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or [])]
+    if not tps:
+        return {}, {}
+    consumer.assign(tps)
+    first = consumer.beginning_offsets(tps)
+    ends = consumer.end_offsets(tps)
+    starts = {}
+    for tp in tps:
+        committed = consumer.committed(tp)
+        starts[tp] = max(committed if committed is not None else 0, first[tp])
+    probe = [tp for tp in tps if ends[tp] > starts[tp]]
+    for tp in probe:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout_s
+    while probe and time.monotonic() < deadline:
+        for tp, messages in consumer.poll(timeout_ms=200).items():
+            if tp in probe and messages:
+                ends[tp] = max(ends[tp], messages[-1].offset + 1)
+                probe.remove(tp)
+                consumer.pause(tp)
+    if probe:
+        raise DoaError(f"dead-letter stream {dlq!r}: could not read partitions "
+                       f"{sorted(tp.partition for tp in probe)} in {timeout_s:g} s")
+    consumer.resume(*tps)
+    for tp in tps:
+        consumer.seek(tp, starts[tp])
+    return starts, ends
+
+
+def _republish(consumer: Any, producer: Any, topology: Topology, starts: dict[Any, int],
+               ends: dict[Any, int], report: ReplayReport,
+               timeout_s: float) -> tuple[list[_Sent], dict[Any, int]]:
+    """Send every letter in [start, end) of each partition; the sends, and how far each
+    partition was read (what may be committed if every send before it is acknowledged)."""
+    codec = topology.codec(topology.dead_letters.name)
+    pending = {tp for tp in ends if ends[tp] > starts[tp]}
+    done: dict[Any, int] = {}
+    sent: list[_Sent] = []
+    seen: set[tuple[str, int, int]] = set()
+    deadline = time.monotonic() + timeout_s
+    for tp in set(ends) - pending:
+        consumer.pause(tp)
+    while pending:
+        if time.monotonic() > deadline:
+            raise DoaError(f"dead-letter stream {topology.dead_letters.name!r}: letters "
+                           f"still unread after {timeout_s:g} s; nothing was committed")
+        for tp, messages in consumer.poll(timeout_ms=200).items():
+            for m in messages:
+                if tp not in pending or m.offset >= ends[tp]:
+                    break
+                where = f"{m.topic}/{m.partition}@{m.offset}"
+                try:
+                    letter = codec.decode(m.value)
+                except Exception as exc:
+                    report.skipped.append(f"{where}: cannot decode the letter ({exc})")
+                else:
+                    one = _send_one(producer, topology, tp, m, letter, where, seen, report)
+                    if one is not None:
+                        sent.append(one)
+                done[tp] = m.offset + 1
+                if done[tp] >= ends[tp]:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+    return sent, done
+
+
+def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[str, Any],
+              where: str, seen: set[tuple[str, int, int]],
+              report: ReplayReport) -> _Sent | None:
+    """Re-publish one letter's raw record to its stream, or say why it is skipped."""
+    stream = letter["stream"]
+    spec = topology.streams.get(stream)
+    if spec is None:
+        report.skipped.append(f"{where}: stream {stream!r} is not declared by topology "
+                              f"{topology.name!r}")
+        return None
+    original = letter.get("original") or {"stream": stream, "partition": letter["partition"],
+                                          "offset": letter["offset"]}
+    first = (original["stream"], original["partition"], original["offset"])
+    if first in seen:
+        report.skipped.append(f"{where}: {_at(first)} was already replayed by this run")
+        return None
+    seen.add(first)
+    attempt = int(letter.get("attempt") or 0) + 1
+    letter_event = Event({}, stream=m.topic, partition=m.partition, offset=m.offset,
+                         timestamp=m.timestamp)
+    raw: bytes = letter["raw"]
+    fingerprint = raw[2:10] if raw[:2] == b"\xc3\x01" and len(raw) >= 10 else b"\0" * 8
+    # A stable id (from the letter's place): replaying the same letter twice writes the same id.
+    lineage = Lineage(output_id("doa-dlq-replay", letter_event, 0), "doa-dlq-replay",
+                      fingerprint, (_letter_id(m),))
+    headers = [(LINEAGE_HEADER, pack_lineage(lineage)),
+               (REPLAY_HEADER, pack_replay(Replay(attempt, *first)))]
+    partition = letter["partition"] if 0 <= letter["partition"] < spec.partitions else None
+    try:
+        future = producer.send(stream, value=raw, key=letter["key"], partition=partition,
+                               headers=headers)
+    except Exception as exc:  # e.g. no metadata for the stream in time: a failed send
+        report.failed.append(f"not replayed: {where} ({_at(first)}, attempt {attempt}): "
+                             f"{_why(exc)}")
+        future = None
+    return _Sent(tp, m.offset, f"{where} ({_at(first)}, attempt {attempt})", stream, future)
+
+
+def _settle(producer: Any, sent: list[_Sent], commit: dict[Any, int], report: ReplayReport,
+            timeout_s: float) -> None:
+    """Wait for the acknowledgements; count them, report the failures, and pull each
+    partition's commit back to its first letter that was not acknowledged."""
+    from kafka.errors import KafkaTimeoutError
+
+    with contextlib.suppress(KafkaTimeoutError):  # the sends not done are failures below
+        producer.flush(timeout=timeout_s)
+    for s in sent:
+        f = s.future
+        if f is not None and f.is_done and not f.failed():
+            report.replayed[s.stream] = report.replayed.get(s.stream, 0) + 1
+            continue
+        if f is not None:
+            why = _why(f.exception) if f.is_done else f"no acknowledgement in {timeout_s:g} s"
+            report.failed.append(f"not replayed: {s.where}: {why}")
+        commit[s.tp] = min(commit[s.tp], s.offset)
+
+
+def _why(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown reason"
+    return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def _at(coordinates: tuple[str, int, int]) -> str:
+    stream, partition, offset = coordinates
+    return f"{stream}/{partition}@{offset}"
+
+
+def _letter_id(m: Any) -> bytes:
+    """The letter's event id: its lineage header's, else derived from its coordinates."""
+    from doa.events import coordinate_id, header_id
+
+    try:
+        found = header_id(m.headers)
+    except ValueError:
+        found = None
+    return found or coordinate_id(m.topic, m.partition, m.offset)

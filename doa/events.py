@@ -53,7 +53,7 @@ class Event(dict[str, Any]):
 
     def __repr__(self) -> str:
         return (f"Event({dict.__repr__(self)}, stream={self.stream!r}, "
-                f"partition={self.partition}, offset={self.offset})")
+                f"partition={self.partition}, offset={self.offset}, id={self.id.hex()!r})")
 
     def __reduce__(self) -> Any:
         return (_rebuild, (dict(self), self.stream, self.partition, self.offset,
@@ -78,13 +78,26 @@ def output_id(node: str, parent: Event, index: int) -> bytes:
 
 
 class Lineage(NamedTuple):
-    """What the ``doa`` header of every record written by doa says."""
+    """What the ``doa`` header of every record written by doa says; ids show as hex.
+
+    Examples
+    --------
+    >>> Lineage(bytes(range(16)), "enrich", b"\\xc3" * 8, (b"\\xff" * 16,))
+    Lineage(id='000102030405060708090a0b0c0d0e0f', node='enrich', fingerprint='c3c3c3c3c3c3c3c3',
+            parents=('ffffffffffffffffffffffffffffffff',), model_version=0)
+    """
 
     id: bytes
     node: str
     fingerprint: bytes
     parents: tuple[bytes, ...] = ()
     model_version: int = 0
+
+    def __repr__(self) -> str:
+        parents = tuple(p.hex() for p in self.parents)
+        return (f"Lineage(id={self.id.hex()!r}, node={self.node!r}, "
+                f"fingerprint={self.fingerprint.hex()!r}, parents={parents!r}, "
+                f"model_version={self.model_version})")
 
 
 def pack_lineage(lin: Lineage) -> bytes:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from doa.dlq import replay_fields
 from doa.errors import DoaError, EncodeError, StepError
 from doa.events import (
     LINEAGE_HEADER,
@@ -264,6 +265,8 @@ class NodeRunner:
             "key": raw.key, "raw": raw.value or b"", "timestamp": now,
             "record_timestamp": raw.timestamp,
         }
+        if raw.headers:  # a replayed record that failed again says so (doa.dlq)
+            envelope.update(replay_fields(raw.headers))
         value = self._dlq.encode(envelope)
         spec = self.topology.dead_letters
         key = self.node.name.encode()
