@@ -10,6 +10,12 @@ fastavro's strict writer does the rest, with its tuple notation for union branch
 Only when either refuses does the (slow) explainer walk the record to name the field, the
 expected type and the value.
 
+Decoding is spec-strict and takes one pass: a reader generated per schema
+(:mod:`doa.fastcheck`) decodes and checks the body together, so a negative union index, an
+overlong varint, trailing bytes or invalid UTF-8 is a :class:`DecodeError` with its reason,
+never a record. A body written with an older registered version is checked by the reader of
+its own schema, then resolved into the current one by fastavro.
+
 Examples
 --------
 >>> from doa.schema import Schema
@@ -29,7 +35,6 @@ doa.errors.EncodeError: stream 'readings': field reading.location.lat expected d
 
 from __future__ import annotations
 
-import contextlib
 import io
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -38,6 +43,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from doa.errors import MISSING, DecodeError, EncodeError
 from doa.explain import LOGICAL_PY_TYPES, explain
+from doa.fastcheck import Malformed, Reader, compile_reader
 from doa.schema import PRIMITIVES, Schema, named_types, resolve_name, type_name
 
 MARKER = b"\xc3\x01"
@@ -63,6 +69,9 @@ class Codec:
         self.history = {s.fingerprint: s for s in history if s.fingerprint != schema.fingerprint}
         self._header = MARKER + schema.fingerprint
         self._check = compile_check(schema.json)
+        self._fingerprint = schema.fingerprint
+        self._read = compile_reader(schema.json)
+        self._old_readers: dict[bytes, Reader] = {}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Validate and encode ``record``; raise :class:`EncodeError` naming the bad field."""
@@ -98,7 +107,27 @@ class Codec:
         return buf.getvalue()
 
     def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
-        """Decode single-object encoded ``data``; raise :class:`DecodeError` with the reason."""
+        """Decode single-object encoded ``data``; raise :class:`DecodeError` with the reason.
+
+        Decoding is spec-strict (see :mod:`doa.fastcheck`): a body is a record only when it is
+        well-formed Avro for the writer's schema, and nothing follows it.
+        """
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        fp = data[2:HEADER_SIZE]
+        try:
+            if fp == self._fingerprint and data[:2] == MARKER:
+                record: Any = self._read(data, HEADER_SIZE)
+            else:
+                record = self._decode_other(data, fp)
+        except Malformed as exc:
+            raise DecodeError(self.stream, exc.reason, str(exc)) from None
+        if record.__class__ is not dict:
+            raise DecodeError(self.stream, "corrupt", "stream schemas must be records")
+        return record
+
+    def _decode_other(self, data: bytes, fp: bytes) -> Any:
+        """A short or foreign header, or a body written with an older registered version."""
         if len(data) < HEADER_SIZE:
             if data[:2] != MARKER[: len(data[:2])]:
                 raise DecodeError(self.stream, "bad-marker", f"starts with {data[:2].hex()!r}")
@@ -106,54 +135,21 @@ class Codec:
         if data[:2] != MARKER:
             raise DecodeError(self.stream, "bad-marker",
                               f"starts with {data[:2].hex()!r}, expected 'c301'")
-        fp = bytes(data[2:10])
-        if fp == self.schema.fingerprint:
-            writer = self.schema
-            reader = None
-        elif fp in self.history:
-            writer = self.history[fp]
-            reader = self.schema.parsed
-        else:
+        writer = self.history.get(fp)
+        if writer is None:
             raise DecodeError(self.stream, "unknown-fingerprint",
                               f"fingerprint {fp.hex()} is not a known version of "
                               f"{self.schema.fullname}")
+        if fp not in self._old_readers:
+            self._old_readers[fp] = compile_reader(writer.json)
+        self._old_readers[fp](data, HEADER_SIZE)  # well-formed for its writer: then resolve
         buf = io.BytesIO(data)
         buf.seek(HEADER_SIZE)
         try:
-            record: Any = schemaless_reader(buf, writer.parsed, reader)
-        except Exception as exc:
-            # fastavro does not always say EOFError when the bytes run out (a varint cut in
-            # the middle raises IndexError), so read again and watch for a short read.
-            if isinstance(exc, (EOFError, StopIteration)) or _runs_short(data, writer, reader):
-                raise DecodeError(self.stream, "truncated",
-                                  f"{len(data)} bytes end inside the record body") from exc
-            raise DecodeError(self.stream, "corrupt", f"{type(exc).__name__}: {exc}") from exc
-        rest = len(data) - buf.tell()
-        if rest:
-            raise DecodeError(self.stream, "corrupt", f"{rest} bytes left after the record")
-        if not isinstance(record, dict):
-            raise DecodeError(self.stream, "corrupt", "stream schemas must be records")
-        return record
-
-
-class _ShortReads(io.BytesIO):
-    """A buffer that remembers whether a read asked for more bytes than were left."""
-
-    short = False
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        out = super().read(size)
-        if size is not None and size > 0 and len(out) < size:
-            self.short = True
-        return out
-
-
-def _runs_short(data: bytes | bytearray | memoryview, writer: Schema, reader: Any) -> bool:
-    buf = _ShortReads(data)
-    buf.seek(HEADER_SIZE)
-    with contextlib.suppress(Exception):
-        schemaless_reader(buf, writer.parsed, reader)
-    return buf.short
+            return schemaless_reader(buf, writer.parsed, self.schema.parsed)
+        except Exception as exc:  # the writer's value has no place in the reader's schema
+            raise DecodeError(self.stream, "resolution", f"{type(exc).__name__}: {exc}"
+                              ) from exc
 
 
 # --- the generated fast check -------------------------------------------------------------

@@ -44,8 +44,18 @@ class EncodeError(DoaError):
 class DecodeError(DoaError):
     """Bytes that cannot be decoded as a record of a stream.
 
-    ``reason`` is one of ``"bad-marker"``, ``"unknown-fingerprint"``, ``"truncated"``,
-    ``"corrupt"``.
+    ``reason`` is a short token: ``"bad-marker"``, ``"unknown-fingerprint"`` (the header);
+    ``"truncated"``, ``"trailing-bytes"``, ``"varint"``, ``"int-range"``, ``"union-index"``,
+    ``"enum-index"``, ``"length"``, ``"block-size"``, ``"boolean"``, ``"utf8"``,
+    ``"duplicate-key"``, ``"too-deep"``, ``"logical"`` (a body that is not well-formed Avro,
+    see :mod:`doa.fastcheck`); ``"resolution"`` (an old version's value that does not fit the
+    current schema); ``"corrupt"`` (anything else).
+
+    Examples
+    --------
+    >>> e = DecodeError("readings", "union-index", "union index -2 at byte 41")
+    >>> e.reason, str(e)
+    ('union-index', "stream 'readings': cannot decode (union-index): union index -2 at byte 41")
     """
 
     def __init__(self, stream: str, reason: str, message: str) -> None:
