@@ -133,3 +133,82 @@ def test_doa_check_broker_checks_against_registered_versions_without_running(
     assert fine.returncode == 0, fine.stderr.decode()
     assert "would register schema version 2" in fine.stdout.decode()
     assert [r.version for r in read_registry(broker)["things"]] == [1], "check registers nothing"
+
+
+# -- transitive compatibility: v1 {id, n: long} -> v2 {id} -> v3 {id, n: string = ""} ----------
+
+EVOLVING = '''
+from doa import Topology
+
+topology = Topology("evolving", schemas="schemas")
+things = topology.stream("things", schema="reg.Thing", key="id"{level})
+
+
+@topology.node(reads=things)
+def count(state, batch):
+    state["n"] = state.get("n", 0) + len(batch)
+    return state, []
+'''
+N_V1 = [{"name": "id", "type": "string"}, {"name": "n", "type": "long"}]
+N_V2 = [{"name": "id", "type": "string"}]
+N_V3 = [{"name": "id", "type": "string"}, {"name": "n", "type": "string", "default": ""}]
+
+
+def _evolving(root: Path, name: str, fields: list[dict[str, object]],
+              level: str | None = None) -> str:
+    d = root / name
+    (d / "schemas").mkdir(parents=True)
+    schema = {"type": "record", "name": "Thing", "namespace": "reg", "fields": fields}
+    (d / "schemas" / "thing.avsc").write_text(json.dumps(schema))
+    (d / "topology.py").write_text(EVOLVING.replace(
+        "{level}", f", compatibility={level!r}" if level else ""))
+    return str(d / "topology.py")
+
+
+def _v1_then_v2(broker: str, root: Path) -> None:
+    """Register v1 and v2, with one payload of each in the log."""
+    v1 = load_topology(_evolving(root, "v1", N_V1))
+    prepare(v1, broker)
+    with Publisher("things", broker=broker, topology=v1) as pub:
+        pub.send({"id": "a", "n": 5})
+    v2 = load_topology(_evolving(root, "v2", N_V2))
+    assert prepare(v2, broker) == ["things"], "v2 (a field removed) is backward-compatible"
+    with Publisher("things", broker=broker, topology=v2) as pub:
+        pub.send({"id": "b"})
+
+
+def test_v3_is_refused_naming_version_1_and_field_n(broker: str, tmp_path: Path) -> None:
+    _v1_then_v2(broker, tmp_path)
+    v3 = _evolving(tmp_path, "v3", N_V3)
+    with pytest.raises(CompatibilityError) as caught:
+        prepare(load_topology(v3), broker)
+    assert caught.value.stream == "things" and caught.value.level == "BACKWARD_TRANSITIVE"
+    (problem,) = caught.value.problems
+    assert problem.startswith("version 1: field 'Thing.n': "), problem
+    assert [r.version for r in read_registry(broker)["things"]] == [1, 2], "nothing registered"
+
+    checked = doa_command("check", v3, "--broker", broker, env=doa_env(), timeout=60)
+    assert checked.returncode == 1, checked.stdout.decode()
+    assert "version 1: field 'Thing.n'" in checked.stderr.decode()
+    done = doa_command("run", v3, "--broker", broker, "--for", "5", "-q", env=doa_env(),
+                       timeout=60)
+    text = done.stderr.decode()
+    assert done.returncode == 1, done.stdout.decode() + text
+    errors = [line for line in text.strip().splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "Traceback" not in text, text
+    assert "'things'" in errors[0] and "version 1: field 'Thing.n'" in errors[0], errors[0]
+    assert [r.version for r in read_registry(broker)["things"]] == [1, 2]
+
+
+@pytest.mark.parametrize("level", ["BACKWARD", "NONE"])
+def test_a_stream_level_that_allows_v3_registers_it(broker: str, tmp_path: Path,
+                                                    level: str) -> None:
+    _v1_then_v2(broker, tmp_path)
+    v3 = load_topology(_evolving(tmp_path, "v3", N_V3, level))
+    assert prepare(v3, broker) == ["things"]
+    assert [r.version for r in read_registry(broker)["things"]] == [1, 2, 3]
+    # what the transitive default protects from: the v1 payload no longer decodes with v3
+    report = drain(v3, broker, 2, timeout=40)
+    assert report.stats["count"].dead_letters == 1
+    (letter,) = read_stream(broker, v3, v3.dead_letters.name, 1, idle_s=2)
+    assert letter["stream"] == "things" and letter["offset"] == 0, dict(letter)
