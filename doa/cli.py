@@ -108,7 +108,7 @@ def graph(topology: str) -> None:
 @click.argument("topology", default="topologies/fraud.py")
 @click.option("--records", "-n", default=20000, show_default=True,
               help="How many records the topology's demo source publishes.")
-@click.option("--for", "seconds", type=float, default=45.0, show_default=True,
+@click.option("--for", "seconds", type=float, default=180.0, show_default=True,
               help="At most this long the nodes run (broker mode); the demo ends earlier "
                    "once its source is done and the nodes are idle.")
 @click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",

@@ -35,9 +35,9 @@ from rich.table import Table
 from doa.errors import DoaError
 from doa.loader import load
 
-# Record timestamps of a live replay lead the wall clock by this much. A node stamps its
-# outputs with max(now, the input's timestamp): while it lags less than the lead, its outputs
-# keep the event time of their inputs, and a replay of the logs merges them the same way.
+# Record timestamps of a live replay lead the wall clock by this much. Outputs carry their
+# input's event time whatever the lag, so the lead changes nothing downstream; it keeps the
+# source's timestamps in the future of the moment the nodes read them.
 LEAD_MS = 2_000
 MAX_IDLE_MS = 250  # see demo_settings
 READY_TIMEOUT_S = 60.0  # a live replay waits at most this long for the nodes to start
@@ -63,7 +63,8 @@ def drift_points(module: ModuleType, n: int) -> list[int]:
 
 def run_memory_demo(spec: str, n: int, console: Console) -> None:
     """Run the demo in the in-memory harness and print what flowed."""
-    from doa.live import Track, roles, summary
+    from doa.live import Track, roles
+    from doa.summary import summary
     from doa.testing import Clock, Harness
 
     module, topology, items = load_demo(spec, n)
@@ -92,7 +93,8 @@ def run_memory_demo(spec: str, n: int, console: Console) -> None:
             for event in (e for s, r in watched.items() if r == role
                           for e in harness.records(s)):
                 track.add(event)
-        for renderable in summary(track, drift_points(module, n), _positions(items)):
+        for renderable in summary(track, drift_points(module, n), _positions(items),
+                                  rate=getattr(module, "RATE", None)):
             console.print(renderable)
     else:
         show_samples(console, topology, {s: harness.records(s)[-3:] for s in topology.streams
@@ -158,9 +160,9 @@ def replay(address: str, items: Sequence[Item], *, lead_ms: int, ready: Any, sto
 
     Pairs go out as fast as they come. Triples are replayed live, paced by their timestamps
     and shifted to now + ``lead_ms``; after the first one, ``ready.is_set()`` must say the
-    nodes took it (at most ``READY_TIMEOUT_S``) before the rest follows: a learner takes a
-    label for unmatched when its features have not come within ``max_idle_ms``, so labels
-    must not flow before the nodes that compute the features run. ``stop`` (an Event) ends
+    nodes took it (at most ``READY_TIMEOUT_S``) before the rest follows, so the live view's
+    rates start when the nodes do. (A label whose features lag is held by its learner until
+    they come: nothing depends on this wait.) ``stop`` (an Event) ends
     it early; ``sent.value`` and ``waiting.value`` are progress for the parent process,
     whose pid is ``parent``: the replay ends if that process is gone.
     """
@@ -274,8 +276,9 @@ def run_broker_demo(spec: str, n: int, seconds: float, broker: str | None,
     import asyncio
     import gc
 
-    from doa.live import LiveView, Track, clock_from, roles, summary
+    from doa.live import LiveView, Track, clock_from, roles
     from doa.run import broker_for, prepare, run_nodes
+    from doa.summary import summary
 
     module, topology, items = load_demo(spec, n)
     watched = roles(topology)
@@ -325,17 +328,20 @@ def run_broker_demo(spec: str, n: int, seconds: float, broker: str | None,
             console.print(f"[yellow]live view stopped[/yellow]: {watcher.failure}")
         console.print(f"{source.progress()} in {report.seconds:.1f} s")
         for renderable in summary(track, drift_points(module, n), _positions(items),
-                                  report.stats, topology, view.peaks):
+                                  report.stats, topology, view.peaks,
+                                  rate=getattr(module, "RATE", None)):
             console.print(renderable)
 
 
 def demo_settings() -> Any:
-    """The engine settings of the demo: ``DOA_*`` variables, and a learner that waits up to
-    ``MAX_IDLE_MS`` for features before it takes a label without them for unmatched.
+    """The engine settings of the demo: ``DOA_*`` variables, and a learner's merge that
+    waits up to ``MAX_IDLE_MS`` for features before it releases a label alone.
 
     The demo runs every node in one process, and one process's nodes take turns: the feature
     node may then lag the source by a few hundred ms (in separate processes, as ``doa run
-    --nodes`` deploys them, by ~20 ms), longer than the default 20 ms.
+    --nodes`` deploys them, by ~20 ms), longer than the default 20 ms. A label released
+    before its features is held by the learner until they come, so this only keeps the
+    usual order (features, then label) more often.
     """
     from doa.engines import EngineSettings
 

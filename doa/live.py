@@ -39,12 +39,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Detection", "LiveView", "Track", "roles", "summary"]
+__all__ = ["Detection", "LiveView", "Track", "roles"]
 
 WINDOW = 500  # outcomes in the rolling accuracy
 
@@ -109,6 +108,7 @@ class Track:
         self.changes: list[tuple[float | None, dict[str, Any]]] = []  # resets, rollbacks, ...
         self.drifts: list[tuple[float | None, dict[str, Any]]] = []
         self.news: list[tuple[float, float | None, dict[str, Any]]] = []  # not printed yet
+        self.unmatched: dict[str, int] = {}  # reason → labels (see doa.UnmatchedLabel)
 
     def add(self, event: Any) -> None:
         """Take one decoded event of a watched stream."""
@@ -136,6 +136,9 @@ class Track:
                 else:
                     self.changes.append((elapsed, dict(event)))
                     self.news.append((time.monotonic(), elapsed, dict(event)))
+            elif role == "unmatched":
+                reason = str(event.get("reason"))
+                self.unmatched[reason] = self.unmatched.get(reason, 0) + 1
             elif role == "drift":
                 self.drifts.append((elapsed, dict(event)))
                 self.news.append((time.monotonic(), elapsed, dict(event)))
@@ -279,82 +282,6 @@ class LiveView:
             drifts = [_drift_line(e, d, self.track.at) for e, d in self.track.drifts]
         events = sorted(drifts + [_change_line(e, c) for e, c in changes])[-8:]
         return Group(nodes, *lines, *(map(Text, events or ["no drift event yet"])))
-
-
-def summary(track: Track, points: Sequence[int], n: int,
-            stats: Mapping[str, Any] | None = None,
-            topology: Any = None, peaks: Mapping[str, float] | None = None
-            ) -> list[RenderableType]:
-    """The end of the demo: accuracy around each drift point, detections, model changes,
-    and (on a broker) what each node did."""
-    out: list[RenderableType] = []
-    total = track.accuracy(0, n)
-    out.append(Text.assemble(("summary: ", "bold"), f"{len(track.errors):,} predictions "
-                             f"met their label, accuracy {_pct(total)} overall"
-                             + (f" ({track.unpredicted:,} more came before the model had "
-                                "learned anything)" if track.unpredicted else "")))
-    detections = track.detections(points)
-    if points:
-        window = _window(points, n)
-        table = Table(title=f"accuracy around the drift points ({window:,} events each)",
-                      title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False)
-        for col in ("drift at", "before", "after", "recovered", "detected at", "delay"):
-            table.add_column(col, justify="right")
-        later: list[Detection] = []
-        for point, nxt in zip(points, [*points[1:], n], strict=True):
-            hits = [d for d in detections if d.point == point and d.position is not None]
-            first = min(hits, key=lambda d: d.position or 0) if hits else None
-            later += [d for d in hits if d is not first]
-            table.add_row(f"{point:,}", _pct(track.accuracy(point - window, point)),
-                          _pct(track.accuracy(point, point + window)),
-                          _pct(track.accuracy(nxt - window, nxt)),
-                          f"{first.position:,}" if first and first.position is not None
-                          else "not detected",
-                          f"{first.delay:,} events" if first and first.delay is not None
-                          else "-")
-        out.append(table)
-        early = [d for d in detections if d.point is None]
-        for what, found in (("before the first drift point", early), ("again", later)):
-            if found:
-                out.append(Text(f"the detector also fired {what}: at " + ", ".join(
-                    f"{d.position:,}" if d.position is not None else "?" for d in found)))
-    else:
-        for d in detections:
-            out.append(Text(f"drift: {d.node} fired at position {d.position}"))
-    versions, changes, created = track.state()
-    parts = [f"{created} versions created"]
-    parts += [f"{c['action']} to version {c['version']} after {c['labels']:,} labels"
-              for _, c in changes] or ["no reset or rollback"]
-    if versions:
-        parts.append("now " + ", ".join(f"{m} version {v}" for m, v in versions.items()))
-    out.append(Text("models: " + "; ".join(parts)))
-    unmatched = sum(c for s, c in track.counts.items() if track.streams[s] == "unmatched")
-    if unmatched:
-        out.append(Text(f"{unmatched:,} labels unmatched (see the unmatched stream)"))
-    if stats and topology is not None:
-        table = Table(title="nodes (events/s: mean while busy, and the best second)",
-                      title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False)
-        for col in ("node", "kind", "in", "out", "dead", "events/s", "best/s", "warm-up"):
-            table.add_column(col, justify="left" if col in ("node", "kind") else "right",
-                             no_wrap=True)
-        for name, s in stats.items():
-            busy = (s.last_batch_at - s.first_batch_at) if s.first_batch_at and \
-                s.last_batch_at else 0.0
-            table.add_row(name, topology.nodes[name].kind, f"{s.records_in:,}",
-                          f"{s.records_out:,}", f"{s.dead_letters:,}",
-                          f"{s.records_in / busy:,.0f}" if busy > 0 else "-",
-                          f"{(peaks or {}).get(name, 0.0):,.0f}",
-                          f"{s.warm_up_s:.2f} s")
-        out.append(table)
-    return out
-
-
-def _window(points: Sequence[int], n: int) -> int:
-    """Events compared before and after a drift point: 1000, less if points are close."""
-    gaps = [b - a for a, b in zip([0, *points], [*points, n], strict=True)]
-    return max(1, min([1000, *(g // 3 for g in gaps)]))
 
 
 def _position(join: Any, fallback: int) -> int:

@@ -170,5 +170,10 @@ def test_memory_demo_shows_the_summary() -> None:
     rows = [line.split() for line in out.splitlines()
             if line.strip().startswith(("4,000", "8,000"))]
     assert [r[0] for r in rows] == ["4,000", "8,000"]
-    assert all(r[-1] == "events" and r[4] != "not" for r in rows), rows
+    # the delay in events and in seconds of event time (RATE events/s)
+    assert all(r[-3] == "events" and r[4] != "not" for r in rows), rows
+    for r in rows:
+        assert r[-1] == "s)" and float(r[-2][1:]) == pytest.approx(
+            int(r[-4].replace(",", "")) / fraud.RATE, abs=0.005)
+    assert "labels unmatched: none" in out
     assert "reset to version" in out
