@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,19 +79,35 @@ def _literals(fn: Any) -> set[str]:
     for top in tree.body:
         if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)):
             top.decorator_list = []
-    return {c.value for c in ast.walk(tree) if isinstance(c, ast.Constant)
-            and isinstance(c.value, str)}
+    if getattr(fn, "__name__", "") == "<lambda>":  # its source is the whole statement
+        roots: list[ast.AST] = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
+    else:
+        roots = [tree]
+    return {c.value for root in roots for c in ast.walk(root)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)}
 
 
 def _referenced_streams(fn: Any) -> set[str]:
-    """Names of the ``Stream`` objects ``fn`` refers to as globals or closure variables."""
+    """Names of the ``Stream`` objects ``fn`` (or a comprehension in it) refers to as globals
+    or closure variables."""
     from doa.topology import Stream
 
-    try:
-        found = inspect.getclosurevars(fn)
-    except (TypeError, ValueError):
+    code = getattr(fn, "__code__", None)
+    if code is None:
         return set()
-    values = [*found.globals.values(), *found.nonlocals.values()]
+    names: set[str] = set()
+    stack = [code]
+    while stack:  # inspect.getclosurevars skips the code of nested comprehensions
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, CodeType))
+    namespace = getattr(fn, "__globals__", {})
+    values = [namespace[n] for n in names if n in namespace]
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # a cell not filled yet
+            continue
     return {v.name for v in values if isinstance(v, Stream)}
 
 
