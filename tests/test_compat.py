@@ -425,3 +425,22 @@ def test_none_still_registers_and_a_known_version_is_not_checked(tmp_path: Path)
     # going back to version 1 registers nothing and checks nothing (as Confluent does)
     back = plan_registration(topology_version(tmp_path, V1), history)
     assert [s for s, _, _ in back] == ["h.dlq"], "only the dead letters' first version"
+
+
+@pytest.mark.parametrize(("level", "ok"), [("BACKWARD_TRANSITIVE", False), ("NONE", True),
+                                           ("forward_transitive", False), ("FULL", False)])
+def test_doa_check_against_accepts_every_level(tmp_path: Path, level: str, ok: bool) -> None:
+    from click.testing import CliRunner
+
+    from doa.cli import cli
+
+    for name, schema in (("v1", V1), ("v3", V3)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "t.avsc").write_text(json.dumps(schema))
+    result = CliRunner().invoke(cli, ["check", "--against", str(tmp_path / "v1" / "t.avsc"),
+                                      str(tmp_path / "v3" / "t.avsc"), "--level", level])
+    assert result.exit_code == (0 if ok else 1), result.output
+    if ok:
+        assert f"is {level.upper()}-compatible" in result.stdout
+    else:
+        assert result.stderr.startswith(f"incompatible ({level.upper()}): field 'T.n'")
