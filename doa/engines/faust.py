@@ -2,7 +2,7 @@
 
 For teams already running Faust: :func:`mount` adds a topology's nodes to your ``faust.App``
 as agents; ``doa run TOPOLOGY --engine faust`` runs each node in an app of its own
-(:class:`FaustWorker`, consumer group ``TOPOLOGY.NODE`` as with the kafka engine). The nodes
+(:class:`FaustWorker`, consumer group ``TOPOLOGY.NODE.faust``: see :func:`group_id`). The nodes
 do exactly what they do on the kafka engine: the same step, validation, doa's Avro codec (the
 topics are raw bytes to Faust, never Faust's serializers), dead letters and lineage headers.
 Batches come from ``stream.take_events(max_records, within=fetch_max_wait_ms)``.
@@ -26,14 +26,17 @@ imported here with ``sys.argv`` hidden from it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
+import os
+import shutil
+import socket
 import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from doa.engines import EngineSettings, NodeStats
@@ -67,19 +70,23 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
     """``faust.App`` keyword arguments matching doa's engine settings and the embedded broker.
 
     Consumer and producer knobs as on the kafka engine (session timeout 3 s, heartbeat 1 s,
-    linger, acks); no web server, memory store, no topic declarations and no leader topic
-    (doa creates its topics; tansu needs nothing else), at-least-once.
+    linger, acks); memory store, no topic declarations and no leader topic (doa creates its
+    topics; tansu needs nothing else), at-least-once. No web server, except under
+    ``faust worker`` (which turns it on): then on Faust's port 6066 if it is free, else on a
+    free port. A fresh data directory per call, removed when the process exits.
 
     Examples
     --------
     >>> s = app_settings(EngineSettings(session_timeout_ms=3000))
     >>> s["broker_session_timeout"], s["processing_guarantee"], s["web_enabled"]
     (3.0, 'at_least_once', False)
+    >>> s["datadir"] != app_settings()["datadir"]  # two apps never share a data directory
+    True
     """
     s = settings or EngineSettings.from_env()
     return {
-        "web_enabled": False, "store": "memory://", "autodiscover": False,
-        "topic_allow_declare": False, "topic_disable_leader": True,
+        "web_enabled": False, "web_port": free_port(6066), "store": "memory://",
+        "autodiscover": False, "topic_allow_declare": False, "topic_disable_leader": True,
         "processing_guarantee": "at_least_once",
         "broker_session_timeout": s.session_timeout_ms / 1000,
         "broker_heartbeat_interval": s.heartbeat_interval_ms / 1000,
@@ -88,8 +95,27 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
         "producer_linger": s.linger_ms / 1000,
         "producer_acks": -1 if s.acks == "all" else int(s.acks),
         "producer_max_request_size": 2 * s.chunk_size + 65536,
-        "datadir": str(Path(tempfile.gettempdir()) / "doa-faust"),  # Faust mkdirs it on start
+        "datadir": fresh_datadir(),
     }
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens on it, else a port the system says is free."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise DoaError("no free TCP port for the Faust web server")
+
+
+def fresh_datadir() -> str:
+    """A new temporary directory (``doa-faust-PID-*``), removed at the exit of the process."""
+    path = tempfile.mkdtemp(prefix=f"doa-faust-{os.getpid()}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def broker_credentials(address: str) -> dict[str, Any]:
@@ -207,6 +233,30 @@ def _connect(app: Any, mounted: list[MountedNode]) -> None:
     app.on_before_shutdown.connect(stopping)
 
 
+def group_id(topology: Topology, node: Node) -> str:
+    """The consumer group of a node on ``doa run --engine faust``: ``TOPOLOGY.NODE.faust``.
+
+    Not the kafka engine's ``TOPOLOGY.NODE``: a group keeps its members' protocol (aiokafka's
+    assignors there, Faust's own here), and the embedded broker refuses the other protocol even
+    once the group is empty. Nothing is lost by the separate group: both engines position a
+    node's inputs at the offsets its latest snapshot covers, not at the group's committed
+    offsets, so a node moved from one engine to the other continues its state exactly.
+
+    Examples
+    --------
+    >>> from doa.topology import Topology
+    >>> from doa.schema import builtin_schema_dir
+    >>> t = Topology("demo", schemas=builtin_schema_dir())
+    >>> s = t.stream("s", schema="doa.DeadLetter")
+    >>> @t.node(reads=s, writes=[], state=dict)
+    ... def count(state, batch):
+    ...     return state, []
+    >>> group_id(t, t.nodes["count"])
+    'demo.count.faust'
+    """
+    return f"{topology.name}.{node.name}.faust"
+
+
 class FaustWorker:
     """``doa run --engine faust``: one node in a Faust app of its own (the Worker shape)."""
 
@@ -223,7 +273,7 @@ class FaustWorker:
     async def start(self) -> None:
         s = self.settings
         brokers = ";".join(f"kafka://{a.strip()}" for a in self.address.split(","))
-        app = faust.App(f"{self.topology.name}.{self.node.name}", broker=brokers,
+        app = faust.App(group_id(self.topology, self.node), broker=brokers,
                         broker_client_id=f"doa-{self.node.name}", **app_settings(s),
                         **broker_credentials(self.address))
         [self.mounted] = mount(app, self.topology, [self.node.name], s)

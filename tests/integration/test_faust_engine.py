@@ -6,18 +6,22 @@
 * Restarts: after kill -9 at random moments and inside a multi-chunk snapshot, the recovered
   state equals that of a run that never crashed, every input is counted exactly once, and
   outputs repeat only with the same id and value (DESIGN invariant 3, as on the kafka engine).
-* A user's own Faust app with doa nodes mounted (the README example) runs under `faust worker`.
+* A user's own Faust app with doa nodes mounted (the README example) runs under `faust worker`,
+  also when Faust's web port 6066 is taken, in a data directory of its own.
 * `import doa` does not import faust; importing the engine hides sys.argv from faust.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -320,6 +324,10 @@ def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
     assert USER_APP.split('"""', 2)[2].strip() in README, "README shows examples/faust_app.py"
     app_file = tmp_path / "sensors_app.py"
     app_file.write_text(USER_APP)
+    taken = socket.socket()  # Faust's default web port is taken (if not already): no crash
+    with contextlib.suppress(OSError):
+        taken.bind(("0.0.0.0", 6066))
+        taken.listen()
     proc = subprocess.Popen(
         [sys.executable, str(app_file), "worker", "--loglevel", "warn"], cwd=ROOT,
         env={**os.environ, "DOA_BROKER": broker, "PYTHONPATH": str(ROOT)},
@@ -336,9 +344,14 @@ def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         reader.join(5)
-    out = b"".join(lines).decode(errors="replace")[-3000:]
-    assert paged, out
-    assert proc.returncode == 0, out
+        taken.close()
+    out = b"".join(lines).decode(errors="replace")
+    assert paged, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out and "address already in use" not in out, out[-3000:]
+    assert "localhost:6066" not in out, "the web server moved to a free port"
+    datadirs = list(Path(tempfile.gettempdir()).glob(f"doa-faust-{proc.pid}-*"))
+    assert f"doa-faust-{proc.pid}-" in out and datadirs == [], "a fresh data dir, removed"
     states = latest_states(broker, state_topic(topology, "flag_spikes"))
     assert sum(o["readings"] for _s, o in states.values()) == 3000, "snapshots cover the input"
 
