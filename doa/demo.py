@@ -35,9 +35,8 @@ from rich.table import Table
 from doa.errors import DoaError
 from doa.loader import load
 
-# Record timestamps of a live replay lead the wall clock by this much. Outputs carry their
-# input's event time whatever the lag, so the lead changes nothing downstream; it keeps the
-# source's timestamps in the future of the moment the nodes read them.
+# Record timestamps of a live replay lead the wall clock by this much (outputs carry their
+# input's event time whatever the lag: the lead changes nothing downstream).
 LEAD_MS = 2_000
 MAX_IDLE_MS = 250  # see demo_settings
 READY_TIMEOUT_S = 60.0  # a live replay waits at most this long for the nodes to start
@@ -334,14 +333,9 @@ def run_broker_demo(spec: str, n: int, seconds: float, broker: str | None,
 
 
 def demo_settings() -> Any:
-    """The engine settings of the demo: ``DOA_*`` variables, and a learner's merge that
-    waits up to ``MAX_IDLE_MS`` for features before it releases a label alone.
-
-    The demo runs every node in one process, and one process's nodes take turns: the feature
-    node may then lag the source by a few hundred ms (in separate processes, as ``doa run
-    --nodes`` deploys them, by ~20 ms), longer than the default 20 ms. A label released
-    before its features is held by the learner until they come, so this only keeps the
-    usual order (features, then label) more often.
+    """``DOA_*`` settings, and a merge that waits up to ``MAX_IDLE_MS`` for features before
+    it releases a label alone: one process's nodes take turns, so the feature node may lag
+    by a few hundred ms (a learner holds an early label until its features come anyway).
     """
     from doa.engines import EngineSettings
 
