@@ -23,14 +23,27 @@ out = Console(highlight=False, soft_wrap=True)
 
 class _State:
     debug = False
+    logging = False  # main() configured logging (not when cli is invoked in tests)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="doa")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-def cli(debug: bool) -> None:
-    """doa: typed, replayable streams and stateless ML nodes on Kafka."""
+@click.option("--debug", is_flag=True,
+              help="Show full tracebacks on errors, and the library logs as -v does.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show the logs of doa and its libraries (aiokafka, kafka, faust) on stderr; "
+                   "they always go to ~/.cache/doa/logs/doa.log (or $DOA_LOG_FILE).")
+def cli(debug: bool, verbose: bool) -> None:
+    """doa: typed, replayable streams and stateless ML nodes on Kafka.
+
+    Logs go to ~/.cache/doa/logs/doa.log ($DOA_LOG_FILE moves it); stderr shows doa's own
+    warnings, and with -v everything.
+    """
     _State.debug = debug
+    if _State.logging and (verbose or debug):
+        from doa.logs import show_on_stderr
+
+        show_on_stderr(True)
 
 
 @cli.command()
@@ -155,6 +168,10 @@ _add_broker_commands()
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``doa`` console script."""
+    from doa.logs import configure
+
+    configure()  # library logs to the log file, not into the command's output
+    _State.logging = True
     try:
         return cli.main(args=argv, prog_name="doa", standalone_mode=False)
     except click.exceptions.Abort:

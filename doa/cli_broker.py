@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from doa.broker import configured_broker
 from doa.engines import NodeStats
 from doa.errors import DoaError
 
@@ -60,33 +61,60 @@ def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
 @broker_option
 @click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
 @click.option("--for", "seconds", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--quiet", "-q", is_flag=True, help="No per-second summary line.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No status line of the nodes' counts (broker status lines still show).")
 @click.option("--engine", default="kafka", show_default=True,
               help="The engine running the nodes (kafka: the aiokafka batch loop).")
 def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
             quiet: bool, engine: str) -> None:
-    """Run a topology's nodes (an embedded broker is started if none is configured)."""
+    """Run a topology's nodes (an embedded broker is started if none is configured).
+
+    A status line shows the nodes' counts when they change (every 10 s when idle). A stop
+    (SIGTERM, Ctrl-C, --for) takes at most $DOA_SHUTDOWN_GRACE_S seconds (10); if the broker
+    is gone by then, doa says what is left undone and exits 1 (nothing is lost: it is
+    reprocessed on restart). A second SIGTERM or Ctrl-C exits at once.
+    """
     import signal
 
+    from doa.engines import worker_class
+    from doa.reach import check_reachable
     from doa.run import run, stop_before_start
 
     # SIGTERM while the topology's modules import (river, numba: seconds) exits 0 at once,
     # as a stop during the run does; doa.run.run then installs its own handlers.
     signal.signal(signal.SIGTERM, stop_before_start)
+    worker_class(engine)  # an unknown engine first: the broker does not matter then
+    address = configured_broker(broker)
+    if address:
+        check_reachable(address, timeout_s=3.0)  # in seconds, before the imports
     from doa.loader import load_topology
 
     t = load_topology(topology)
-    if not broker:
+    if not address:
         err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
-
-    def tick(elapsed: float, stats: dict[str, NodeStats]) -> None:
-        if not quiet:
-            err.print(escape(summary_line(elapsed, stats)))
-
     report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
-                 tick=tick, engine=engine)
+                 tick=None if quiet else StatusTicker(), engine=engine,
+                 say=lambda line: err.print(escape(line)))
     out.print(stats_table(report.stats, report.seconds))
     out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
+    if report.incomplete:
+        raise DoaError(report.incomplete)
+
+
+class StatusTicker:
+    """``tick`` for :func:`doa.run.run`: a summary line when a count changed, or every
+    ``idle_s`` seconds when none did."""
+
+    def __init__(self, idle_s: float = 10.0) -> None:
+        self.idle_s = idle_s
+        self._shown: tuple[tuple[int, int, int], ...] | None = None
+        self._at = 0.0
+
+    def __call__(self, elapsed: float, stats: dict[str, NodeStats]) -> None:
+        counts = tuple((s.records_in, s.records_out, s.dead_letters) for s in stats.values())
+        if counts != self._shown or elapsed - self._at >= self.idle_s:
+            self._shown, self._at = counts, elapsed
+            err.print(escape(summary_line(elapsed, stats)))
 
 
 @click.command("publish")

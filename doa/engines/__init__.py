@@ -128,3 +128,8 @@ class NodeStats:
     warm_up_s: float = 0.0  # the node's on_start hook (JIT compilation of kernels)
     first_batch_at: float | None = None  # time.monotonic() of the first and last batch
     last_batch_at: float | None = None
+    # What a stop would leave undone (the kafka engine keeps these current; see doa.outage):
+    partitions: int = 0  # input partitions assigned to this node in this process
+    outputs_unacked: int = 0  # outputs sent and not yet acknowledged by the broker
+    offsets_uncommitted: int = 0  # input partitions whose position is not committed
+    unsnapshotted: int = 0  # partitions with records processed since their last snapshot

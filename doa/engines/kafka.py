@@ -6,6 +6,13 @@ snapshot and seeks its inputs to the offsets the snapshot covers (no snapshot: t
 so state is always a function of the log prefix consumed). Outputs are acknowledged before
 offsets are committed and before a snapshot claims to cover them; on revocation and on stop
 the worker snapshots first. Delivery is at-least-once with stable event ids.
+
+While the broker is away the worker waits: an output the broker did not acknowledge is sent
+again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
+the group coordinator. ``NodeStats`` says at any moment what a stop would leave undone
+(:mod:`doa.outage` bounds the stop and reports it). An input offset gap is fetched again once
+from the offset the state expects; a gap that is really in the log (compaction, transaction
+markers) is reported at WARNING with the partition and offsets, never skipped silently.
 """
 
 from __future__ import annotations
@@ -14,16 +21,17 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import InvalidSessionTimeoutError
+from aiokafka.errors import InvalidSessionTimeoutError, KafkaError, KafkaTimeoutError
 
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.state_io import PartitionedNode
 from doa.merge import TimestampMerge
-from doa.runtime import RawRecord
+from doa.runtime import OutRecord, RawRecord
 from doa.security import aiokafka_options
 from doa.topology import Node, Topology
 
@@ -40,7 +48,9 @@ class NodeWorker(PartitionedNode):
         self._producer: AIOKafkaProducer | None = None
         self._started = time.monotonic()
         self._ready: set[int] = set()  # partitions whose snapshot is loaded and inputs seeked
-        self._gap_ok: set[TopicPartition] = set()  # re-seeked once after a stale prefetch
+        self._refetched: dict[TopicPartition, int] = {}  # re-seeked to this after a gap
+        self._committed: dict[TopicPartition, int] = {}  # offsets the group holds (as we know)
+        self._abandoned = False  # cancelled after the shutdown grace: no more network on close
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
         self._merges: dict[int, TimestampMerge] = {}  # multi-input nodes: per partition
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
@@ -89,6 +99,10 @@ class NodeWorker(PartitionedNode):
                     if data or any(self._merges.values()):
                         await self._process(data)
                     await self._maybe_snapshot()
+                    self._account()
+        except asyncio.CancelledError:
+            self._abandoned = True  # the shutdown grace is over: leave without the broker
+            raise
         finally:
             await self.close()
 
@@ -97,15 +111,29 @@ class NodeWorker(PartitionedNode):
         try:
             if consumer is not None:
                 try:
-                    await self._snapshot_all()
-                    await self._commit(consumer)
+                    if not self._abandoned:
+                        await self._snapshot_all()
+                        await self._commit(consumer)
                 finally:
-                    await consumer.stop()
+                    await self._stop_client(consumer)
         finally:
             for client in (self._producer, self._reader):
                 if client is not None:
-                    await client.stop()
+                    await self._stop_client(client)
             self._producer = self._reader = None
+
+    async def _stop_client(self, client: Any) -> None:
+        if not self._abandoned:
+            await client.stop()
+            return
+        try:  # flushing or leaving the group needs the broker: give up after a second
+            await asyncio.wait_for(client.stop(), 1.0)
+        except (asyncio.TimeoutError, KafkaError) as exc:
+            log.debug("node %s: client not stopped cleanly (%s)", self.node.name, exc)
+
+    def _account(self) -> None:
+        """Keep ``stats`` saying how many partitions have state not yet snapshotted."""
+        self.stats.unsnapshotted = sum(1 for p in self.states if self._since_snapshot[p] > 0)
 
     # -- the loop ------------------------------------------------------------------------------
     async def _process(self, data: dict[TopicPartition, list[Any]]) -> None:
@@ -117,12 +145,7 @@ class NodeWorker(PartitionedNode):
             # The next offset a fetch should bring: after the last one fetched (records may wait
             # in the merge buffer), or after the assignment the offset the snapshot covers.
             expected = self._fetched.get(tp, self.positions.get(tp.partition, {}).get(tp.topic))
-            if expected is not None and messages[0].offset > expected and tp not in self._gap_ok:
-                # Prefetched from another position (e.g. the committed offset) before our
-                # seek: processing it would skip records the state has not seen. Seek again;
-                # if the log really has a gap there (compaction, markers), accept it next time.
-                self._gap_ok.add(tp)
-                self._consumer.seek(tp, expected)
+            if not self._check_gaps(tp, expected, messages):
                 continue
             by_partition[tp.partition].extend(
                 RawRecord(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value,
@@ -131,7 +154,7 @@ class NodeWorker(PartitionedNode):
             self._fetched[tp] = max(expected or 0, messages[-1].offset + 1)
         if len(self.node.reads) > 1:
             by_partition = self._merge(by_partition)
-        pending = []
+        outputs: list[OutRecord] = []
         for p, raws in by_partition.items():
             if not raws:
                 continue
@@ -140,10 +163,7 @@ class NodeWorker(PartitionedNode):
                 self.positions.setdefault(p, {})
             result = self.runner.process(self.states[p], raws)
             self.states[p] = result.state
-            for out in result.outputs:
-                pending.append(await self._producer.send(
-                    out.stream, out.value, key=out.key, partition=out.partition,
-                    timestamp_ms=out.timestamp, headers=list(out.headers)))
+            outputs.extend(result.outputs)
             for r in raws:
                 self.positions[p][r.stream] = r.offset + 1
             self._since_snapshot[p] += len(raws)
@@ -156,11 +176,73 @@ class NodeWorker(PartitionedNode):
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = now
         self.stats.last_batch_at = now
-        if pending:
-            await asyncio.gather(*pending)  # acknowledged before commit and snapshot
+        if outputs:
+            await self._deliver(outputs)  # acknowledged before commit and snapshot
             if self.stats.first_output_s is None:
                 self.stats.first_output_s = time.monotonic() - self._started
         await self._commit(self._consumer)
+
+    def _check_gaps(self, tp: TopicPartition, expected: int | None, messages: list[Any]) -> bool:
+        """Whether ``messages`` (fetched from ``tp``) may be processed; reports real gaps.
+
+        A fetch that starts after ``expected`` was prefetched from another position (e.g. the
+        committed offset) before our seek: processing it would skip records the state has not
+        seen, so ``tp`` is fetched again from ``expected`` (False). If the log really lacks
+        those offsets (compaction, transaction markers), the next fetch starts there again:
+        it is processed, and the gap reported at WARNING, as is a gap inside a fetch.
+        """
+        first, last = messages[0].offset, messages[-1].offset
+        if expected is not None and first > expected:
+            if self._refetched.get(tp) != expected:
+                self._refetched[tp] = expected
+                assert self._consumer is not None
+                self._consumer.seek(tp, expected)
+                return False
+            log.warning("node %s: %s partition %s: offsets %s..%s are not in the log "
+                        "(compaction or transaction markers; fetched twice); continuing at %s",
+                        self.node.name, tp.topic, tp.partition, expected, first - 1, first)
+        self._refetched.pop(tp, None)
+        if last - first + 1 > len(messages):
+            missing = [(a.offset + 1, b.offset - 1) for a, b in pairwise(messages)
+                       if b.offset > a.offset + 1 and (expected is None or b.offset > expected)]
+            if missing:
+                log.warning("node %s: %s partition %s: offsets %s are not in the log "
+                            "(compaction or transaction markers)", self.node.name, tp.topic,
+                            tp.partition, ", ".join(f"{a}..{b}" for a, b in missing))
+        return True
+
+    async def _deliver(self, outputs: list[OutRecord]) -> None:
+        """Send ``outputs`` in order until the broker has acknowledged every one.
+
+        An output whose send fails on a retriable error (the broker is away) is sent again,
+        with the same event id, after a short pause; the run's shutdown grace bounds the wait.
+        """
+        assert self._producer is not None
+        todo, pause = outputs, 0.1
+        while todo:
+            self.stats.outputs_unacked = len(todo)
+            futures: list[Any] = []
+            for out in todo:
+                try:
+                    futures.append(await self._producer.send(
+                        out.stream, out.value, key=out.key, partition=out.partition,
+                        timestamp_ms=out.timestamp, headers=list(out.headers)))
+                except KafkaError as exc:
+                    _retriable(exc)
+                    break
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    _retriable(r)
+            failed = [out for out, r in zip(todo[:len(futures)], results, strict=True)
+                      if isinstance(r, BaseException)]
+            todo = failed + todo[len(futures):]
+            if todo:
+                log.info("node %s: %s outputs not acknowledged; sending them again",
+                         self.node.name, len(todo))
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 2.0)
+        self.stats.outputs_unacked = 0
 
     def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
         """Co-partitioned inputs in timestamp order, deterministically (see doa.merge)."""
@@ -178,7 +260,10 @@ class NodeWorker(PartitionedNode):
             def caught_up(stream: str, p: int = p) -> bool:
                 tp = TopicPartition(stream, p)
                 high = consumer.highwater(tp)
-                return high is not None and self._fetched.get(tp, 0) >= high
+                # Nothing fetched since the assignment: the consumer sits where the snapshot
+                # left it (a partition read to its end before the restart is caught up).
+                at = self._fetched.get(tp, self.positions.get(p, {}).get(stream, 0))
+                return high is not None and at >= high
 
             released[p] = merge.release(now, caught_up)
         return released
@@ -186,23 +271,44 @@ class NodeWorker(PartitionedNode):
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         offsets = {TopicPartition(s, p): o for p, pos in self.positions.items()
                    for s, o in pos.items()}
-        if offsets:
-            try:
-                await consumer.commit(offsets)
+        moved = {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
+        if moved:
+            try:  # waits for the group coordinator while the broker is away
+                await consumer.commit(moved)
             except Exception as exc:  # a rebalance in progress: the snapshot holds offsets
                 log.debug("commit failed (%s); snapshots still hold the offsets", exc)
+            else:
+                self._committed.update(moved)
+        self.stats.offsets_uncommitted = sum(1 for tp, o in offsets.items()
+                                             if self._committed.get(tp) != o)
 
     # -- snapshots -----------------------------------------------------------------------------
     async def _maybe_snapshot(self) -> None:
         now = time.monotonic()
         for p in list(self.states):
-            if self._snapshot_due(p, now):
-                await self.snapshot(p)
+            if self._snapshot_due(p, now) and not await self._try_snapshot(p):
+                return  # the broker is away: try again when next due
 
     async def _snapshot_all(self) -> None:
         for p in list(self.states):
-            if self._since_snapshot[p] > 0:
-                await self.snapshot(p)
+            if self._since_snapshot[p] > 0 and not await self._try_snapshot(p):
+                break
+        self._account()
+
+    async def _try_snapshot(self, p: int) -> bool:
+        """Snapshot partition ``p``; False (and the state kept) if the broker did not take it.
+
+        Nothing is lost without it: a restart replays the input from the last snapshot
+        written, and the replayed outputs carry the same ids.
+        """
+        try:
+            await self.snapshot(p)
+        except KafkaError as exc:
+            _retriable(exc)
+            log.info("node %s: snapshot of partition %s not written (%s)", self.node.name, p,
+                     type(exc).__name__)
+            return False
+        return True
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
         assert self._producer is not None  # one record per batch: the end offset stays exact
@@ -236,11 +342,14 @@ class NodeWorker(PartitionedNode):
                         else:
                             await self._consumer.seek_to_beginning(tp)
             self._snapshot_taken(p)
-            self._gap_ok -= {TopicPartition(s, p) for s in self.node.reads}
             for s in self.node.reads:
-                self._fetched.pop(TopicPartition(s, p), None)
+                tp = TopicPartition(s, p)
+                self._fetched.pop(tp, None)
+                self._refetched.pop(tp, None)
+                self._committed.pop(tp, None)
             self._merges.pop(p, None)
             self._ready.add(p)
+            self.stats.partitions = len(self._ready)
             log.info("node %s: partition %s from %s", self.node.name, p,
                      f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
 
@@ -250,16 +359,25 @@ class NodeWorker(PartitionedNode):
 
     async def _revoked(self, partitions: set[TopicPartition]) -> None:
         self._ready -= {tp.partition for tp in partitions}
+        self.stats.partitions = len(self._ready)
         gone = sorted({tp.partition for tp in partitions} & set(self.states))
         for p in gone:
             if self._since_snapshot[p] > 0 and self._producer is not None:
-                await self.snapshot(p)
+                await self._try_snapshot(p)  # if not: the next owner replays from the last
         if self._consumer is not None:
             await self._commit(self._consumer)
         for p in gone:
             del self.states[p]
             self.positions.pop(p, None)
             self._merges.pop(p, None)
+
+
+def _retriable(exc: BaseException) -> None:
+    """Return if waiting for the broker may cure ``exc`` (it is away, or has no leader yet);
+    otherwise raise it (a record too large, an authorisation error: retrying cannot help)."""
+    if isinstance(exc, KafkaError) and (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+        return
+    raise exc
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
