@@ -95,7 +95,7 @@ def fraud_run(address: str, slow_s: float) -> dict[str, list[tuple[int, dict[str
     settings = EngineSettings.from_env()
     settings = dataclasses.replace(settings, max_records=64, max_idle_ms=1000)
     run_until_quiet(t, address, {"featurize": N, "scorer": 2 * N, "watch_errors": N}, settings)
-    return {s: [(e.timestamp, comparable(e)) for e in read_stream(address, t, s, idle_s=2)]
+    return {s: [(e.timestamp, comparable(e)) for e in read_stream(address, t, s, N, idle_s=10)]
             for s in ("card_features", "predictions", "outcomes")}
 
 
