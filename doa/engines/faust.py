@@ -56,6 +56,7 @@ def _import_faust() -> Any:
 
 
 faust = _import_faust()
+from mode.threads import WorkerThread  # noqa: E402  (faust first: it hides sys.argv)
 
 __all__ = ["FaustWorker", "MountedNode", "app_settings", "broker_credentials", "mount"]
 
@@ -279,6 +280,7 @@ class FaustWorker:
         [self.mounted] = mount(app, self.topology, [self.node.name], s)
         self.mounted.stats = self.stats
         await self.mounted.open()  # kernels compile before the app joins its group
+        _daemon_consumer_thread(app)
         self.app = app
         # app.start() returns once the first assignment is loaded and sought; Faust only logs
         # a fatal join error (e.g. a session timeout the broker refuses) and waits forever.
@@ -309,14 +311,26 @@ class FaustWorker:
             await self.close()
 
     async def close(self) -> None:
-        """Stop the app: the node snapshots every partition first (``on_before_shutdown``)."""
+        """Stop the app: the node snapshots every partition first (``on_before_shutdown``).
+
+        With the broker gone the stop may wait forever; ``doa run`` cancels it after its
+        grace period, and then this returns at once (what is left is reported from
+        ``stats``, and the consumer's thread does not hold the process).
+        """
         app, self.app = self.app, None
-        try:
-            if app is not None:
-                await app.stop()
-        finally:
-            if self.mounted is not None:
-                await self.mounted.close()
+        if app is not None:
+            stopping = asyncio.ensure_future(app.stop())
+            try:
+                await asyncio.wait({stopping})  # a cancel interrupts the wait, not the stop
+            except asyncio.CancelledError:
+                if self.mounted is not None:
+                    self.mounted.abandon()
+                await _abandon(stopping)
+                raise
+            stopping.result()
+            self.stats.offsets_uncommitted = 0
+        if self.mounted is not None:
+            await self.mounted.close()
 
     def _raise_failure(self) -> None:
         if self.mounted is not None and self.mounted.failure is not None:
@@ -324,6 +338,48 @@ class FaustWorker:
         if self.app is not None and self.app.crashed:
             reason = self.app.crash_reason
             raise reason if reason is not None else RuntimeError("the Faust app crashed")
+
+
+_LIBRARIES = tuple(f"{os.sep}{name}{os.sep}" for name in ("faust", "mode", "aiokafka"))
+
+
+async def _abandon(stopping: asyncio.Future[Any], within_s: float = 1.0) -> None:
+    """Cancel a Faust app's stop and the library tasks it waits on, until they end.
+
+    mode stops each child service under ``asyncio.shield`` and goes on to the next one on a
+    cancel, so one cancel is not enough: with the broker gone every child waits on it.
+    """
+    me = asyncio.current_task()
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()
+                and (t is stopping or _library_task(t))]
+        if not left:
+            return
+        for t in left:
+            t.cancel()
+        await asyncio.wait(left, timeout=0.01)
+
+
+def _library_task(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and any(lib in code.co_filename for lib in _LIBRARIES)
+
+
+class _DaemonWorker(WorkerThread):
+    def __init__(self, service: Any, **kwargs: Any) -> None:
+        super().__init__(service, **kwargs)
+        self.daemon = True
+
+
+def _daemon_consumer_thread(app: Any) -> None:
+    """Faust's consumer runs its own event loop in a thread (mode's ``ServiceThread``), not a
+    daemon: with the broker gone a stop can leave it waiting forever, and the interpreter
+    waits for it at exit. doa bounds the stop (``DOA_SHUTDOWN_GRACE_S``) and exits anyway;
+    nothing is lost (input not committed is read again, outputs keep their ids)."""
+    thread = getattr(app.consumer, "_thread", None)
+    if thread is not None:
+        thread.Worker = _DaemonWorker
 
 
 def _join_error(app: Any) -> BaseException | None:

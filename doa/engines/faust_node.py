@@ -72,6 +72,12 @@ class MountedNode(PartitionedNode):
         if reader is not None:
             await reader.stop()
 
+    def abandon(self) -> None:
+        """Give up a stop that did not complete (the broker is gone): drop the snapshot
+        reader without waiting for it; later records are ignored."""
+        self._reader = None
+        self._ready.clear()
+
     # -- rebalances (called from the app's signals) --------------------------------------------
     async def assign(self, assignment: Iterable[tuple[str, int]]) -> dict[TopicPartition, int]:
         """Load the snapshot of every newly assigned partition; the offset each assigned input
@@ -96,6 +102,7 @@ class MountedNode(PartitionedNode):
         self._snapshot_taken(p)
         self._merges.pop(p, None)
         self._ready.add(p)
+        self._note()
         log.info("node %s: partition %s from %s", self.node.name, p,
                  f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
 
@@ -122,6 +129,8 @@ class MountedNode(PartitionedNode):
             self.states.pop(p, None)
             self.positions.pop(p, None)
             self._merges.pop(p, None)
+            self._since_snapshot.pop(p, None)
+        self._note()
         for tp in [tp for tp in self._next if tp.partition in partitions]:
             del self._next[tp]
             self._seeking.discard(tp)
@@ -227,10 +236,21 @@ class MountedNode(PartitionedNode):
         st.first_batch_at = st.first_batch_at or now
         st.last_batch_at = now
         if pending:
+            st.outputs_unacked = len(pending)  # what a stop now would leave unacknowledged
             await asyncio.gather(*pending)  # acknowledged before a snapshot claims them
+            st.outputs_unacked = 0
             if st.first_output_s is None:
                 st.first_output_s = time.monotonic() - self._started
+        self._note()
         await self._maybe_snapshot()
+        self._note()
+
+    def _note(self) -> None:
+        """Keep the counters of what a stop would leave undone current (see doa.outage):
+        Faust commits the offsets of the assigned partitions on a stop that completes."""
+        st = self.stats
+        st.partitions = st.offsets_uncommitted = len(self._ready)
+        st.unsnapshotted = sum(1 for p in self._ready if self._since_snapshot[p] > 0)
 
     # -- snapshots (the same records and topic as the kafka engine: see doa.state) ------------
     async def _maybe_snapshot(self) -> None:
