@@ -7,7 +7,8 @@ the first use of a version resolves them with Maven into ``~/.cache/doa/kafka/VE
 ``kafka.tools.StorageTool``; every later start reuses both. Each node runs in its own JVM with
 a bounded heap, keeps its log in a temporary directory, and dies with its parent as the
 embedded broker does (SIGKILL on :meth:`LocalKafka.stop`, ``PR_SET_PDEATHSIG`` when the parent
-dies, even by ``kill -9``); the data goes with it.
+dies, even by ``kill -9``); the data goes with it: a small watchdog process, which outlives its
+parent, removes the temporary directory once the parent and its JVMs are gone.
 
 The configuration is Kafka's defaults except for what a throw-away cluster on a laptop needs:
 internal topics replicated ``min(3, N)`` times with few partitions, no initial rebalance delay,
@@ -103,6 +104,7 @@ class LocalKafka:
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.home: Path | None = None
         self.started_in: float | None = None
+        self._watchdog: tuple[int, subprocess.Popen[bytes]] | None = None  # its pipe's end
 
     @property
     def address(self) -> str:
@@ -126,6 +128,7 @@ class LocalKafka:
         _sweep_stale_homes()
         self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
         (self.home / "owner").write_text(f"{os.getpid()}\n")
+        self._watchdog = _watch(self.home)
         per = 3 if self.auth.secured else 2
         ports = _free_ports(per * self.brokers, exclude={self.port} if self.port else set())
         if self.port:
@@ -235,6 +238,11 @@ class LocalKafka:
         home, self.home = self.home, None
         if home is not None and not os.environ.get("DOA_KAFKA_KEEP"):
             shutil.rmtree(home, ignore_errors=True)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            os.close(watchdog[0])  # the watchdog ends (the directory is already gone)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog[1].wait(timeout=10)
 
     def __enter__(self) -> LocalKafka:
         return self.start()
@@ -280,6 +288,50 @@ def _free_ports(n: int, exclude: set[int]) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+WATCHDOG = """
+import os, shutil, sys, time
+fd, home = int(sys.argv[1]), sys.argv[2]
+while os.read(fd, 1):  # EOF: the owner stopped, or died (kill -9 included)
+    pass
+if os.environ.get("DOA_KAFKA_KEEP"):
+    sys.exit(0)
+mark = ("-Ddoa.kafka.home=" + home).encode()
+deadline = time.monotonic() + 60
+def jvms():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if mark in f.read().split(b"\\0"):
+                    yield pid
+        except OSError:
+            pass
+while any(True for _ in jvms()) and time.monotonic() < deadline:
+    time.sleep(0.1)  # its JVMs die with the owner (PR_SET_PDEATHSIG): let them go first
+shutil.rmtree(home, ignore_errors=True)
+"""
+
+
+def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
+    """Start the watchdog that removes ``home`` when this process is gone; the pipe end it
+    waits on (closed by :meth:`LocalKafka.stop`, or by the kernel when this process dies)."""
+    import sys
+
+    if not Path("/proc").is_dir():
+        return None  # _sweep_stale_homes still cleans up on the next start
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(read), str(home)],
+                         pass_fds=(read,), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        os.close(write)
+        return None
+    finally:
+        os.close(read)
+    return write, proc
 
 
 def _sweep_stale_homes() -> None:

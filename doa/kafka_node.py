@@ -13,16 +13,18 @@ retried, serialised between processes by a file lock, and fail with one line say
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +192,27 @@ def assemble(version: str | None = None, attempts: int = 3) -> Assembly:
         if (root / "complete").exists():  # another process assembled it while we waited
             return done
         if not (done.libs / f"kafka_2.13-{version}.jar").exists():
-            _download(root, version, attempts)
-        _format_template(java, done)
+            with _status(f"resolving Apache Kafka {version} jars with Maven into {root} "
+                         "(first use only)..."):
+                _download(root, version, attempts)
+        with _status(f"formatting the Apache Kafka {version} storage template..."):
+            _format_template(java, done)
         (root / "complete").write_text(f"{version}\n")
     log.info("assembled Apache Kafka %s in %s", version, root)
     return done
+
+
+@contextlib.contextmanager
+def _status(text: str) -> Iterator[None]:
+    """A spinner with ``text`` on a terminal (rich), else one line on stderr."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(text):
+            yield
+    else:
+        print(text, file=sys.stderr, flush=True)
+        yield
 
 
 def _download(root: Path, version: str, attempts: int) -> None:

@@ -26,21 +26,16 @@ imported here with ``sys.argv`` hidden from it.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
-import os
-import shutil
-import socket
 import sys
-import tempfile
 import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from doa.engines import EngineSettings, NodeStats
-from doa.engines.faust_node import MountedNode
+from doa.engines.faust_node import MountedNode, abandon_app, free_port, fresh_datadir
 from doa.errors import DoaError
 from doa.runtime import RawRecord
 from doa.topology import Node, Topology
@@ -98,25 +93,6 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
         "producer_max_request_size": 2 * s.chunk_size + 65536,
         "datadir": fresh_datadir(),
     }
-
-
-def free_port(preferred: int) -> int:
-    """``preferred`` if nothing listens on it, else a port the system says is free."""
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return int(probe.getsockname()[1])
-    raise DoaError("no free TCP port for the Faust web server")
-
-
-def fresh_datadir() -> str:
-    """A new temporary directory (``doa-faust-PID-*``), removed at the exit of the process."""
-    path = tempfile.mkdtemp(prefix=f"doa-faust-{os.getpid()}-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
 
 
 def broker_credentials(address: str) -> dict[str, Any]:
@@ -325,7 +301,7 @@ class FaustWorker:
             except asyncio.CancelledError:
                 if self.mounted is not None:
                     self.mounted.abandon()
-                await _abandon(stopping)
+                await abandon_app(stopping)
                 raise
             stopping.result()
             self.stats.offsets_uncommitted = 0
@@ -338,32 +314,6 @@ class FaustWorker:
         if self.app is not None and self.app.crashed:
             reason = self.app.crash_reason
             raise reason if reason is not None else RuntimeError("the Faust app crashed")
-
-
-_LIBRARIES = tuple(f"{os.sep}{name}{os.sep}" for name in ("faust", "mode", "aiokafka"))
-
-
-async def _abandon(stopping: asyncio.Future[Any], within_s: float = 1.0) -> None:
-    """Cancel a Faust app's stop and the library tasks it waits on, until they end.
-
-    mode stops each child service under ``asyncio.shield`` and goes on to the next one on a
-    cancel, so one cancel is not enough: with the broker gone every child waits on it.
-    """
-    me = asyncio.current_task()
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()
-                and (t is stopping or _library_task(t))]
-        if not left:
-            return
-        for t in left:
-            t.cancel()
-        await asyncio.wait(left, timeout=0.01)
-
-
-def _library_task(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and any(lib in code.co_filename for lib in _LIBRARIES)
 
 
 class _DaemonWorker(WorkerThread):

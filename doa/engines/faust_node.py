@@ -17,7 +17,12 @@ whatever Faust's consumer fetches, the state stays a function of the input log p
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import shutil
+import socket
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -28,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from doa.broker import BrokerError
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.state_io import PartitionedNode
+from doa.errors import DoaError
 from doa.merge import TimestampMerge
 from doa.runtime import RawRecord
 from doa.security import aiokafka_options
@@ -261,3 +267,51 @@ class MountedNode(PartitionedNode):
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
         await (await self.app.producer.send(self.state_topic, key, value, p, None, None))
+
+
+# -- the app around the node (doa.engines.faust uses these) -------------------------------
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens on it, else a port the system says is free."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise DoaError("no free TCP port for the Faust web server")
+
+
+def fresh_datadir() -> str:
+    """A new temporary directory (``doa-faust-PID-*``), removed at the exit of the process."""
+    path = tempfile.mkdtemp(prefix=f"doa-faust-{os.getpid()}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+_LIBRARIES = tuple(f"{os.sep}{name}{os.sep}" for name in ("faust", "mode", "aiokafka"))
+
+
+async def abandon_app(stopping: asyncio.Future[Any], within_s: float = 1.0) -> None:
+    """Cancel a Faust app's stop and the library tasks it waits on, until they end.
+
+    mode stops each child service under ``asyncio.shield`` and goes on to the next one on a
+    cancel, so one cancel is not enough: with the broker gone every child waits on it.
+    """
+    me = asyncio.current_task()
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()
+                and (t is stopping or _library_task(t))]
+        if not left:
+            return
+        for t in left:
+            t.cancel()
+        await asyncio.wait(left, timeout=0.01)
+
+
+def _library_task(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and any(lib in code.co_filename for lib in _LIBRARIES)

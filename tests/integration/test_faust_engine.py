@@ -233,7 +233,7 @@ def test_restart_reads_from_the_snapshot_not_from_offsets_faust_committed(broker
                        env={"DOA_SNAPSHOT_EVERY_MS": "600000",
                             "DOA_SNAPSHOT_EVERY_RECORDS": "1000000"})
     try:
-        assert wait_until(lambda: _committed(broker, "counting.count") == 3000, 40), (
+        assert wait_until(lambda: _committed(broker, "counting.count.faust") == 3000, 40), (
             _stderr(proc))
     finally:
         kill9(proc)

@@ -1,7 +1,8 @@
 """Apache Kafka on this machine (doa.kafka_local) and the limits tansu does not have.
 
 * ``LocalKafka`` and ``doa broker --kafka`` start a KRaft node or cluster, serve, and leave
-  nothing behind: no JVM outlives its parent, even one killed with SIGKILL.
+  nothing behind: no JVM and no data directory outlives its parent, even one killed with
+  SIGKILL.
 * Without Java or Maven the error is one line saying which is missing.
 * Kafka refuses records over 1 MB (tansu takes them): snapshots of several MB are chunked
   under that limit and restored.
@@ -119,6 +120,12 @@ def test_doa_broker_kafka_runs_a_cluster_and_its_jvms_die_with_it_even_by_kill_9
             # A JVM's main thread shows as a zombie while its other threads still exit (and
             # hold its sockets): wait for the port to close as well.
             assert wait_until(lambda at=f"127.0.0.1:{port}": not _listening(at), 10)
+            homes = {Path(cmd.split("-Ddoa.kafka.home=", 1)[1].split(" ", 1)[0])
+                     for cmd in jvms.values()}
+            assert len(homes) == 1 and str(next(iter(homes))).startswith("/"), homes
+            # the data directory goes too, even when doa itself was killed (its watchdog)
+            assert wait_until(lambda hs=tuple(homes): not any(h.exists() for h in hs), 20), \
+                f"{homes} outlived {stop} of `doa broker --kafka`"
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
