@@ -95,10 +95,21 @@ def dead_letters(address: str, topology: Topology, *, group: str | None = None,
     that cannot be decoded comes as a :class:`doa.client.RecordError`."""
     from doa.client import Subscriber
 
+    _with_history(address, topology)
     with Subscriber([topology.dead_letters.name], broker=address, topology=topology,
                     group=group, from_beginning=True, idle_timeout_s=idle_s,
                     on_error="yield") as sub:
         yield from sub
+
+
+def _with_history(address: str, topology: Topology) -> None:
+    """Let the topology decode letters written with older registered DeadLetter versions."""
+    from doa.registry import read_registry
+
+    name = topology.dead_letters.name
+    versions = read_registry(address).get(name, [])
+    if versions:
+        topology.add_history(name, [v.schema for v in versions])
 
 
 @dataclass
@@ -131,6 +142,7 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     from kafka import KafkaConsumer, KafkaProducer
 
     check_reachable(address)
+    _with_history(address, topology)
     options = kafka_python_options(address)
     consumer = KafkaConsumer(bootstrap_servers=address, **options, enable_auto_commit=False,
                              group_id=f"{topology.name}.dlq-replay", fetch_max_wait_ms=10)
