@@ -190,7 +190,7 @@ async def _wind_down(tasks: list[asyncio.Task[None]], workers: list[Any],
         return True
     for t in (*tasks, finishing):
         t.cancel()
-    await asyncio.wait({*tasks, finishing}, timeout=2.0)
+    await asyncio.wait({*tasks, finishing}, timeout=1.0)
     return False
 
 
@@ -258,7 +258,7 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_bounded(main: Coroutine[Any, Any, T], cleanup_s: float = 2.0) -> T:
+def run_bounded(main: Coroutine[Any, Any, T], cleanup_s: float = 1.0) -> T:
     """``asyncio.run(main)``, except that what is still running after ``main`` (a client
     waiting on a broker that is gone) gets ``cleanup_s`` seconds to end, not forever."""
     loop = asyncio.new_event_loop()

@@ -176,6 +176,7 @@ class NodeWorker(PartitionedNode):
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = now
         self.stats.last_batch_at = now
+        self._count_uncommitted()
         if outputs:
             await self._deliver(outputs)  # acknowledged before commit and snapshot
             if self.stats.first_output_s is None:
@@ -212,11 +213,8 @@ class NodeWorker(PartitionedNode):
         return True
 
     async def _deliver(self, outputs: list[OutRecord]) -> None:
-        """Send ``outputs`` in order until the broker has acknowledged every one.
-
-        An output whose send fails on a retriable error (the broker is away) is sent again,
-        with the same event id, after a short pause; the run's shutdown grace bounds the wait.
-        """
+        """Send ``outputs`` in order until the broker acknowledged each; one that fails on a
+        retriable error (the broker is away) is sent again, same id (the grace bounds it)."""
         assert self._producer is not None
         todo, pause = outputs, 0.1
         while todo:
@@ -268,10 +266,16 @@ class NodeWorker(PartitionedNode):
             released[p] = merge.release(now, caught_up)
         return released
 
+    def _offsets(self) -> dict[TopicPartition, int]:
+        return {TopicPartition(s, p): o for p, pos in self.positions.items()
+                for s, o in pos.items()}
+
+    def _count_uncommitted(self) -> None:
+        self.stats.offsets_uncommitted = sum(1 for tp, o in self._offsets().items()
+                                             if self._committed.get(tp) != o)
+
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        offsets = {TopicPartition(s, p): o for p, pos in self.positions.items()
-                   for s, o in pos.items()}
-        moved = {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
+        moved = {tp: o for tp, o in self._offsets().items() if self._committed.get(tp) != o}
         if moved:
             try:  # waits for the group coordinator while the broker is away
                 await consumer.commit(moved)
@@ -279,8 +283,7 @@ class NodeWorker(PartitionedNode):
                 log.debug("commit failed (%s); snapshots still hold the offsets", exc)
             else:
                 self._committed.update(moved)
-        self.stats.offsets_uncommitted = sum(1 for tp, o in offsets.items()
-                                             if self._committed.get(tp) != o)
+        self._count_uncommitted()
 
     # -- snapshots -----------------------------------------------------------------------------
     async def _maybe_snapshot(self) -> None:
@@ -296,11 +299,8 @@ class NodeWorker(PartitionedNode):
         self._account()
 
     async def _try_snapshot(self, p: int) -> bool:
-        """Snapshot partition ``p``; False (and the state kept) if the broker did not take it.
-
-        Nothing is lost without it: a restart replays the input from the last snapshot
-        written, and the replayed outputs carry the same ids.
-        """
+        """Snapshot partition ``p``; False if the broker did not take it (nothing is lost: a
+        restart replays the input from the last snapshot, the outputs with the same ids)."""
         try:
             await self.snapshot(p)
         except KafkaError as exc:
