@@ -329,8 +329,9 @@ def test_null_value_is_dead_lettered_and_the_rest_unchanged(tmp_path: Path) -> N
     clean = Harness(node_topology(tmp_path), batch_size=64)
     clean.publish("readings", [*data[:17], *data[18:]])
     clean.run()
-    assert sorted(map(repr, h.records("features"))) == \
-        sorted(map(repr, clean.records("features")))
+    # the same records (their ids differ: the inputs after the bad one moved by one offset)
+    assert sorted(repr(dict(e)) for e in h.records("features")) == \
+        sorted(repr(dict(e)) for e in clean.records("features"))
 
 
 def test_node_options_warm_up_with_the_types_the_step_uses(tmp_path: Path) -> None:
