@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -172,14 +173,18 @@ def test_ctrl_c_ends_a_subscribe_whose_broker_went_away(broker_kind: str) -> Non
     with EmbeddedBroker() as b:
         topology = load_topology(COUNTING)
         prepare(topology, b.address)
-        proc = doa_process("subscribe", "events", "--broker", b.address, "--follow")
+        with Publisher("events", broker=b.address, topology=topology) as pub:
+            pub.send({"key": "a", "n": 1, "payload": ""})
+        proc = doa_process("subscribe", "events", "--broker", b.address, "--from-beginning",
+                           "--follow")
         try:
-            with Publisher("events", broker=b.address, topology=topology) as pub:
-                pub.send({"key": "a", "n": 1, "payload": ""})
             assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, "doa subscribe printed nothing in 60 s"
             assert json.loads(proc.stdout.readline())["n"] == 1  # it is connected and reading
         except BaseException:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             raise
     # The broker is gone; Ctrl-C must still end the command promptly.
     os.killpg(proc.pid, signal.SIGINT)
