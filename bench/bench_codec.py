@@ -36,8 +36,8 @@ import fastavro
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import validate
 
-from doa.codec import HEADER_SIZE, Codec
-from doa.schema import Schema
+from doa.wire.codec import HEADER_SIZE, Codec
+from doa.wire.schema import Schema
 
 GOAL = 1.3
 SCHEMA: dict[str, Any] = {

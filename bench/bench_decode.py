@@ -10,7 +10,7 @@ record, each case decodes a whole batch:
 
 - ``fastavro schemaless_reader (bare)``: the body only, no checks (the baseline);
 - ``doa Codec.decode (strict)``: the single-object header, then the reader generated per
-  schema by ``doa.fastcheck``, which checks and decodes in one pass;
+  schema by ``doa.wire.fastcheck``, which checks and decodes in one pass;
 - ``fastcheck reader, then fastavro``: the other design (check first, then let fastavro
   decode), to show why doa does not take it;
 - ``Apache avro DatumReader``: the reference implementation, for scale.
@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_codec import SCHEMA as MEASUREMENT
 from bench_codec import make_record as make_measurement
 
-from doa.codec import HEADER_SIZE, Codec
-from doa.fastcheck import compile_reader
-from doa.schema import Schema
+from doa.wire.codec import HEADER_SIZE, Codec
+from doa.wire.fastcheck import compile_reader
+from doa.wire.schema import Schema
 
 GOAL = 1.3
 UNIONS: dict[str, Any] = {

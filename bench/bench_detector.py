@@ -3,7 +3,7 @@
 
     python bench/bench_detector.py [--records 20000] [--batch 500] [--repeat 5]
 
-For each detector: µs per event of the doa detector node, run by ``doa.runtime.NodeRunner``
+For each detector: µs per event of the doa detector node, run by ``doa.runtime.runner.NodeRunner``
 on encoded records in batches of ``--batch`` (decode, step, drift-event encoding and lineage,
 the per-batch state checkpoint), and of a loop calling the bare River detector's
 ``update(x)`` and reading ``drift_detected`` on the same values; in between, the node's step
@@ -33,9 +33,10 @@ from river import drift  # noqa: E402
 
 from doa.detector import detector_node  # noqa: E402
 from doa.events import Event  # noqa: E402
-from doa.runtime import NodeRunner, RawRecord  # noqa: E402
+from doa.node import Node  # noqa: E402
+from doa.runtime.runner import NodeRunner, RawRecord  # noqa: E402
 from doa.testing import Harness  # noqa: E402
-from doa.topology import Node, Topology  # noqa: E402
+from doa.topology.topology import Topology  # noqa: E402
 
 OBS = {"type": "record", "name": "Obs", "namespace": "bench", "fields": [
     {"name": "key", "type": "string"},

@@ -26,11 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from doa.broker import EmbeddedBroker  # noqa: E402
 from doa.client import Publisher  # noqa: E402
 from doa.engines import EngineSettings, NodeStats  # noqa: E402
-from doa.loader import load, load_topology  # noqa: E402
-from doa.run import prepare, run_nodes  # noqa: E402
+from doa.engines.launch import prepare, run_nodes  # noqa: E402
+from doa.local.embedded import EmbeddedBroker  # noqa: E402
+from doa.topology.loader import load, load_topology  # noqa: E402
 
 COUNTING = str(ROOT / "tests" / "topologies" / "counting.py")
 SENSORS = str(ROOT / "topologies" / "sensors.py")

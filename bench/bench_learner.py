@@ -5,8 +5,9 @@
 Workload: River's Phishing features (1,250 rows, cycled with fresh ids), label delay 10,
 StandardScaler | LogisticRegression, Accuracy. Three ways, same events:
 - bare River: simulate_qa order, predict_one / metric.update / learn_one;
-- the learner step through doa.runtime.NodeRunner (decode, step, encode, lineage; no broker);
-- the learner node on the embedded broker (doa.run.run_nodes), records/s and CPU µs per event
+- the learner step through doa.runtime.runner.NodeRunner (decode, step, encode, lineage; no broker);
+- the learner node on the embedded broker (run_nodes),
+  records/s and CPU µs per event
   (an event is a feature record or a label record).
 Prints a table and writes bench/results/learner.json.
 """
@@ -28,10 +29,10 @@ from river import datasets, linear_model, metrics, preprocessing, stream  # noqa
 
 from doa.client import Publisher  # noqa: E402
 from doa.engines import EngineSettings  # noqa: E402
+from doa.engines.launch import broker_for, prepare, run_nodes  # noqa: E402
 from doa.events import Lineage, pack_lineage  # noqa: E402
-from doa.loader import load_topology  # noqa: E402
-from doa.run import broker_for, prepare, run_nodes  # noqa: E402
-from doa.runtime import NodeRunner, RawRecord  # noqa: E402
+from doa.runtime.runner import NodeRunner, RawRecord  # noqa: E402
+from doa.topology.loader import load_topology  # noqa: E402
 
 LEARNING = str(ROOT / "tests" / "topologies" / "learning.py")
 DELAY = 10
@@ -74,7 +75,7 @@ def merged_raw(topology: Any, data: list[tuple[dict[str, float], bool]]) -> list
 
 def learning(compiled: bool) -> Any:
     """The test topology's learner, on the River path or the compiled one."""
-    from doa.learner import learner_node
+    from doa.learner.node import learner_node
 
     topology = load_topology(LEARNING)
     spec = topology.nodes["model"].options["spec"]

@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from fastavro import schemaless_reader, schemaless_writer  # noqa: E402
 
-from doa.broker import EmbeddedBroker  # noqa: E402
 from doa.client import Publisher, Subscriber  # noqa: E402
 from doa.engines import EngineSettings  # noqa: E402
+from doa.engines.launch import prepare, run_nodes  # noqa: E402
 from doa.events import Event, Lineage, output_id, pack_lineage  # noqa: E402
-from doa.loader import load, load_topology  # noqa: E402
-from doa.run import prepare, run_nodes  # noqa: E402
+from doa.local.embedded import EmbeddedBroker  # noqa: E402
+from doa.topology.loader import load, load_topology  # noqa: E402
 
 COUNTING = str(ROOT / "tests" / "topologies" / "counting.py")
 SENSORS = str(ROOT / "topologies" / "sensors.py")
@@ -236,7 +236,7 @@ def start_and_recovery() -> dict[str, Any]:
         publish(topology, b.address, "events",
                 [{"key": f"k{i % 10}", "n": i} for i in range(200_000)])
         env = {**os.environ, "DOA_MAX_RECORDS": "50"}
-        cmd = [sys.executable, "-m", "doa.cli", "run", COUNTING, "--broker", b.address, "-q"]
+        cmd = [sys.executable, "-m", "doa.cli.app", "run", COUNTING, "--broker", b.address, "-q"]
         sub = Subscriber(["counts"], broker=b.address, topology=topology, from_beginning=True,
                          idle_timeout_s=60)
         it = iter(sub)

@@ -21,7 +21,8 @@ from doa.errors import (
     TopologyError,
 )
 from doa.events import Event
-from doa.topology import Node, Stream, Topology
+from doa.node import Node, Stream
+from doa.topology.topology import Topology
 
 __version__ = "0.1.0"
 

@@ -30,7 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from doa.codec import Codec
+from doa.cluster.reach import check_reachable
+from doa.cluster.security import kafka_python_options
 from doa.errors import DecodeError, DoaError
 from doa.events import (
     LINEAGE_HEADER,
@@ -41,9 +42,9 @@ from doa.events import (
     partition_for,
     unpack_lineage,
 )
-from doa.reach import check_reachable
-from doa.security import kafka_python_options
-from doa.topology import Stream, Topology
+from doa.node import Stream
+from doa.topology.topology import Topology
+from doa.wire.codec import Codec
 
 OnError = Literal["raise", "skip", "yield"]
 _Item = TypeVar("_Item", covariant=True)
@@ -51,7 +52,7 @@ _Item = TypeVar("_Item", covariant=True)
 
 def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
     """The codec and declaration of ``stream``, from the topology or the broker's registry."""
-    from doa.registry import read_registry
+    from doa.cluster.registry import read_registry
 
     if topology is not None:
         if stream not in topology.streams:
@@ -81,8 +82,9 @@ class Publisher:
     """Validate, encode and send records to one stream; flushes on close.
 
     ``send`` raises :class:`doa.errors.EncodeError` for a record that does not match, before
-    anything leaves the process. The broker is probed first (:func:`doa.reach.check_reachable`),
-    so an unreachable one is a one-line :class:`doa.reach.BrokerUnreachable` within seconds.
+    anything leaves the process. The broker is probed first
+    (:func:`doa.cluster.reach.check_reachable`),
+    so an unreachable one is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within seconds.
     ``acknowledged`` counts the records the broker has acknowledged (after :meth:`flush`).
     """
 
@@ -203,7 +205,7 @@ class Subscriber(Generic[_Item]):
         nothing is dropped unless the caller says so) a :class:`RecordError`; ``"skip"`` it
         and count it in ``errors``; ``"yield"`` the :class:`RecordError` in its place (also
         counted). The broker is probed first: an unreachable one raises
-        :class:`doa.reach.BrokerUnreachable` within seconds.
+        :class:`doa.cluster.reach.BrokerUnreachable` within seconds.
     """
 
     @overload

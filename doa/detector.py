@@ -55,7 +55,7 @@ from river import base as river_base
 from river import stats as river_stats
 
 from doa.events import Event
-from doa.topology import Node, Stream
+from doa.node import Node, Stream, stream_names
 
 __all__ = ["DRIFT_SCHEMA", "Watch", "describe", "detector_node", "signal_value", "statistics"]
 
@@ -197,7 +197,7 @@ def detector_node(name: str, reads: Stream | str | Iterable[Stream | str],
     Returns
     -------
     Node
-        ``kind="detector"``; add it with :meth:`doa.topology.Topology.add_node`. Its
+        ``kind="detector"``; add it with :meth:`doa.topology.topology.Topology.add_node`. Its
         ``options`` record the signal, detector, key and model version field.
     """
     for method in ("update", "clone"):
@@ -215,7 +215,7 @@ def detector_node(name: str, reads: Stream | str | Iterable[Stream | str],
     text = describe(prototype)
     step = _make_step(name, signal, prototype, text, key, model_version_field)
     factory: Callable[[], Any] = dict if key is not None else lambda: Watch(prototype.clone())
-    return Node(name, _names(reads), _names(outputs), step, factory, kind="detector",
+    return Node(name, stream_names(reads), stream_names(outputs), step, factory, kind="detector",
                 options={"signal": signal, "detector": text, "key": key,
                          "model_version_field": model_version_field})
 
@@ -254,9 +254,3 @@ def _make_step(name: str, signal: str, prototype: Any, text: str, key: str | Non
 
     step.__qualname__ = f"detector_node[{name}].step"
     return step
-
-
-def _names(items: Stream | str | Iterable[Stream | str]) -> tuple[str, ...]:
-    if isinstance(items, (Stream, str)):
-        items = [items]
-    return tuple(i.name if isinstance(i, Stream) else str(i) for i in items)

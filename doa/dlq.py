@@ -32,11 +32,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from doa.cluster.reach import check_reachable
+from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
 from doa.events import LINEAGE_HEADER, Event, Lineage, output_id, pack_lineage
-from doa.reach import check_reachable
-from doa.security import kafka_python_options
-from doa.topology import Topology
+from doa.topology.topology import Topology
 
 if TYPE_CHECKING:
     from doa.client import RecordError
@@ -104,7 +104,7 @@ def dead_letters(address: str, topology: Topology, *, group: str | None = None,
 
 def _with_history(address: str, topology: Topology) -> None:
     """Let the topology decode letters written with older registered DeadLetter versions."""
-    from doa.registry import read_registry
+    from doa.cluster.registry import read_registry
 
     name = topology.dead_letters.name
     versions = read_registry(address).get(name, [])

@@ -48,7 +48,7 @@ class DecodeError(DoaError):
     ``"truncated"``, ``"trailing-bytes"``, ``"varint"``, ``"int-range"``, ``"union-index"``,
     ``"enum-index"``, ``"length"``, ``"block-size"``, ``"boolean"``, ``"utf8"``,
     ``"duplicate-key"``, ``"too-deep"``, ``"logical"`` (a body that is not well-formed Avro,
-    see :mod:`doa.fastcheck`); ``"resolution"`` (an old version's value that does not fit the
+    see :mod:`doa.wire.fastcheck`); ``"resolution"`` (an old version's value that does not fit the
     current schema); ``"corrupt"`` (anything else).
 
     Examples

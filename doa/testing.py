@@ -1,13 +1,13 @@
 """Run a topology in memory, on plain lists, with a clock you move: for unit tests of nodes.
 
-The harness uses the same :class:`doa.runtime.NodeRunner` as the Kafka engine, so records are
+The harness uses the same :class:`doa.runtime.runner.NodeRunner` as the Kafka engine, so records are
 validated, encoded, partitioned (Kafka's murmur2 partitioner), decoded and dead-lettered
 exactly as on a broker. Only the log is a list instead of a topic.
 
 Examples
 --------
->>> from doa.topology import Topology
->>> from doa.schema import builtin_schema_dir
+>>> from doa.topology.topology import Topology
+>>> from doa.wire.schema import builtin_schema_dir
 >>> t = Topology("demo", schemas=builtin_schema_dir())
 >>> src = t.stream("src", schema="doa.DeadLetter", key="node")
 >>> @t.node(reads=src, writes=(), state=lambda: 0)
@@ -29,8 +29,8 @@ from typing import Any
 
 from doa.events import LINEAGE_HEADER, Event, Lineage, key_bytes, lineage_of, pack_lineage
 from doa.events import partition_for as _partition_for
-from doa.runtime import NodeRunner, OutRecord, RawRecord
-from doa.topology import Topology
+from doa.runtime.runner import NodeRunner, OutRecord, RawRecord
+from doa.topology.topology import Topology
 
 __all__ = ["Clock", "Harness", "run"]
 
@@ -192,8 +192,8 @@ def run(topology: Topology, inputs: Mapping[str, Iterable[Mapping[str, Any] | by
     Examples
     --------
     >>> import doa.testing
-    >>> from doa.topology import Topology
-    >>> from doa.schema import builtin_schema_dir
+    >>> from doa.topology.topology import Topology
+    >>> from doa.wire.schema import builtin_schema_dir
     >>> t = Topology("t", schemas=builtin_schema_dir())
     >>> _ = t.stream("s", schema="doa.DeadLetter")
     >>> doa.testing.run(t, {"s": [b"junk"]}).dead_letters == []  # nobody reads "s"

@@ -10,8 +10,8 @@ import os
 import faust
 
 import doa.engines.faust
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.engines.launch import prepare
+from doa.topology.loader import load_topology
 
 broker = os.environ.get("DOA_BROKER", "127.0.0.1:9092")
 topology = load_topology("topologies/sensors.py")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from doa.schema import SchemaSet
+from doa.wire.schema import SchemaSet
 from tests.cpu_load import CpuLoad
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"

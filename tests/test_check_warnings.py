@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 import doa.testing
-from doa.cli import cli
-from doa.loader import load_topology
+from doa.cli.app import cli
+from doa.topology.loader import load_topology
 
 ITEM = {"type": "record", "name": "item", "namespace": "t",
         "fields": [{"name": "k", "type": "string"}, {"name": "v", "type": "long"}]}
@@ -55,7 +55,7 @@ def test_check_warns_and_still_says_ok(project: Path) -> None:
 
 
 def test_check_subprocess_names_the_file_as_typed(project: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "doa.cli", "check", "sneaky.py"], cwd=project,
+    done = subprocess.run([sys.executable, "-m", "doa.cli.app", "check", "sneaky.py"], cwd=project,
                           capture_output=True, text=True, timeout=60, check=False,
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr

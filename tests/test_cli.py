@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 import doa
-from doa.cli import cli
-from doa.graph import mermaid
-from doa.loader import load_topology
-from doa.topology import Topology
+from doa.cli.app import cli
+from doa.topology.loader import load_topology
+from doa.topology.mermaid import mermaid
+from doa.topology.topology import Topology
 
 REPO = Path(__file__).resolve().parent.parent
 SENSORS = REPO / "topologies" / "sensors.py"
@@ -44,11 +44,11 @@ def invoke(*args: str) -> Result:
 
 def doa_command() -> list[str]:
     exe = Path(sys.executable).parent / "doa"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "doa.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "doa.cli.app"]
 
 
 def run(*args: str, module: bool = False, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "doa.cli"] if module else doa_command()
+    cmd = [sys.executable, "-m", "doa.cli.app"] if module else doa_command()
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=60, check=False)

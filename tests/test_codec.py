@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doa.codec import HEADER_SIZE, MARKER, Codec
 from doa.errors import MISSING, DecodeError, EncodeError
-from doa.schema import Schema, SchemaSet
+from doa.wire.codec import HEADER_SIZE, MARKER, Codec
+from doa.wire.schema import Schema, SchemaSet
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = {s.fullname: s for s in SchemaSet.load(REPO / "schemas")}

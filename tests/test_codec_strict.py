@@ -1,4 +1,4 @@
-"""Strict decoding: a body is a record only when it is well-formed Avro (doa.fastcheck).
+"""Strict decoding: a body is a record only when it is well-formed Avro (doa.wire.fastcheck).
 
 Three references: hand-made malformed bodies with the reason each must get; a plain
 interpreter of the Avro specification written here (no generated code) that must agree with
@@ -25,10 +25,10 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from doa.codec import HEADER_SIZE, MARKER, Codec
 from doa.errors import DecodeError
-from doa.fastcheck import MAX_EMPTY_ITEMS, Malformed, compile_reader
-from doa.schema import Schema
+from doa.wire.codec import HEADER_SIZE, MARKER, Codec
+from doa.wire.fastcheck import MAX_EMPTY_ITEMS, Malformed, compile_reader
+from doa.wire.schema import Schema
 from tests.test_codec import PRIMITIVES, READING, SCHEMAS, SINK, Names, node_of, strategy
 
 # A small schema of every kind, so that random bytes are often (nearly) a valid body.

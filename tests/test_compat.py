@@ -22,10 +22,16 @@ import fastavro
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from doa.compat import DEFAULT_LEVEL, LEVELS, against_history, check_compatible, incompatibilities
+from doa.cluster.registry import Registered, plan_registration
 from doa.errors import CompatibilityError
-from doa.registry import Registered, plan_registration
-from doa.topology import Topology
+from doa.topology.topology import Topology
+from doa.wire.compat import (
+    DEFAULT_LEVEL,
+    LEVELS,
+    against_history,
+    check_compatible,
+    incompatibilities,
+)
 
 LOCATION: dict[str, Any] = {"type": "record", "name": "Location", "fields": [
     {"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}]}
@@ -432,7 +438,7 @@ def test_none_still_registers_and_a_known_version_is_not_checked(tmp_path: Path)
 def test_doa_check_against_accepts_every_level(tmp_path: Path, level: str, ok: bool) -> None:
     from click.testing import CliRunner
 
-    from doa.cli import cli
+    from doa.cli.app import cli
 
     for name, schema in (("v1", V1), ("v3", V3)):
         (tmp_path / name).mkdir()

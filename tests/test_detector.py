@@ -21,9 +21,9 @@ from river import drift
 
 from doa.detector import describe, detector_node, statistics
 from doa.events import lineage_of
-from doa.runtime import NodeRunner
+from doa.runtime.runner import NodeRunner
 from doa.testing import Clock, Harness
-from doa.topology import Topology
+from doa.topology.topology import Topology
 
 T0 = 1_700_000_000_000
 OBS = {"type": "record", "name": "Obs", "namespace": "dtest", "fields": [

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from doa.engines.kafka import NodeWorker
-from doa.loader import load_topology
+from doa.topology.loader import load_topology
 
 COUNTING = Path(__file__).resolve().parent / "topologies" / "counting.py"
 

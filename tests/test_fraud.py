@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from rich.console import Console
 from river.datasets import synth
 
-from doa.cli import cli
+from doa.cli.app import cli
 from doa.kernels import avro_fields
 from doa.testing import Harness
 from topologies import fraud
@@ -159,7 +159,7 @@ def test_the_learner_resets_its_model_on_each_drift_event(live: Harness) -> None
 
 
 def test_memory_demo_shows_the_summary() -> None:
-    from doa.demo import run_memory_demo
+    from doa.demo.replay import run_memory_demo
 
     buffer = io.StringIO()
     run_memory_demo(str(REPO / "topologies" / "fraud.py"), N,

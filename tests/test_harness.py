@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 import doa.testing
-from doa.codec import MARKER
 from doa.events import Event, coordinate_id, lineage_of, partition_for
-from doa.loader import load_topology
 from doa.testing import Clock, Harness
-from doa.topology import Topology
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
+from doa.wire.codec import MARKER
 
 REPO = Path(__file__).resolve().parent.parent
 SENSORS = load_topology(str(REPO / "topologies" / "sensors.py"))

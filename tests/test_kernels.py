@@ -42,7 +42,7 @@ from doa.kernels import (
     tumbling,
 )
 from doa.testing import Harness
-from doa.topology import Topology
+from doa.topology.topology import Topology
 
 REPO = Path(__file__).resolve().parent.parent
 TOL = 1e-9

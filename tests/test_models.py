@@ -10,8 +10,8 @@ import pytest
 from river import linear_model, metrics, preprocessing
 
 from doa import Topology
-from doa.models import load_model
-from doa.signing import SEAL, SignatureError
+from doa.cluster.signing import SEAL, SignatureError
+from doa.learner.versions import load_model
 from doa.testing import Harness
 from tests.test_learner import SCHEMAS, phishing
 
@@ -61,7 +61,7 @@ def trained_after(rows: list[tuple[dict[str, float], bool]], labels: int) -> Any
 
 
 def weights(model: Any) -> dict[str, float]:
-    from doa.models import river_model
+    from doa.learner.versions import river_model
 
     return dict(river_model(model)["LogisticRegression"].weights)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import doa
-from doa.loader import load_topology
+from doa.topology.loader import load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "doa"
@@ -55,7 +55,8 @@ def test_every_public_name_resolves() -> None:
 
 def test_modules_found() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in MODULES}
-    assert {"__init__.py", "topology.py", "validate.py", "testing.py", "cli.py"} <= names
+    assert {"__init__.py", "topology/topology.py", "topology/validate.py", "testing.py",
+            "cli/app.py"} <= names
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
@@ -78,7 +79,7 @@ def test_import_doa_stays_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=60, check=True)
     loaded = json.loads(proc.stdout)
-    assert "doa" in loaded and "doa.topology" in loaded
+    assert "doa" in loaded and "doa.topology.topology" in loaded
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert heavy == [], f"`import doa` imports {heavy}"
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doa.errors import SchemaError
-from doa.schema import Schema, SchemaSet, builtin_schema_dir, crc64_avro
+from doa.wire.schema import Schema, SchemaSet, builtin_schema_dir, crc64_avro
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO / "schemas"

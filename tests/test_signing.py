@@ -1,4 +1,4 @@
-"""Signed state (doa.signing): snapshots and model versions are checked before unpickling.
+"""Signed state (doa.cluster.signing): snapshots and model versions are checked before unpickling.
 
 ``Plant`` stands for any code an attacker could put in a pickle: unpickling it creates a file.
 Each refusal test also checks that the file was not created, and a control shows that the
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from doa import signing
+from doa.cluster import signing as signing
 from doa.errors import DoaError
-from doa.state import MAGIC, latest_snapshot, scan, snapshot_records
+from doa.runtime.snapshot import MAGIC, latest_snapshot, scan, snapshot_records
 
 KEY = b"k" * 32
 TOPIC = "counting.count.state"
@@ -70,7 +70,7 @@ def test_an_unsigned_snapshot_is_refused_and_the_previous_signed_one_restored(
     marker = tmp_path / "owned"
     tail = values(1, 1, {"n": 1}, KEY) + values(1, 2, Plant(marker), None, chunk_size=16)
     offsets = list(range(100, 100 + len(tail)))
-    with caplog.at_level(logging.ERROR, logger="doa.state"):
+    with caplog.at_level(logging.ERROR, logger="doa.runtime.snapshot"):
         snap = latest_snapshot(tail, KEY, topic=TOPIC, partition=1, offsets=offsets)
     assert snap is not None and (snap.seq, snap.state, snap.at) == (1, {"n": 1}, 100)
     assert not marker.exists()
@@ -116,14 +116,14 @@ def test_the_key_comes_from_the_environment_or_the_client_config_file(
 
 def test_without_a_key_nodes_warn_once_per_process(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from doa.engines.state_io import PartitionedNode
-    from doa.loader import load_topology
+    from doa.engines.partitioned import PartitionedNode
+    from doa.topology.loader import load_topology
 
     monkeypatch.delenv("DOA_SIGNING_KEY", raising=False)
     monkeypatch.delenv("DOA_KAFKA_CONFIG", raising=False)
     monkeypatch.setattr(signing, "_WARNED", set())
     topology = load_topology(str(pathlib.Path(__file__).parent / "topologies" / "counting.py"))
-    with caplog.at_level(logging.WARNING, logger="doa.signing"):
+    with caplog.at_level(logging.WARNING, logger="doa.cluster.signing"):
         for _ in range(3):
             assert PartitionedNode(topology, topology.nodes["count"], "localhost:1") \
                 .signing_key is None

@@ -10,9 +10,9 @@ import pytest
 
 from doa import Topology, TopologyError
 from doa.errors import SchemaError
-from doa.loader import load_topology
-from doa.topology import valid_topic_name
-from doa.validate import valid_name
+from doa.topology.loader import load_topology
+from doa.topology.topology import valid_topic_name
+from doa.topology.validate import valid_name
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ from river import drift
 from doa import Topology
 from doa.detector import detector_node
 from doa.kernels import ewm, kernel_node, since_previous
-from doa.loader import load_topology
-from doa.topology import Stream
-from doa.validate import warnings
+from doa.node import Stream
+from doa.topology.loader import load_topology
+from doa.topology.validate import warnings
 
 
 def schemas(tmp_path: Path) -> Path:

@@ -28,10 +28,9 @@ from typing import Any
 from river import drift, metrics, tree
 from river.datasets import synth
 
-from doa import Topology
+from doa import Stream, Topology
 from doa.detector import detector_node
 from doa.kernels import ewm, rate, since_previous
-from doa.topology import Stream
 
 CARDS = 200  # card_id: one of this many cards, drawn from the seed
 RATE = 2000  # transactions per second of event time (record timestamps)

@@ -1,6 +1,6 @@
 """Engines: the only code that talks to Kafka. ``kafka`` (aiokafka, the default) for now.
 
-An engine runs :class:`doa.runtime.NodeRunner` for each selected node: it consumes raw
+An engine runs :class:`doa.runtime.runner.NodeRunner` for each selected node: it consumes raw
 records, calls ``process``, produces the outputs, and keeps each partition's snapshot. An
 engine provides a worker class with the :class:`Worker` shape, registered in ``ENGINES``.
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from doa.topology import Node, Topology
+    from doa.node import Node
+    from doa.topology.topology import Topology
 
 ENGINES = {"kafka": "doa.engines.kafka:NodeWorker", "faust": "doa.engines.faust:FaustWorker"}
 
@@ -128,7 +129,7 @@ class NodeStats:
     warm_up_s: float = 0.0  # the node's on_start hook (JIT compilation of kernels)
     first_batch_at: float | None = None  # time.monotonic() of the first and last batch
     last_batch_at: float | None = None
-    # What a stop would leave undone (the kafka engine keeps these current; see doa.outage):
+    # What a stop would leave undone (the kafka engine keeps these current; see doa.engines.outage):
     partitions: int = 0  # input partitions assigned to this node in this process
     outputs_unacked: int = 0  # outputs sent and not yet acknowledged by the broker
     offsets_uncommitted: int = 0  # input partitions whose position is not committed

@@ -37,8 +37,9 @@ from typing import Any
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.faust_node import MountedNode, abandon_app, free_port, fresh_datadir
 from doa.errors import DoaError
-from doa.runtime import RawRecord
-from doa.topology import Node, Topology
+from doa.node import Node
+from doa.runtime.runner import RawRecord
+from doa.topology.topology import Topology
 
 
 def _import_faust() -> Any:
@@ -96,13 +97,13 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
 
 
 def broker_credentials(address: str) -> dict[str, Any]:
-    """``faust.App`` keyword arguments for doa's client security (:mod:`doa.security`).
+    """``faust.App`` keyword arguments for doa's client security (:mod:`doa.cluster.security`).
 
     Checked against ``address`` first (one line if the broker refuses them). A Faust app of
     your own that mounts doa nodes sets its ``broker_credentials`` itself; doa's other
     clients (state reader, producers) still take theirs from the environment.
     """
-    from doa.security import client_security, preflight
+    from doa.cluster.security import client_security, preflight
 
     security = client_security()
     if security.protocol == "PLAINTEXT":
@@ -122,10 +123,11 @@ def mount(app: Any, topology: Topology, nodes: Sequence[str] | None = None,
 
     Each node becomes an agent named ``doa.TOPOLOGY.NODE`` reading its input streams as raw
     bytes; the app's consumer group (``app.conf.id``) is the nodes' group. The topology's topics
-    must exist (``doa.run.prepare(topology, address)`` creates them and registers schemas).
+    must exist (``doa.engines.launch.prepare(topology, address)`` creates them and registers
+    schemas).
     Returns the mounted nodes (``.stats`` counts what each did).
     """
-    from doa.run import select_nodes
+    from doa.engines.launch import select_nodes
 
     s = settings or EngineSettings.from_env()
     address = ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
@@ -221,8 +223,8 @@ def group_id(topology: Topology, node: Node) -> str:
 
     Examples
     --------
-    >>> from doa.topology import Topology
-    >>> from doa.schema import builtin_schema_dir
+    >>> from doa.topology.topology import Topology
+    >>> from doa.wire.schema import builtin_schema_dir
     >>> t = Topology("demo", schemas=builtin_schema_dir())
     >>> s = t.stream("s", schema="doa.DeadLetter")
     >>> @t.node(reads=s, writes=[], state=dict)

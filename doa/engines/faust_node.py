@@ -30,14 +30,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from doa.broker import BrokerError
+from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats
-from doa.engines.state_io import PartitionedNode
+from doa.engines.partitioned import PartitionedNode
 from doa.errors import DoaError
-from doa.merge import TimestampMerge
-from doa.runtime import RawRecord
-from doa.security import aiokafka_options
-from doa.topology import Node, Topology
+from doa.local.embedded import BrokerError
+from doa.node import Node
+from doa.runtime.merge import TimestampMerge
+from doa.runtime.runner import RawRecord
+from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,8 @@ class MountedNode(PartitionedNode):
         raise BrokerError(f"could not read {tp.topic}/{tp.partition} from offset {start}")
 
     def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
-        """Co-partitioned inputs in timestamp order, as the kafka engine does (doa.merge)."""
+        """Co-partitioned inputs in timestamp order, as the kafka engine does
+        (doa.runtime.merge)."""
         now = time.monotonic() * 1000
         consumer = self.app.consumer
         released: dict[int, list[RawRecord]] = {}
@@ -252,13 +254,13 @@ class MountedNode(PartitionedNode):
         self._note()
 
     def _note(self) -> None:
-        """Keep the counters of what a stop would leave undone current (see doa.outage):
+        """Keep the counters of what a stop would leave undone current (see doa.engines.outage):
         Faust commits the offsets of the assigned partitions on a stop that completes."""
         st = self.stats
         st.partitions = st.offsets_uncommitted = len(self._ready)
         st.unsnapshotted = sum(1 for p in self._ready if self._since_snapshot[p] > 0)
 
-    # -- snapshots (the same records and topic as the kafka engine: see doa.state) ------------
+    # -- snapshots (the same records and topic as the kafka engine: see doa.runtime.snapshot)
     async def _maybe_snapshot(self) -> None:
         now = time.monotonic()
         for p in list(self._ready):

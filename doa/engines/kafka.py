@@ -10,7 +10,8 @@ the worker snapshots first. Delivery is at-least-once with stable event ids.
 While the broker is away the worker waits: an output the broker did not acknowledge is sent
 again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
 the group coordinator. ``NodeStats`` says at any moment what a stop would leave undone
-(:mod:`doa.outage` bounds the stop and reports it). An input offset gap is fetched again once
+(:mod:`doa.engines.outage` bounds the stop and reports it). An input offset gap is fetched
+again once
 from the offset the state expects; a gap that is really in the log (compaction, transaction
 markers) is reported at WARNING with the partition and offsets, never skipped silently.
 """
@@ -28,12 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import InvalidSessionTimeoutError, KafkaError, KafkaTimeoutError
 
+from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
-from doa.engines.state_io import PartitionedNode
-from doa.merge import TimestampMerge
-from doa.runtime import OutRecord, RawRecord
-from doa.security import aiokafka_options
-from doa.topology import Node, Topology
+from doa.engines.partitioned import PartitionedNode
+from doa.node import Node
+from doa.runtime.merge import TimestampMerge
+from doa.runtime.runner import OutRecord, RawRecord
+from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +245,7 @@ class NodeWorker(PartitionedNode):
         self.stats.outputs_unacked = 0
 
     def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
-        """Co-partitioned inputs in timestamp order, deterministically (see doa.merge)."""
+        """Co-partitioned inputs in timestamp order, deterministically (see doa.runtime.merge)."""
         assert self._consumer is not None
         consumer = self._consumer
         now = time.monotonic() * 1000

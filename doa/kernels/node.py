@@ -31,7 +31,7 @@ import numpy as np
 from doa.errors import StepError
 from doa.events import Event
 from doa.kernels.library import F64, I64, Kernel, warm_up
-from doa.topology import Node, Stream
+from doa.node import Node, Stream, stream_names
 
 __all__ = ["KernelState", "avro_fields", "kernel_node"]
 
@@ -174,7 +174,7 @@ def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
 
     step.__qualname__ = step.__name__ = name
     kernels = [k for _, k in feats.values()]
-    return Node(name, _names(reads), _names(writes), step,
+    return Node(name, stream_names(reads), stream_names(writes), step,
                 functools.partial(KernelState.empty, widths, initial_keys), kind="kernel",
                 options={"on_start": functools.partial(warm_up, kernels), "fields": fields,
                          "input_fields": None if keep is None else tuple(dict.fromkeys(
@@ -204,9 +204,3 @@ def _required(event: Event, field: str) -> Any:
     if value is None:
         raise StepError(f"field {field!r} is null")
     return value
-
-
-def _names(items: Stream | str | Iterable[Stream | str]) -> tuple[str, ...]:
-    if isinstance(items, (Stream, str)):
-        items = [items]
-    return tuple(i.name if isinstance(i, Stream) else str(i) for i in items)

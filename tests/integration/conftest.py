@@ -1,7 +1,7 @@
 """Integration fixtures: a real broker per test, of each kind.
 
 ``broker`` is parametrized over the embedded broker (``tansu``, in memory, starts in ~0.1 s)
-and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.kafka_local, ~2 s;
+and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.local.apache_kafka, ~2 s;
 its jars are assembled with Maven on first use). ``DOA_TEST_BROKERS=tansu`` (or ``kafka``)
 runs one kind only. Where the two legitimately differ, a test asks for ``broker_kind`` and
 says so, or is marked ``@pytest.mark.brokers("kafka", reason=...)``: nothing is skipped
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from doa.broker import EmbeddedBroker
+from doa.local.embedded import EmbeddedBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTING = str(ROOT / "tests" / "topologies" / "counting.py")
@@ -56,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def kafka_assembly() -> object:
     """Kafka's jars, assembled (Maven, first use only) once per session."""
-    from doa.kafka_local import assemble
+    from doa.local.apache_kafka import assemble
 
     return assemble()
 
@@ -74,7 +74,7 @@ def broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
         with EmbeddedBroker() as b:
             yield b.address
         return
-    from doa.kafka_local import LocalKafka
+    from doa.local.apache_kafka import LocalKafka
 
     request.getfixturevalue("kafka_assembly")
     with LocalKafka() as k:
@@ -84,7 +84,7 @@ def broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
 def doa_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``doa ARGS`` as a child process (its own process group)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "doa.cli", *args], cwd=ROOT,
+        [sys.executable, "-m", "doa.cli.app", *args], cwd=ROOT,
         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from doa.client import Subscriber
 from doa.engines import EngineSettings
+from doa.engines.launch import RunReport, run_nodes
 from doa.events import Event
-from doa.run import RunReport, run_nodes
-from doa.topology import Topology
+from doa.topology.topology import Topology
 
 
 def drain(topology: Topology, address: str, expected_in: int, timeout: float = 90.0,
@@ -113,7 +113,7 @@ def doa_env(unset: tuple[str, ...] = ("DOA_BROKER",), **extra: str) -> dict[str,
 
 def doa_command(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
                 timeout: float = 60.0) -> Any:
-    """Run ``python -m doa.cli ARGS`` to completion; a CompletedProcess with bytes output.
+    """Run ``python -m doa.cli.app ARGS`` to completion; a CompletedProcess with bytes output.
 
     ``env`` replaces the environment (see :func:`doa_env`); by default DOA_BROKER is unset.
     """
@@ -122,7 +122,7 @@ def doa_command(*args: str, env: dict[str, str] | None = None, input: bytes | No
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", "doa.cli", *args], cwd=root,
+    return subprocess.run([sys.executable, "-m", "doa.cli.app", *args], cwd=root,
                           env=env if env is not None else doa_env(), input=input,
                           capture_output=True, timeout=timeout, check=False)
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from doa.broker import EmbeddedBroker, api_versions
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import prepare
-from doa.state import latest_snapshot
+from doa.local.embedded import EmbeddedBroker, api_versions
+from doa.runtime.snapshot import latest_snapshot
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, SELECTED, doa_process
 from tests.integration.helpers import Tail, raw_records, wait_until
 
@@ -188,7 +188,7 @@ def _reference(log: list[tuple[int, int, bytes, dict[str, Any]]]
 @pytest.mark.skipif("kafka" not in SELECTED, reason="DOA_TEST_BROKERS excludes kafka")
 def test_kafka_stopped_for_20_s_the_node_waits_resumes_and_loses_nothing(
         tmp_path: Path, kafka_assembly: object) -> None:
-    from doa.kafka_local import LocalKafka
+    from doa.local.apache_kafka import LocalKafka
 
     topology = load_topology(COUNTING)
     with LocalKafka() as kafka:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.events import partition_for
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, drain, raw_records, read_stream
 

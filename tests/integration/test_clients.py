@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from doa.client import Publisher, RecordError, Subscriber
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.engines.launch import prepare
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process
 from tests.integration.helpers import doa_command, drain, raw_records
 
@@ -168,7 +168,7 @@ def test_an_unreachable_broker_is_one_line_in_seconds(args: tuple[str, ...]) -> 
 
 @pytest.mark.brokers("tansu", reason="one kind is enough: the broker is stopped, not used")
 def test_ctrl_c_ends_a_subscribe_whose_broker_went_away(broker_kind: str) -> None:
-    from doa.broker import EmbeddedBroker
+    from doa.local.embedded import EmbeddedBroker
 
     with EmbeddedBroker() as b:
         topology = load_topology(COUNTING)

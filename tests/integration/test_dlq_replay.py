@@ -11,10 +11,10 @@ import pytest
 
 from doa.client import Publisher
 from doa.dlq import REPLAY_HEADER, unpack_replay
+from doa.engines.launch import RunReport, prepare
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import RunReport, prepare
-from doa.topology import Topology
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.conftest import COUNTING, ROOT
 from tests.integration.helpers import doa_command, drain, raw_records, read_stream, wait_until
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from river import evaluate, linear_model, metrics, preprocessing
 
-from doa.broker import EmbeddedBroker
 from doa.client import Publisher
 from doa.engines import EngineSettings
-from doa.loader import load_topology
-from doa.run import prepare
-from doa.topology import Topology
+from doa.engines.launch import prepare
+from doa.local.embedded import EmbeddedBroker
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.conftest import ROOT
 from tests.integration.helpers import read_stream
 from tests.test_learner import SCHEMAS, phishing
@@ -38,7 +38,7 @@ def second_broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[
         with EmbeddedBroker() as b:
             yield b.address
         return
-    from doa.kafka_local import LocalKafka
+    from doa.local.apache_kafka import LocalKafka
 
     request.getfixturevalue("kafka_assembly")
     with LocalKafka() as k:
@@ -61,7 +61,7 @@ def run_until_quiet(t: Topology, address: str, wanted: dict[str, int],
     """Run every node until each has read ``wanted[node]`` records and then none for a while."""
     import asyncio
 
-    from doa.run import run_nodes
+    from doa.engines.launch import run_nodes
 
     last: list[Any] = [None, time.monotonic()]
 

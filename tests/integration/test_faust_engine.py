@@ -30,16 +30,16 @@ from typing import Any
 
 import pytest
 
-from doa.admin import state_topic
-from doa.broker import EmbeddedBroker
 from doa.client import Publisher
+from doa.cluster.admin import state_topic
 from doa.engines import EngineSettings
+from doa.engines.launch import RunReport, prepare, run_nodes
 from doa.events import lineage_of
-from doa.loader import load, load_topology
-from doa.run import RunReport, prepare, run_nodes
-from doa.state import _head, latest_snapshot
+from doa.local.embedded import EmbeddedBroker
+from doa.runtime.snapshot import _head, latest_snapshot
 from doa.testing import Harness
-from doa.topology import Topology
+from doa.topology.loader import load, load_topology
+from doa.topology.topology import Topology
 from tests.integration.conftest import COUNTING, ROOT, doa_process, kill9
 from tests.integration.helpers import Tail, raw_records, read_stream, wait_until
 
@@ -359,7 +359,7 @@ def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
 def test_importing_doa_does_not_import_faust_and_faust_never_sees_argv() -> None:
     code = (
         "import sys\n"
-        "import doa, doa.cli, doa.run, doa.engines, doa.engines.kafka\n"
+        "import doa, doa.cli.app, doa.engines.launch, doa.engines, doa.engines.kafka\n"
         "assert 'faust' not in sys.modules and 'mode' not in sys.modules\n"
         "sys.argv = ['doa', 'run', 'x.py', '--engine', 'faust', '-L', 'nonsense', '--datadir']\n"
         "import doa.engines.faust\n"

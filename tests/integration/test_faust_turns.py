@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from doa.admin import state_topic
-from doa.broker import EmbeddedBroker
-from doa.loader import load
-from doa.run import RunReport, prepare, run_nodes
+from doa.cluster.admin import state_topic
+from doa.engines.launch import RunReport, prepare, run_nodes
+from doa.local.embedded import EmbeddedBroker
 from doa.testing import Harness
+from doa.topology.loader import load
 from tests.integration.conftest import ROOT, doa_process, kill9
 from tests.integration.helpers import wait_until
 from tests.integration.test_faust_engine import latest_states, publish

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import drain, raw_records, read_stream
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.events import key_bytes, lineage_of, partition_for
-from doa.loader import load
-from doa.run import prepare
 from doa.testing import Harness
+from doa.topology.loader import load
 from tests.integration.conftest import ROOT
 from tests.integration.helpers import drain, raw_records, read_stream
 

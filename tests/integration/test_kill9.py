@@ -15,13 +15,13 @@ from collections import defaultdict
 
 import pytest
 
-from doa.admin import state_topic
 from doa.client import Publisher
+from doa.cluster.admin import state_topic
+from doa.engines.launch import prepare
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import prepare
-from doa.state import _head, latest_snapshot
+from doa.runtime.snapshot import _head, latest_snapshot
 from doa.testing import Harness
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process, kill9
 
 pytestmark = pytest.mark.broker

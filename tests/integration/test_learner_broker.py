@@ -7,7 +7,7 @@ from river import evaluate, linear_model, metrics, preprocessing
 
 from doa.client import Publisher
 from doa.engines import EngineSettings
-from doa.run import prepare
+from doa.engines.launch import prepare
 from tests.integration.helpers import drain, read_stream
 from tests.test_learner import phishing, topology
 
@@ -49,10 +49,10 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     import time
     from collections import defaultdict
 
-    from doa.admin import state_topic
-    from doa.loader import load_topology
-    from doa.state import latest_snapshot
+    from doa.cluster.admin import state_topic
+    from doa.runtime.snapshot import latest_snapshot
     from doa.testing import Harness
+    from doa.topology.loader import load_topology
     from tests.integration.conftest import ROOT, doa_process, kill9
     from tests.integration.test_kill9 import Log
 

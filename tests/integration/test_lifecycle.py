@@ -21,9 +21,9 @@ from collections import Counter, defaultdict
 import pytest
 
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, ROOT, doa_process
 from tests.integration.helpers import (
     Tail,
@@ -109,7 +109,7 @@ def test_sigterm_stops_gracefully_and_the_next_run_reprocesses_nothing(broker: s
 
 def _start_embedded(*args: str) -> subprocess.Popen[bytes]:
     """`doa run COUNTING ARGS` with neither --broker nor DOA_BROKER: an embedded broker."""
-    return subprocess.Popen([sys.executable, "-m", "doa.cli", "run", COUNTING, *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING, *args], cwd=ROOT,
                             env=doa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 

@@ -1,4 +1,4 @@
-"""Apache Kafka on this machine (doa.kafka_local) and the limits tansu does not have.
+"""Apache Kafka on this machine (doa.local.apache_kafka) and the limits tansu does not have.
 
 * ``LocalKafka`` and ``doa broker --kafka`` start a KRaft node or cluster, serve, and leave
   nothing behind: no JVM and no data directory outlives its parent, even one killed with
@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from doa.admin import SCHEMAS_TOPIC, state_topic
 from doa.client import Publisher
+from doa.cluster.admin import SCHEMAS_TOPIC, state_topic
 from doa.engines import EngineSettings
-from doa.kafka_local import LocalKafka
-from doa.loader import load_topology
-from doa.run import prepare
-from doa.state import _head, latest_snapshot
+from doa.engines.launch import prepare
+from doa.local.apache_kafka import LocalKafka
+from doa.runtime.snapshot import _head, latest_snapshot
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, ROOT
 from tests.integration.helpers import (
     doa_env,
@@ -91,12 +91,12 @@ def test_local_kafka_serves_a_topology_and_leaves_nothing_behind() -> None:
 
 @pytest.mark.usefixtures("kafka_assembly")
 def test_doa_broker_kafka_runs_a_cluster_and_its_jvms_die_with_it_even_by_kill_9() -> None:
-    from doa.broker import free_port
+    from doa.local.embedded import free_port
 
     for stop in ("SIGTERM", "SIGKILL"):
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "doa.cli", "broker", "--kafka", "--brokers", "2",
+            [sys.executable, "-m", "doa.cli.app", "broker", "--kafka", "--brokers", "2",
              "--port", str(port)], cwd=ROOT, env=doa_env(), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True)
         jvms: dict[int, str] = {}
@@ -149,7 +149,7 @@ def test_without_java_or_maven_the_error_is_one_line(tmp_path: Path) -> None:
     for path, missing in cases if java is not None else cases[:1]:
         env = doa_env(unset=("DOA_BROKER", "JAVA_HOME"), PATH=path,
                       DOA_KAFKA_CACHE=str(tmp_path / "cache"))
-        done = subprocess.run([sys.executable, "-m", "doa.cli", "broker", "--kafka"], cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", "doa.cli.app", "broker", "--kafka"], cwd=ROOT,
                               env=env, capture_output=True, timeout=60, check=False)
         assert done.returncode == 1
         errors = [line for line in done.stderr.decode().splitlines()
@@ -331,7 +331,7 @@ def test_after_kafka_compacts_state_and_schemas_recovery_and_old_payloads_still_
 
         # Every registered version survived the schema topic's compaction: a reader that
         # takes its schema from the broker decodes version 1 payloads.
-        from doa.registry import read_registry
+        from doa.cluster.registry import read_registry
 
         assert [r.version for r in read_registry(address)["things"]] == [1, 2, 3]
         read = read_stream(address, None, "things", 10, idle_s=2)
@@ -430,7 +430,7 @@ async def _replicas(address: str, topics: list[str]) -> list[int]:
 
 
 def _live(kafka: LocalKafka, node_id: int) -> list[int]:
-    from doa.broker import metadata
+    from doa.local.embedded import metadata
 
     try:
         return [b[0] for b in metadata(kafka.node_address(node_id))[0]]
@@ -447,7 +447,7 @@ def test_kafkas_default_session_floor_is_one_line_and_the_env_setting_fixes_it()
         address = kafka.address
         env = doa_env()
         env.pop("DOA_SESSION_TIMEOUT_MS", None)
-        done = subprocess.run([sys.executable, "-m", "doa.cli", "run", COUNTING, "--broker",
+        done = subprocess.run([sys.executable, "-m", "doa.cli.app", "run", COUNTING, "--broker",
                                address, "--for", "30"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 1
@@ -458,7 +458,7 @@ def test_kafkas_default_session_floor_is_one_line_and_the_env_setting_fixes_it()
         with Publisher("events", broker=address, topology=topology) as pub:
             for i in range(10):
                 pub.send({"key": "s", "n": i, "payload": ""})
-        done = subprocess.run([sys.executable, "-m", "doa.cli", "run", COUNTING, "--broker",
+        done = subprocess.run([sys.executable, "-m", "doa.cli.app", "run", COUNTING, "--broker",
                                address, "--for", "12"], cwd=ROOT,
                               env={**env, "DOA_SESSION_TIMEOUT_MS": "10000"},
                               capture_output=True, text=True, timeout=120, check=False)

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from doa.admin import state_topic
 from doa.client import Publisher
+from doa.cluster.admin import state_topic
 from doa.engines import NodeStats
-from doa.loader import load_topology
-from doa.models import river_model
-from doa.run import prepare, run_nodes
-from doa.state import latest_snapshot
-from doa.topology import Topology
+from doa.engines.launch import prepare, run_nodes
+from doa.learner.versions import river_model
+from doa.runtime.snapshot import latest_snapshot
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.helpers import doa_command, raw_records, read_stream
 from tests.test_learner import SCHEMAS, phishing
 from tests.test_models import DELAY, trained_after, weights

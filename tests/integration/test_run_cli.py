@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from doa.broker import EmbeddedBroker
 from doa.client import Publisher
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.engines.launch import prepare
+from doa.local.embedded import EmbeddedBroker
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, ROOT
 from tests.integration.helpers import doa_command, doa_env, wait_until
 from tests.integration.test_broker_outage import LIBRARY_LINES, Lines
@@ -50,7 +50,7 @@ def _run(address: str, tmp_path: Path, *flags: str) -> subprocess.Popen[bytes]:
     """`doa [FLAGS] run COUNTING --broker ADDRESS` with its log in ``tmp_path``."""
     env = doa_env(DOA_LOG_FILE=str(tmp_path / "doa.log"), DOA_SHUTDOWN_GRACE_S="2",
                   DOA_MAX_RECORDS="20")
-    return subprocess.Popen([sys.executable, "-m", "doa.cli", *flags, "run", COUNTING,
+    return subprocess.Popen([sys.executable, "-m", "doa.cli.app", *flags, "run", COUNTING,
                              "--broker", address, "--for", "8"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -85,7 +85,7 @@ def test_library_log_lines_go_to_the_log_file_unless_v(tmp_path: Path, verbose: 
 
 def test_embedded_broker_address_comes_first_and_an_idle_run_prints_little() -> None:
     for_s = 24
-    proc = subprocess.Popen([sys.executable, "-m", "doa.cli", "run", COUNTING,
+    proc = subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING,
                              "--for", str(for_s)], cwd=ROOT, env=doa_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)

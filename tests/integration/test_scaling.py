@@ -9,9 +9,9 @@ import pytest
 
 from doa.client import Publisher
 from doa.engines import EngineSettings
+from doa.engines.launch import prepare, run_nodes
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.run import prepare, run_nodes
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import read_stream
 

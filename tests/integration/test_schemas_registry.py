@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from doa.client import Publisher
+from doa.cluster.registry import read_registry
+from doa.engines.launch import prepare
 from doa.errors import CompatibilityError
 from doa.events import lineage_of
-from doa.loader import load_topology
-from doa.registry import read_registry
-from doa.run import prepare
-from doa.topology import Topology
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.helpers import doa_command, doa_env, drain, read_stream
 
 pytestmark = pytest.mark.broker

@@ -1,6 +1,6 @@
 """A secured Apache Kafka (SASL_PLAINTEXT with SCRAM): every client doa creates authenticates.
 
-The local Kafka (doa.kafka_local, ``users=``) takes SASL logins on its client port; its
+The local Kafka (doa.local.apache_kafka, ``users=``) takes SASL logins on its client port; its
 brokers talk PLAINTEXT among themselves on internal ports. The security settings reach doa
 from the environment or from a client config file (``DOA_KAFKA_CONFIG``) and go to the
 runtime engines, the publisher, the subscriber, the admin and registry clients. Right
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from doa.client import Publisher
+from doa.engines.launch import prepare
 from doa.errors import DoaError
-from doa.kafka_local import LocalKafka
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.local.apache_kafka import LocalKafka
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, doa_env, drain, read_stream
 
@@ -105,7 +105,7 @@ def test_wrong_credentials_fail_fast_with_one_line(secured: str, mechanism: str)
 
 def test_a_plaintext_client_of_a_sasl_port_and_bad_settings_are_reported(
         secured: str, as_env: pytest.MonkeyPatch) -> None:
-    from doa.security import client_security, preflight
+    from doa.cluster.security import client_security, preflight
 
     with pytest.raises(DoaError, match="DOA_SASL_MECHANISM=GSSAPI: not one of"):
         client_security({**_sasl("alice", "x"), "DOA_SASL_MECHANISM": "GSSAPI"})
@@ -120,7 +120,7 @@ def test_a_plaintext_client_of_a_sasl_port_and_bad_settings_are_reported(
 def test_the_faust_engine_authenticates_too(secured: str, as_env: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from doa.run import run_nodes
+    from doa.engines.launch import run_nodes
 
     for name, value in _sasl("bob", USERS["bob"], "SCRAM-SHA-512").items():
         as_env.setenv(name, value)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from doa.admin import state_topic
 from doa.client import Publisher
-from doa.loader import load_topology
-from doa.run import prepare
-from doa.state import SIGNED, scan, snapshot_records
+from doa.cluster.admin import state_topic
+from doa.engines.launch import prepare
+from doa.runtime.snapshot import SIGNED, scan, snapshot_records
 from doa.testing import Harness
+from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process
 from tests.integration.helpers import drain, raw_records
 from tests.test_signing import Plant

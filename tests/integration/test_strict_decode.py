@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from doa.client import Publisher
-from doa.loader import load_topology
-from doa.run import prepare
+from doa.engines.launch import prepare
+from doa.topology.loader import load_topology
 from tests.integration.helpers import drain, raw_records, read_stream
 
 pytestmark = pytest.mark.broker

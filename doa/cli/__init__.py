@@ -1,0 +1,3 @@
+"""The ``doa`` command line (``doa.cli.app:main``)."""
+
+from __future__ import annotations

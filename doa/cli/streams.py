@@ -1,0 +1,344 @@
+"""``doa`` commands that talk to a broker: run, publish, subscribe, broker, dlq."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from doa.engines import NodeStats
+from doa.errors import DoaError
+from doa.local.embedded import configured_broker
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+broker_option = click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",
+                             help="Kafka bootstrap address (default: $DOA_BROKER).")
+topology_option = click.option("--topology", "-t", default=None, metavar="TOPOLOGY",
+                               help="Take the stream's schema from this topology "
+                                    "(default: the version registered on the broker).")
+
+
+def need_broker(broker: str | None) -> str:
+    if not broker:
+        raise DoaError("no broker: give --broker HOST:PORT or set DOA_BROKER "
+                       "(`doa broker` runs one)")
+    return broker
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    raise TypeError(f"cannot show a {type(value).__name__} as JSON")
+
+
+def summary_line(elapsed: float, stats: dict[str, NodeStats]) -> str:
+    parts = [f"{name}: in {s.records_in} out {s.records_out} dead {s.dead_letters}"
+             for name, s in stats.items()]
+    return f"[{elapsed:6.1f}s] " + " | ".join(parts)
+
+
+def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
+    table = Table(title=f"run summary ({seconds:.1f} s)")
+    for col in ("node", "records in", "records out", "dead letters", "snapshots", "records/s"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for name, s in stats.items():
+        rate = s.records_in / seconds if seconds > 0 else 0.0
+        table.add_row(name, str(s.records_in), str(s.records_out), str(s.dead_letters),
+                      str(s.snapshots), f"{rate:,.0f}")
+    return table
+
+
+@click.command("run")
+@click.argument("topology")
+@broker_option
+@click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
+@click.option("--for", "seconds", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No status line of the nodes' counts (broker status lines still show).")
+@click.option("--engine", default="kafka", show_default=True,
+              help="The engine running the nodes (kafka: the aiokafka batch loop).")
+def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
+            quiet: bool, engine: str) -> None:
+    """Run a topology's nodes (an embedded broker is started if none is configured).
+
+    A status line shows the nodes' counts when they change (every 10 s when idle). A stop
+    (SIGTERM, Ctrl-C, --for) takes at most $DOA_SHUTDOWN_GRACE_S seconds (10); if the broker
+    is gone by then, doa says what is left undone and exits 1 (nothing is lost: it is
+    reprocessed on restart). A second SIGTERM or Ctrl-C exits at once.
+    """
+    import signal
+
+    from doa.cluster.reach import check_reachable
+    from doa.engines import worker_class
+    from doa.engines.launch import run, stop_before_start
+
+    # SIGTERM while the topology's modules import (river, numba: seconds) exits 0 at once,
+    # as a stop during the run does; doa.engines.launch.run then installs its own handlers.
+    signal.signal(signal.SIGTERM, stop_before_start)
+    worker_class(engine)  # an unknown engine first: the broker does not matter then
+    address = configured_broker(broker)
+    if address:
+        check_reachable(address, timeout_s=3.0)  # in seconds, before the imports
+    from doa.topology.loader import load_topology
+
+    t = load_topology(topology)
+    if not address:
+        err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
+    report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
+                 tick=None if quiet else StatusTicker(), engine=engine,
+                 say=lambda line: err.print(escape(line)))
+    out.print(stats_table(report.stats, report.seconds))
+    out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
+    if report.incomplete:
+        raise DoaError(report.incomplete)
+
+
+class StatusTicker:
+    """``tick`` for :func:`doa.engines.launch.run`: a summary line when a count changed, or every
+    ``idle_s`` seconds when none did."""
+
+    def __init__(self, idle_s: float = 10.0) -> None:
+        self.idle_s = idle_s
+        self._shown: tuple[tuple[int, int, int], ...] | None = None
+        self._at = 0.0
+
+    def __call__(self, elapsed: float, stats: dict[str, NodeStats]) -> None:
+        counts = tuple((s.records_in, s.records_out, s.dead_letters) for s in stats.values())
+        if counts != self._shown or elapsed - self._at >= self.idle_s:
+            self._shown, self._at = counts, elapsed
+            err.print(escape(summary_line(elapsed, stats)))
+
+
+@click.command("publish")
+@click.argument("stream")
+@broker_option
+@topology_option
+@click.option("--file", "-f", "path", type=click.Path(dir_okay=False, allow_dash=True),
+              default="-", help="JSON lines to publish (default: stdin).")
+def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
+    """Publish JSON lines into a stream. Every line is validated against the stream's schema
+    first: nothing is sent unless all are valid (an error names the line, field and stream)."""
+    from doa.client import Publisher
+    from doa.cluster.reach import check_reachable
+    from doa.topology.loader import load_topology
+
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
+    t = load_topology(topology) if topology else None
+    with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
+        stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        with stream_in:
+            records = _valid_lines(stream_in, pub.codec.encode)
+        for record in records:
+            pub.send(record)
+        pub.flush()
+    err.print(f"published {pub.acknowledged} records to {stream} (acknowledged)")
+
+
+def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
+    """The JSON objects of ``lines``, each checked by ``encode``; else an error naming the
+    first bad line (blank lines are skipped but counted)."""
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DoaError(f"line {number}: not valid JSON ({exc}); nothing was published"
+                           ) from exc
+        if not isinstance(record, dict):
+            raise DoaError(f"line {number}: expected a JSON object, got "
+                           f"{type(record).__name__}; nothing was published")
+        try:
+            encode(record)
+        except DoaError as exc:
+            raise DoaError(f"line {number}: {exc}; nothing was published") from exc
+        records.append(record)
+    return records
+
+
+IDLE_S = 5.0
+
+
+@click.command("subscribe")
+@click.argument("streams", nargs=-1, required=True)
+@broker_option
+@topology_option
+@click.option("--from-beginning", is_flag=True, help="Start at the beginning of the streams.")
+@click.option("--limit", "-n", type=int, default=None, help="Stop after N records.")
+@click.option("--group", "-g", default=None, help="Consumer group (default: none).")
+@click.option("--idle", type=float, default=None, metavar="SECONDS",
+              help=f"Stop after this many seconds without a record (default: {IDLE_S:g}).")
+@click.option("--follow", is_flag=True, help="Wait for new records forever (no idle stop).")
+@click.option("--meta", is_flag=True,
+              help="Wrap each record with its stream/offset/key/id and lineage parents.")
+def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | None,
+                  from_beginning: bool, limit: int | None, group: str | None,
+                  idle: float | None, follow: bool, meta: bool) -> None:
+    """Print records of streams as JSON lines; a record that cannot be decoded is one line on
+    stderr (stream, partition, offset, reason), and their count is printed at the end."""
+    from doa.client import RecordError, Subscriber
+    from doa.cluster.reach import check_reachable
+    from doa.topology.loader import load_topology
+
+    if follow and idle is not None:
+        raise click.UsageError("--follow waits forever; --idle stops when idle: give one")
+    idle_s = None if follow else (IDLE_S if idle is None else idle)
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
+    t = load_topology(topology) if topology else None
+    n = 0
+    with Subscriber(streams, broker=address, topology=t, group=group,
+                    from_beginning=from_beginning, idle_timeout_s=idle_s,
+                    on_error="yield") as sub:
+        for event in sub:
+            if isinstance(event, RecordError):
+                err.print(f"undecodable: {escape(str(event))}")
+                continue
+            item: Any = dict(event)
+            if meta:
+                lineage = event.lineage
+                item = {"stream": event.stream, "partition": event.partition,
+                        "offset": event.offset, "timestamp": event.timestamp,
+                        "key": event.key.decode(errors="replace") if event.key else None,
+                        "id": event.id.hex(), "node": lineage.node if lineage else None,
+                        "parents": [p.hex() for p in lineage.parents] if lineage else [],
+                        "record": item}
+            sys.stdout.buffer.write(orjson.dumps(item, default=_json_default) + b"\n")
+            sys.stdout.flush()
+            n += 1
+            if limit is not None and n >= limit:
+                break
+    if sub.errors:
+        err.print(f"{sub.errors} undecodable record{'s' if sub.errors != 1 else ''} "
+                  f"(not printed on stdout)")
+    if idle_s is not None and (limit is None or n < limit):
+        err.print(f"{n} record{'s' if n != 1 else ''}; none new for {idle_s:g} s, stopped "
+                  "(--follow waits for more)")
+
+
+@click.command("broker")
+@click.option("--port", type=int, default=9092, show_default=True,
+              help="The client port (with --kafka: of the first node).")
+@click.option("--kafka", "kafka", is_flag=True,
+              help="Run Apache Kafka (KRaft; needs Java 17+, and Maven on first use) "
+                   "instead of the embedded in-memory broker.")
+@click.option("--brokers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --kafka: how many nodes (each broker and controller).")
+@click.option("--kafka-version", default=None, metavar="VERSION",
+              help="With --kafka: the Apache Kafka release (default: $DOA_KAFKA_VERSION or "
+                   "doa's).")
+def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) -> None:
+    """Run a broker in the foreground for other processes: the embedded one (tansu, in
+    memory), or with --kafka a local Apache Kafka (for tests and local realism, not for
+    production)."""
+    import contextlib
+    import signal
+
+    from doa.local.embedded import EmbeddedBroker
+
+    if not kafka and (brokers != 1 or kafka_version):
+        raise DoaError("--brokers and --kafka-version need --kafka (the embedded broker is "
+                       "one node)")
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    if kafka:
+        from doa.local import apache_kafka as kafka_local
+
+        version = kafka_local.kafka_version(kafka_version)
+        if not (kafka_local.cache_root() / version / "complete").exists():
+            err.print(f"assembling Apache Kafka {version} into "
+                      f"{kafka_local.cache_root() / version} (first use: Maven downloads "
+                      "its jars, ~45 MB)")
+        server = kafka_local.LocalKafka(brokers, port=port, version=version)
+        with server:
+            err.print(f"Apache Kafka {version} (KRaft, {brokers} node"
+                      f"{'s' if brokers > 1 else ''}) on {server.address}, up in "
+                      f"{server.started_in:.1f} s (data in {server.home}: deleted when it "
+                      f"stops); export DOA_BROKER={server.address}")
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop and server.alive():
+                    time.sleep(0.2)
+            failed = None if stop else server.exited()
+            if failed:
+                raise DoaError(failed)
+        err.print("broker stopped")
+        return
+    with EmbeddedBroker(port=port) as b:
+        err.print(f"embedded broker on {b.address} (in memory: data is lost when it stops); "
+                  f"export DOA_BROKER={b.address}")
+        try:
+            while not stop and b.process is not None and b.process.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    err.print("broker stopped")
+
+
+@click.command("dlq")
+@click.argument("topology")
+@broker_option
+@click.option("--replay", is_flag=True,
+              help="Re-publish the dead letters not replayed before to their streams, once.")
+@click.option("--limit", "-n", type=int, default=50, show_default=True)
+def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None:
+    """List a topology's dead letters, or replay them after a fix."""
+    from doa import dlq
+    from doa.client import RecordError
+    from doa.cluster.reach import check_reachable
+    from doa.topology.loader import load_topology
+
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
+    t = load_topology(topology)
+    if replay:
+        _replay(address, t)
+        return
+    table = Table(title=f"dead letters of {t.name} ({t.dead_letters.name})")
+    for col in ("where", "node", "error", "message", "bytes"):
+        # Narrow output (a pipe is 80 columns) folds the message, never cuts the error type.
+        table.add_column(col, no_wrap=col != "message", overflow="fold")
+    shown = bad = 0
+    for letter in dlq.dead_letters(address, t):
+        if isinstance(letter, RecordError):
+            err.print(f"undecodable letter: {escape(str(letter))}")
+            bad += 1
+            continue
+        if shown < limit:
+            where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
+            original = letter.get("original")
+            if original:
+                where += (f" (replay {letter['attempt']} of {original['stream']}/"
+                          f"{original['partition']}@{original['offset']})")
+            table.add_row(where, letter["node"], letter["error_type"], escape(letter["message"]),
+                          str(len(letter["raw"])))
+        shown += 1
+    out.print(table)
+    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else "")
+              + (f"; {bad} that cannot be decoded" if bad else ""))
+
+
+def _replay(address: str, topology: Any) -> None:
+    from doa import dlq
+
+    report = dlq.replay(address, topology)
+    for line in report.skipped:
+        err.print(f"skipped: {escape(line)}")
+    for line in report.failed:
+        err.print(escape(line))
+    per_stream = ", ".join(f"{n} to {s}" for s, n in report.replayed.items())
+    out.print(f"replayed {report.total} dead letters" + (f": {per_stream}" if per_stream else "")
+              + f"; {len(report.failed)} failed, {len(report.skipped)} skipped")
+    if report.failed:
+        raise DoaError(f"{len(report.failed)} dead letter{'s' if len(report.failed) != 1 else ''}"
+                       f" not replayed: they stay in {topology.dead_letters.name} and the next "
+                       "--replay tries them again")

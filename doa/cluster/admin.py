@@ -1,0 +1,118 @@
+"""Topics a topology needs, and creating them on a broker (aiokafka's admin client).
+
+Besides its streams, a topology has one state topic per node (``TOPOLOGY.NODE.state``, as many
+partitions as the node's input) and the shared ``_doa_schemas`` topic of registered schema
+versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from doa.cluster.security import aiokafka_options
+from doa.local.embedded import BrokerError
+from doa.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+SCHEMAS_TOPIC = "_doa_schemas"
+COMPACT = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+def state_topic(topology: Topology, node: str) -> str:
+    """The state topic of a node."""
+    return f"{topology.name}.{node}.state"
+
+
+def topology_topics(topology: Topology) -> list[TopicSpec]:
+    """Every topic ``topology`` uses, with partitions and configs."""
+    specs = [TopicSpec(s.name, s.partitions, dict(s.config)) for s in topology.streams.values()]
+    for n in topology.nodes.values():
+        parts = topology.streams[n.reads[0]].partitions
+        specs.append(TopicSpec(state_topic(topology, n.name), parts, dict(COMPACT)))
+    specs.append(TopicSpec(SCHEMAS_TOPIC, 1, dict(COMPACT)))
+    return specs
+
+
+async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: float = 30.0
+                        ) -> None:
+    """Create missing topics; refuse existing ones with fewer partitions than declared.
+
+    Topics are replicated ``min(3, brokers)`` times. Returns once every partition of every
+    created topic has a leader (on Kafka the brokers learn of a new topic a moment after the
+    controller created it; a client asking before then finds no such topic).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=address, **aiokafka_options(address),
+                                request_timeout_ms=10000)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        replication = max(1, min(3, len(cluster.get("brokers") or ())))
+        existing = await _partition_counts(admin, [s.name for s in specs])
+        missing = [s for s in specs if s.name not in existing]
+        for s in specs:
+            have = existing.get(s.name)
+            if have is not None and have < s.partitions:
+                raise BrokerError(f"topic {s.name!r} has {have} partitions on the broker, the "
+                                  f"topology declares {s.partitions}")
+        if missing:
+            topics = [NewTopic(s.name, s.partitions, replication,
+                               topic_configs=s.config or None) for s in missing]
+            response = await admin.create_topics(topics, timeout_ms=10000)
+            for entry in getattr(response, "topic_errors", []) or []:
+                name, code = entry[0], entry[1]
+                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a racing process)
+                    message = entry[2] if len(entry) > 2 and entry[2] else ""
+                    raise BrokerError(f"could not create topic {name!r}: error code {code}"
+                                      + (f" ({message})" if message else ""))
+            await _wait_for_leaders(admin, {s.name: s.partitions for s in missing},
+                                    ready_timeout_s)
+            log.info("created topics %s", ", ".join(s.name for s in missing))
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: object, wanted: dict[str, int], timeout_s: float) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    pending = dict(wanted)
+    while True:
+        described = await admin.describe_topics(list(pending))  # type: ignore[attr-defined]
+        for topic in described:
+            parts = topic.get("partitions") or []
+            if (topic.get("error_code", 0) == 0 and len(parts) >= pending.get(topic["topic"], 0)
+                    and all(p.get("leader", -1) >= 0 for p in parts)):
+                pending.pop(topic["topic"], None)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {', '.join(sorted(pending))} were created but have no "
+                              f"leader after {timeout_s:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def _partition_counts(admin: object, names: list[str]) -> dict[str, int]:
+    # Describing a topic that does not exist auto-creates it on some brokers (tansu, Kafka
+    # with auto.create.topics.enable), so list first and describe only what exists.
+    listed = set(await admin.list_topics())  # type: ignore[attr-defined]
+    names = [n for n in names if n in listed]
+    if not names:
+        return {}
+    described = await admin.describe_topics(names)  # type: ignore[attr-defined]
+    out: dict[str, int] = {}
+    for topic in described:
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            out[topic["topic"]] = len(topic["partitions"])
+    return out

@@ -1,0 +1,151 @@
+"""Registered schemas are data: versions of each stream's schema on the ``_doa_schemas`` topic.
+
+As Confluent's ``_schemas`` topic does, every version is a record (key: the stream and the
+version, so that compaction of the topic keeps every version; value: JSON with the version,
+fingerprint and schema). ``doa run`` registers a topology's schemas and
+refuses a change that breaks the stream's compatibility level (``BACKWARD_TRANSITIVE`` unless
+the stream declares another: the new schema reads payloads of every registered version), naming
+the version and the field; readers decode payloads written with any registered version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from doa.cluster.admin import SCHEMAS_TOPIC
+from doa.cluster.security import kafka_python_options
+from doa.errors import CompatibilityError
+from doa.topology.topology import Topology
+from doa.wire.compat import against_history, normalize_level
+from doa.wire.schema import Schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registered:
+    stream: str
+    version: int
+    schema: Schema
+    key: str | None = None
+
+
+def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Registered]]:
+    """Every registered version per stream, oldest first."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout_s * 1000))
+    try:
+        tp = TopicPartition(SCHEMAS_TOPIC, 0)
+        if SCHEMAS_TOPIC not in (consumer.topics() or set()):
+            return {}
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp])[tp]  # a lower bound on tansu (last batch base + 1)
+        consumer.seek_to_beginning(tp)
+        out: dict[str, list[Registered]] = {}
+        while True:
+            polled = consumer.poll(timeout_ms=int(timeout_s * 1000) if
+                                   consumer.position(tp) < end else 300)
+            if not polled:
+                return out
+            for records in polled.values():
+                for r in records:
+                    entry = json.loads(r.value)
+                    versions = out.setdefault(entry["stream"], [])
+                    schema = Schema.from_json(entry["schema"])
+                    if all(v.schema.fingerprint != schema.fingerprint for v in versions):
+                        versions.append(Registered(entry["stream"], entry["version"], schema,
+                                                   entry.get("key")))
+    finally:
+        consumer.close()
+
+
+def plan_registration(topology: Topology, registered: dict[str, list[Registered]],
+                      level: str | None = None) -> list[tuple[str, int, Schema]]:
+    """The new versions to register; raise :class:`CompatibilityError` for a breaking change.
+
+    Each stream is checked at its own ``compatibility`` level, or at ``level`` if given.
+
+    Examples
+    --------
+    >>> import json
+    >>> from pathlib import Path
+    >>> from tempfile import TemporaryDirectory
+    >>> tmp = TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def version(fields):
+    ...     (d / "t.avsc").write_text(json.dumps({"type": "record", "name": "T",
+    ...                                           "fields": fields}))
+    ...     t = Topology("x", schemas=d)
+    ...     t.stream("s", schema="T")
+    ...     return t, t.codec("s").schema
+    >>> _, v1 = version([{"name": "n", "type": "long"}])
+    >>> _, v2 = version([])
+    >>> v3, _ = version([{"name": "n", "type": "string", "default": ""}])
+    >>> history = {"s": [Registered("s", 1, v1), Registered("s", 2, v2)]}
+    >>> try:
+    ...     plan_registration(v3, history)
+    ... except CompatibilityError as exc:
+    ...     print(exc.level, exc.problems[0].partition(" (")[0].split(": ")[:2])
+    BACKWARD_TRANSITIVE ['version 1', "field 'T.n'"]
+    >>> [(s, v) for s, v, _ in plan_registration(v3, history, "BACKWARD")]
+    [('x.dlq', 1), ('s', 3)]
+    >>> tmp.cleanup()
+    """
+    new: list[tuple[str, int, Schema]] = []
+    for s in topology.streams.values():
+        schema = topology.codec(s.name).schema
+        versions = registered.get(s.name, [])
+        if versions and versions[-1].schema.fingerprint == schema.fingerprint:
+            continue
+        if any(v.schema.fingerprint == schema.fingerprint for v in versions):
+            continue  # going back to a registered version is allowed if it was registered
+        stream_level = normalize_level(level or s.compatibility)
+        found = against_history([(v.version, v.schema.json) for v in versions], schema.json,
+                                stream_level)
+        if found:
+            raise CompatibilityError(s.name, stream_level, found)
+        new.append((s.name, (versions[-1].version + 1) if versions else 1, schema))
+    return new
+
+
+def register(address: str, topology: Topology, level: str | None = None) -> list[str]:
+    """Check and register ``topology``'s schemas; give its codecs the registered history.
+
+    ``level`` overrides every stream's own compatibility level.
+
+    Returns the streams that got a new version.
+    """
+    from kafka import KafkaProducer
+
+    registered = read_registry(address)
+    new = plan_registration(topology, registered, level)
+    if new:
+        producer = KafkaProducer(bootstrap_servers=address, **kafka_python_options(address),
+                                 acks="all")
+        try:
+            for stream, version, schema in new:
+                value = json.dumps({"stream": stream, "version": version,
+                                    "fingerprint": schema.fingerprint.hex(),
+                                    "key": topology.streams[stream].key,
+                                    "schema": schema.json}).encode()
+                producer.send(SCHEMAS_TOPIC, value=value, partition=0,
+                              key=f"{stream}/v{version}".encode())
+            producer.flush()
+        finally:
+            producer.close()
+        log.info("registered schema versions: %s", ", ".join(f"{s} v{v}" for s, v, _ in new))
+    for stream, versions in registered.items():
+        if stream in topology.streams:
+            topology.add_history(stream, [v.schema for v in versions])
+    return [s for s, _, _ in new]
+
+
+def history_of(address: str, stream: str) -> list[Any]:
+    """Registered schemas of one stream (oldest first)."""
+    return [v.schema for v in read_registry(address).get(stream, [])]

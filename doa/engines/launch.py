@@ -1,0 +1,286 @@
+"""Run a topology's nodes on a broker: the code behind ``doa run`` (and the demo, and tests).
+
+Without a broker address (``--broker`` or ``DOA_BROKER``) an embedded broker is started and
+stopped with the run. Topics are created with their declared partitions, schemas registered
+(refusing incompatible changes), then one worker per selected node runs in one event loop
+until the time is up or SIGTERM/SIGINT arrives; then each worker finishes its batch, flushes,
+snapshots, commits and leaves its group, within a grace period (``DOA_SHUTDOWN_GRACE_S``,
+10 s): past it the run ends anyway and :attr:`RunReport.incomplete` says what was left undone
+(a second SIGTERM/SIGINT ends the process at once). While the broker is unreachable a status
+line says so every 10 s (:mod:`doa.engines.outage`); the nodes wait for it and carry on when it is
+back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from doa.cluster.admin import ensure_topics, topology_topics
+from doa.cluster.reach import check_reachable, reachable
+from doa.engines import EngineSettings, NodeStats, worker_class
+from doa.engines.outage import BrokerWatch, Say, shutdown_grace_s, unfinished
+from doa.errors import DoaError
+from doa.local.embedded import EmbeddedBroker, configured_broker
+from doa.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[float, dict[str, NodeStats]], None]
+T = TypeVar("T")
+
+
+@dataclass
+class RunReport:
+    """What a run did, per node."""
+
+    broker: str
+    seconds: float
+    stats: dict[str, NodeStats] = field(default_factory=dict)
+    stopped_by: str = "time"
+    incomplete: str | None = None  # what the stop could not complete (None: everything)
+
+
+@contextlib.contextmanager
+def broker_for(address: str | None) -> Iterator[str]:
+    """Yield ``address`` if one is configured, else the address of a fresh embedded broker."""
+    configured = configured_broker(address)
+    if configured:
+        yield configured
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.address
+
+
+def prepare(topology: Topology, address: str) -> list[str]:
+    """Check the topology, create its topics, register its schemas; new schema versions."""
+    from doa.cluster.registry import register
+
+    topology.check()
+    asyncio.run(ensure_topics(address, topology_topics(topology)))
+    return register(address, topology)
+
+
+def select_nodes(topology: Topology, nodes: Sequence[str] | None) -> list[str]:
+    if not nodes:
+        return list(topology.nodes)
+    unknown = [n for n in nodes if n not in topology.nodes]
+    if unknown:
+        raise DoaError(f"topology {topology.name!r} has no node {', '.join(map(repr, unknown))}"
+                       f" (nodes: {', '.join(topology.nodes)})")
+    return list(nodes)
+
+
+async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
+                    seconds: float | None = None, settings: EngineSettings | None = None,
+                    tick: Tick | None = None, stop: asyncio.Event | None = None,
+                    signals: bool = True,
+                    until: Callable[[dict[str, NodeStats]], bool] | None = None,
+                    engine: str = "kafka", say: Say | None = None,
+                    grace_s: float | None = None) -> RunReport:
+    """Run ``nodes`` until ``seconds`` pass, ``stop`` is set, SIGTERM/SIGINT, or ``until``.
+
+    ``until(stats)`` is checked ten times a second; tests use it to stop once every input
+    has been read. ``say`` receives the broker status lines (default: a WARNING log). The
+    stop takes at most ``grace_s`` (default :func:`doa.engines.outage.shutdown_grace_s`).
+    """
+    from doa.engines import make_worker
+
+    stop = stop or asyncio.Event()
+    report = RunReport(address, 0.0)
+    grace = shutdown_grace_s() if grace_s is None else grace_s
+    workers = [make_worker(engine, topology, topology.nodes[n], address, settings)
+               for n in nodes]
+    report.stats = {w.node.name: w.stats for w in workers}
+    say = say or _log_status
+    watch = BrokerWatch(address, report.stats, say)
+    watcher = asyncio.create_task(watch.run(), name="broker watch")
+    restore = _catch_signals(stop, report, say, grace) if signals else None
+    started = time.monotonic()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        try:
+            if await _start(workers, stop):
+                tasks = [asyncio.create_task(w.run(stop), name=f"node {w.node.name}")
+                         for w in workers]
+                await _wait(tasks, stop, started, seconds, until, tick, report)
+        finally:
+            stop.set()
+            done = await _wind_down(tasks, workers, grace)
+        leftovers = any(s.outputs_unacked or s.unsnapshotted for s in report.stats.values())
+        if not done or leftovers:
+            gone = watch.unreachable or not await asyncio.get_running_loop().run_in_executor(
+                None, reachable, address, 1.0)
+            report.incomplete = unfinished(address, report.stats, gone,
+                                           None if done else grace)
+    finally:
+        watcher.cancel()
+        if restore is not None:
+            restore()
+    report.seconds = time.monotonic() - started
+    for t in tasks:  # a worker that failed: its error
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
+    return report
+
+
+async def _start(workers: list[Any], stop: asyncio.Event) -> bool:
+    """Start the workers one by one; False if ``stop`` came first (the broker may be gone)."""
+    async def start_all() -> None:
+        for w in workers:
+            await w.start()
+
+    starting = asyncio.create_task(start_all(), name="start nodes")
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait({starting}, timeout=2.0)
+        return False
+    starting.result()  # a start that failed: its error
+    return True
+
+
+async def _wait(tasks: list[asyncio.Task[None]], stop: asyncio.Event, started: float,
+                seconds: float | None, until: Callable[[dict[str, NodeStats]], bool] | None,
+                tick: Tick | None, report: RunReport) -> None:
+    """Until the time is up, ``stop`` is set, ``until`` holds or a worker ends (fails)."""
+    last_tick = started
+    while not stop.is_set():
+        elapsed = time.monotonic() - started
+        if seconds is not None and elapsed >= seconds:
+            return
+        if any(t.done() for t in tasks):
+            return  # a worker failed: stop the others, then raise its error
+        if until is not None and until(report.stats):
+            return
+        wait = 0.1 if until is not None else 1.0
+        if seconds is not None:
+            wait = min(wait, max(0.0, seconds - elapsed))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
+        now = time.monotonic()
+        if tick is not None and now - last_tick >= 1.0:
+            last_tick = now
+            tick(now - started, report.stats)
+
+
+async def _wind_down(tasks: list[asyncio.Task[None]], workers: list[Any],
+                     grace: float) -> bool:
+    """Let the workers finish their batch, flush, snapshot, commit and close within
+    ``grace`` seconds; past it cancel them (they leave without the broker). True: in time."""
+    async def finish() -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for w in workers:  # those whose run never started (a stop during start)
+            with contextlib.suppress(Exception):
+                await w.close()
+
+    finishing = asyncio.create_task(finish(), name="stop nodes")
+    done, _ = await asyncio.wait({finishing}, timeout=grace)
+    if done:
+        return True
+    for t in (*tasks, finishing):
+        t.cancel()
+    await asyncio.wait({*tasks, finishing}, timeout=1.0)
+    return False
+
+
+def _log_status(line: str) -> None:
+    log.warning("%s", line)
+
+
+def _catch_signals(stop: asyncio.Event, report: RunReport, say: Say,
+                   grace: float) -> Callable[[], None] | None:
+    """SIGTERM/SIGINT set ``stop``; one more while stopping ends the process at once.
+
+    A Python-level handler (not the loop's): it runs even while the loop waits on a broker
+    that is gone. Returns the function that puts the previous handlers back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    loop = asyncio.get_running_loop()
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            os.write(2, f"{name} while stopping: exiting at once; what was not committed "
+                        "will be reprocessed on restart (same event ids)\n".encode())
+            os._exit(128 + signum)
+        report.stopped_by = name
+        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(say, f"{name}: stopping (the batch, then flush, snapshot "
+                                       f"and commit for at most {grace:g} s); send it again "
+                                       "to exit at once")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return restore
+
+
+def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] | None = None,
+        seconds: float | None = None, settings: EngineSettings | None = None,
+        tick: Tick | None = None, engine: str = "kafka", say: Say | None = None) -> RunReport:
+    """Prepare and run ``topology`` (starting an embedded broker if none is configured).
+
+    A configured broker that does not answer is a
+    :class:`doa.cluster.reach.BrokerUnreachable` within
+    seconds. ``say`` gets one-line notices: the embedded broker's address as soon as it
+    listens, and the broker status while it is unreachable.
+    """
+    selected = select_nodes(topology, nodes)
+    worker_class(engine)  # an unknown engine fails before anything starts
+    say = say or _log_status
+    configured = configured_broker(broker)
+    if configured:
+        check_reachable(configured, timeout_s=3.0)
+    previous = signal.signal(signal.SIGTERM, stop_before_start)
+    try:
+        with broker_for(broker) as address:
+            if not configured:
+                say(f"embedded broker on {address}; publish into it with --broker {address} "
+                    f"(or export DOA_BROKER={address})")
+            prepare(topology, address)
+            signal.signal(signal.SIGTERM, previous)  # run_nodes' handler takes over
+            return run_bounded(run_nodes(topology, address, selected, seconds, settings, tick,
+                                         engine=engine, say=say))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_bounded(main: Coroutine[Any, Any, T], cleanup_s: float = 1.0) -> T:
+    """``asyncio.run(main)``, except that what is still running after ``main`` (a client
+    waiting on a broker that is gone) gets ``cleanup_s`` seconds to end, not forever."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            left = asyncio.all_tasks(loop)
+            for t in left:
+                t.cancel()
+            if left:
+                loop.run_until_complete(asyncio.wait(left, timeout=cleanup_s))
+            loop.run_until_complete(asyncio.wait([loop.create_task(
+                loop.shutdown_asyncgens())], timeout=cleanup_s))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def stop_before_start(signum: int, frame: object) -> None:
+    # SIGTERM while the broker starts or topics are created: unwind (stopping the embedded
+    # broker) and exit 0, as a stop during the run does.
+    raise SystemExit(0)

@@ -1,0 +1,136 @@
+"""Reading a node's latest snapshot from its state topic, for every engine on aiokafka.
+
+With a signing key (:mod:`doa.cluster.signing`), snapshots are written signed and a snapshot the key
+does not vouch for is refused unread: one ERROR line names the state topic, partition and
+offset, and the node restores from the newest snapshot it can verify, or from the beginning
+of its inputs (see :mod:`doa.runtime.snapshot`). Without a key, a node warns once per process.
+
+Examples
+--------
+>>> import inspect
+>>> inspect.iscoroutinefunction(load_snapshot)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from doa.cluster import signing as signing
+from doa.cluster.admin import state_topic
+from doa.engines import EngineSettings, NodeStats
+from doa.local.embedded import BrokerError
+from doa.node import Node
+from doa.runtime.runner import NodeRunner
+from doa.runtime.snapshot import Refused, Snapshot, restore_outcome, scan, snapshot_records
+from doa.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+class PartitionedNode:
+    """What every engine keeps of a node: its runner, and per input partition its state, the
+    input offsets that state covers, and when it was last snapshotted.
+
+    An engine provides ``_reader`` (an ``AIOKafkaConsumer`` without group, for the state
+    topic) and :meth:`_send_state` (produce one state record, acknowledged).
+    """
+
+    def __init__(self, topology: Topology, node: Node, address: str,
+                 settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
+        self.topology = topology
+        self.node = node
+        self.address = address
+        self.settings = settings or EngineSettings.from_env()
+        self.stats = stats or NodeStats()
+        self.runner = NodeRunner(topology, node)
+        self.state_topic = state_topic(topology, node.name)
+        self.states: dict[int, Any] = {}
+        self.positions: dict[int, dict[str, int]] = {}
+        self.seq: dict[int, int] = {}
+        self._since_snapshot: dict[int, int] = defaultdict(int)
+        self._snapshot_at: dict[int, float] = {}
+        self._reader: Any = None
+        self.signing_key = signing.state_key()  # None: warned once, nothing is checked
+
+    async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
+        raise NotImplementedError
+
+    def _snapshot_due(self, p: int, now: float) -> bool:
+        s = self.settings
+        if self._since_snapshot[p] >= s.snapshot_every_records:
+            return True
+        return (self._since_snapshot[p] > 0
+                and (now - self._snapshot_at.get(p, 0.0)) * 1000 >= s.snapshot_every_ms)
+
+    def _snapshot_taken(self, p: int) -> None:
+        self._since_snapshot[p] = 0
+        self._snapshot_at[p] = time.monotonic()
+
+    async def snapshot(self, p: int) -> None:
+        """Write partition ``p``'s state and input offsets to the state topic, acknowledged."""
+        seq = self.seq.get(p, 0) + 1
+        records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
+                                   self.settings.chunk_size, key=self.signing_key,
+                                   topic=self.state_topic)
+        for key, value in records:  # one at a time: each chunk acknowledged before the next
+            await self._send_state(key, value, p)
+        self.seq[p] = seq
+        self._snapshot_taken(p)
+        self.stats.snapshots += 1
+
+    async def load(self, p: int) -> Snapshot | None:
+        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
+        assert self._reader is not None
+        return await load_snapshot(self._reader, self.state_topic, p, self.signing_key)
+
+
+async def load_snapshot(reader: Any, topic: str, p: int,
+                        key: bytes | None = None) -> Snapshot | None:
+    """The latest complete snapshot of partition ``p`` of ``topic`` that ``key`` vouches for
+    (None: there is none). Each refused snapshot is logged once, with what is restored instead.
+
+    ``reader`` is an ``AIOKafkaConsumer`` with no group. The tail is read in growing
+    windows from the end until a complete snapshot is found. tansu answers
+    ListOffsets(latest) with the last batch's base offset + 1, not the log end, so ``end``
+    is a lower bound: each window is read until the partition is exhausted.
+    """
+    tp = TopicPartition(topic, p)
+    reader.assign([tp])
+    end = (await reader.end_offsets([tp]))[tp]
+    begin = (await reader.beginning_offsets([tp]))[tp]
+    window = 16
+    refused: dict[int, Refused] = {}
+    while True:
+        start = max(begin, end - window)
+        tail = await read_tail(reader, tp, start, end)
+        snap, found = scan([v for _o, v in tail], key, topic=topic, partition=p,
+                           offsets=[o for o, _v in tail])
+        refused.update((r.last, r) for r in found)
+        if snap is not None or start == begin:
+            for r in sorted(refused.values(), key=lambda r: -r.last):
+                log.error(r.message(restore_outcome(snap)))
+            return snap
+        window *= 4
+
+
+async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
+                    timeout_s: float = 30.0) -> list[tuple[int, bytes]]:
+    """Every ``(offset, value)`` of ``tp`` from ``start``: at least up to ``end``, then until
+    a fetch comes back empty (the first fetch after a seek may come back empty: keep reading)."""
+    reader.seek(tp, start)
+    values: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        messages = (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
+        if messages:
+            values.extend((m.offset, m.value) for m in messages)
+        elif await reader.position(tp) >= end:
+            return values
+        elif time.monotonic() > deadline:
+            raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")

@@ -1,0 +1,376 @@
+"""A real Apache Kafka on this machine, for tests and local realism (not for production).
+
+:class:`LocalKafka` starts one KRaft node, or a cluster of N nodes that are each broker and
+controller, on free loopback ports, from the jars of Apache Kafka's Maven Central artifacts:
+the first use of a version resolves them with Maven into ``~/.cache/doa/kafka/VERSION/libs``
+(``$DOA_KAFKA_CACHE`` or ``$XDG_CACHE_HOME`` move it) and formats a storage template once with
+``kafka.tools.StorageTool``; every later start reuses both. Each node runs in its own JVM with
+a bounded heap, keeps its log in a temporary directory, and dies with its parent as the
+embedded broker does (SIGKILL on :meth:`LocalKafka.stop`, ``PR_SET_PDEATHSIG`` when the parent
+dies, even by ``kill -9``); the data goes with it: a small watchdog process, which outlives its
+parent, removes the temporary directory once the parent and its JVMs are gone.
+
+The configuration is Kafka's defaults except for what a throw-away cluster on a laptop needs:
+internal topics replicated ``min(3, N)`` times with few partitions, no initial rebalance delay,
+and ``auto.create.topics.enable=false`` (doa creates every topic it uses with its declared
+partitions; a client relying on auto-creation fails here as it would on most production
+clusters). The record size limit (``message.max.bytes``, 1 MB) and compaction are Kafka's.
+
+Examples
+--------
+>>> with LocalKafka(brokers=1) as kafka:          # doctest: +SKIP
+...     print(kafka.address)
+127.0.0.1:40123
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+from doa.local.embedded import BrokerError, _die_with_parent, api_versions, metadata
+from doa.local.kafka_auth import Auth
+from doa.local.kafka_node import (
+    Assembly,
+    KafkaError,
+    _log_config,
+    _meta_properties,
+    _NodeSpec,
+    _properties,
+    assemble,
+    cache_root,
+    java_command,
+    kafka_version,
+    new_uuid,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_HEAP = "DOA_KAFKA_HEAP_MB"
+ENV_LOG = "DOA_KAFKA_LOG"
+__all__ = ["KafkaError", "LocalKafka", "assemble", "cache_root", "kafka_version", "local_kafka"]
+
+
+class LocalKafka:
+    """Apache Kafka (KRaft) on free loopback ports: one node or an N-node cluster.
+
+    Parameters
+    ----------
+    brokers : how many nodes (each both broker and controller)
+    port : the first node's client port (default: a free one, as every other port)
+    version : the Kafka release (default ``$DOA_KAFKA_VERSION`` or :data:`DEFAULT_VERSION`)
+    heap_mb : the heap of each node's JVM (default ``$DOA_KAFKA_HEAP_MB`` or 512)
+    timeout : seconds to wait until every node serves and all brokers are registered
+    config : server.properties entries that replace doa's (e.g. ``{"log.segment.bytes": ...}``)
+    log_level : log4j level of the nodes' ``server.log`` (default ``$DOA_KAFKA_LOG`` or WARN)
+    users : SASL users and passwords: clients then authenticate (SCRAM-SHA-256, SCRAM-SHA-512
+        or PLAIN) on :attr:`address`; brokers talk PLAINTEXT on internal ports
+    keystore : a PEM file with the private key and certificate chain of the client listener,
+        which then speaks TLS (SSL, or SASL_SSL with ``users``)
+    """
+
+    def __init__(self, brokers: int = 1, *, port: int | None = None,
+                 version: str | None = None, heap_mb: int | None = None,
+                 timeout: float = 120.0,
+                 config: Mapping[str, object] | None = None,
+                 log_level: str | None = None,
+                 users: Mapping[str, str] | None = None,
+                 keystore: str | Path | None = None) -> None:
+        if brokers < 1:
+            raise KafkaError(f"a Kafka cluster needs at least one broker, not {brokers}")
+        self.brokers = brokers
+        self.port = port
+        self.version = kafka_version(version)
+        self.heap_mb = heap_mb or int(os.environ.get(ENV_HEAP) or 512)
+        self.timeout = timeout
+        self.config = dict(config or {})
+        self.log_level = (log_level or os.environ.get(ENV_LOG) or "WARN").upper()
+        self.auth = Auth(users=dict(users) if users is not None else None,
+                         keystore=Path(keystore) if keystore is not None else None)
+        self.cluster_id = new_uuid()
+        self.nodes: list[_NodeSpec] = []
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.home: Path | None = None
+        self.started_in: float | None = None
+        self._watchdog: tuple[int, subprocess.Popen[bytes]] | None = None  # its pipe's end
+
+    @property
+    def address(self) -> str:
+        """The bootstrap address: every node's listener, comma-separated."""
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def node_address(self, node_id: int) -> str:
+        return f"127.0.0.1:{self._node(node_id).port}"
+
+    def _node(self, node_id: int) -> _NodeSpec:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        raise KafkaError(f"no node {node_id} (nodes: {[n.node_id for n in self.nodes]})")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> LocalKafka:
+        began = time.monotonic()
+        assembly = assemble(self.version)
+        java = java_command()
+        _sweep_stale_homes()
+        self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
+        (self.home / "owner").write_text(f"{os.getpid()}\n")
+        self._watchdog = _watch(self.home)
+        per = 3 if self.auth.secured else 2
+        ports = _free_ports(per * self.brokers, exclude={self.port} if self.port else set())
+        if self.port:
+            ports[0] = self.port
+        self.nodes = [_NodeSpec(i + 1, ports[per * i], ports[per * i + 1],
+                                self.home / f"node-{i + 1}" / "data",
+                                ports[per * i + 2] if self.auth.secured else None)
+                      for i in range(self.brokers)]
+        try:
+            for node in self.nodes:
+                self._prepare(node, assembly)
+            for node in self.nodes:
+                self._launch(node, java, assembly)
+            self._wait_until_serving(began + self.timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - began
+        log.info("Apache Kafka %s: %s node(s) on %s in %.1f s (%s)", self.version,
+                 self.brokers, self.address, self.started_in, self.home)
+        return self
+
+    def _node_dir(self, node: _NodeSpec) -> Path:
+        return node.data.parent
+
+    def _prepare(self, node: _NodeSpec, assembly: Assembly) -> None:
+        directory = self._node_dir(node)
+        assert self.home is not None
+        directory.mkdir(parents=True, exist_ok=True)
+        properties = directory / "server.properties"
+        properties.write_text(_properties(node, self.nodes, self.config, self.home, self.auth))
+        if self.auth.users:  # SCRAM credentials live in the bootstrap metadata: format afresh
+            _format_storage(java_command(), assembly, properties, self.cluster_id, self.auth)
+        else:
+            shutil.copytree(assembly.template, node.data,
+                            ignore=shutil.ignore_patterns("formatted"))
+            (node.data / "meta.properties").write_text(
+                _meta_properties(self.cluster_id, node.node_id))
+        _log_config(directory, self.log_level)
+
+    def _launch(self, node: _NodeSpec, java: str, assembly: Assembly) -> None:
+        directory = self._node_dir(node)
+        cmd = [java, f"-Xms{min(self.heap_mb, 128)}m", f"-Xmx{self.heap_mb}m",
+               "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
+               "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+               f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
+               f"-Dkafka.logs.dir={directory}", f"-Ddoa.kafka.home={self.home}",
+               "-cp", assembly.classpath, "kafka.Kafka", str(directory / "server.properties")]
+        with open(directory / "stdout.log", "wb") as out:
+            self.processes[node.node_id] = subprocess.Popen(
+                cmd, cwd=directory, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+    def _wait_until_serving(self, deadline: float) -> None:
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                proc = self.processes[node.node_id]
+                if proc.poll() is not None:
+                    raise KafkaError(f"Kafka node {node.node_id} exited with code "
+                                     f"{proc.returncode} before serving: "
+                                     f"{self._why(node)}")
+            try:
+                for node in self.nodes:
+                    api_versions(node.plain_address)
+                brokers, controller = metadata(self.nodes[0].plain_address)
+                if len(brokers) == self.brokers and controller >= 0:
+                    return
+                last = KafkaError(f"{len(brokers)} of {self.brokers} brokers registered")
+            except (OSError, struct.error, BrokerError) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise KafkaError(f"Apache Kafka ({self.brokers} node(s), {self.home}) did not serve "
+                         f"within {self.timeout:.0f} s ({last})")
+
+    def _why(self, node: _NodeSpec) -> str:
+        directory = self._node_dir(node)
+        for name in ("server.log", "stdout.log"):
+            path = directory / name
+            with contextlib.suppress(OSError):
+                lines = [line.strip() for line in path.read_text(errors="replace").splitlines()
+                         if line.strip()]
+                errors = [line for line in lines
+                          if " ERROR " in line or "Exception" in line or "Error:" in line]
+                if errors or lines:
+                    return (errors or lines)[-1][:400] + f" (see {path})"
+        return f"no output (see {directory})"
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node (for failure tests); the others keep running."""
+        proc = self.processes.pop(node_id, None)
+        if proc is not None:
+            _kill(proc)
+
+    def restart(self, node_id: int) -> None:
+        """Start a killed node again on its ports and data."""
+        node = self._node(node_id)
+        if node_id in self.processes:
+            raise KafkaError(f"node {node_id} is running")
+        self._launch(node, java_command(), assemble(self.version))
+
+    def stop(self) -> None:
+        """Kill every node (SIGKILL: the data is thrown away) and remove the data."""
+        processes, self.processes = self.processes, {}
+        for proc in processes.values():
+            _kill(proc)
+        home, self.home = self.home, None
+        if home is not None and not os.environ.get("DOA_KAFKA_KEEP"):
+            shutil.rmtree(home, ignore_errors=True)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            os.close(watchdog[0])  # the watchdog ends (the directory is already gone)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog[1].wait(timeout=10)
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def alive(self) -> bool:
+        """True while every node started (and not killed on purpose) runs."""
+        return bool(self.processes) and all(p.poll() is None for p in self.processes.values())
+
+    def exited(self) -> str | None:
+        """What happened to the first node that exited by itself, if one did."""
+        for node_id, proc in self.processes.items():
+            if proc.poll() is not None:
+                return (f"Kafka node {node_id} exited with code {proc.returncode}: "
+                        f"{self._why(self._node(node_id))}")
+        return None
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def _free_ports(n: int, exclude: set[int]) -> list[int]:
+    """``n`` distinct free loopback ports not in ``exclude`` (held open together so none
+    repeats)."""
+    sockets: list[socket.socket] = []
+    try:
+        while len(sockets) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] in exclude:
+                s.close()
+                continue
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+WATCHDOG = """
+import os, shutil, sys, time
+fd, home = int(sys.argv[1]), sys.argv[2]
+while os.read(fd, 1):  # EOF: the owner stopped, or died (kill -9 included)
+    pass
+if os.environ.get("DOA_KAFKA_KEEP"):
+    sys.exit(0)
+mark = ("-Ddoa.kafka.home=" + home).encode()
+deadline = time.monotonic() + 60
+def jvms():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if mark in f.read().split(b"\\0"):
+                    yield pid
+        except OSError:
+            pass
+while any(True for _ in jvms()) and time.monotonic() < deadline:
+    time.sleep(0.1)  # its JVMs die with the owner (PR_SET_PDEATHSIG): let them go first
+shutil.rmtree(home, ignore_errors=True)
+"""
+
+
+def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
+    """Start the watchdog that removes ``home`` when this process is gone; the pipe end it
+    waits on (closed by :meth:`LocalKafka.stop`, or by the kernel when this process dies)."""
+    import sys
+
+    if not Path("/proc").is_dir():
+        return None  # _sweep_stale_homes still cleans up on the next start
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(read), str(home)],
+                         pass_fds=(read,), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        os.close(write)
+        return None
+    finally:
+        os.close(read)
+    return write, proc
+
+
+def _sweep_stale_homes() -> None:
+    """Remove the data of local Kafkas whose owner died without cleaning up (kill -9: its
+    JVMs died with it, by PR_SET_PDEATHSIG, but a killed process removes nothing)."""
+    for home in Path(tempfile.gettempdir()).glob("doa-kafka-*"):
+        try:
+            owner = int((home / "owner").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(home, ignore_errors=True)
+        except PermissionError:
+            continue
+
+
+def _format_storage(java: str, assembly: Assembly, properties: Path, cluster_id: str,
+                    auth: Auth) -> None:
+    """Format one node's log directory with StorageTool, storing the SCRAM credentials of
+    ``auth``'s users (SHA-256 and SHA-512) in its bootstrap metadata."""
+    scram = auth.scram_arguments()
+    done = subprocess.run(
+        [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", assembly.classpath,
+         f"-Dlog4j2.configurationFile={_log_config(properties.parent, 'ERROR')}",
+         "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+         *scram], capture_output=True, timeout=300, check=False)
+    if done.returncode != 0:
+        text = (done.stderr + done.stdout).decode(errors="replace").strip()
+        raise KafkaError(f"formatting Kafka storage with SCRAM users failed (exit "
+                         f"{done.returncode}): {text.splitlines()[-1] if text else ''}")
+
+
+
+
+@contextlib.contextmanager
+def local_kafka(brokers: int = 1, **kwargs: object) -> Iterator[LocalKafka]:
+    """``with local_kafka(3) as k:`` — a started :class:`LocalKafka`, stopped afterwards."""
+    kafka = LocalKafka(brokers, **kwargs)  # type: ignore[arg-type]
+    with kafka:
+        yield kafka

@@ -1,0 +1,304 @@
+"""The engine-independent core: raw records in, step called, encoded records out.
+
+:class:`NodeRunner` does for one node what every engine (the in-memory harness, the kafka
+engine, the faust engine) needs: decode a batch from one input partition, call the pure step,
+validate and encode what it returns, attach lineage headers, and turn every failure into a
+dead letter instead of an exception. A step that raises on a batch is retried record by
+record from the state as it was before the batch, so only the guilty records are
+dead-lettered and the state reflects every other record exactly once.
+
+Examples
+--------
+>>> from doa.topology.topology import Topology
+>>> from doa.wire.schema import builtin_schema_dir
+>>> t = Topology("demo", schemas=builtin_schema_dir())
+>>> src = t.stream("src", schema="doa.DeadLetter", key="node")
+>>> dst = t.stream("dst", schema="doa.DeadLetter", key="node")
+>>> @t.node(reads=src, writes=dst, state=lambda: 0)
+... def count(state, batch):
+...     return state + len(batch), [(e, dict(e)) for e in batch]
+>>> runner = NodeRunner(t, t.nodes["count"], clock=lambda: 0)
+>>> ok = t.codec("src").encode(dict(stream="s", partition=0, offset=0, node="n",
+...     error_type="", message="", raw=b"", timestamp=0))
+>>> result = runner.process(0, [RawRecord("src", 0, 0, 0, None, ok, ()),
+...                             RawRecord("src", 0, 1, 0, None, b"junk", ())])
+>>> result.state, [o.stream for o in result.outputs]
+(1, ['demo.dlq', 'dst'])
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from doa.dlq import replay_fields
+from doa.errors import DoaError, EncodeError, StepError
+from doa.events import (
+    LINEAGE_HEADER,
+    Event,
+    Lineage,
+    header_id,
+    key_bytes,
+    lineage_of,
+    output_id,
+    pack_lineage,
+    partition_for,
+)
+from doa.node import Node
+from doa.topology.topology import Topology
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as read from a partition, before decoding."""
+
+    stream: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """A record ready to produce: encoded, partitioned, with headers."""
+
+    stream: str
+    partition: int
+    key: bytes | None
+    value: bytes
+    timestamp: int
+    headers: Headers
+    id: bytes = b""
+
+
+@dataclass
+class BatchResult:
+    """What one call of :meth:`NodeRunner.process` produced."""
+
+    state: Any
+    outputs: list[OutRecord] = field(default_factory=list)
+    records_in: int = 0
+    records_out: int = 0
+    dead_letters: int = 0
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class NodeRunner:
+    """Run one node's step on raw records; see the module docstring."""
+
+    def __init__(self, topology: Topology, node: Node,
+                 clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.topology = topology
+        self.node = node
+        self.clock = clock
+        self._in = {s: topology.codec(s) for s in node.reads}
+        self._out = {s: topology.codec(s) for s in node.writes}
+        self._streams = topology.streams
+        self._dlq = topology.codec(topology.dead_letters.name)
+        self._single = node.writes[0] if len(node.writes) == 1 else None
+        self._partitions: dict[tuple[str, bytes], int] = {}  # murmur2 is slow in Python
+
+    # -- public --------------------------------------------------------------------------------
+    def start(self) -> float:
+        """Run the node's ``options["on_start"]`` hook once (kernel nodes compile there);
+        return the seconds it took."""
+        hook = self.node.options.get("on_start")
+        if hook is None:
+            return 0.0
+        began = time.perf_counter()
+        hook()
+        return time.perf_counter() - began
+
+    def process(self, state: Any, records: Sequence[RawRecord]) -> BatchResult:
+        """Process ``records`` (one input partition, in offset order) from ``state``."""
+        result = BatchResult(state, records_in=len(records))
+        events: list[Event] = []
+        raws: list[RawRecord] = []
+        for raw in records:
+            event = self._decode(raw, result)
+            if event is not None:
+                events.append(event)
+                raws.append(raw)
+        if not events:
+            return result
+        checkpoint = self._checkpoint(state)
+        try:
+            new_state, outs = self._call(state, events)
+        except Exception:
+            state = pickle.loads(checkpoint)
+            for event, raw in zip(events, raws, strict=True):  # only the guilty die
+                checkpoint = self._checkpoint(state)
+                try:
+                    state, outs = self._call(state, [event])
+                except Exception as exc:
+                    state = pickle.loads(checkpoint)
+                    self._dead(result, raw, type(exc).__name__, _message(exc))
+                else:
+                    result.outputs.extend(outs)
+                    result.records_out += len(outs)
+            result.state = state
+            return result
+        result.state = new_state
+        result.outputs.extend(outs)
+        result.records_out += len(outs)
+        return result
+
+    # -- internals -----------------------------------------------------------------------------
+    def _checkpoint(self, state: Any) -> bytes:
+        try:
+            return pickle.dumps(state, protocol=5)
+        except Exception as exc:
+            raise StepError(f"node {self.node.name!r}: its state must be picklable (it is "
+                            f"snapshotted to the state topic): {type(exc).__name__}: {exc}"
+                            ) from exc
+
+    def _decode(self, raw: RawRecord, result: BatchResult) -> Event | None:
+        codec = self._in[raw.stream]
+        try:
+            if raw.value is None:
+                raise DoaError(f"stream {raw.stream!r}: record has no value (a tombstone)")
+            record = codec.decode(raw.value)
+            event_id = header_id(raw.headers)
+        except Exception as exc:
+            reason = getattr(exc, "reason", None)
+            kind = type(exc).__name__ + (f"/{reason}" if reason else "")
+            self._dead(result, raw, kind, _message(exc))
+            return None
+        return Event(record, stream=raw.stream, partition=raw.partition, offset=raw.offset,
+                     timestamp=raw.timestamp, key=raw.key, id=event_id)
+
+    def _call(self, state: Any, events: list[Event]) -> tuple[Any, list[OutRecord]]:
+        returned = self.node.step(state, events)
+        if not _is_pair(returned):
+            raise StepError(f"node {self.node.name!r} ({self.node.where}) must return "
+                            f"(state, outputs), got {type(returned).__name__}")
+        new_state, outputs = returned
+        if not isinstance(outputs, (list, tuple)):
+            raise StepError(f"node {self.node.name!r} ({self.node.where}) returned outputs of "
+                            f"type {type(outputs).__name__}; return (state, [outputs...])")
+        return new_state, self._encode_all(outputs, events)
+
+    def _encode_all(self, outputs: Sequence[Any], batch: list[Event]) -> list[OutRecord]:
+        encoded: list[OutRecord] = []
+        counts: dict[bytes, int] = {}
+        in_batch = {id(e) for e in batch}
+        partitions = self._partitions
+        for item in outputs:
+            parents, stream, record = self._unpack(item)
+            anchor = parents[-1]
+            if id(anchor) not in in_batch:
+                raise StepError(
+                    f"node {self.node.name!r} ({self.node.where}): an output's parent (the last "
+                    "one, if several) must be an event of the current batch; its id is derived "
+                    "from that event, so a replay writes the same id")
+            index = counts.get(anchor.id, 0)
+            counts[anchor.id] = index + 1
+            out_id = output_id(self.node.name, anchor, index)
+            codec = self._out[stream]
+            spec = self._streams[stream]
+            try:
+                value = codec.encode(record)
+            except EncodeError as exc:
+                raise EncodeError(exc.stream, exc.path, exc.expected, exc.value,
+                                  detail=f"emitted by node {self.node.name!r} "
+                                         f"({self.node.where})") from exc
+            key = key_bytes(record.get(spec.key)) if spec.key else None
+            if key is None:
+                partition = anchor.partition % spec.partitions
+            else:
+                partition = partitions.get((stream, key), -1)
+                if partition < 0:
+                    partition = partitions[(stream, key)] = partition_for(key, spec.partitions)
+                    if len(partitions) > 100_000:
+                        partitions.clear()
+            lineage = Lineage(out_id, self.node.name, codec.schema.fingerprint,
+                              tuple(p.id for p in parents))
+            # Event time: the latest parent's timestamp, never the wall clock (DESIGN 8).
+            timestamp = anchor.timestamp if len(parents) == 1 else \
+                max(p.timestamp for p in parents)
+            encoded.append(OutRecord(
+                stream, partition, key, value, timestamp,
+                ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
+            ))
+        return encoded
+
+    def _unpack(self, item: Any) -> tuple[list[Event], str, dict[str, Any]]:
+        node = self.node
+        if isinstance(item, tuple) and len(item) == 2 and self._single is not None:
+            parent, record = item
+            stream = self._single
+        elif isinstance(item, tuple) and len(item) == 3:
+            parent, target, record = item
+            stream = str(getattr(target, "name", target))
+        else:
+            shape = "(parent, record)" if self._single else "(parent, stream, record)"
+            to = f" for stream {self._single!r}" if self._single else ""
+            raise StepError(f"node {node.name!r} ({node.where}) returned an output "
+                            f"{type(item).__name__}{to}; each output must be {shape}")
+        parents = list(parent) if isinstance(parent, (list, tuple)) else [parent]
+        if not parents or not all(isinstance(p, Event) for p in parents):
+            raise StepError(f"node {node.name!r} ({node.where}): an output's parent must be "
+                            "an input event (or a list of them)")
+        if stream not in self._out:
+            raise StepError(f"node {node.name!r} ({node.where}) emitted to stream {stream!r}, "
+                            f"which it does not declare in writes={list(node.writes)}")
+        if not isinstance(record, dict):
+            raise StepError(f"node {node.name!r} ({node.where}) emitted a "
+                            f"{type(record).__name__} to stream {stream!r}; records are dicts")
+        return parents, stream, record
+
+    def _dead(self, result: BatchResult, raw: RawRecord, kind: str, message: str) -> None:
+        now = self.clock()
+        envelope: dict[str, Any] = {
+            "stream": raw.stream, "partition": raw.partition, "offset": raw.offset,
+            "node": self.node.name, "error_type": kind, "message": message,
+            "key": raw.key, "raw": raw.value or b"", "timestamp": now,
+            "record_timestamp": raw.timestamp,
+        }
+        if raw.headers:  # a replayed record that failed again says so (doa.dlq)
+            envelope.update(replay_fields(raw.headers))
+        value = self._dlq.encode(envelope)
+        spec = self.topology.dead_letters
+        key = self.node.name.encode()
+        out_id = output_id(self.node.name + "/dlq", _stub(raw), 0)
+        lineage = Lineage(out_id, self.node.name, self._dlq.schema.fingerprint,
+                          (lineage_id(raw),))
+        result.outputs.append(OutRecord(
+            spec.name, partition_for(key, spec.partitions), key, value, now,
+            ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
+        ))
+        result.dead_letters += 1
+
+
+def lineage_id(raw: RawRecord) -> bytes:
+    """The id of a raw record: its lineage header's, else derived from its coordinates."""
+    try:
+        lin = lineage_of(raw.headers)
+    except Exception:
+        lin = None
+    return lin.id if lin else _stub(raw).id
+
+
+def _stub(raw: RawRecord) -> Event:
+    return Event({}, stream=raw.stream, partition=raw.partition, offset=raw.offset,
+                 timestamp=raw.timestamp, key=raw.key)
+
+
+def _is_pair(value: object) -> bool:
+    return isinstance(value, tuple) and len(value) == 2
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 2000 else text[:1997] + "..."

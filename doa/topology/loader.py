@@ -1,0 +1,89 @@
+"""Find a topology from what a person types: a file path, a module, ``module:attr``.
+
+Every failure is a :class:`DoaError` with a one-line message: a missing file, a file that
+does not parse, an import that fails, a module without a ``Topology``.
+
+Examples
+--------
+>>> load_topology("topologies/sensors.py").name
+'sensors'
+>>> load_topology("topologies.sensors:topology").name
+'sensors'
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from doa.errors import DoaError
+from doa.topology.topology import Topology
+
+
+def load_topology(spec: str) -> Topology:
+    """Load the ``Topology`` named by ``spec`` (``path.py[:attr]`` or ``module[:attr]``)."""
+    return load(spec)[1]
+
+
+def load(spec: str) -> tuple[ModuleType, Topology]:
+    """Load the module and the ``Topology`` named by ``spec``."""
+    target, _, attr = spec.partition(":")
+    attr = attr or "topology"
+    path = Path(target)
+    # Like `python -m`: modules (and the modules a topology file imports) resolve from here.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if target.endswith(".py") or path.exists():
+        module = _load_file(target, path)
+    else:
+        module = _import(target)
+    found = getattr(module, attr, None)
+    if not isinstance(found, Topology):
+        what = "nothing" if found is None else type(found).__name__
+        raise DoaError(f"{target!r} has no Topology named {attr!r} (found {what})")
+    return module, found
+
+
+def _load_file(target: str, path: Path) -> ModuleType:
+    if path.is_dir():
+        raise DoaError(f"{target!r} is a directory, not a topology file")
+    if not path.is_file():
+        raise DoaError(f"topology file {target!r} not found")
+    module_name = f"_doa_topology_{abs(hash(str(path.resolve())))}"
+    # An absolute file name in the code objects: errors name the user's file wherever it ran.
+    loader_spec = importlib.util.spec_from_file_location(module_name, path.resolve())
+    if loader_spec is None or loader_spec.loader is None:
+        raise DoaError(f"cannot import {target!r} as a Python file")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)  # no half-initialised module left behind
+        if isinstance(exc, DoaError) or not isinstance(exc, Exception):
+            raise
+        raise _import_failure(f"topology file {target!r}", exc) from exc
+    return module
+
+
+def _import(target: str) -> ModuleType:
+    try:
+        return importlib.import_module(target)
+    except DoaError:
+        raise
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (target == exc.name or target.startswith(exc.name + ".")):
+            raise DoaError(f"no topology file or module {target!r} ({exc})") from exc
+        raise _import_failure(f"topology module {target!r}", exc) from exc
+    except Exception as exc:
+        raise _import_failure(f"topology module {target!r}", exc) from exc
+
+
+def _import_failure(what: str, exc: Exception) -> DoaError:
+    if isinstance(exc, SyntaxError):
+        where = f"{Path(exc.filename).name}, " if exc.filename else ""
+        return DoaError(f"{what} does not parse: {exc.msg} ({where}line {exc.lineno})")
+    return DoaError(f"{what} failed to import: {type(exc).__name__}: {exc}")

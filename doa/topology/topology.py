@@ -1,0 +1,200 @@
+"""Topologies: named streams with schemas, and named nodes wired by them.
+
+A topology file declares its streams and nodes and exposes ``topology``; it holds no Kafka code.
+
+Examples
+--------
+>>> t = Topology("demo", schemas=builtin_schema_dir())
+>>> letters = t.stream("letters", schema="doa.DeadLetter", key="node", partitions=2)
+>>> copies = t.stream("copies", schema="doa.DeadLetter", key="node")
+>>> @t.node(reads=letters, writes=copies)
+... def copy(state, batch):
+...     return state, [(event, dict(event)) for event in batch]
+>>> t.check()
+>>> sorted(t.nodes), t.streams["letters"].partitions
+(['copy'], 2)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from doa.errors import SchemaError, TopologyError
+from doa.node import Node, Step, Stream, state_factory, stream_names
+from doa.wire.codec import Codec
+from doa.wire.schema import Schema, SchemaSet, builtin_schema_dir
+
+_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")  # fullmatch: "$" allows a final "\n"
+DEAD_LETTER_SCHEMA = "doa.DeadLetter"
+
+__all__ = ["DEAD_LETTER_SCHEMA", "Node", "Stream", "Topology", "builtin_schema_dir"]
+
+
+class Topology:
+    """Streams and the nodes that read and write them.
+
+    Parameters
+    ----------
+    name : the topology's name (consumer groups and state topics are named after it)
+    dead_letters : the dead-letter stream's name (default ``NAME.dlq``)
+    schemas : directory of ``.avsc`` files; relative paths resolve against the file that
+        creates the topology; by default the nearest ``schemas/`` directory above that file
+    """
+
+    def __init__(self, name: str, *, dead_letters: str | None = None,
+                 schemas: str | Path | None = None) -> None:
+        self.name = name
+        self.streams: dict[str, Stream] = {}
+        self.nodes: dict[str, Node] = {}
+        self._problems: list[str] = []
+        self._codecs: dict[str, Codec] = {}
+        caller = _caller_dir()
+        self.schema_dir = _resolve_schema_dir(schemas, caller)
+        self.dead_letters = self.stream(dead_letters or f"{name}.dlq", schema=DEAD_LETTER_SCHEMA,
+                                        key="node", shared=True)
+
+    def __repr__(self) -> str:
+        return f"Topology({self.name!r}, streams={len(self.streams)}, nodes={len(self.nodes)})"
+
+    # -- declaration ---------------------------------------------------------------------------
+    def stream(self, name: str, *, schema: str, key: str | None = None, partitions: int = 1,
+               config: dict[str, str] | None = None, shared: bool = False,
+               compatibility: str = "BACKWARD_TRANSITIVE") -> Stream:
+        """Declare a stream and return it (parameters: see :class:`Stream`)."""
+        level = compatibility.upper() if isinstance(compatibility, str) else compatibility
+        s = Stream(name, schema, key, partitions, dict(config or {}), shared, level)
+        if name in self.streams:
+            self._problems.append(f"stream {name!r} is declared twice")
+        self.streams[name] = s
+        return s
+
+    def node(self, *, reads: Stream | str | Iterable[Stream | str],
+             writes: Stream | str | Iterable[Stream | str] = (),
+             state: Any = None, name: str | None = None) -> Callable[[Step], Step]:
+        """Decorator declaring a custom node; the function is its pure step."""
+        def register(fn: Step) -> Step:
+            self.add_node(Node(name or fn.__name__, stream_names(reads), stream_names(writes), fn,
+                               state_factory(state)))
+            return fn
+        return register
+
+    def kernel(self, name: str, *, reads: Stream | str, writes: Stream | str,
+               **options: Any) -> Node:
+        """Declare a feature-kernel node (Numba); see :func:`doa.kernels.kernel_node`."""
+        from doa.kernels import kernel_node
+
+        return self.add_node(kernel_node(name, reads, writes, **options))
+
+    def learner(self, name: str, **options: Any) -> Node:
+        """Declare an online learner node (a River model); see
+        :func:`doa.learner.node.learner_node`.
+        """
+        from doa.learner.node import learner_node
+
+        return self.add_node(learner_node(name, **options))
+
+    def add_node(self, node: Node) -> Node:
+        """Add a ready-made node (kernels, learners and detectors use this)."""
+        if node.name in self.nodes:
+            self._problems.append(f"node {node.name!r} is declared twice")
+        self.nodes[node.name] = node
+        return node
+
+    # -- derived -------------------------------------------------------------------------------
+    @cached_property
+    def schemas(self) -> SchemaSet:
+        """Every schema of the topology's schema directory and doa's own."""
+        dirs = [self.schema_dir] if self.schema_dir is not None else []
+        return SchemaSet.load(*dirs)
+
+    def codec(self, stream: str) -> Codec:
+        """The codec of a declared stream."""
+        codec = self._codecs.get(stream)
+        if codec is None:
+            if stream not in self.streams:
+                raise KeyError(f"topology {self.name!r} declares no stream {stream!r}")
+            spec = self.streams[stream]
+            codec = self._codecs[stream] = Codec(stream, self.schemas[spec.schema])
+        return codec
+
+    def add_history(self, stream: str, versions: Iterable[Schema]) -> None:
+        """Let ``stream``'s codec decode payloads written with older registered ``versions``."""
+        current = self.codec(stream)
+        self._codecs[stream] = Codec(stream, current.schema, [*current.history.values(),
+                                                              *versions])
+
+    def writers(self, stream: str) -> list[str]:
+        """Names of the nodes that write ``stream``."""
+        return [n.name for n in self.nodes.values() if stream in n.writes]
+
+    def readers(self, stream: str) -> list[str]:
+        """Names of the nodes that read ``stream``."""
+        return [n.name for n in self.nodes.values() if stream in n.reads]
+
+    def order(self) -> list[Node]:
+        """Nodes with each node after the nodes that write its inputs (cycles kept as found)."""
+        done: list[Node] = []
+        seen: set[str] = set()
+
+        def visit(n: Node, path: set[str]) -> None:
+            if n.name in seen or n.name in path:
+                return
+            for s in n.reads:
+                for w in self.writers(s):
+                    visit(self.nodes[w], path | {n.name})
+            seen.add(n.name)
+            done.append(n)
+
+        for n in self.nodes.values():
+            visit(n, set())
+        return done
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> list[str]:
+        """Return every wiring problem found; each names the node and stream involved."""
+        from doa.topology.validate import problems
+
+        return [*self._problems, *problems(self)]
+
+    def check(self) -> None:
+        """Raise :class:`TopologyError` listing every problem, or return None."""
+        found = self.validate()
+        if found:
+            raise TopologyError(self.name, found)
+
+
+def _caller_dir() -> Path | None:
+    frame = inspect.currentframe()
+    try:
+        f = frame.f_back.f_back if frame and frame.f_back else None
+        filename = f.f_code.co_filename if f else None
+    finally:
+        del frame
+    if filename and not filename.startswith("<"):
+        return Path(filename).resolve().parent
+    return None
+
+
+def _resolve_schema_dir(schemas: str | Path | None, caller: Path | None) -> Path | None:
+    if schemas is not None:
+        p = Path(schemas)
+        if not p.is_absolute():
+            p = (caller or Path.cwd()) / p
+        if not p.is_dir():
+            raise SchemaError(f"schema directory {str(p)!r} does not exist")
+        return p
+    start = caller or Path.cwd()
+    for d in [start, *start.parents][:4]:
+        if (d / "schemas").is_dir() and d / "schemas" != builtin_schema_dir():
+            return d / "schemas"
+    return None
+
+
+def valid_topic_name(name: str) -> bool:
+    """Kafka's rule: 1-249 of ``[A-Za-z0-9._-]``, and not ``.`` or ``..``."""
+    return bool(_TOPIC_RE.fullmatch(name)) and name not in (".", "..")
