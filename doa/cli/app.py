@@ -10,15 +10,12 @@ import traceback
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from doa import __version__
+from doa.cli.console import err, out
 from doa.errors import DoaError
 from doa.wire.compat import LEVELS
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
 
 class _State:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from doa.cli.console import out
 from doa.cli.streams import broker_option, need_broker
 from doa.errors import DoaError
-
-out = Console(highlight=False, soft_wrap=True)
 
 
 def _learner(topology: str, node: str) -> tuple[Any, Any]:

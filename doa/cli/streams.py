@@ -8,16 +8,13 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from doa.cli.console import err, out
 from doa.engines import NodeStats
 from doa.errors import DoaError
 from doa.local.embedded import configured_broker
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
 broker_option = click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",
                              help="Kafka bootstrap address (default: $DOA_BROKER).")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from doa.cluster.admin import SCHEMAS_TOPIC
 from doa.cluster.security import kafka_python_options
@@ -145,7 +144,3 @@ def register(address: str, topology: Topology, level: str | None = None) -> list
             topology.add_history(stream, [v.schema for v in versions])
     return [s for s, _, _ in new]
 
-
-def history_of(address: str, stream: str) -> list[Any]:
-    """Registered schemas of one stream (oldest first)."""
-    return [v.schema for v in read_registry(address).get(stream, [])]

@@ -1,8 +1,21 @@
-"""Engines: the only code that talks to Kafka. ``kafka`` (aiokafka, the default) for now.
+"""Engines: the only code that runs nodes on Kafka. ``kafka`` (aiokafka, the default), ``faust``.
 
 An engine runs :class:`doa.runtime.runner.NodeRunner` for each selected node: it consumes raw
-records, calls ``process``, produces the outputs, and keeps each partition's snapshot. An
-engine provides a worker class with the :class:`Worker` shape, registered in ``ENGINES``.
+records, calls ``process``, produces the outputs, commits, and keeps each partition's snapshot.
+An engine provides a worker class with the :class:`Worker` shape, registered in ``ENGINES``.
+
+Engines are not the only Kafka clients in doa. The others, none of which runs a node:
+
+- :mod:`doa.client` (kafka-python): ``Publisher`` and ``Subscriber`` for applications, and
+  ``doa publish``, ``doa subscribe`` and ``doa model`` on top of them;
+- :mod:`doa.dlq` (kafka-python): ``doa dlq`` lists and replays dead letters;
+- :mod:`doa.cluster`: ``admin`` creates topics (aiokafka's admin client), ``registry`` reads and
+  writes schema versions on ``_doa_schemas`` (kafka-python), ``security`` checks credentials
+  with one aiokafka connection (``reach`` only opens a TCP socket);
+- :mod:`doa.local`: the local brokers doa starts are probed with hand-written ApiVersions and
+  Metadata requests until they answer.
+
+Nodes themselves never touch Kafka: their steps are pure.
 """
 
 from __future__ import annotations

@@ -44,7 +44,6 @@ __all__ = ["Kernel", "ewm", "jit_kernel", "rate", "since_previous", "sliding", "
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-KernelFn = Callable[[I64, I64, F64, F64, F64, F64], None]
 
 # z is 0 when the variance before the update is below this fraction of E[x^2]: River's
 # E[x^2] - E[x]^2 is then indistinguishable from its own rounding noise (~1e-16 relative).
