@@ -27,70 +27,101 @@ def summary(track: Track, points: Sequence[int], n: int,
     """The end of the demo: accuracy around each drift point, detections, model changes,
     and (on a broker) what each node did. ``rate``: events per second of event time, to
     give detection delays in seconds too."""
-    out: list[RenderableType] = []
-    total = track.accuracy(0, n)
-    out.append(Text.assemble(("summary: ", "bold"), f"{len(track.errors):,} predictions "
-                             f"met their label, accuracy {_pct(total)} overall"
-                             + (f" ({track.unpredicted:,} more came before the model had "
-                                "learned anything)" if track.unpredicted else "")))
+    out: list[RenderableType] = [_headline(track, n)]
     detections = track.detections(points)
     if points:
-        window = _window(points, n)
-        table = Table(title=f"accuracy around the drift points ({window:,} events each)",
-                      title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False)
-        for col in ("drift at", "before", "after", "recovered", "detected at", "delay"):
-            table.add_column(col, justify="right")
-        later: list[Detection] = []
-        for point, nxt in zip(points, [*points[1:], n], strict=True):
-            hits = [d for d in detections if d.point == point and d.position is not None]
-            first = min(hits, key=lambda d: d.position or 0) if hits else None
-            later += [d for d in hits if d is not first]
-            table.add_row(f"{point:,}", _pct(track.accuracy(point - window, point)),
-                          _pct(track.accuracy(point, point + window)),
-                          _pct(track.accuracy(nxt - window, nxt)),
-                          f"{first.position:,}" if first and first.position is not None
-                          else "not detected",
-                          _delay(first.delay, rate) if first and first.delay is not None
-                          else "-")
-        out.append(table)
-        early = [d for d in detections if d.point is None]
-        for what, found in (("before the first drift point", early), ("again", later)):
-            if found:
-                out.append(Text(f"the detector also fired {what}: at " + ", ".join(
-                    f"{d.position:,}" if d.position is not None else "?" for d in found)))
+        out += _drift_points(track, points, n, detections, rate)
     else:
-        for d in detections:
-            out.append(Text(f"drift: {d.node} fired at position {d.position}"))
+        out += [Text(f"drift: {d.node} fired at position {d.position}") for d in detections]
+    out += [_models(track), _unmatched(track)]
+    if stats and topology is not None:
+        out.append(_nodes(stats, topology, peaks or {}))
+    return out
+
+
+def _headline(track: Track, n: int) -> Text:
+    """How many predictions met their label, and the accuracy over all ``n`` events."""
+    early = (f" ({track.unpredicted:,} more came before the model had learned anything)"
+             if track.unpredicted else "")
+    return Text.assemble(("summary: ", "bold"), f"{len(track.errors):,} predictions met their "
+                         f"label, accuracy {_pct(track.accuracy(0, n))} overall" + early)
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False)
+
+
+def _drift_points(track: Track, points: Sequence[int], n: int,
+                  detections: Sequence[Detection], rate: float | None) -> list[RenderableType]:
+    """A row per drift point (accuracy before, after, recovered; first detection and its
+    delay), then a line for each detection before the first point or after a first one."""
+    window = _window(points, n)
+    table = _table(f"accuracy around the drift points ({window:,} events each)")
+    for col in ("drift at", "before", "after", "recovered", "detected at", "delay"):
+        table.add_column(col, justify="right")
+    later: list[Detection] = []
+    for point, nxt in zip(points, [*points[1:], n], strict=True):
+        hits = [d for d in detections if d.point == point and d.position is not None]
+        first = min(hits, key=lambda d: d.position or 0) if hits else None
+        later += [d for d in hits if d is not first]
+        table.add_row(f"{point:,}", _pct(track.accuracy(point - window, point)),
+                      _pct(track.accuracy(point, point + window)),
+                      _pct(track.accuracy(nxt - window, nxt)), *_first_detection(first, rate))
+    early = [d for d in detections if d.point is None]
+    return [table, *_also_fired("before the first drift point", early),
+            *_also_fired("again", later)]
+
+
+def _also_fired(what: str, found: Sequence[Detection]) -> list[Text]:
+    """One line listing detections that are not a drift point's first (none if none)."""
+    if not found:
+        return []
+    return [Text(f"the detector also fired {what}: at " + ", ".join(
+        f"{d.position:,}" if d.position is not None else "?" for d in found))]
+
+
+def _first_detection(first: Detection | None, rate: float | None) -> tuple[str, str]:
+    """The "detected at" and "delay" cells of a drift point's row."""
+    if first is None or first.position is None:
+        return "not detected", "-"
+    return f"{first.position:,}", "-" if first.delay is None else _delay(first.delay, rate)
+
+
+def _models(track: Track) -> Text:
+    """Versions created, each reset or rollback, and the version each model is at now."""
     versions, changes, created = track.state()
     parts = [f"{created} versions created"]
     parts += [f"{c['action']} to version {c['version']} after {c['labels']:,} labels"
               for _, c in changes] or ["no reset or rollback"]
     if versions:
         parts.append("now " + ", ".join(f"{m} version {v}" for m, v in versions.items()))
-    out.append(Text("models: " + "; ".join(parts)))
+    return Text("models: " + "; ".join(parts))
+
+
+def _unmatched(track: Track) -> Text:
+    """Labels that met no prediction, counted by reason."""
     with track.lock:
         reasons = dict(track.unmatched)
-    out.append(Text("labels unmatched: " + (", ".join(
+    return Text("labels unmatched: " + (", ".join(
         f"{c:,} {r}" for r, c in sorted(reasons.items())) + " (see the unmatched stream)"
-        if reasons else "none")))
-    if stats and topology is not None:
-        table = Table(title="nodes (events/s: mean while busy, and the best second)",
-                      title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False)
-        for col in ("node", "kind", "in", "out", "dead", "events/s", "best/s", "warm-up"):
-            table.add_column(col, justify="left" if col in ("node", "kind") else "right",
-                             no_wrap=True)
-        for name, s in stats.items():
-            busy = (s.last_batch_at - s.first_batch_at) if s.first_batch_at and \
-                s.last_batch_at else 0.0
-            table.add_row(name, topology.nodes[name].kind, f"{s.records_in:,}",
-                          f"{s.records_out:,}", f"{s.dead_letters:,}",
-                          f"{s.records_in / busy:,.0f}" if busy > 0 else "-",
-                          f"{(peaks or {}).get(name, 0.0):,.0f}",
-                          f"{s.warm_up_s:.2f} s")
-        out.append(table)
-    return out
+        if reasons else "none"))
+
+
+def _nodes(stats: Mapping[str, Any], topology: Any, peaks: Mapping[str, float]) -> Table:
+    """A row per node: records in, out and dead, mean and best rate, warm-up time."""
+    table = _table("nodes (events/s: mean while busy, and the best second)")
+    for col in ("node", "kind", "in", "out", "dead", "events/s", "best/s", "warm-up"):
+        table.add_column(col, justify="left" if col in ("node", "kind") else "right",
+                         no_wrap=True)
+    for name, s in stats.items():
+        busy = (s.last_batch_at - s.first_batch_at) if s.first_batch_at and \
+            s.last_batch_at else 0.0
+        table.add_row(name, topology.nodes[name].kind, f"{s.records_in:,}",
+                      f"{s.records_out:,}", f"{s.dead_letters:,}",
+                      f"{s.records_in / busy:,.0f}" if busy > 0 else "-",
+                      f"{peaks.get(name, 0.0):,.0f}", f"{s.warm_up_s:.2f} s")
+    return table
 
 
 def _window(points: Sequence[int], n: int) -> int:
