@@ -10,6 +10,7 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,7 +71,21 @@ def broker_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """The address of a fresh broker of kind ``broker_kind``."""
-    if broker_kind == "tansu":
+    with fresh_broker(broker_kind, request) as address:
+        yield address
+
+
+@pytest.fixture
+def second_broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Another fresh broker, of the same kind as ``broker``."""
+    with fresh_broker(broker_kind, request) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def fresh_broker(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh broker of ``kind`` (tansu or kafka) while the context is open: its address."""
+    if kind == "tansu":
         with EmbeddedBroker() as b:
             yield b.address
         return

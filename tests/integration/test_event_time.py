@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from river import evaluate, linear_model, metrics, preprocessing
 from doa.client import Publisher
 from doa.engines import EngineSettings
 from doa.engines.launch import prepare
-from doa.local.embedded import EmbeddedBroker
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
 from tests.integration.conftest import ROOT
@@ -29,20 +27,6 @@ pytestmark = pytest.mark.broker
 FRAUD = str(ROOT / "topologies" / "fraud.py")
 N = 2400  # transactions (and as many labels) of the fraud source
 BASE = 1_700_000_000_000
-
-
-@pytest.fixture
-def second_broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Another fresh broker of the same kind as ``broker``."""
-    if broker_kind == "tansu":
-        with EmbeddedBroker() as b:
-            yield b.address
-        return
-    from doa.local.apache_kafka import LocalKafka
-
-    request.getfixturevalue("kafka_assembly")
-    with LocalKafka() as k:
-        yield k.address
 
 
 def slowed(t: Topology, node: str, seconds: float) -> None:
