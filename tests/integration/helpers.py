@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import threading
+import time
 from typing import Any
 
 from doa.client import Subscriber
@@ -161,3 +165,24 @@ class Tail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Lines:
+    """A process's stderr lines as they come, with the time each arrived."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.items: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in iter(proc.stderr.readline, b""):
+            self.items.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    def first(self, pattern: str) -> tuple[float, str] | None:
+        return next(((t, line) for t, line in self.items if re.search(pattern, line)), None)
+
+    def text(self) -> str:
+        self._thread.join(5)
+        return "\n".join(line for _, line in self.items)

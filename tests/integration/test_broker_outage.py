@@ -15,7 +15,6 @@ import random
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,7 +29,7 @@ from doa.local.embedded import EmbeddedBroker, api_versions
 from doa.runtime.snapshot import latest_snapshot
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, SELECTED, doa_process
-from tests.integration.helpers import Tail, raw_records, wait_until
+from tests.integration.helpers import Lines, Tail, raw_records, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -38,26 +37,6 @@ LIBRARY_LINES = ("Unable connect to node", "Unable to update metadata", "Failed 
                  "Heartbeat failed", "Group Coordinator", "Marking the coordinator dead",
                  "Traceback")
 
-
-class Lines:
-    """Collects a process's stderr lines as they come, with the time each arrived."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.items: list[tuple[float, str]] = []
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in iter(proc.stderr.readline, b""):
-            self.items.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
-
-    def first(self, pattern: str) -> tuple[float, str] | None:
-        return next(((t, line) for t, line in self.items if re.search(pattern, line)), None)
-
-    def text(self) -> str:
-        self._thread.join(5)
-        return "\n".join(line for _, line in self.items)
 
 
 def _publish(address: str, n: int, seed: int) -> dict[bytes, dict[str, Any]]:

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from doa.local.embedded import EmbeddedBroker
 from doa.testing import Harness
 from doa.topology.loader import load
 from tests.integration.conftest import ROOT, doa_process, kill9
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import Lines, wait_until
 from tests.integration.test_faust_engine import latest_states, publish
 
 pytestmark = pytest.mark.broker
@@ -75,26 +72,6 @@ LIBRARY_LINES = ("Unable connect to node", "Unable to update metadata", "Failed 
                  "Heartbeat failed", "Group Coordinator", "Marking the coordinator dead",
                  "Traceback", "[^", "aiokafka", "mode.", "faust.")
 
-
-class Lines:
-    """A process's stderr lines as they come, with the time each arrived."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.items: list[tuple[float, str]] = []
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in iter(proc.stderr.readline, b""):
-            self.items.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
-
-    def first(self, pattern: str) -> tuple[float, str] | None:
-        return next(((t, line) for t, line in self.items if re.search(pattern, line)), None)
-
-    def text(self) -> str:
-        self._thread.join(5)
-        return "\n".join(line for _, line in self.items)
 
 
 @pytest.mark.parametrize("stop", ["--for", "SIGTERM"])
