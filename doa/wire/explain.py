@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from doa.errors import MISSING
@@ -74,53 +74,77 @@ def describe(schema: Any) -> str:
 def _explain(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
              ) -> Found | None:
     if isinstance(schema, list):
-        if any(_explain(branch, value, path, defs, ns) is None for branch in schema):
-            return None
-        # A single non-null branch explains better from inside (e.g. a nested record).
-        real = [b for b in schema if b != "null"]
-        if value is not None and len(real) == 1 and _is_container(real[0], defs, ns):
-            return _explain(real[0], value, path, defs, ns)
-        return (path, describe(schema), value)
+        return _union(schema, value, path, defs, ns)
     if isinstance(schema, str):
-        if schema in PRIMITIVES:
-            return None if _primitive_ok(schema, value) else (path, schema, value)
-        name = resolve_name(schema, ns, defs)
-        if name is None:  # the schema parsed, so this is a caller's mistake
-            return (path, f"{schema} (an unknown type)", value)
-        return _explain(defs[name], value, path, defs, ns)
+        return _named(schema, value, path, defs, ns)
     kind = schema.get("type")
     logical = schema.get("logicalType")
     if logical in LOGICAL_PY_TYPES and isinstance(value, LOGICAL_PY_TYPES[logical]):
         return None
     if kind in ("record", "error", "enum", "fixed"):
         ns = type_name(schema, ns)[1]
-    if kind in ("record", "error"):
-        return _record(schema, value, path, defs, ns)
-    if kind == "enum":
-        ok = isinstance(value, str) and value in schema["symbols"]
-        return None if ok else (path, describe(schema), value)
-    if kind == "fixed":
-        ok = isinstance(value, (bytes, bytearray)) and len(value) == schema["size"]
-        return None if ok else (path, f"fixed {schema['name']} of {schema['size']} bytes", value)
-    if kind == "array":
-        if not isinstance(value, (list, tuple)):
-            return (path, describe(schema), value)
-        for i, item in enumerate(value):
-            found = _explain(schema["items"], item, f"{path}[{i}]", defs, ns)
-            if found:
-                return found
+    check = _COMPLEX.get(kind) if isinstance(kind, str) else None
+    if check is None:  # {"type": "long"}, {"type": {"type": "array", ...}} and the like
+        return _explain(kind, value, path, defs, ns)
+    return check(schema, value, path, defs, ns)
+
+
+def _union(schema: list[Any], value: object, path: str, defs: dict[str, Any], ns: str | None
+           ) -> Found | None:
+    if any(_explain(branch, value, path, defs, ns) is None for branch in schema):
         return None
-    if kind == "map":
-        if not isinstance(value, Mapping):
-            return (path, describe(schema), value)
-        for k, item in value.items():
-            if not isinstance(k, str):
-                return (f"{path}[{k!r}]", "string key", k)
-            found = _explain(schema["values"], item, f"{path}[{k!r}]", defs, ns)
-            if found:
-                return found
-        return None
-    return _explain(kind, value, path, defs, ns)
+    # A single non-null branch explains better from inside (e.g. a nested record).
+    real = [b for b in schema if b != "null"]
+    if value is not None and len(real) == 1 and _is_container(real[0], defs, ns):
+        return _explain(real[0], value, path, defs, ns)
+    return (path, describe(schema), value)
+
+
+def _named(schema: str, value: object, path: str, defs: dict[str, Any], ns: str | None
+           ) -> Found | None:
+    """A primitive type's name, or a reference to a named type."""
+    if schema in PRIMITIVES:
+        return None if _primitive_ok(schema, value) else (path, schema, value)
+    name = resolve_name(schema, ns, defs)
+    if name is None:  # the schema parsed, so this is a caller's mistake
+        return (path, f"{schema} (an unknown type)", value)
+    return _explain(defs[name], value, path, defs, ns)
+
+
+def _enum(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
+          ) -> Found | None:
+    ok = isinstance(value, str) and value in schema["symbols"]
+    return None if ok else (path, describe(schema), value)
+
+
+def _fixed(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
+           ) -> Found | None:
+    ok = isinstance(value, (bytes, bytearray)) and len(value) == schema["size"]
+    return None if ok else (path, f"fixed {schema['name']} of {schema['size']} bytes", value)
+
+
+def _array(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
+           ) -> Found | None:
+    if not isinstance(value, (list, tuple)):
+        return (path, describe(schema), value)
+    for i, item in enumerate(value):
+        found = _explain(schema["items"], item, f"{path}[{i}]", defs, ns)
+        if found:
+            return found
+    return None
+
+
+def _map(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
+         ) -> Found | None:
+    if not isinstance(value, Mapping):
+        return (path, describe(schema), value)
+    for k, item in value.items():
+        if not isinstance(k, str):
+            return (f"{path}[{k!r}]", "string key", k)
+        found = _explain(schema["values"], item, f"{path}[{k!r}]", defs, ns)
+        if found:
+            return found
+    return None
 
 
 def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
@@ -144,6 +168,12 @@ def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str
             return (f"{path}.{k}", f"no such field (record {schema['name']} has: {known})",
                     value[k])
     return None
+
+
+_COMPLEX: dict[str, Callable[[Any, object, str, dict[str, Any], str | None], Found | None]] = {
+    "record": _record, "error": _record, "enum": _enum, "fixed": _fixed, "array": _array,
+    "map": _map,
+}
 
 
 def _is_container(schema: Any, defs: dict[str, Any], ns: str | None) -> bool:
