@@ -21,7 +21,7 @@ topology, the runtime calls it on each micro-batch):
 >>> from doa.events import Event
 >>> node = detector_node("watch_loss", reads="scores", writes="drifts", signal="loss",
 ...                      detector=drift.ADWIN())
->>> node.kind, node.options["detector"]
+>>> node.kind, node.spec.describe()["detector"]
 ('detector', 'ADWIN(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)')
 >>> losses = [0.1 + 0.01 * (i % 3) for i in range(200)] + [0.9] * 100
 >>> batch = [Event({"loss": x}, stream="scores", partition=0, offset=i, timestamp=1000 + i)
@@ -38,8 +38,8 @@ topology, the runtime calls it on each micro-batch):
 In a topology, the drift stream is declared with doa's own schema::
 
     drifts = topology.stream("drifts", schema="doa.DriftEvent", key="node")
-    topology.add_node(detector_node("watch_loss", reads=scores, writes=drifts,
-                                    signal="loss", detector=drift.ADWIN()))
+    topology.detector("watch_loss", reads=scores, writes=drifts, signal="loss",
+                      detector=drift.ADWIN())
 """
 
 from __future__ import annotations
@@ -49,15 +49,19 @@ import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from river import base as river_base
 from river import stats as river_stats
 
 from doa.events import Event
-from doa.node import Node, Stream, stream_names
+from doa.node import Node, NodeKind, Stream, missing_fields, stream_names
 
-__all__ = ["DRIFT_SCHEMA", "Watch", "describe", "detector_node", "signal_value", "statistics"]
+if TYPE_CHECKING:
+    from doa.node import StreamInfo
+
+__all__ = ["DRIFT_SCHEMA", "DetectorSpec", "Watch", "describe", "detector_node", "signal_value",
+           "statistics"]
 
 DRIFT_SCHEMA = "doa.DriftEvent"
 _SCALARS = (bool, int, float, str, type(None))
@@ -75,6 +79,46 @@ class Watch:
 
     detector: Any
     seen: int = 0
+
+
+@dataclass(frozen=True)
+class DetectorSpec(NodeKind):
+    """The kind of a detector node (see :class:`doa.node.NodeKind`).
+
+    Attributes
+    ----------
+    reads, writes : the streams watched and the one drift stream
+    signal, key, model_version_field : as given to :func:`detector_node`
+    detector : the detector as drift events name it (see :func:`describe`)
+    """
+
+    kind = "detector"
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    signal: str
+    detector: str
+    key: str | None = None
+    model_version_field: str | None = None
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self.reads, self.writes
+
+    def checks(self, node: Node, streams: StreamInfo) -> list[str]:
+        """The signal is a field of every stream read; the drift stream is doa.DriftEvent."""
+        out: list[str] = []
+        for stream in self.reads:
+            out += missing_fields(node, streams, stream, [self.signal], "signal")
+        for stream in self.writes:
+            declared = streams.schema(stream)
+            if declared is not None and declared != DRIFT_SCHEMA:
+                out.append(f"detector {node.name!r}: it writes {DRIFT_SCHEMA} records, stream "
+                           f"{stream!r} has schema {declared}")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"detector": self.detector, "signal": self.signal, "key": self.key,
+                "model_version_field": self.model_version_field,
+                "streams": {"watched": list(self.reads), "drift": self.writes[0]}}
 
 
 def describe(detector: Any) -> str:
@@ -197,8 +241,9 @@ def detector_node(name: str, reads: Stream | str | Iterable[Stream | str],
     Returns
     -------
     Node
-        ``kind="detector"``; add it with :meth:`doa.topology.topology.Topology.add_node`. Its
-        ``options`` record the signal, detector, key and model version field.
+        ``kind="detector"`` (:meth:`doa.topology.topology.Topology.detector` declares one in a
+        topology). Its ``spec`` is a :class:`DetectorSpec` (signal, detector, key, model
+        version field), also in ``options`` for older code.
     """
     for method in ("update", "clone"):
         if not callable(getattr(detector, method, None)):
@@ -215,9 +260,10 @@ def detector_node(name: str, reads: Stream | str | Iterable[Stream | str],
     text = describe(prototype)
     step = _make_step(name, signal, prototype, text, key, model_version_field)
     factory: Callable[[], Any] = dict if key is not None else lambda: Watch(prototype.clone())
-    return Node(name, stream_names(reads), stream_names(outputs), step, factory, kind="detector",
-                options={"signal": signal, "detector": text, "key": key,
-                         "model_version_field": model_version_field})
+    spec = DetectorSpec(stream_names(reads), stream_names(outputs), signal, text, key,
+                        model_version_field)
+    return spec.node(name, step, factory, options={
+        "signal": signal, "detector": text, "key": key, "model_version_field": model_version_field})
 
 
 def _make_step(name: str, signal: str, prototype: Any, text: str, key: str | None,

@@ -1,4 +1,5 @@
-"""The leaf every node kind builds on: a stream's declaration, a node, its step's shape.
+"""The leaf every node kind builds on: a stream's declaration, a node, its step's shape, and
+the contract a kind of node fulfils (:class:`NodeKind`).
 
 Nothing here imports the rest of doa, so node kinds (kernels, learners, detectors, your own)
 and the topology that wires them all import from this one module.
@@ -9,8 +10,8 @@ Examples
 >>> stream_names([s, "alerts"]), stream_name(s), stream_name(None)
 (('readings', 'alerts'), 'readings', None)
 >>> n = Node("copy", ("readings",), ("alerts",), lambda state, batch: (state, []), dict)
->>> n.kind, n.state()
-('node', {})
+>>> n.kind, n.state(), n.spec.streams()
+('node', {}, (('readings',), ('alerts',)))
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 Step = Callable[[Any, list[Any]], tuple[Any, Sequence[Any]]]
 
-__all__ = ["Node", "Step", "Stream", "describe_callable", "state_factory", "stream_name",
-           "stream_names"]
+__all__ = ["Declared", "Node", "NodeKind", "Step", "Stream", "StreamInfo", "describe_callable",
+           "missing_fields", "state_factory", "stream_name", "stream_names"]
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,147 @@ class Node:
     state: Callable[[], Any]
     kind: str = "node"
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    spec: NodeKind = field(default=None, hash=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.spec is None:  # a custom node, or one built the old way (kind + options)
+            object.__setattr__(self, "spec", Declared(self.reads, self.writes, self.kind,
+                                                      self.options.get("on_start")))
 
     @property
     def where(self) -> str:
         """``path/to/file.py:LINE`` of the step function, for error messages."""
         return describe_callable(self.step)
+
+    def describe(self) -> dict[str, Any]:
+        """What the live view and the catalog show: name, kind, streams, and the kind's own
+        :meth:`NodeKind.describe` (plain, JSON-serialisable values)."""
+        return {"name": self.name, "kind": self.kind, "reads": list(self.reads),
+                "writes": list(self.writes), "step": self.where, **self.spec.describe()}
+
+
+class StreamInfo(Protocol):
+    """What a kind's :meth:`NodeKind.checks` may ask about the topology's streams."""
+
+    def fields(self, stream: str) -> dict[str, Any] | None:
+        """Field name → Avro type of ``stream``'s record schema; None: not known."""
+
+    def schema(self, stream: str) -> str | None:
+        """The full name of ``stream``'s schema; None: stream or schema not known."""
+
+
+class NodeKind:
+    """What a kind of node declares; a node's :attr:`Node.spec` is one.
+
+    A kind of node (a kernel, a learner, a detector, yours: a join, a batch-trained model) is
+    one module: a subclass of this class holding the kind's parameters, and a function
+    building the :class:`Node` with :meth:`node`. Everything doa does with a node besides
+    calling its step goes through these members, and nothing reads the node's ``options``:
+
+    ``kind``
+        the kind's name (class attribute), shown as :attr:`Node.kind`;
+    :meth:`streams`
+        the streams a node of this kind reads and writes (names), which become the node's
+        ``reads`` and ``writes``;
+    :meth:`checks`
+        called by ``doa check`` / :meth:`doa.topology.Topology.validate` once the streams and
+        schemas are known: one line per problem (fields missing from a schema, a stream with
+        the wrong schema), naming the kind, node, stream and field;
+    :meth:`start`
+        called once by the runtime before a node's first batch (compile Numba kernels, load
+        an artefact); it must not touch the node's state;
+    :meth:`describe`
+        what the live view and the catalog show (model, features, detector, streams by
+        role under ``"streams"``): plain values that ``json.dumps`` accepts.
+
+    Examples
+    --------
+    A kind whose nodes pass records on unchanged (a real kind also builds its step here):
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Copy(NodeKind):
+    ...     kind = "copy"
+    ...     source: str
+    ...     target: str
+    ...     def streams(self):
+    ...         return (self.source,), (self.target,)
+    ...     def checks(self, node, streams):
+    ...         return missing_fields(node, streams, self.source, ["id"], "copied")
+    ...     def describe(self):
+    ...         return {"streams": {"source": self.source, "target": self.target}}
+    >>> node = Copy("a", "b").node("copier", lambda state, batch: (state, list(batch)))
+    >>> node.kind, node.reads, node.writes, node.describe()["streams"]
+    ('copy', ('a',), ('b',), {'source': 'a', 'target': 'b'})
+    """
+
+    kind: str = "node"
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(reads, writes)``: the names of the streams a node of this kind reads, writes."""
+        raise NotImplementedError(f"{type(self).__name__}.streams()")
+
+    def checks(self, node: Node, streams: StreamInfo) -> list[str]:
+        """Problems of ``node`` against the topology's declared ``streams``; none by default."""
+        return []
+
+    def start(self) -> None:
+        """Prepare to run (e.g. compile); called once per node before its first batch."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the live view and the catalog show about the node (JSON-serialisable)."""
+        return {}
+
+    def node(self, name: str, step: Step, state: Any = None,
+             options: dict[str, Any] | None = None) -> Node:
+        """A :class:`Node` of this kind running ``step`` from ``state`` (a value or a factory,
+        see :func:`state_factory`)."""
+        reads, writes = self.streams()
+        return Node(name, reads, writes, step, state_factory(state), kind=self.kind,
+                    options=dict(options or {}), spec=self)
+
+
+@dataclass(frozen=True)
+class Declared(NodeKind):
+    """The kind of a custom node (``@topology.node``): its streams are what it declares.
+
+    ``on_start`` is the start hook of a node built the old way, with
+    ``options={"on_start": fn}``.
+    """
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    kind: str = "node"
+    on_start: Callable[[], Any] | None = None
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self.reads, self.writes
+
+    def start(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+
+
+def missing_fields(node: Node, streams: StreamInfo, stream: str, names: Iterable[str],
+                   role: str) -> list[str]:
+    """One problem per name in ``names`` that is not a field of ``stream`` (none if its fields
+    are not known): the helper most kinds' :meth:`NodeKind.checks` need.
+
+    Examples
+    --------
+    >>> class Known:
+    ...     def fields(self, stream): return {"id": "long"}
+    ...     def schema(self, stream): return "demo.Item"
+    >>> n = Node("n", ("items",), (), lambda s, b: (s, []), dict, kind="demo")
+    >>> missing_fields(n, Known(), "items", ["id", "size"], "input")
+    ["demo 'n': input field 'size' is not a field of stream 'items' (demo.Item: id)"]
+    """
+    fields = streams.fields(stream)
+    if fields is None:
+        return []
+    return [f"{node.kind} {node.name!r}: {role} field {name!r} is not a field of stream "
+            f"{stream!r} ({streams.schema(stream)}: {', '.join(fields)})"
+            for name in names if name not in fields]
 
 
 def describe_callable(fn: Callable[..., Any]) -> str:

@@ -17,6 +17,8 @@ Examples
 'gap_ms': 250.0}
 >>> outputs[1][0] is batch[1], state.slots
 (True, {'s1': 0})
+>>> node.spec.describe()["features"]["gap"]
+{'field': None, 'kernel': 'since_previous', 'outputs': ['gap_ms']}
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from doa.errors import StepError
 from doa.events import Event
 from doa.kernels.library import F64, I64, Kernel, warm_up
-from doa.node import Node, Stream, stream_names
+from doa.node import Node, NodeKind, Stream, missing_fields, stream_names
 
-__all__ = ["KernelState", "avro_fields", "kernel_node"]
+if TYPE_CHECKING:
+    from doa.node import StreamInfo
+
+__all__ = ["KernelSpec", "KernelState", "avro_fields", "kernel_node"]
 
 Features = Mapping[str, tuple[str | None, Kernel]]
 
@@ -87,6 +92,64 @@ class KernelState:
         return row
 
 
+@dataclass(frozen=True)
+class KernelSpec(NodeKind):
+    """The kind of a kernel node (see :class:`doa.node.NodeKind`): what :func:`kernel_node`
+    was given, in the form checks, the runtime and the catalog read.
+
+    Attributes
+    ----------
+    reads, writes : its input streams and its one output stream
+    key, time : the key field and the event-time field (None: the Kafka timestamp)
+    kernels : feature name → ``(value field, kernel)``
+    fields : feature name → the output fields ``(name, "double" | "long")`` it adds
+    input_fields : the input fields the step reads (None: all of them, ``select`` not given)
+    """
+
+    kind = "kernel"
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    key: str
+    time: str | None
+    kernels: Features
+    fields: dict[str, list[tuple[str, str]]]
+    input_fields: tuple[str, ...] | None
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self.reads, self.writes
+
+    def start(self) -> None:
+        """Compile the kernels (:func:`~doa.kernels.warm_up`), so the first batch is not slow."""
+        warm_up([k for _, k in self.kernels.values()])
+
+    def checks(self, node: Node, streams: StreamInfo) -> list[str]:
+        """Each output field is in the output schema with a type that holds it; the input
+        fields the step reads are in the input schema."""
+        out: list[str] = []
+        for stream in self.writes:
+            fields = streams.fields(stream)
+            if fields is None:
+                continue
+            for group in self.fields.values():
+                for name, kind in group:
+                    if name not in fields:
+                        out.append(f"kernel {node.name!r}: output field {name!r} ({kind}) is "
+                                   f"not a field of stream {stream!r} ({streams.schema(stream)})")
+                    elif not _accepts(fields[name], kind):
+                        out.append(f"kernel {node.name!r}: output field {name!r} of stream "
+                                   f"{stream!r} is {fields[name]}, the kernel writes {kind}")
+        for stream in self.reads:
+            out += missing_fields(node, streams, stream, self.input_fields or (), "input")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"key": self.key, "time": self.time,
+                "features": {f: {"field": field, "kernel": k.name,
+                                 "outputs": [n for n, _ in self.fields[f]]}
+                             for f, (field, k) in self.kernels.items()},
+                "streams": {"reads": list(self.reads), "writes": list(self.writes)}}
+
+
 def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
                 writes: Stream | str, *, key: str, features: Features,
                 time: str | None = None, select: Sequence[str] | None = None,
@@ -110,10 +173,11 @@ def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
     Node
         ``kind="kernel"``; its step emits, per input event and in order, ``(event, record)``
         with ``record`` = the selected input fields + every feature output. Each kernel is
-        called once per batch. ``options["on_start"]`` is a zero-argument callable compiling
-        the kernels (:func:`~doa.kernels.warm_up`) for the engine to call at node start;
-        ``options["fields"]`` the output fields each feature adds (see :func:`avro_fields`),
-        ``options["input_fields"]`` the input fields the step reads (None: all of them).
+        called once per batch. Its ``spec`` is a :class:`KernelSpec`: ``spec.start()``
+        compiles the kernels (:func:`~doa.kernels.warm_up`), the runtime calls it at node
+        start; ``spec.fields`` the output fields each feature adds (see :func:`avro_fields`),
+        ``spec.input_fields`` the input fields the step reads (None: all of them). The same
+        are in ``options`` (``on_start``, ``fields``, ``input_fields``) for older code.
 
     Notes
     -----
@@ -174,11 +238,12 @@ def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
 
     step.__qualname__ = step.__name__ = name
     kernels = [k for _, k in feats.values()]
-    return Node(name, stream_names(reads), stream_names(writes), step,
-                functools.partial(KernelState.empty, widths, initial_keys), kind="kernel",
-                options={"on_start": functools.partial(warm_up, kernels), "fields": fields,
-                         "input_fields": None if keep is None else tuple(dict.fromkeys(
-                             [key, *([time] if time else []), *value_fields, *keep]))})
+    declared = KernelSpec(stream_names(reads), stream_names(writes), key, time, feats, fields,
+                      None if keep is None else tuple(dict.fromkeys(
+                          [key, *([time] if time else []), *value_fields, *keep])))
+    return declared.node(name, step, functools.partial(KernelState.empty, widths, initial_keys),
+                     options={"on_start": functools.partial(warm_up, kernels), "fields": fields,
+                              "input_fields": declared.input_fields})
 
 
 def avro_fields(features: Features) -> list[dict[str, Any]]:
@@ -197,6 +262,12 @@ def avro_fields(features: Features) -> list[dict[str, Any]]:
 def _output_names(features: Features) -> dict[str, list[tuple[str, str]]]:
     return {f: [(f"{f}_{o}", "long" if o in k.integer_outputs else "double")
                 for o in k.outputs] for f, (_, k) in features.items()}
+
+
+def _accepts(avro_type: Any, kind: str) -> bool:
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    allowed = {"double": {"double"}, "long": {"long", "double"}}[kind]
+    return any(b in allowed for b in branches)
 
 
 def _required(event: Event, field: str) -> Any:

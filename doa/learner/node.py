@@ -31,113 +31,79 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from doa.learner import records as values
 from doa.learner.ops import Ops
+from doa.learner.spec import Inputs, LearnerSpec, Outputs, Pending, Versions, group, resolve
 from doa.node import Node, Stream
 
-
-@dataclass(frozen=True)
-class LearnerSpec:
-    """How a learner node is wired; see :func:`learner_node`."""
-
-    name: str
-    features: str
-    labels: str
-    predictions: str
-    outcomes: str | None
-    metrics: str | None
-    unmatched: str | None
-    join: str
-    label: str
-    feature_fields: tuple[str, ...] | None
-    key: str | None
-    max_pending: int
-    max_delay_ms: int | None
-    metrics_every: int
-    version_every: int | None
-    models: str | None = None
-    control: str | None = None
-    drift: str | None = None
-    on_drift: str = "ignore"
-    keep_versions: int = 10
-    compiled: bool | None = None
-    label_wait_ms: int = 60_000
+__all__ = ["Inputs", "LearnerSpec", "Outputs", "Pending", "Versions", "learner_node"]
 
 
-def learner_node(name: str, *, features: Stream | str, labels: Stream | str,
-                 predictions: Stream | str, model: Any, metric: Any,
-                 outcomes: Stream | str | None = None, metrics: Stream | str | None = None,
-                 unmatched: Stream | str | None = None, join: str = "id",
-                 label: str = "label", feature_fields: Sequence[str] | None = None,
-                 key: str | None = None, max_pending: int = 100_000,
-                 max_delay_ms: int | None = None, metrics_every: int = 1000,
-                 version_every: int | None = None, models: Stream | str | None = None,
-                 control: Stream | str | None = None, drift: Stream | str | None = None,
-                 on_drift: str = "ignore", keep_versions: int = 10,
-                 compiled: bool | None = None, label_wait_ms: int = 60_000) -> Node:
+def learner_node(name: str, *, model: Any, metric: Any, reads: Inputs | None = None,
+                 writes: Outputs | None = None, versions: Versions | None = None,
+                 pending: Pending | None = None, compiled: bool | None = None,
+                 features: Stream | str | None = None, labels: Stream | str | None = None,
+                 predictions: Stream | str | None = None, outcomes: Stream | str | None = None,
+                 metrics: Stream | str | None = None, unmatched: Stream | str | None = None,
+                 join: str | None = None, label: str | None = None,
+                 feature_fields: Sequence[str] | None = None, key: str | None = None,
+                 max_pending: int | None = None, max_delay_ms: int | None = None,
+                 metrics_every: int | None = None, version_every: int | None = None,
+                 models: Stream | str | None = None, control: Stream | str | None = None,
+                 drift: Stream | str | None = None, on_drift: str | None = None,
+                 keep_versions: int | None = None, label_wait_ms: int | None = None) -> Node:
     """A learner node wrapping a River ``model`` (classifier, regressor or anomaly detector).
 
     Parameters
     ----------
-    features, labels : the streams it reads; both must carry the ``join`` field
-    predictions, outcomes, metrics, unmatched : the streams it writes (declare them with the
-        doa schemas ``doa.Prediction``, ``doa.Outcome``, ``doa.Metric``, ``doa.UnmatchedLabel``)
+    name : the node's name (also the ``model`` of its records)
     model, metric : River prototypes; each input partition gets its own ``clone()``
-    join : the field that pairs a label with its features
-    label : the label record's field holding the truth
-    feature_fields : the feature record's fields given to the model (default: all numeric
-        and boolean fields but ``join`` and ``key``)
-    max_pending : predictions waiting for labels, and labels waiting for their features;
-        beyond it the oldest is evicted (reported as ``evicted`` or ``overflow``)
-    label_wait_ms : a label whose features have not come yet (delay 0, or a feature node
-        that lags) is held in the state until they come; it is reported as ``unknown`` once
-        the features' event time passes the label's time by this much (default 60 s: features
-        may arrive out of timestamp order by less than that, e.g. from several upstream
-        partitions)
-    max_delay_ms : a label later than this after its features is refused (reported)
-    metrics_every : publish the running metric every this many labels
-    version_every : a new model version every this many labels (None: only on rollback/reset)
-    models : stream of ``doa.ModelEvent`` (versions created with the pickled model,
-        rollbacks, resets, ignored drift)
-    control : stream of ``doa.ModelCommand`` it obeys (``doa model rollback``)
-    drift : stream of ``doa.DriftEvent`` it reacts to with ``on_drift``: ``ignore``, ``reset``
-        (a fresh clone of ``model``) or ``rollback`` (the newest version created before the
-        drift event's triggering record)
-    keep_versions : versions kept in the state for rollbacks
+    reads : :class:`~doa.learner.spec.Inputs`: the feature and label streams, the ``join``
+        field pairing them, the ``label`` field, the ``feature_fields`` the model sees, the
+        ``key`` field
+    writes : :class:`~doa.learner.spec.Outputs`: the predictions, outcomes, metrics,
+        unmatched and models streams, and ``metrics_every``
+    versions : :class:`~doa.learner.spec.Versions`: a version ``every`` N labels, ``keep``
+        versions, the ``control`` and ``drift`` streams it obeys and its ``on_drift`` policy
+    pending : :class:`~doa.learner.spec.Pending`: ``max`` waiting predictions/labels,
+        ``max_delay_ms``, ``label_wait_ms``
     compiled : run the model as a compiled Numba kernel (``doa.compiled``), bit-equal to River
         and ~30x faster; ``None`` (default): when the model is supported and
         ``feature_fields`` fixes the feature order; ``False``: always River
+    features, labels, join, label, feature_fields, key, predictions, outcomes, metrics, \
+unmatched, metrics_every, version_every, keep_versions, control, drift, on_drift, \
+max_pending, max_delay_ms, label_wait_ms
+        the groups' fields given one by one (``version_every`` is ``Versions.every``,
+        ``keep_versions`` ``Versions.keep``, ``max_pending`` ``Pending.max``); a group and
+        one of its fields cannot both be given
+
+    Returns
+    -------
+    Node
+        ``kind="learner"``; its ``spec`` is the :class:`~doa.learner.spec.LearnerSpec`
+        (also in ``options["spec"]``, with ``options["compiled"]``, for older code).
     """
-    from doa.learner.versions import POLICIES
-
-    if on_drift not in POLICIES:
-        raise ValueError(f"learner {name!r}: on_drift must be one of {POLICIES}, "
-                         f"got {on_drift!r}")
-    def name_of(s: Stream | str | None) -> str | None:
-        return s.name if isinstance(s, Stream) else s
-
-    spec = LearnerSpec(name, str(name_of(features)), str(name_of(labels)),
-                       str(name_of(predictions)), name_of(outcomes), name_of(metrics),
-                       name_of(unmatched), join, label,
-                       tuple(feature_fields) if feature_fields is not None else None, key,
-                       max_pending, max_delay_ms, metrics_every, version_every,
-                       name_of(models), name_of(control), name_of(drift), on_drift,
-                       keep_versions, compiled, label_wait_ms)
-    writes = tuple(s for s in (spec.predictions, spec.outcomes, spec.metrics, spec.unmatched,
-                               spec.models) if s is not None)
-    reads = tuple(s for s in (spec.labels, spec.features, spec.drift, spec.control)
-                  if s is not None)
+    flat = {"features": features, "labels": labels, "join": join, "label": label,
+            "feature_fields": feature_fields, "key": key, "predictions": predictions,
+            "outcomes": outcomes, "metrics": metrics, "unmatched": unmatched,
+            "models": models, "metrics_every": metrics_every, "version_every": version_every,
+            "keep_versions": keep_versions, "control": control, "drift": drift,
+            "on_drift": on_drift, "max_pending": max_pending, "max_delay_ms": max_delay_ms,
+            "label_wait_ms": label_wait_ms}
+    groups = group(name, {"reads": reads, "writes": writes, "versions": versions,
+                          "pending": pending}, flat)
+    spec = resolve(name, compiled=compiled, model=model, metric=metric, **groups)
     learner = _Learner(spec, model, metric)
+    learner.spec = spec = replace(spec, compiled=learner.compiled)
     options: dict[str, Any] = {"spec": spec, "compiled": learner.compiled}
     if learner.compiled:
         from doa.compiled import warm_up
 
         options["on_start"] = warm_up
-    return Node(name, reads, writes, learner.step, learner.initial, kind="learner",
-                options=options)
+    return spec.node(name, learner.step, learner.initial, options=options)
 
 
 class _Learner:

@@ -1,10 +1,10 @@
-"""Offline checks of the ready-made node kinds: the fields they use exist, with the right schemas.
+"""Offline checks of nodes: each kind's own checks, and a look at custom nodes' steps.
 
-A learner's join field must be in both its features and labels, its label in the labels, its
-feature fields in the features, and each stream it writes must have doa's schema for it; a
-kernel node's feature fields must be in its output schema with their types; a detector's
-signal must be a field of what it reads. Mistakes are reported at ``doa check`` instead of as
-dead letters at run time.
+Each node's kind checks what it declared against the streams' schemas (see
+:meth:`doa.node.NodeKind.checks`): a learner's join field must be in both its features and
+labels, a kernel node's feature fields in its output schema with their types, a detector's
+signal in what it reads. Mistakes are reported at ``doa check`` instead of as dead letters at
+run time.
 
 A custom node's step is looked at too, statically: a stream of the topology that its source
 names (as a string literal, or as a ``Stream`` it refers to) but that it does not declare in
@@ -19,14 +19,36 @@ import textwrap
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
+from doa.node import Declared
+
 if TYPE_CHECKING:
     from doa.node import Node
     from doa.topology.topology import Topology
 
-LEARNER_SCHEMAS = {"predictions": "doa.Prediction", "outcomes": "doa.Outcome",
-                   "metrics": "doa.Metric", "unmatched": "doa.UnmatchedLabel",
-                   "models": "doa.ModelEvent", "control": "doa.ModelCommand",
-                   "drift": "doa.DriftEvent"}
+
+class TopologyStreams:
+    """The :class:`doa.node.StreamInfo` of a topology: its streams' fields and schema names.
+
+    Examples
+    --------
+    >>> from doa.topology.topology import Topology
+    >>> t = Topology("demo")
+    >>> _ = t.stream("letters", schema="doa.DeadLetter")
+    >>> info = TopologyStreams(t)
+    >>> info.schema("letters"), "offset" in info.fields("letters"), info.fields("nowhere")
+    ('doa.DeadLetter', True, None)
+    """
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def fields(self, stream: str) -> dict[str, Any] | None:
+        return fields_of(self.topology, stream)
+
+    def schema(self, stream: str) -> str | None:
+        spec = self.topology.streams.get(stream)
+        schema = self.topology.schemas.get(spec.schema) if spec is not None else None
+        return schema.fullname if schema is not None else None
 
 
 def fields_of(t: Topology, stream: str) -> dict[str, Any] | None:
@@ -41,13 +63,8 @@ def fields_of(t: Topology, stream: str) -> dict[str, Any] | None:
 
 
 def node_problems(t: Topology, n: Node) -> list[str]:
-    if n.kind == "learner":
-        return _learner(t, n)
-    if n.kind == "kernel":
-        return _kernel(t, n)
-    if n.kind == "detector":
-        return _detector(t, n)
-    return []
+    """What ``n``'s kind finds wrong with it in ``t`` (:meth:`doa.node.NodeKind.checks`)."""
+    return list(n.spec.checks(n, TopologyStreams(t)))
 
 
 def undeclared_mentions(t: Topology, n: Node) -> list[str]:
@@ -64,7 +81,7 @@ def undeclared_mentions(t: Topology, n: Node) -> list[str]:
     >>> undeclared_mentions(t, t.nodes["sneaky"])
     ['demo.dlq']
     """
-    if n.kind != "node":
+    if not isinstance(n.spec, Declared):  # a ready-made kind: its step is doa's
         return []
     declared = {*n.reads, *n.writes}
     mentioned = _literals(n.step) | _referenced_streams(n.step)
@@ -110,66 +127,3 @@ def _referenced_streams(fn: Any) -> set[str]:
         except ValueError:  # a cell not filled yet
             continue
     return {v.name for v in values if isinstance(v, Stream)}
-
-
-def _missing(t: Topology, n: Node, stream: str, names: list[str], role: str) -> list[str]:
-    fields = fields_of(t, stream)
-    if fields is None:
-        return []
-    return [f"{n.kind} {n.name!r}: {role} field {name!r} is not a field of stream {stream!r} "
-            f"({t.streams[stream].schema}: {', '.join(fields)})"
-            for name in names if name not in fields]
-
-
-def _learner(t: Topology, n: Node) -> list[str]:
-    spec = n.options["spec"]
-    out = [*_missing(t, n, spec.features, [spec.join], "join"),
-           *_missing(t, n, spec.labels, [spec.join], "join"),
-           *_missing(t, n, spec.labels, [spec.label], "label"),
-           *_missing(t, n, spec.features, list(spec.feature_fields or ()), "feature")]
-    for role, expected in LEARNER_SCHEMAS.items():
-        stream = getattr(spec, role)
-        if stream is None or stream not in t.streams:
-            continue
-        declared = t.schemas.get(t.streams[stream].schema)
-        if declared is not None and declared.fullname != expected:
-            out.append(f"learner {n.name!r}: its {role} stream {stream!r} must have schema "
-                       f"{expected}, not {declared.fullname}")
-    return out
-
-
-def _kernel(t: Topology, n: Node) -> list[str]:
-    out: list[str] = []
-    for stream in n.writes:
-        fields = fields_of(t, stream)
-        if fields is None:
-            continue
-        for group in n.options.get("fields", {}).values():
-            for name, kind in group:
-                if name not in fields:
-                    out.append(f"kernel {n.name!r}: output field {name!r} ({kind}) is not a "
-                               f"field of stream {stream!r} ({t.streams[stream].schema})")
-                elif not _accepts(fields[name], kind):
-                    out.append(f"kernel {n.name!r}: output field {name!r} of stream {stream!r} "
-                               f"is {fields[name]}, the kernel writes {kind}")
-    for stream in n.reads:
-        out += _missing(t, n, stream, list(n.options.get("input_fields") or ()), "input")
-    return out
-
-
-def _detector(t: Topology, n: Node) -> list[str]:
-    out: list[str] = []
-    for stream in n.reads:
-        out += _missing(t, n, stream, [n.options["signal"]], "signal")
-    for stream in n.writes:
-        declared = t.schemas.get(t.streams[stream].schema) if stream in t.streams else None
-        if declared is not None and declared.fullname != "doa.DriftEvent":
-            out.append(f"detector {n.name!r}: it writes doa.DriftEvent records, stream "
-                       f"{stream!r} has schema {declared.fullname}")
-    return out
-
-
-def _accepts(avro_type: Any, kind: str) -> bool:
-    branches = avro_type if isinstance(avro_type, list) else [avro_type]
-    allowed = {"double": {"double"}, "long": {"long", "double"}}[kind]
-    return any(b in allowed for b in branches)

@@ -1,0 +1,256 @@
+"""What a learner node is given, grouped by concern, and :class:`LearnerSpec`, its node kind.
+
+A learner's parameters come in four groups, each with sensible defaults:
+
+- :class:`Inputs`: the feature and label streams it reads and how a label finds its
+  features (``join``), which field is the truth (``label``), which fields the model sees;
+- :class:`Outputs`: the streams it writes (only ``predictions`` is required);
+- :class:`Versions`: model versions, and what it does on a drift event or a command;
+- :class:`Pending`: how long and how many predictions and labels wait for each other.
+
+:func:`doa.learner.node.learner_node` (``topology.learner``) takes them as ``reads=``,
+``writes=``, ``versions=`` and ``pending=``, or as the flat keywords of each field.
+
+Examples
+--------
+>>> spec = resolve("fraud", reads=Inputs("txns", "txn_labels", join="txn_id"),
+...                writes=Outputs("preds", outcomes="outcomes"))
+>>> spec.streams()
+(('txn_labels', 'txns'), ('preds', 'outcomes'))
+>>> spec.describe()["streams"]
+{'features': 'txns', 'labels': 'txn_labels', 'predictions': 'preds', 'outcomes': 'outcomes'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from doa.node import Node, NodeKind, Stream, missing_fields, stream_name
+
+if TYPE_CHECKING:
+    from doa.node import StreamInfo
+
+__all__ = ["LEARNER_SCHEMAS", "Inputs", "LearnerSpec", "Outputs", "Pending", "Versions",
+           "resolve"]
+
+# the schema each stream a learner writes or reads besides its inputs must have
+LEARNER_SCHEMAS = {"predictions": "doa.Prediction", "outcomes": "doa.Outcome",
+                   "metrics": "doa.Metric", "unmatched": "doa.UnmatchedLabel",
+                   "models": "doa.ModelEvent", "control": "doa.ModelCommand",
+                   "drift": "doa.DriftEvent"}
+_ROLES = ("features", "labels", "predictions", "outcomes", "metrics", "unmatched", "models",
+          "control", "drift")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a learner reads and how it pairs a label with its features.
+
+    Parameters
+    ----------
+    features, labels : the two streams; both carry the ``join`` field
+    join : the field that pairs a label with its features
+    label : the label record's field holding the truth
+    feature_fields : the feature record's fields given to the model (default: every numeric
+        and boolean field but ``join`` and ``key``); fixing them lets the model be compiled
+    key : the feature record's field copied to the predictions' ``key``
+    """
+
+    features: Stream | str
+    labels: Stream | str
+    join: str = "id"
+    label: str = "label"
+    feature_fields: Sequence[str] | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The streams a learner writes; None: not written. Declare each with doa's schema:
+    ``doa.Prediction``, ``doa.Outcome``, ``doa.Metric``, ``doa.UnmatchedLabel``,
+    ``doa.ModelEvent``.
+
+    ``metrics_every``: a ``doa.Metric`` record every this many labels.
+    """
+
+    predictions: Stream | str
+    outcomes: Stream | str | None = None
+    metrics: Stream | str | None = None
+    unmatched: Stream | str | None = None
+    models: Stream | str | None = None
+    metrics_every: int = 1000
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Model versions, and how the model reacts to drift and to commands.
+
+    Parameters
+    ----------
+    every : a new version every this many labels (None: only on rollback and reset)
+    keep : versions kept in the state for rollbacks
+    control : stream of ``doa.ModelCommand`` it obeys (``doa model rollback``)
+    drift : stream of ``doa.DriftEvent`` it reacts to with ``on_drift``
+    on_drift : ``ignore``, ``reset`` (a fresh clone of the model) or ``rollback`` (the newest
+        version created before the drift event's triggering record)
+    """
+
+    every: int | None = None
+    keep: int = 10
+    control: Stream | str | None = None
+    drift: Stream | str | None = None
+    on_drift: str = "ignore"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """How many predictions and labels wait for each other, and for how long.
+
+    Parameters
+    ----------
+    max : predictions waiting for labels, and labels waiting for their features; beyond it
+        the oldest is evicted (reported as ``evicted`` or ``overflow``)
+    max_delay_ms : a label later than this after its features is refused (reported)
+    label_wait_ms : a label whose features have not come is held until the features' event
+        time passes the label's by this much, then reported as ``unknown``
+    """
+
+    max: int = 100_000
+    max_delay_ms: int | None = None
+    label_wait_ms: int = 60_000
+
+
+@dataclass(frozen=True)
+class LearnerSpec(NodeKind):
+    """How a learner node is wired: its kind (see :class:`doa.node.NodeKind`).
+
+    The groups' fields, flat, with the streams as names; ``compiled`` is what the node
+    decided (True: it runs the compiled model); ``model_name`` and ``metric_name`` are for
+    the live view and the catalog.
+    """
+
+    kind = "learner"
+    name: str
+    features: str
+    labels: str
+    predictions: str
+    outcomes: str | None
+    metrics: str | None
+    unmatched: str | None
+    join: str
+    label: str
+    feature_fields: tuple[str, ...] | None
+    key: str | None
+    max_pending: int
+    max_delay_ms: int | None
+    metrics_every: int
+    version_every: int | None
+    models: str | None = None
+    control: str | None = None
+    drift: str | None = None
+    on_drift: str = "ignore"
+    keep_versions: int = 10
+    compiled: bool | None = None
+    label_wait_ms: int = 60_000
+    model_name: str = ""
+    metric_name: str = ""
+
+    def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        reads = (self.labels, self.features, self.drift, self.control)
+        writes = (self.predictions, self.outcomes, self.metrics, self.unmatched, self.models)
+        return tuple(s for s in reads if s is not None), tuple(s for s in writes if s is not None)
+
+    def start(self) -> None:
+        """Compile the model's kernels when it runs compiled."""
+        if self.compiled:
+            from doa.compiled import warm_up
+
+            warm_up()
+
+    def checks(self, node: Node, streams: StreamInfo) -> list[str]:
+        """The join field is in both inputs, the label in the labels, the feature fields in
+        the features; each stream of a role has doa's schema for that role."""
+        out = [*missing_fields(node, streams, self.features, [self.join], "join"),
+               *missing_fields(node, streams, self.labels, [self.join], "join"),
+               *missing_fields(node, streams, self.labels, [self.label], "label"),
+               *missing_fields(node, streams, self.features, self.feature_fields or (),
+                               "feature")]
+        for role, expected in LEARNER_SCHEMAS.items():
+            stream = getattr(self, role)
+            declared = streams.schema(stream) if stream is not None else None
+            if declared is not None and declared != expected:
+                out.append(f"learner {node.name!r}: its {role} stream {stream!r} must have "
+                           f"schema {expected}, not {declared}")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        roles = {r: getattr(self, r) for r in _ROLES if getattr(self, r) is not None}
+        return {"model": self.model_name, "metric": self.metric_name,
+                "compiled": bool(self.compiled), "join": self.join, "label": self.label,
+                "key": self.key, "features": None if self.feature_fields is None
+                else list(self.feature_fields),
+                "on_drift": self.on_drift, "version_every": self.version_every,
+                "streams": roles}
+
+
+def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | None = None,
+            pending: Pending | None = None, compiled: bool | None = None,
+            model: Any = None, metric: Any = None) -> LearnerSpec:
+    """The :class:`LearnerSpec` of learner ``name`` from its groups (missing ones: defaults)."""
+    from doa.learner.versions import POLICIES
+
+    v, p = versions or Versions(), pending or Pending()
+    if v.on_drift not in POLICIES:
+        raise ValueError(f"learner {name!r}: on_drift must be one of {POLICIES}, "
+                         f"got {v.on_drift!r}")
+    return LearnerSpec(
+        name, str(stream_name(reads.features)), str(stream_name(reads.labels)),
+        str(stream_name(writes.predictions)), stream_name(writes.outcomes),
+        stream_name(writes.metrics), stream_name(writes.unmatched), reads.join, reads.label,
+        tuple(reads.feature_fields) if reads.feature_fields is not None else None, reads.key,
+        p.max, p.max_delay_ms, writes.metrics_every, v.every, stream_name(writes.models),
+        stream_name(v.control), stream_name(v.drift), v.on_drift, v.keep, compiled,
+        p.label_wait_ms, "" if model is None else str(model),
+        "" if metric is None else type(metric).__name__)
+
+
+# learner_node's flat keywords: keyword -> (group, field of the group)
+FLAT = {**{f.name: ("reads", f.name) for f in fields(Inputs)},
+        **{f.name: ("writes", f.name) for f in fields(Outputs)},
+        "version_every": ("versions", "every"), "keep_versions": ("versions", "keep"),
+        "control": ("versions", "control"), "drift": ("versions", "drift"),
+        "on_drift": ("versions", "on_drift"), "max_pending": ("pending", "max"),
+        "max_delay_ms": ("pending", "max_delay_ms"),
+        "label_wait_ms": ("pending", "label_wait_ms")}
+GROUPS: dict[str, Any] = {"reads": Inputs, "writes": Outputs, "versions": Versions,
+                          "pending": Pending}
+
+
+def group(name: str, given: dict[str, Any], flat: dict[str, Any]) -> dict[str, Any]:
+    """The four groups from what was given as groups and as flat keywords (not None).
+
+    Raises TypeError if a group and one of its flat keywords are both given, or if a
+    required stream is missing.
+    """
+    out = {g: v for g, v in given.items() if v is not None}
+    parts: dict[str, dict[str, Any]] = {}
+    for keyword, value in flat.items():
+        if value is None:
+            continue
+        g, f = FLAT[keyword]
+        if g in out:
+            raise TypeError(f"learner {name!r}: {keyword}= and {g}= both given; give "
+                            f"{keyword} in {g}= ({GROUPS[g].__name__}.{f})")
+        parts.setdefault(g, {})[f] = value
+    for g, kw in parts.items():
+        try:
+            out[g] = GROUPS[g](**kw)
+        except TypeError as exc:  # a required stream missing
+            raise TypeError(f"learner {name!r}: {g}: {exc}") from exc
+    for g in ("reads", "writes"):
+        if g not in out:
+            need = "features= and labels=" if g == "reads" else "predictions="
+            raise TypeError(f"learner {name!r}: give {g}= ({GROUPS[g].__name__}) or {need}")
+    return out
