@@ -312,8 +312,8 @@ def run_broker_demo(spec: str, n: int, seconds: float, broker: str | None,
         gc.collect()
         gc.freeze()
         try:
-            report = asyncio.run(run_nodes(topology, address, list(topology.nodes), seconds,
-                                           settings=demo_settings(), tick=tick,
+            report = asyncio.run(run_nodes(topology, address, list(topology.nodes),
+                                           seconds=seconds, settings=demo_settings(), tick=tick,
                                            until=Idle(source)))
         finally:
             if view is not None:

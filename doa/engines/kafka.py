@@ -27,10 +27,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import InvalidSessionTimeoutError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
+from doa.engines.delivery import deliver, retriable
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
 from doa.runtime.merge import TimestampMerge
@@ -139,7 +140,27 @@ class NodeWorker(PartitionedNode):
 
     # -- the loop ------------------------------------------------------------------------------
     async def _process(self, data: dict[TopicPartition, list[Any]]) -> None:
+        """One batch: the records to process per partition, the node's step on each, the
+        outputs acknowledged, then the offsets committed."""
         assert self._producer is not None and self._consumer is not None
+        by_partition = self._collect(data)
+        if len(self.node.reads) > 1:
+            by_partition = self._merge(by_partition)
+        outputs: list[OutRecord] = []
+        for p, raws in by_partition.items():
+            if raws:
+                outputs.extend(self._step(p, raws))
+        self._batch_done()
+        if outputs:  # acknowledged before commit and snapshot
+            await deliver(self._producer, outputs, self.stats, self.node.name)
+            if self.stats.first_output_s is None:
+                self.stats.first_output_s = time.monotonic() - self._started
+        await self._commit(self._consumer)
+
+    def _collect(self, data: dict[TopicPartition, list[Any]]) -> dict[int, list[RawRecord]]:
+        """The fetched records to process, per partition: none from a partition whose
+        assignment is not loaded yet or that must be fetched again (:meth:`_check_gaps`),
+        none before the offset the state expects."""
         by_partition: dict[int, list[RawRecord]] = defaultdict(list)
         for tp, messages in data.items():
             if tp.partition not in self._ready or not messages:
@@ -154,36 +175,32 @@ class NodeWorker(PartitionedNode):
                           tuple(m.headers or ())) for m in messages
                 if expected is None or m.offset >= expected)
             self._fetched[tp] = max(expected or 0, messages[-1].offset + 1)
-        if len(self.node.reads) > 1:
-            by_partition = self._merge(by_partition)
-        outputs: list[OutRecord] = []
-        for p, raws in by_partition.items():
-            if not raws:
-                continue
-            if p not in self.states:
-                self.states[p] = self.node.state()
-                self.positions.setdefault(p, {})
-            result = self.runner.process(self.states[p], raws)
-            self.states[p] = result.state
-            outputs.extend(result.outputs)
-            for r in raws:
-                self.positions[p][r.stream] = r.offset + 1
-            self._since_snapshot[p] += len(raws)
-            st = self.stats
-            st.records_in += result.records_in
-            st.records_out += result.records_out
-            st.dead_letters += result.dead_letters
-        self.stats.batches += 1
-        now = time.monotonic()
-        if self.stats.first_batch_at is None:
-            self.stats.first_batch_at = now
-        self.stats.last_batch_at = now
+        return by_partition
+
+    def _step(self, p: int, raws: list[RawRecord]) -> list[OutRecord]:
+        """Run partition ``p``'s records through the node: its state, positions and the stats
+        move on; returns the outputs."""
+        if p not in self.states:
+            self.states[p] = self.node.state()
+            self.positions.setdefault(p, {})
+        result = self.runner.process(self.states[p], raws)
+        self.states[p] = result.state
+        for r in raws:
+            self.positions[p][r.stream] = r.offset + 1
+        self._since_snapshot[p] += len(raws)
+        st = self.stats
+        st.records_in += result.records_in
+        st.records_out += result.records_out
+        st.dead_letters += result.dead_letters
+        return result.outputs
+
+    def _batch_done(self) -> None:
+        st = self.stats
+        st.batches += 1
+        st.last_batch_at = time.monotonic()
+        if st.first_batch_at is None:
+            st.first_batch_at = st.last_batch_at
         self._count_uncommitted()
-        if outputs:
-            await self._deliver(outputs)  # acknowledged before commit and snapshot
-            if self.stats.first_output_s is None:
-                self.stats.first_output_s = time.monotonic() - self._started
-        await self._commit(self._consumer)
 
     def _check_gaps(self, tp: TopicPartition, expected: int | None, messages: list[Any]) -> bool:
         """Whether ``messages`` (fetched from ``tp``) may be processed; reports real gaps.
@@ -213,36 +230,6 @@ class NodeWorker(PartitionedNode):
                             "(compaction or transaction markers)", self.node.name, tp.topic,
                             tp.partition, ", ".join(f"{a}..{b}" for a, b in missing))
         return True
-
-    async def _deliver(self, outputs: list[OutRecord]) -> None:
-        """Send ``outputs`` in order until the broker acknowledged each; one that fails on a
-        retriable error (the broker is away) is sent again, same id (the grace bounds it)."""
-        assert self._producer is not None
-        todo, pause = outputs, 0.1
-        while todo:
-            self.stats.outputs_unacked = len(todo)
-            futures: list[Any] = []
-            for out in todo:
-                try:
-                    futures.append(await self._producer.send(
-                        out.stream, out.value, key=out.key, partition=out.partition,
-                        timestamp_ms=out.timestamp, headers=list(out.headers)))
-                except KafkaError as exc:
-                    _retriable(exc)
-                    break
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    _retriable(r)
-            failed = [out for out, r in zip(todo[:len(futures)], results, strict=True)
-                      if isinstance(r, BaseException)]
-            todo = failed + todo[len(futures):]
-            if todo:
-                log.info("node %s: %s outputs not acknowledged; sending them again",
-                         self.node.name, len(todo))
-                await asyncio.sleep(pause)
-                pause = min(2 * pause, 2.0)
-        self.stats.outputs_unacked = 0
 
     def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
         """Co-partitioned inputs in timestamp order, deterministically (see doa.runtime.merge)."""
@@ -306,7 +293,7 @@ class NodeWorker(PartitionedNode):
         try:
             await self.snapshot(p)
         except KafkaError as exc:
-            _retriable(exc)
+            retriable(exc)
             log.info("node %s: snapshot of partition %s not written (%s)", self.node.name, p,
                      type(exc).__name__)
             return False
@@ -372,14 +359,6 @@ class NodeWorker(PartitionedNode):
             del self.states[p]
             self.positions.pop(p, None)
             self._merges.pop(p, None)
-
-
-def _retriable(exc: BaseException) -> None:
-    """Return if waiting for the broker may cure ``exc`` (it is away, or has no leader yet);
-    otherwise raise it (a record too large, an authorisation error: retrying cannot help)."""
-    if isinstance(exc, KafkaError) and (exc.retriable or isinstance(exc, KafkaTimeoutError)):
-        return
-    raise exc
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -79,57 +80,113 @@ def select_nodes(topology: Topology, nodes: Sequence[str] | None) -> list[str]:
     return list(nodes)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_nodes` runs and when it stops; every field has a default.
+
+    Parameters
+    ----------
+    seconds : stop after this many seconds (None: run until stopped)
+    settings : the engine's client settings (None: :class:`doa.engines.EngineSettings`)
+    engine : which engine runs the nodes (``kafka`` or ``faust``)
+    tick : called every second with the elapsed seconds and each node's stats
+    until : checked ten times a second with the stats; stop when it returns True
+    stop : set it to stop the run (None: a fresh event)
+    signals : SIGTERM/SIGINT stop the run (only in the main thread)
+    say : receives the broker status lines (None: a WARNING log)
+    grace_s : the stop's bound in seconds (None: :func:`doa.engines.outage.shutdown_grace_s`)
+
+    Examples
+    --------
+    >>> RunOptions(seconds=5).grace({"DOA_SHUTDOWN_GRACE_S": "3"})
+    3.0
+    >>> RunOptions(grace_s=1.5).grace()
+    1.5
+    """
+
+    seconds: float | None = None
+    settings: EngineSettings | None = None
+    engine: str = "kafka"
+    tick: Tick | None = None
+    until: Callable[[dict[str, NodeStats]], bool] | None = None
+    stop: asyncio.Event | None = None
+    signals: bool = True
+    say: Say | None = None
+    grace_s: float | None = None
+
+    def grace(self, environ: Mapping[str, str] | None = None) -> float:
+        """``grace_s``, else the shutdown grace the environment sets."""
+        return shutdown_grace_s(environ) if self.grace_s is None else self.grace_s
+
+
 async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
-                    seconds: float | None = None, settings: EngineSettings | None = None,
-                    tick: Tick | None = None, stop: asyncio.Event | None = None,
-                    signals: bool = True,
-                    until: Callable[[dict[str, NodeStats]], bool] | None = None,
-                    engine: str = "kafka", say: Say | None = None,
-                    grace_s: float | None = None) -> RunReport:
+                    options: RunOptions | None = None, **keywords: Any) -> RunReport:
     """Run ``nodes`` until ``seconds`` pass, ``stop`` is set, SIGTERM/SIGINT, or ``until``.
 
+    ``options`` says how (:class:`RunOptions`); ``keywords`` set its fields one by one
+    (``run_nodes(t, address, ["count"], seconds=60, signals=False)``), over ``options``.
     ``until(stats)`` is checked ten times a second; tests use it to stop once every input
-    has been read. ``say`` receives the broker status lines (default: a WARNING log). The
-    stop takes at most ``grace_s`` (default :func:`doa.engines.outage.shutdown_grace_s`).
+    has been read.
     """
     from doa.engines import make_worker
 
-    stop = stop or asyncio.Event()
+    o = dataclasses.replace(options or RunOptions(), **keywords)
+    stop = o.stop or asyncio.Event()
     report = RunReport(address, 0.0)
-    grace = shutdown_grace_s() if grace_s is None else grace_s
-    workers = [make_worker(engine, topology, topology.nodes[n], address, settings)
+    grace = o.grace()
+    workers = [make_worker(o.engine, topology, topology.nodes[n], address, o.settings)
                for n in nodes]
     report.stats = {w.node.name: w.stats for w in workers}
-    say = say or _log_status
+    say = o.say or _log_status
     watch = BrokerWatch(address, report.stats, say)
     watcher = asyncio.create_task(watch.run(), name="broker watch")
-    restore = _catch_signals(stop, report, say, grace) if signals else None
+    restore = _catch_signals(stop, report, say, grace) if o.signals else None
     started = time.monotonic()
-    tasks: list[asyncio.Task[None]] = []
     try:
-        try:
-            if await _start(workers, stop):
-                tasks = [asyncio.create_task(w.run(stop), name=f"node {w.node.name}")
-                         for w in workers]
-                await _wait(tasks, stop, started, seconds, until, tick, report)
-        finally:
-            stop.set()
-            done = await _wind_down(tasks, workers, grace)
-        leftovers = any(s.outputs_unacked or s.unsnapshotted for s in report.stats.values())
-        if not done or leftovers:
-            gone = watch.unreachable or not await asyncio.get_running_loop().run_in_executor(
-                None, reachable, address, 1.0)
-            report.incomplete = unfinished(address, report.stats, gone,
-                                           None if done else grace)
+        tasks, done = await _run_then_stop(workers, stop, started, o, report, grace)
+        report.incomplete = await _left_undone(report, watch, done, grace)
     finally:
         watcher.cancel()
         if restore is not None:
             restore()
     report.seconds = time.monotonic() - started
-    for t in tasks:  # a worker that failed: its error
+    _raise_failure(tasks)
+    return report
+
+
+def _raise_failure(tasks: list[asyncio.Task[None]]) -> None:
+    """Raise the error of the first worker that failed, if one did."""
+    for t in tasks:
         if t.done() and not t.cancelled() and t.exception() is not None:
             raise t.exception()  # type: ignore[misc]
-    return report
+
+
+async def _run_then_stop(workers: list[Any], stop: asyncio.Event, started: float,
+                         options: RunOptions, report: RunReport, grace: float
+                         ) -> tuple[list[asyncio.Task[None]], bool]:
+    """Start the workers, run them until a stop condition, then wind them down within
+    ``grace``. Returns their tasks and whether the wind-down ended in time."""
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if await _start(workers, stop):
+            tasks = [asyncio.create_task(w.run(stop), name=f"node {w.node.name}")
+                     for w in workers]
+            await _wait(tasks, stop, started, options, report)
+    finally:
+        stop.set()
+        done = await _wind_down(tasks, workers, grace)
+    return tasks, done
+
+
+async def _left_undone(report: RunReport, watch: BrokerWatch, done: bool,
+                       grace: float) -> str | None:
+    """The one line saying what the stop could not complete, or None if it completed."""
+    leftovers = any(s.outputs_unacked or s.unsnapshotted for s in report.stats.values())
+    if done and not leftovers:
+        return None
+    gone = watch.unreachable or not await asyncio.get_running_loop().run_in_executor(
+        None, reachable, report.broker, 1.0)
+    return unfinished(report.broker, report.stats, gone, None if done else grace)
 
 
 async def _start(workers: list[Any], stop: asyncio.Event) -> bool:
@@ -151,9 +208,10 @@ async def _start(workers: list[Any], stop: asyncio.Event) -> bool:
 
 
 async def _wait(tasks: list[asyncio.Task[None]], stop: asyncio.Event, started: float,
-                seconds: float | None, until: Callable[[dict[str, NodeStats]], bool] | None,
-                tick: Tick | None, report: RunReport) -> None:
-    """Until the time is up, ``stop`` is set, ``until`` holds or a worker ends (fails)."""
+                options: RunOptions, report: RunReport) -> None:
+    """Until the time is up (``seconds`` after ``started``), ``stop`` is set, ``until`` holds
+    or a worker ends (fails)."""
+    seconds, until, tick = options.seconds, options.until, options.tick
     last_tick = started
     while not stop.is_set():
         elapsed = time.monotonic() - started
@@ -253,8 +311,8 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
                     f"(or export DOA_BROKER={address})")
             prepare(topology, address)
             signal.signal(signal.SIGTERM, previous)  # run_nodes' handler takes over
-            return run_bounded(run_nodes(topology, address, selected, seconds, settings, tick,
-                                         engine=engine, say=say))
+            return run_bounded(run_nodes(topology, address, selected, RunOptions(
+                seconds=seconds, settings=settings, engine=engine, tick=tick, say=say)))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
