@@ -53,10 +53,12 @@ def globals_in(data: bytes, nested: bool = True) -> set[tuple[str, str]]:
             pushed[-2:] = [None]
         elif name == "MEMOIZE":
             memo[len(memo)] = pushed[-1]
-        elif name in PUT_OPS:
-            memo[int(arg)] = pushed[-1]
-        elif name in GET_OPS:
-            pushed.append(memo[int(arg)])
+        elif name in PUT_OPS | GET_OPS:
+            index = int(str(arg))
+            if name in PUT_OPS:
+                memo[index] = pushed[-1]
+            else:
+                pushed.append(memo[index])
         elif name in STRING_OPS:
             pushed.append(arg)
         else:
@@ -150,3 +152,19 @@ def test_stable_paths_import() -> None:
         found = pickle.Unpickler(io.BytesIO(b"")).find_class
         for name in names:
             assert callable(found(module, name)), f"{module}.{name}"
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_the_reader_of_globals_on_every_protocol(protocol: int) -> None:
+    from collections import OrderedDict
+
+    from doa.events import Event
+
+    event = Event({"a": 1}, stream="s", partition=0, offset=1, timestamp=2)
+    data = pickle.dumps([event, event, OrderedDict(e=event), pickle.dumps(event)],
+                        protocol=protocol)
+    recorder = Recorder(data)
+    recorder.load()
+    assert globals_in(data, nested=False) == recorder.asked
+    assert ("doa.events", "_rebuild") in recorder.asked
+    assert ("collections", "OrderedDict") in recorder.asked
