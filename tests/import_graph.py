@@ -8,10 +8,11 @@ to ``p.x`` when that is a module, else to ``p``. Parent packages that Python imp
 
 Run it to print the figures of a tree, for example before and after a regroup::
 
-    python tests/import_graph.py                      # the checkout's doa/
-    python tests/import_graph.py /tmp/before HEAD     # an older tree, layered by today's names
+    python tests/import_graph.py                          # the checkout's doa/
+    git worktree add /tmp/before a04ecd1                  # the tree before the regroup
+    python tests/import_graph.py /tmp/before a04ecd1      # layered by today's names
 
-With a second argument (a git revision of this checkout), the older tree's modules are mapped to
+The second argument is the revision checked out at the first: its modules are mapped to
 today's names through git's rename detection, so both trees are judged by the same layers.
 """
 
