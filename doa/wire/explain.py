@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from doa.errors import MISSING
@@ -127,24 +127,22 @@ def _array(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str 
            ) -> Found | None:
     if not isinstance(value, (list, tuple)):
         return (path, describe(schema), value)
-    for i, item in enumerate(value):
-        found = _explain(schema["items"], item, f"{path}[{i}]", defs, ns)
-        if found:
-            return found
-    return None
+    return _first(_explain(schema["items"], item, f"{path}[{i}]", defs, ns)
+                  for i, item in enumerate(value))
 
 
 def _map(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
          ) -> Found | None:
     if not isinstance(value, Mapping):
         return (path, describe(schema), value)
-    for k, item in value.items():
-        if not isinstance(k, str):
-            return (f"{path}[{k!r}]", "string key", k)
-        found = _explain(schema["values"], item, f"{path}[{k!r}]", defs, ns)
-        if found:
-            return found
-    return None
+    return _first(_explain(schema["values"], item, f"{path}[{k!r}]", defs, ns)
+                  if isinstance(k, str) else (f"{path}[{k!r}]", "string key", k)
+                  for k, item in value.items())
+
+
+def _first(found: Iterable[Found | None]) -> Found | None:
+    """The first mismatch of ``found`` (a lazy iterable: the checks stop there), or None."""
+    return next((f for f in found if f), None)
 
 
 def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str | None
