@@ -235,3 +235,49 @@ def test_compiled_is_refused_with_the_reason_when_asked_for_and_impossible() -> 
     t = topology(tree.HoeffdingTreeClassifier(), metrics.Accuracy(), "testing.Phish",
                  "testing.PhishLabel", feature_fields=["https"])
     assert t.nodes["model"].options["compiled"] is False
+
+
+def test_grouped_arguments_make_the_same_learner_as_flat_keywords() -> None:
+    from doa.learner.spec import Inputs, Outputs, Pending, Versions
+
+    rows = phishing()[:300]
+    flat = topology(preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+                    metrics.Accuracy(), "testing.Phish", "testing.PhishLabel",
+                    max_pending=500, label_wait_ms=10, metrics_every=50, keep_versions=3)
+    grouped = Topology("learning", schemas=SCHEMAS)
+    for name, stream in flat.streams.items():
+        if name != flat.dead_letters.name:
+            grouped.stream(name, schema=stream.schema)
+    grouped.learner("model", model=preprocessing.StandardScaler() |
+                    linear_model.LogisticRegression(), metric=metrics.Accuracy(),
+                    reads=Inputs("features", "labels"),
+                    writes=Outputs("predictions", outcomes="outcomes", metrics="metrics",
+                                   unmatched="unmatched", metrics_every=50),
+                    versions=Versions(keep=3), pending=Pending(max=500, label_wait_ms=10))
+    assert grouped.nodes["model"].spec == flat.nodes["model"].spec
+    runs = [run_learner(t, rows, 7) for t in (flat, grouped)]
+    assert [dict(e) for e in runs[0].records("metrics")] == \
+        [dict(e) for e in runs[1].records("metrics")] != []
+
+
+def test_a_group_and_one_of_its_keywords_cannot_both_be_given() -> None:
+    from doa.learner.spec import Inputs
+
+    t = Topology("learning", schemas=SCHEMAS)
+    with pytest.raises(TypeError, match=r"learner 'model': join= and reads= both given"):
+        t.learner("model", model=linear_model.LogisticRegression(), metric=metrics.Accuracy(),
+                  reads=Inputs("features", "labels"), join="id", predictions="predictions")
+    with pytest.raises(TypeError, match=r"learner 'model': give writes= \(Outputs\) or "
+                                        r"predictions="):
+        t.learner("model", model=linear_model.LogisticRegression(), metric=metrics.Accuracy(),
+                  features="features", labels="labels")
+
+
+def test_every_flat_keyword_belongs_to_a_group() -> None:
+    import inspect
+
+    from doa.learner.node import learner_node
+    from doa.learner.spec import FLAT
+
+    own = {"name", "model", "metric", "reads", "writes", "versions", "pending", "compiled"}
+    assert set(inspect.signature(learner_node).parameters) - own == set(FLAT)

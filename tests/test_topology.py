@@ -11,7 +11,6 @@ import pytest
 from doa import Topology, TopologyError
 from doa.errors import SchemaError
 from doa.topology.loader import load_topology
-from doa.topology.topology import valid_topic_name
 from doa.topology.validate import valid_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,10 +124,6 @@ def test_valid_topic_names(schemas: Path, name: str) -> None:
     t = base(schemas)
     t.stream(name, schema="t.item")
     assert t.validate() == []
-
-
-def test_topology_valid_topic_name_refuses_trailing_newline() -> None:
-    assert not valid_topic_name("readings\n")
 
 
 def test_invalid_node_name(schemas: Path) -> None:

@@ -29,8 +29,8 @@ from river import drift, metrics, tree
 from river.datasets import synth
 
 from doa import Stream, Topology
-from doa.detector import detector_node
 from doa.kernels import ewm, rate, since_previous
+from doa.learner.spec import Inputs, Outputs, Versions
 
 CARDS = 200  # card_id: one of this many cards, drawn from the seed
 RATE = 2000  # transactions per second of event time (record timestamps)
@@ -79,17 +79,18 @@ MODEL_FEATURES = ("amount", "salary", "commission", "age", "elevel", "car", "zip
 topology.kernel("featurize", reads=transactions, writes=card_features, key="card_id",
                 time="ts", features=CARD_FEATURES)
 
-topology.learner("scorer", features=card_features, labels=labels, predictions=predictions,
-                 outcomes=outcomes, metrics=scores, unmatched=unmatched, models=models,
-                 control=commands, drift=drifts, on_drift="reset",
-                 model=tree.HoeffdingTreeClassifier(grace_period=100, max_depth=3),
-                 metric=metrics.Accuracy(), join="txn_id", label="is_fraud", key="card_id",
-                 feature_fields=MODEL_FEATURES, version_every=1000, keep_versions=5,
-                 metrics_every=500)
+topology.learner(
+    "scorer", model=tree.HoeffdingTreeClassifier(grace_period=100, max_depth=3),
+    metric=metrics.Accuracy(),
+    reads=Inputs(card_features, labels, join="txn_id", label="is_fraud", key="card_id",
+                 feature_fields=MODEL_FEATURES),
+    writes=Outputs(predictions, outcomes=outcomes, metrics=scores, unmatched=unmatched,
+                   models=models, metrics_every=500),
+    versions=Versions(every=1000, keep=5, control=commands, drift=drifts, on_drift="reset"))
 
-topology.add_node(detector_node("watch_errors", reads=outcomes, writes=drifts, signal="error",
-                                detector=drift.PageHinkley(mode="up", threshold=40),
-                                model_version_field="model_version"))
+topology.detector("watch_errors", reads=outcomes, writes=drifts, signal="error",
+                  detector=drift.PageHinkley(mode="up", threshold=40),
+                  model_version_field="model_version")
 
 
 # -- the source service -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ def _learner(topology: str, node: str) -> tuple[Any, Any]:
         learners = [x.name for x in t.nodes.values() if x.kind == "learner"]
         raise DoaError(f"topology {t.name!r} has no learner {node!r} "
                        f"(learners: {', '.join(learners) or 'none'})")
-    return t, n.options["spec"]
+    return t, n.spec
 
 
 @click.group("model")

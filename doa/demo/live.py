@@ -52,21 +52,21 @@ WINDOW = 500  # outcomes in the rolling accuracy
 def roles(topology: Any) -> dict[str, str]:
     """The streams that tell what learners do: stream name → outcome/model/drift/unmatched.
 
-    Taken from the learners' declarations and the detectors' outputs; empty without learners.
+    Taken from what each node's kind describes (:meth:`doa.node.NodeKind.describe`: its
+    streams by role); empty when no node describes a model.
     """
     found: dict[str, str] = {}
+    learners = False
     for node in topology.nodes.values():
-        if node.kind == "learner":
-            spec = node.options["spec"]
-            for stream, role in ((spec.outcomes, "outcome"), (spec.models, "model"),
-                                 (spec.drift, "drift"), (spec.unmatched, "unmatched")):
-                if stream is not None:
-                    found[stream] = role
-    if found:
-        for node in topology.nodes.values():
-            if node.kind == "detector":
-                found.update(dict.fromkeys(node.writes, "drift"))
-    return found
+        about = node.spec.describe()
+        learners = learners or "model" in about
+        for role, stream in about.get("streams", {}).items():
+            if role in _ROLES and isinstance(stream, str):
+                found[stream] = _ROLES[role]
+    return found if learners else {}
+
+
+_ROLES = {"outcomes": "outcome", "models": "model", "drift": "drift", "unmatched": "unmatched"}
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ class LiveView:
             nodes.add_row(name, node.kind, f"{self.rates.get(name, 0.0):,.0f}",
                           f"{s.records_in:,}" if s else "-", f"{s.records_out:,}" if s else "-",
                           f"{s.dead_letters:,}" if s else "-",
-                          f"{s.warm_up_s:.2f} s" if s and s.warm_up_s else "")
+                          f"{s.warm_up_s:.2f} s" if s and s.warm_up_s >= 0.005 else "")
         versions, changes, created = self.track.state()
         model = ", ".join(f"{m} version {v}" for m, v in versions.items()) or "-"
         lines = [Text.assemble((f"accuracy, last {WINDOW} outcomes: ", "bold"),

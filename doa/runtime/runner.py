@@ -111,13 +111,10 @@ class NodeRunner:
 
     # -- public --------------------------------------------------------------------------------
     def start(self) -> float:
-        """Run the node's ``options["on_start"]`` hook once (kernel nodes compile there);
-        return the seconds it took."""
-        hook = self.node.options.get("on_start")
-        if hook is None:
-            return 0.0
+        """Run the node kind's start hook once (:meth:`doa.node.NodeKind.start`: kernel nodes
+        compile there); return the seconds it took."""
         began = time.perf_counter()
-        hook()
+        self.node.spec.start()
         return time.perf_counter() - began
 
     def process(self, state: Any, records: Sequence[RawRecord]) -> BatchResult:

@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +28,6 @@ from doa.node import Node, Step, Stream, state_factory, stream_names
 from doa.wire.codec import Codec
 from doa.wire.schema import Schema, SchemaSet, builtin_schema_dir
 
-_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")  # fullmatch: "$" allows a final "\n"
 DEAD_LETTER_SCHEMA = "doa.DeadLetter"
 
 __all__ = ["DEAD_LETTER_SCHEMA", "Node", "Stream", "Topology", "builtin_schema_dir"]
@@ -83,23 +81,31 @@ class Topology:
             return fn
         return register
 
-    def kernel(self, name: str, *, reads: Stream | str, writes: Stream | str,
-               **options: Any) -> Node:
+    def kernel(self, name: str, *, reads: Stream | str | Iterable[Stream | str],
+               writes: Stream | str, **options: Any) -> Node:
         """Declare a feature-kernel node (Numba); see :func:`doa.kernels.kernel_node`."""
         from doa.kernels import kernel_node
 
         return self.add_node(kernel_node(name, reads, writes, **options))
 
     def learner(self, name: str, **options: Any) -> Node:
-        """Declare an online learner node (a River model); see
-        :func:`doa.learner.node.learner_node`.
+        """Declare an online learner node (a River model): ``reads=Inputs(...)``,
+        ``writes=Outputs(...)``, ``model=``, ``metric=`` and optional groups, or the same
+        one keyword each; see :func:`doa.learner.node.learner_node`.
         """
         from doa.learner.node import learner_node
 
         return self.add_node(learner_node(name, **options))
 
+    def detector(self, name: str, *, reads: Stream | str | Iterable[Stream | str],
+                 writes: Stream | str, **options: Any) -> Node:
+        """Declare a drift-detector node (River); see :func:`doa.detector.detector_node`."""
+        from doa.detector import detector_node
+
+        return self.add_node(detector_node(name, reads, writes, **options))
+
     def add_node(self, node: Node) -> Node:
-        """Add a ready-made node (kernels, learners and detectors use this)."""
+        """Add a ready-made node: any kind's (see :class:`doa.node.NodeKind`)."""
         if node.name in self.nodes:
             self._problems.append(f"node {node.name!r} is declared twice")
         self.nodes[node.name] = node
@@ -194,7 +200,3 @@ def _resolve_schema_dir(schemas: str | Path | None, caller: Path | None) -> Path
             return d / "schemas"
     return None
 
-
-def valid_topic_name(name: str) -> bool:
-    """Kafka's rule: 1-249 of ``[A-Za-z0-9._-]``, and not ``.`` or ``..``."""
-    return bool(_TOPIC_RE.fullmatch(name)) and name not in (".", "..")
