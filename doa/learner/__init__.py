@@ -1,4 +1,4 @@
-"""Online learners: the node, its batched model calls, its output records, model
-versions."""
+"""Online learners: the node, its grouped parameters and kind (spec), its batched model calls,
+its output records, model versions."""
 
 from __future__ import annotations
