@@ -15,79 +15,39 @@ Replay is bounded and loses nothing:
 Examples
 --------
 >>> header = pack_replay(Replay(1, "readings", 2, 40))
->>> unpack_replay(header)
-Replay(attempt=1, stream='readings', partition=2, offset=40)
->>> replay_fields([("doa.replay", header)])["original"]
+>>> replay_fields([(REPLAY_HEADER, header)])["original"]
 {'stream': 'readings', 'partition': 2, 'offset': 40}
->>> replay_fields([("doa", b"...")])
-{}
 """
 
 from __future__ import annotations
 
 import contextlib
-import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
-from doa.events import LINEAGE_HEADER, Event, Lineage, output_id, pack_lineage
+from doa.events import (
+    LINEAGE_HEADER,
+    REPLAY_HEADER,
+    Event,
+    Lineage,
+    Replay,
+    output_id,
+    pack_lineage,
+    pack_replay,
+    replay_fields,
+    unpack_replay,
+)
 from doa.topology.topology import Topology
 
 if TYPE_CHECKING:
     from doa.client import RecordError
 
-REPLAY_HEADER = "doa.replay"
-_REPLAY = struct.Struct("<BIiq")  # version, attempt, original partition, original offset
-_VERSION = 1
-
-
-class Replay(NamedTuple):
-    """What the ``doa.replay`` header of a replayed record says."""
-
-    attempt: int
-    stream: str
-    partition: int
-    offset: int
-
-
-def pack_replay(replay: Replay) -> bytes:
-    """Pack a :class:`Replay` in one header value (21 bytes and the stream's name)."""
-    return _REPLAY.pack(_VERSION, replay.attempt, replay.partition,
-                        replay.offset) + replay.stream.encode()
-
-
-def unpack_replay(data: bytes) -> Replay:
-    """Inverse of :func:`pack_replay`; a malformed value is a :class:`ValueError`."""
-    if len(data) < _REPLAY.size:
-        raise ValueError(f"doa.replay header of {len(data)} bytes, needs {_REPLAY.size}")
-    version, attempt, partition, offset = _REPLAY.unpack_from(data)
-    if version != _VERSION:
-        raise ValueError(f"unknown doa.replay header version {version}")
-    return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
-
-
-def replay_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
-    """The dead-letter fields ``attempt`` and ``original`` for a record with these headers.
-
-    Empty for a record that was not replayed (or whose header is malformed: a dead letter is
-    written whatever its headers hold).
-    """
-    for name, value in headers:
-        if name == REPLAY_HEADER:
-            try:
-                r = unpack_replay(value)
-            except (ValueError, UnicodeDecodeError):
-                return {}
-            return {"attempt": r.attempt,
-                    "original": {"stream": r.stream, "partition": r.partition,
-                                 "offset": r.offset}}
-    return {}
-
+__all__ = ["REPLAY_HEADER", "Replay", "pack_replay", "replay", "replay_fields", "unpack_replay"]
 
 def dead_letters(address: str, topology: Topology, *, group: str | None = None,
                  idle_s: float = 2.0) -> Iterator[Event | RecordError]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 LINEAGE_HEADER = "doa"
@@ -193,3 +194,59 @@ def key_bytes(value: object) -> bytes | None:
     if isinstance(value, bytes):
         return value
     return str(value).encode()
+
+
+# -- the header of a record re-published by ``doa dlq --replay`` (doa.dlq) --------------------
+REPLAY_HEADER = "doa.replay"
+_REPLAY = struct.Struct("<BIiq")  # version, attempt, original partition, original offset
+_VERSION = 1
+
+
+class Replay(NamedTuple):
+    """What the ``doa.replay`` header of a replayed record says."""
+
+    attempt: int
+    stream: str
+    partition: int
+    offset: int
+
+
+def pack_replay(replay: Replay) -> bytes:
+    """Pack a :class:`Replay` in one header value (21 bytes and the stream's name)."""
+    return _REPLAY.pack(_VERSION, replay.attempt, replay.partition,
+                        replay.offset) + replay.stream.encode()
+
+
+def unpack_replay(data: bytes) -> Replay:
+    """Inverse of :func:`pack_replay`; a malformed value is a :class:`ValueError`.
+
+    >>> unpack_replay(pack_replay(Replay(1, "readings", 2, 40)))
+    Replay(attempt=1, stream='readings', partition=2, offset=40)
+    """
+    if len(data) < _REPLAY.size:
+        raise ValueError(f"doa.replay header of {len(data)} bytes, needs {_REPLAY.size}")
+    version, attempt, partition, offset = _REPLAY.unpack_from(data)
+    if version != _VERSION:
+        raise ValueError(f"unknown doa.replay header version {version}")
+    return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
+
+
+def replay_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+    """The dead-letter fields ``attempt`` and ``original`` for a record with these headers.
+
+    Empty for a record that was not replayed (or whose header is malformed: a dead letter is
+    written whatever its headers hold).
+
+    >>> replay_fields([("doa", b"...")])
+    {}
+    """
+    for name, value in headers:
+        if name == REPLAY_HEADER:
+            try:
+                r = unpack_replay(value)
+            except (ValueError, UnicodeDecodeError):
+                return {}
+            return {"attempt": r.attempt,
+                    "original": {"stream": r.stream, "partition": r.partition,
+                                 "offset": r.offset}}
+    return {}

@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from doa.dlq import replay_fields
 from doa.errors import DoaError, EncodeError, StepError
 from doa.events import (
     LINEAGE_HEADER,
@@ -46,6 +45,7 @@ from doa.events import (
     output_id,
     pack_lineage,
     partition_for,
+    replay_fields,
 )
 from doa.node import Node
 from doa.topology.topology import Topology
