@@ -22,9 +22,11 @@ import os
 import pickle
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -38,8 +40,8 @@ from doa.runtime.snapshot import Snapshot, latest_snapshot
 from doa.testing import Harness
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
-from tests.integration.conftest import ROOT, doa_process, kill9
-from tests.integration.helpers import Tail, read_stream
+from tests.integration.conftest import ROOT, kill9
+from tests.integration.helpers import Tail
 from tests.test_learner import phishing
 
 pytestmark = pytest.mark.broker
@@ -64,7 +66,7 @@ def _latest(states: Tail) -> Snapshot | None:
     return latest_snapshot([m.value for m in states.records if m.partition == 0])
 
 
-def _wait_for_snapshot(states: Tail, worker: subprocess.Popen[bytes],
+def _wait_for_snapshot(states: Tail, worker: subprocess.Popen[bytes], logs: Path,
                        condition: Callable[[Snapshot], bool], what: str) -> Snapshot:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
@@ -73,9 +75,9 @@ def _wait_for_snapshot(states: Tail, worker: subprocess.Popen[bytes],
             return snap
         if worker.poll() is not None:
             raise AssertionError(f"doa run exited ({worker.returncode}) before a snapshot "
-                                 f"{what}: {_stderr(worker)}")
+                                 f"{what}: {_stderr(worker, logs)}")
     raise AssertionError(f"no snapshot {what} within {WAIT_S} s; latest: "
-                         f"{_describe(_latest(states))}")
+                         f"{_describe(_latest(states))}; doa run: {_stderr(worker, logs)}")
 
 
 def _describe(snap: Snapshot | None) -> str:
@@ -85,8 +87,47 @@ def _describe(snap: Snapshot | None) -> str:
             f"held {len(snap.state['early'])} pending {len(snap.state['pending'])}")
 
 
-def _stderr(worker: subprocess.Popen[bytes]) -> str:
-    return worker.stderr.read().decode(errors="replace")[-2000:] if worker.stderr else ""
+def _worker(broker: str, logs: Path) -> subprocess.Popen[bytes]:
+    """``doa run`` of the learning topology, its output appended to ``logs`` (a file, not a
+    pipe: nobody reads a pipe while the test waits, and a full pipe would stall the worker)."""
+    with logs.open("ab") as out:
+        out.write(b"--- doa run\n")
+        out.flush()
+        return subprocess.Popen(
+            [sys.executable, "-m", "doa.cli.app", "run", LEARNING, "--broker", broker],
+            cwd=ROOT, env={**os.environ, **ENV}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+
+def _stderr(worker: subprocess.Popen[bytes], logs: Path) -> str:
+    """The end of what the workers wrote (``worker`` is the one that failed)."""
+    return f"pid {worker.pid}: " + logs.read_text(errors="replace")[-3000:]
+
+
+def _records_in(broker: str, stream: str) -> int:
+    """How many records ``stream`` holds (its end offsets: 0 only if nothing was written)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker)
+    try:
+        tps = [TopicPartition(stream, p) for p in consumer.partitions_for_topic(stream) or []]
+        assert tps, f"no stream {stream!r} on the broker"
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def _final_metrics(broker: str, t: Topology) -> list[dict[str, Any]]:
+    """Every metric record that covers all ``N`` labels (repeats of one are allowed)."""
+    codec = t.codec("metrics")
+    deadline = time.monotonic() + WAIT_S
+    with Tail(broker, "metrics") as tail:
+        while time.monotonic() < deadline:
+            tail.poll(200)
+            found = [codec.decode(m.value) for m in tail.records]
+            if any(r["labels"] == N for r in found):
+                return [dict(r) for r in found if r["labels"] == N]
+    raise AssertionError(f"no metric record for {N} labels within {WAIT_S} s")
 
 
 def _ids_by_join(t: Topology, stream: str, tail: Tail) -> tuple[Counter[str], list[bytes]]:
@@ -103,7 +144,8 @@ def _ids_by_join(t: Topology, stream: str, tail: Tail) -> tuple[Counter[str], li
     return joins, changed
 
 
-def test_labels_held_at_kill_9_are_matched_after_restart_once_each(broker: str) -> None:
+def test_labels_held_at_kill_9_are_matched_after_restart_once_each(broker: str,
+                                                                  tmp_path: Path) -> None:
     t = load_topology(LEARNING)
     prepare(t, broker)
     rows = phishing()[:N]
@@ -111,26 +153,26 @@ def test_labels_held_at_kill_9_are_matched_after_restart_once_each(broker: str) 
 
     with Tail(broker, state_topic(t, "model")) as states, Tail(broker, "outcomes") as outcomes, \
             Tail(broker, "predictions") as predictions:
-        _run_and_check(broker, t, rows, states, outcomes, predictions)
+        _run_and_check(broker, t, rows, states, outcomes, predictions, tmp_path / "doa.log")
 
 
 def _run_and_check(broker: str, t: Topology, rows: list[tuple[dict[str, float], bool]],
-                   states: Tail, outcomes: Tail, predictions: Tail) -> None:
+                   states: Tail, outcomes: Tail, predictions: Tail, logs: Path) -> None:
     features = [{"id": i, **x} for i, (x, _) in enumerate(rows)]
     labels = [{"id": i, "label": y} for i, (_, y) in enumerate(rows)]
     worker: subprocess.Popen[bytes] | None = None
     held_at_kill: list[int] = []
     try:
         # kill 1: as soon as a snapshot holds labels (the worker may still be reading them)
-        worker = doa_process("run", LEARNING, "--broker", broker, "-q", env=ENV)
-        snap = _wait_for_snapshot(states, worker, lambda s: len(s.state["early"]) > 0,
+        worker = _worker(broker, logs)
+        snap = _wait_for_snapshot(states, worker, logs, lambda s: len(s.state["early"]) > 0,
                                   "holding labels")
         kill9(worker)
         held_at_kill.append(len(snap.state["early"]))
 
         # kill 2: every label read and held, none learned (no feature exists yet)
-        worker = doa_process("run", LEARNING, "--broker", broker, "-q", env=ENV)
-        snap = _wait_for_snapshot(states, worker, lambda s: s.offsets.get("labels") == N,
+        worker = _worker(broker, logs)
+        snap = _wait_for_snapshot(states, worker, logs, lambda s: s.offsets.get("labels") == N,
                                   "covering every label")
         kill9(worker)
         assert len(snap.state["early"]) == N, _describe(snap)
@@ -141,12 +183,12 @@ def _run_and_check(broker: str, t: Topology, rows: list[tuple[dict[str, float], 
         half = N // 2
         outcomes.drain(300)
         seen = len(outcomes.records)
-        worker = doa_process("run", LEARNING, "--broker", broker, "-q", env=ENV)
+        worker = _worker(broker, logs)
         _publish(broker, t, "features", features[:half], 0)
         deadline = time.monotonic() + WAIT_S
         while len(outcomes.records) < seen + half // 3:
             outcomes.poll(50)
-            assert worker.poll() is None, _stderr(worker)
+            assert worker.poll() is None, _stderr(worker, logs)
             assert time.monotonic() < deadline, f"no outcomes within {WAIT_S} s"
         kill9(worker)
         states.drain(300)  # every snapshot the killed worker wrote
@@ -158,13 +200,13 @@ def _run_and_check(broker: str, t: Topology, rows: list[tuple[dict[str, float], 
         learned_at_kill = at_kill.state["labels"]
 
         # the rest of the features; the last worker runs to the end and stops gracefully
-        worker = doa_process("run", LEARNING, "--broker", broker, "-q", env=ENV)
+        worker = _worker(broker, logs)
         _publish(broker, t, "features", features[half:], half)
-        _wait_for_snapshot(states, worker, lambda s: s.state["labels"] == N,
+        _wait_for_snapshot(states, worker, logs, lambda s: s.state["labels"] == N,
                            "with every label learned")
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=WAIT_S)
-        assert worker.returncode == 0, _stderr(worker)
+        assert worker.returncode == 0, _stderr(worker, logs)
         worker = None
     finally:
         if worker is not None and worker.poll() is None:
@@ -185,7 +227,7 @@ def _run_and_check(broker: str, t: Topology, rows: list[tuple[dict[str, float], 
     predicted, changed = _ids_by_join(t, "predictions", predictions)
     assert not changed, "a prediction id repeated with another value"
     assert predicted == Counter({str(i): 1 for i in range(N)})
-    assert read_stream(broker, t, "unmatched", idle_s=1) == []
+    assert _records_in(broker, "unmatched") == 0
 
     # --- the metric equals the run that never crashed ----------------------------------------
     reference = Harness(t)
@@ -199,9 +241,8 @@ def _run_and_check(broker: str, t: Topology, rows: list[tuple[dict[str, float], 
     assert expected["labels"] == N
     assert expected["metric"].get() == pytest.approx(river.get(), abs=1e-12, rel=0)
 
-    last = max(read_stream(broker, t, "metrics", idle_s=1), key=lambda m: m["labels"])
-    assert last["labels"] == N
-    assert last["value"] == pytest.approx(river.get(), abs=1e-12, rel=0)
+    for last in _final_metrics(broker, t):
+        assert last["value"] == pytest.approx(river.get(), abs=1e-12, rel=0)
     assert final.state["metric"].get() == pytest.approx(river.get(), abs=1e-12, rel=0)
 
     def canonical(model: object) -> bytes:
