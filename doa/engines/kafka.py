@@ -39,6 +39,7 @@ from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
+GAP_REFETCHES = 5  # seeks back to the expected offset before a gap is believed and reported
 
 
 class NodeWorker(PartitionedNode):
@@ -51,7 +52,7 @@ class NodeWorker(PartitionedNode):
         self._producer: AIOKafkaProducer | None = None
         self._started = time.monotonic()
         self._ready: set[int] = set()  # partitions whose snapshot is loaded and inputs seeked
-        self._refetched: dict[TopicPartition, int] = {}  # re-seeked to this after a gap
+        self._refetched: dict[TopicPartition, tuple[int, int]] = {}  # (offset, seeks)
         self._committed: dict[TopicPartition, int] = {}  # offsets the group holds (as we know)
         self._abandoned = False  # cancelled after the shutdown grace: no more network on close
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
@@ -213,14 +214,17 @@ class NodeWorker(PartitionedNode):
         """
         first, last = messages[0].offset, messages[-1].offset
         if expected is not None and first > expected:
-            if self._refetched.get(tp) != expected:
-                self._refetched[tp] = expected
+            tries = self._refetched.get(tp, (expected, 0))
+            tries = tries if tries[0] == expected else (expected, 0)
+            if tries[1] < GAP_REFETCHES:  # a stale prefetch or a rebalance's reset: seek again
+                self._refetched[tp] = (expected, tries[1] + 1)
                 assert self._consumer is not None
                 self._consumer.seek(tp, expected)
                 return False
             log.warning("node %s: %s partition %s: offsets %s..%s are not in the log "
-                        "(compaction or transaction markers; fetched twice); continuing at %s",
-                        self.node.name, tp.topic, tp.partition, expected, first - 1, first)
+                        "(compaction or transaction markers; fetched %s times); continuing "
+                        "at %s", self.node.name, tp.topic, tp.partition, expected, first - 1,
+                        GAP_REFETCHES + 1, first)
         self._refetched.pop(tp, None)
         if last - first + 1 > len(messages):
             missing = [(a.offset + 1, b.offset - 1) for a, b in pairwise(messages)
@@ -256,7 +260,10 @@ class NodeWorker(PartitionedNode):
         return released
 
     def _offsets(self) -> dict[TopicPartition, int]:
-        return {TopicPartition(s, p): o for p, pos in self.positions.items()
+        """The offsets to commit: those the latest snapshot covers, never more (a restart
+        restores that snapshot; an offset committed ahead of it would let a fetch prefetched
+        from the committed offset skip records the state has not seen)."""
+        return {TopicPartition(s, p): o for p, pos in self.covered.items()
                 for s, o in pos.items()}
 
     def _count_uncommitted(self) -> None:
@@ -314,6 +321,7 @@ class NodeWorker(PartitionedNode):
             if snap is None:
                 self.states[p] = self.node.state()
                 self.positions[p] = {s: 0 for s in self.node.reads}
+                self.covered[p] = dict(self.positions[p])
                 self.seq[p] = 0
                 for s in self.node.reads:
                     tp = TopicPartition(s, p)
@@ -322,6 +330,7 @@ class NodeWorker(PartitionedNode):
             else:
                 self.states[p] = snap.state
                 self.positions[p] = dict(snap.offsets)
+                self.covered[p] = dict(snap.offsets)
                 self.seq[p] = snap.seq
                 for s in self.node.reads:
                     tp = TopicPartition(s, p)
@@ -358,6 +367,7 @@ class NodeWorker(PartitionedNode):
         for p in gone:
             del self.states[p]
             self.positions.pop(p, None)
+            self.covered.pop(p, None)
             self._merges.pop(p, None)
 
 

@@ -52,6 +52,9 @@ class PartitionedNode:
         self.state_topic = state_topic(topology, node.name)
         self.states: dict[int, Any] = {}
         self.positions: dict[int, dict[str, int]] = {}
+        # Input offsets the latest written (or restored) snapshot covers: all a node commits,
+        # so the group's offsets are never ahead of the state a restart restores.
+        self.covered: dict[int, dict[str, int]] = {}
         self.seq: dict[int, int] = {}
         self._since_snapshot: dict[int, int] = defaultdict(int)
         self._snapshot_at: dict[int, float] = {}
@@ -78,8 +81,10 @@ class PartitionedNode:
         records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
                                    self.settings.chunk_size, key=self.signing_key,
                                    topic=self.state_topic)
+        covered = dict(self.positions.get(p, {}))
         for key, value in records:  # one at a time: each chunk acknowledged before the next
             await self._send_state(key, value, p)
+        self.covered[p] = covered
         self.seq[p] = seq
         self._snapshot_taken(p)
         self.stats.snapshots += 1
