@@ -89,6 +89,10 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     t = load_topology(topology)
     if not address:
         err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
+    compiling = numba_nodes(t, nodes.split(",") if nodes else None)
+    if compiling and not quiet:
+        err.print(f"compiling Numba kernels for {', '.join(compiling)} (seconds on first use, "
+                  "then from numba's cache)")
     report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
                  tick=None if quiet else StatusTicker(), engine=engine,
                  say=lambda line: err.print(escape(line)))
@@ -96,6 +100,18 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
     if report.incomplete:
         raise DoaError(report.incomplete)
+
+
+def numba_nodes(topology: Any, selected: list[str] | None) -> list[str]:
+    """The nodes among ``selected`` (None: all) whose start compiles Numba kernels.
+
+    >>> from doa.topology.loader import load_topology
+    >>> numba_nodes(load_topology("topologies/fraud.py"), None)
+    ['featurize']
+    """
+    return [name for name, n in topology.nodes.items()
+            if (selected is None or name in selected)
+            and (n.kind == "kernel" or bool(getattr(n.spec, "compiled", False)))]
 
 
 class StatusTicker:

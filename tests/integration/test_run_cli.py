@@ -113,3 +113,19 @@ def test_embedded_broker_address_comes_first_and_an_idle_run_prints_little() -> 
     status = [line for _, line in lines.items if line.startswith("[")]
     # One when it starts, one when the 10 records came, then one per 10 idle seconds.
     assert 2 <= len(status) <= 2 + for_s // 10 + 1, "\n".join(status)
+
+
+def test_run_says_it_compiles_numba_kernels_before_they_run(tmp_path: Path) -> None:
+    """The first Numba compilation takes seconds: `doa run` says so instead of sitting
+    silent (issue 17, progress for long steps)."""
+    with EmbeddedBroker() as b:
+        done = doa_command("run", str(ROOT / "topologies" / "fraud.py"), "--broker", b.address,
+                           "--for", "3", timeout=120,
+                           env=doa_env(DOA_LOG_FILE=str(tmp_path / "doa.log")))
+    text = done.stderr.decode()
+    assert done.returncode == 0, text
+    assert "compiling Numba kernels for featurize (" in text, text
+    assert "scorer" not in text.split("compiling Numba kernels for", 1)[1].splitlines()[0]
+    quiet = doa_command("run", str(ROOT / "topologies" / "sensors.py"), "--for", "1", "-q",
+                        timeout=120, env=doa_env(DOA_LOG_FILE=str(tmp_path / "doa.log")))
+    assert "compiling" not in quiet.stderr.decode()
