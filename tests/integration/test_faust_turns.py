@@ -87,7 +87,11 @@ def test_faust_node_stops_within_its_grace_period_when_the_broker_is_gone(
         args = ("--for", str(run_for)) if stop == "--for" else ()
         proc = doa_process("run", SENSORS, "--broker", broker.address, "--engine", "faust",
                            *args, env={"DOA_SHUTDOWN_GRACE_S": str(grace),
-                                       "DOA_LOG_FILE": str(tmp_path / "doa.log")})
+                                       "DOA_LOG_FILE": str(tmp_path / "doa.log"),
+                                       # no snapshot before the stop: it always has state
+                                       # to write, whatever the load
+                                       "DOA_SNAPSHOT_EVERY_MS": "3600000",
+                                       "DOA_SNAPSHOT_EVERY_RECORDS": "100000000"})
         lines = Lines(proc)
         # the nodes' start: the first status line "[  1.0s] ..." minus its elapsed time
         found = wait_until(lambda: lines.first(r"^\[\s*[\d.]+s\]") or proc.poll() is not None,
