@@ -30,7 +30,6 @@ import platform
 import random
 import statistics
 import sys
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from fastavro import parse_schema, schemaless_reader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_codec import SCHEMA as MEASUREMENT
 from bench_codec import make_record as make_measurement
+from bench_codec import measure as measure_cases
 
 from doa.wire.codec import HEADER_SIZE, Codec
 from doa.wire.fastcheck import compile_reader
@@ -123,17 +123,8 @@ def cases(schema_json: dict[str, Any], records: list[dict[str, Any]]
 
 def measure(batch: dict[str, Callable[[], object]], n: int, rounds: int
             ) -> dict[str, list[float]]:
-    """Seconds per record, one entry per round; the cases take turns within each round."""
-    names = list(batch)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:  # warm up
-        batch[name]()
-    for i in range(rounds):
-        order = names[i % len(names):] + names[: i % len(names)]
-        for name in order:
-            (t,) = timeit.repeat(batch[name], number=1, repeat=1)
-            times[name].append(t / n)
-    return times
+    """Seconds per record, one entry per round: bench_codec's interleaved rounds."""
+    return measure_cases({name: (name, fn) for name, fn in batch.items()}, n, rounds)
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
