@@ -36,7 +36,6 @@ from doa.engines.partitioned import PartitionedNode
 from doa.errors import DoaError
 from doa.local.embedded import BrokerError
 from doa.node import Node
-from doa.runtime.merge import TimestampMerge
 from doa.runtime.runner import RawRecord
 from doa.topology.topology import Topology
 
@@ -53,8 +52,6 @@ class MountedNode(PartitionedNode):
         self.failure: BaseException | None = None  # an error of the agent (doa run raises it)
         self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
         self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
-        self._ready: set[int] = set()  # partitions whose snapshot is loaded
-        self._merges: dict[int, TimestampMerge] = {}
         self._warmed = False
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
@@ -191,29 +188,13 @@ class MountedNode(PartitionedNode):
                 return min(int(messages[0].offset), found)
         raise BrokerError(f"could not read {tp.topic}/{tp.partition} from offset {start}")
 
-    def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
-        """Co-partitioned inputs in timestamp order, as the kafka engine does
-        (doa.runtime.merge)."""
-        now = time.monotonic() * 1000
-        consumer = self.app.consumer
-        released: dict[int, list[RawRecord]] = {}
-        for p in self._ready:
-            merge = self._merges.get(p)
-            if merge is None:
-                merge = self._merges[p] = TimestampMerge(self.node.reads,
-                                                         self.settings.max_idle_ms)
-            merge.add(fetched.get(p, ()))
-
-            def caught_up(stream: str, p: int = p) -> bool:
-                tp = TopicPartition(stream, p)
-                try:
-                    high = consumer.highwater(tp)
-                except Exception:  # not assigned (any more), or not fetched yet
-                    return False
-                return high is not None and self._next.get(tp, 0) >= high
-
-            released[p] = merge.release(now, caught_up)
-        return released
+    def _caught_up(self, stream: str, p: int) -> bool:
+        tp = TopicPartition(stream, p)
+        try:
+            high = self.app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more), or not fetched yet
+            return False
+        return high is not None and self._next.get(tp, 0) >= high
 
     async def _run(self, by_partition: dict[int, list[RawRecord]]) -> None:
         producer = self.app.producer

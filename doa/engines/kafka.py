@@ -34,7 +34,6 @@ from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.delivery import deliver, retriable
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
-from doa.runtime.merge import TimestampMerge
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
 
@@ -51,12 +50,10 @@ class NodeWorker(PartitionedNode):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._started = time.monotonic()
-        self._ready: set[int] = set()  # partitions whose snapshot is loaded and inputs seeked
         self._refetched: dict[TopicPartition, tuple[int, int]] = {}  # (offset, seeks)
         self._committed: dict[TopicPartition, int] = {}  # offsets the group holds (as we know)
         self._abandoned = False  # cancelled after the shutdown grace: no more network on close
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
-        self._merges: dict[int, TimestampMerge] = {}  # multi-input nodes: per partition
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -235,29 +232,14 @@ class NodeWorker(PartitionedNode):
                             tp.partition, ", ".join(f"{a}..{b}" for a, b in missing))
         return True
 
-    def _merge(self, fetched: dict[int, list[RawRecord]]) -> dict[int, list[RawRecord]]:
-        """Co-partitioned inputs in timestamp order, deterministically (see doa.runtime.merge)."""
+    def _caught_up(self, stream: str, p: int) -> bool:
         assert self._consumer is not None
-        consumer = self._consumer
-        now = time.monotonic() * 1000
-        released: dict[int, list[RawRecord]] = {}
-        for p in self._ready:
-            merge = self._merges.get(p)
-            if merge is None:
-                merge = self._merges[p] = TimestampMerge(self.node.reads,
-                                                         self.settings.max_idle_ms)
-            merge.add(fetched.get(p, ()))
-
-            def caught_up(stream: str, p: int = p) -> bool:
-                tp = TopicPartition(stream, p)
-                high = consumer.highwater(tp)
-                # Nothing fetched since the assignment: the consumer sits where the snapshot
-                # left it (a partition read to its end before the restart is caught up).
-                at = self._fetched.get(tp, self.positions.get(p, {}).get(stream, 0))
-                return high is not None and at >= high
-
-            released[p] = merge.release(now, caught_up)
-        return released
+        tp = TopicPartition(stream, p)
+        high = self._consumer.highwater(tp)
+        # Nothing fetched since the assignment: the consumer sits where the snapshot left it
+        # (a partition read to its end before the restart is caught up).
+        at = self._fetched.get(tp, self.positions.get(p, {}).get(stream, 0))
+        return high is not None and at >= high
 
     def _offsets(self) -> dict[TopicPartition, int]:
         """The offsets to commit: those the latest snapshot covers, never more (a restart

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -26,7 +28,8 @@ from doa.cluster.admin import state_topic
 from doa.engines import EngineSettings, NodeStats
 from doa.local.embedded import BrokerError
 from doa.node import Node
-from doa.runtime.runner import NodeRunner
+from doa.runtime.merge import TimestampMerge
+from doa.runtime.runner import NodeRunner, RawRecord
 from doa.runtime.snapshot import Refused, Snapshot, restore_outcome, scan, snapshot_records
 from doa.topology.topology import Topology
 
@@ -38,7 +41,8 @@ class PartitionedNode:
     input offsets that state covers, and when it was last snapshotted.
 
     An engine provides ``_reader`` (an ``AIOKafkaConsumer`` without group, for the state
-    topic) and :meth:`_send_state` (produce one state record, acknowledged).
+    topic), :meth:`_send_state` (produce one state record, acknowledged) and, for nodes that
+    read several streams, :meth:`_caught_up` (see :meth:`_merge`).
     """
 
     def __init__(self, topology: Topology, node: Node, address: str,
@@ -58,11 +62,33 @@ class PartitionedNode:
         self.seq: dict[int, int] = {}
         self._since_snapshot: dict[int, int] = defaultdict(int)
         self._snapshot_at: dict[int, float] = {}
+        self._ready: set[int] = set()  # partitions whose snapshot is loaded
+        self._merges: dict[int, TimestampMerge] = {}  # multi-input nodes: per partition
         self._reader: Any = None
         self.signing_key = signing.state_key()  # None: warned once, nothing is checked
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
         raise NotImplementedError
+
+    def _caught_up(self, stream: str, p: int) -> bool:
+        """Whether the consumer has fetched everything the broker has of ``stream``
+        partition ``p`` (an empty merge buffer then means: nothing more to wait for)."""
+        raise NotImplementedError
+
+    def _merge(self, fetched: Mapping[int, Sequence[RawRecord]]) -> dict[int, list[RawRecord]]:
+        """Co-partitioned inputs in timestamp order, deterministically (see
+        :mod:`doa.runtime.merge`): ``fetched`` records join each ready partition's merge,
+        and what each merge can release now is returned, per partition."""
+        now = time.monotonic() * 1000
+        released: dict[int, list[RawRecord]] = {}
+        for p in self._ready:
+            merge = self._merges.get(p)
+            if merge is None:
+                merge = self._merges[p] = TimestampMerge(self.node.reads,
+                                                         self.settings.max_idle_ms)
+            merge.add(fetched.get(p, ()))
+            released[p] = merge.release(now, partial(self._caught_up, p=p))
+        return released
 
     def _snapshot_due(self, p: int, now: float) -> bool:
         s = self.settings
