@@ -8,6 +8,11 @@ Event ids are 16 bytes. A record written by the runtime gets
 the same id for the same output, so consumers can de-duplicate. A record without a lineage
 header (written by a non-doa producer) is identified by its coordinates.
 
+The ``doa`` header of a record written by the runtime (version 2) also carries where each
+parent was read (stream, partition, offset), so ``doa lineage`` fetches a parent with one seek
+instead of searching for its id; version 1 (no coordinates, what a publisher writes for a
+record without parents) is still read and written.
+
 Examples
 --------
 >>> e = Event({"x": 1}, stream="readings", partition=0, offset=7, timestamp=0)
@@ -16,10 +21,14 @@ Examples
 >>> header = pack_lineage(Lineage(e.id, "enrich", b"\\0" * 8, (e.id,)))
 >>> unpack_lineage(header).node
 'enrich'
+>>> v2 = pack_output_lineage(b"\\1" * 16, b"enrich", b"\\0" * 8, [e], model_version=3)
+>>> unpack_lineage(v2).coordinates, unpack_lineage(v2).model_version
+((Coordinates(stream='readings', partition=0, offset=7),), 3)
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -27,7 +36,10 @@ from typing import Any, NamedTuple
 
 LINEAGE_HEADER = "doa"
 _VERSION = 1
-_HEAD = struct.Struct("<B16s8sH")
+_LINEAGE_VERSIONS = (1, 2)
+_HEAD = struct.Struct("<B16s8sH")  # version, id, schema fingerprint, number of parents
+_MODEL = struct.Struct("<Q")
+_AT = struct.Struct("<iq")  # a parent's partition and offset (version 2)
 
 
 class Event(dict[str, Any]):
@@ -78,8 +90,22 @@ def output_id(node: str, parent: Event, index: int) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 
+class Coordinates(NamedTuple):
+    """Where a record was read: stream, partition, offset."""
+
+    stream: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.stream}:{self.partition}:{self.offset}"
+
+
 class Lineage(NamedTuple):
     """What the ``doa`` header of every record written by doa says; ids show as hex.
+
+    ``coordinates[i]`` is where ``parents[i]`` was read (version-2 headers; empty in
+    version 1).
 
     Examples
     --------
@@ -93,31 +119,110 @@ class Lineage(NamedTuple):
     fingerprint: bytes
     parents: tuple[bytes, ...] = ()
     model_version: int = 0
+    coordinates: tuple[Coordinates, ...] = ()
 
     def __repr__(self) -> str:
         parents = tuple(p.hex() for p in self.parents)
+        where = f", coordinates={tuple(str(c) for c in self.coordinates)!r}" \
+            if self.coordinates else ""
         return (f"Lineage(id={self.id.hex()!r}, node={self.node!r}, "
                 f"fingerprint={self.fingerprint.hex()!r}, parents={parents!r}, "
-                f"model_version={self.model_version})")
+                f"model_version={self.model_version}{where})")
+
+
+class Out(NamedTuple):
+    """An output of a step that says more than ``(parent, record)``: which model made it.
+
+    A step may return ``Out(parent, record, stream, model_version=...)`` in place of
+    ``(parent, record)`` or ``(parent, stream, record)``; the record's lineage header then
+    carries that model version (otherwise: the record's own ``model_version`` field if its
+    schema has one, else 0). ``stream`` may be left out when the node writes one stream.
+
+    Examples
+    --------
+    >>> e = Event({"amount": 12.0}, stream="claims", partition=0, offset=3, timestamp=0)
+    >>> Out(e, {"payout": 10.0}, model_version=7).model_version
+    7
+    """
+
+    parent: Event | Sequence[Event]
+    record: dict[str, Any]
+    stream: Any = None
+    model_version: int = 0
 
 
 def pack_lineage(lin: Lineage) -> bytes:
-    """Pack a :class:`Lineage` in one header value (one header is ~2x cheaper than four)."""
+    """Pack a :class:`Lineage` in one header value (one header is ~2x cheaper than four).
+
+    Version 2 when it has coordinates (one per parent), else version 1.
+    """
     node = lin.node.encode()
-    head = _HEAD.pack(_VERSION, lin.id, lin.fingerprint, len(lin.parents))
-    return b"".join((head, *lin.parents, struct.pack("<Q", lin.model_version), node))
+    if not lin.coordinates:
+        head = _HEAD.pack(_VERSION, lin.id, lin.fingerprint, len(lin.parents))
+        return b"".join((head, *lin.parents, _MODEL.pack(lin.model_version), node))
+    if len(lin.coordinates) != len(lin.parents):
+        raise ValueError(f"lineage of {lin.id.hex()}: {len(lin.parents)} parents but "
+                         f"{len(lin.coordinates)} coordinates")
+    head = _HEAD.pack(2, lin.id, lin.fingerprint, len(lin.parents))
+    where = [_stream_bytes(c.stream) + _AT.pack(c.partition, c.offset) for c in lin.coordinates]
+    return b"".join((head, *lin.parents, _MODEL.pack(lin.model_version), *where, node))
+
+
+def pack_output_lineage(out_id: bytes, node: bytes, fingerprint: bytes,
+                        parents: Sequence[Event], model_version: int = 0) -> bytes:
+    """The version-2 header of a record derived from ``parents`` (the runtime's hot path).
+
+    Equal to ``pack_lineage`` of the same :class:`Lineage` with the parents' coordinates.
+    """
+    if len(parents) == 1:
+        p = parents[0]
+        return b"".join((_HEAD.pack(2, out_id, fingerprint, 1), p.id,
+                         _MODEL.pack(model_version), _stream_bytes(p.stream),
+                         _AT.pack(p.partition, p.offset), node))
+    return b"".join((_HEAD.pack(2, out_id, fingerprint, len(parents)),
+                     *[p.id for p in parents], _MODEL.pack(model_version),
+                     *[_stream_bytes(p.stream) + _AT.pack(p.partition, p.offset)
+                       for p in parents], node))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stream_bytes(stream: str) -> bytes:
+    name = stream.encode()
+    if len(name) > 255:
+        raise ValueError(f"stream {stream[:40]!r}...: a name over 255 bytes cannot be a topic")
+    return bytes((len(name),)) + name
 
 
 def unpack_lineage(data: bytes) -> Lineage:
-    """Inverse of :func:`pack_lineage`."""
+    """Inverse of :func:`pack_lineage` (reads versions 1 and 2); a malformed value is a
+    :class:`ValueError`."""
+    try:
+        return _unpack_lineage(data)
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f"truncated lineage header ({len(data)} bytes): {exc}") from None
+
+
+def _unpack_lineage(data: bytes) -> Lineage:
     version, id_, fp, n = _HEAD.unpack_from(data)
-    if version != _VERSION:
+    if version not in _LINEAGE_VERSIONS:
         raise ValueError(f"unknown lineage header version {version}")
     pos = _HEAD.size
-    parents = tuple(data[pos + 16 * i: pos + 16 * (i + 1)] for i in range(n))
+    parents = tuple(bytes(data[pos + 16 * i: pos + 16 * (i + 1)]) for i in range(n))
     pos += 16 * n
-    (model_version,) = struct.unpack_from("<Q", data, pos)
-    return Lineage(id_, data[pos + 8:].decode(), fp, parents, model_version)
+    (model_version,) = _MODEL.unpack_from(data, pos)
+    pos += _MODEL.size
+    coordinates: list[Coordinates] = []
+    if version == 2:
+        for _ in range(n):
+            size = data[pos]
+            stream = bytes(data[pos + 1: pos + 1 + size]).decode()
+            partition, offset = _AT.unpack_from(data, pos + 1 + size)
+            coordinates.append(Coordinates(stream, partition, offset))
+            pos += 1 + size + _AT.size
+    if len(parents) != n or pos > len(data):
+        raise ValueError(f"truncated lineage header ({len(data)} bytes)")
+    return Lineage(bytes(id_), bytes(data[pos:]).decode(), bytes(fp), parents, model_version,
+                   tuple(coordinates))
 
 
 def lineage_of(headers: Any) -> Lineage | None:
@@ -132,7 +237,7 @@ def header_id(headers: Any) -> bytes | None:
     """Only the event id of the lineage header (the hot path needs nothing else)."""
     for name, value in headers or ():
         if name == LINEAGE_HEADER:
-            if value[:1] != b"\x01" or len(value) < 17:
+            if value[:1] not in (b"\x01", b"\x02") or len(value) < 17:
                 raise ValueError("malformed doa lineage header")
             return bytes(value[1:17])
     return None

@@ -7,6 +7,11 @@ dead letter instead of an exception. A step that raises on a batch is retried re
 record from the state as it was before the batch, so only the guilty records are
 dead-lettered and the state reflects every other record exactly once.
 
+Each output's lineage header (version 2, :func:`doa.events.pack_output_lineage`) names its
+parents by id and by coordinates, and the model version that made it: the one a step gives
+with :class:`doa.events.Out`, else the record's ``model_version`` field when its schema has
+one, else 0.
+
 Examples
 --------
 >>> from doa.topology.topology import Topology
@@ -37,13 +42,16 @@ from typing import Any
 from doa.errors import DoaError, EncodeError, StepError
 from doa.events import (
     LINEAGE_HEADER,
+    Coordinates,
     Event,
     Lineage,
+    Out,
     header_id,
     key_bytes,
     lineage_of,
     output_id,
     pack_lineage,
+    pack_output_lineage,
     partition_for,
     replay_fields,
 )
@@ -107,6 +115,9 @@ class NodeRunner:
         self._streams = topology.streams
         self._dlq = topology.codec(topology.dead_letters.name)
         self._single = node.writes[0] if len(node.writes) == 1 else None
+        self._node_name = node.name.encode()
+        # output streams whose records name the model version that made them
+        self._versioned = {s for s, c in self._out.items() if _has_model_version(c.schema.json)}
         self._partitions: dict[tuple[str, bytes], int] = {}  # murmur2 is slow in Python
 
     # -- public --------------------------------------------------------------------------------
@@ -191,8 +202,9 @@ class NodeRunner:
         counts: dict[bytes, int] = {}
         in_batch = {id(e) for e in batch}
         partitions = self._partitions
+        versioned = self._versioned
         for item in outputs:
-            parents, stream, record = self._unpack(item)
+            parents, stream, record, model_version = self._unpack(item)
             anchor = parents[-1]
             if id(anchor) not in in_batch:
                 raise StepError(
@@ -219,20 +231,33 @@ class NodeRunner:
                     partition = partitions[(stream, key)] = partition_for(key, spec.partitions)
                     if len(partitions) > 100_000:
                         partitions.clear()
-            lineage = Lineage(out_id, self.node.name, codec.schema.fingerprint,
-                              tuple(p.id for p in parents))
+            if model_version is None:
+                model_version = record.get("model_version") or 0 if stream in versioned else 0
             # Event time: the latest parent's timestamp, never the wall clock (DESIGN 8).
             timestamp = anchor.timestamp if len(parents) == 1 else \
                 max(p.timestamp for p in parents)
+            header = pack_output_lineage(out_id, self._node_name, codec.schema.fingerprint,
+                                         parents, model_version)
             encoded.append(OutRecord(
                 stream, partition, key, value, timestamp,
-                ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
+                ((LINEAGE_HEADER, header),), out_id,
             ))
         return encoded
 
-    def _unpack(self, item: Any) -> tuple[list[Event], str, dict[str, Any]]:
+    def _unpack(self, item: Any) -> tuple[list[Event], str, dict[str, Any], int | None]:
         node = self.node
-        if isinstance(item, tuple) and len(item) == 2 and self._single is not None:
+        model_version: int | None = None
+        parent: Any
+        if isinstance(item, Out):
+            parent, record, target, model_version = item
+            if target is None and self._single is None:
+                raise StepError(f"node {node.name!r} ({node.where}) writes several streams: "
+                                "its Out(...) outputs must name the stream")
+            stream = self._single if target is None else str(getattr(target, "name", target))
+            if not isinstance(model_version, int) or model_version < 0:
+                raise StepError(f"node {node.name!r} ({node.where}): Out(...).model_version "
+                                f"must be an int >= 0, got {model_version!r}")
+        elif isinstance(item, tuple) and len(item) == 2 and self._single is not None:
             parent, record = item
             stream = self._single
         elif isinstance(item, tuple) and len(item) == 3:
@@ -253,7 +278,7 @@ class NodeRunner:
         if not isinstance(record, dict):
             raise StepError(f"node {node.name!r} ({node.where}) emitted a "
                             f"{type(record).__name__} to stream {stream!r}; records are dicts")
-        return parents, stream, record
+        return parents, stream, record, model_version
 
     def _dead(self, result: BatchResult, raw: RawRecord, kind: str, message: str) -> None:
         now = self.clock()
@@ -270,7 +295,8 @@ class NodeRunner:
         key = self.node.name.encode()
         out_id = output_id(self.node.name + "/dlq", _stub(raw), 0)
         lineage = Lineage(out_id, self.node.name, self._dlq.schema.fingerprint,
-                          (lineage_id(raw),))
+                          (lineage_id(raw),), 0,
+                          (Coordinates(raw.stream, raw.partition, raw.offset),))
         result.outputs.append(OutRecord(
             spec.name, partition_for(key, spec.partitions), key, value, now,
             ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
@@ -290,6 +316,15 @@ def lineage_id(raw: RawRecord) -> bytes:
 def _stub(raw: RawRecord) -> Event:
     return Event({}, stream=raw.stream, partition=raw.partition, offset=raw.offset,
                  timestamp=raw.timestamp, key=raw.key)
+
+
+def _has_model_version(schema: Any) -> bool:
+    """Whether a record schema has an integer ``model_version`` field (maybe nullable)."""
+    for f in schema.get("fields", ()) if isinstance(schema, dict) else ():
+        if f.get("name") == "model_version":
+            kinds = f["type"] if isinstance(f["type"], list) else [f["type"]]
+            return any(k in ("int", "long") for k in kinds)
+    return False
 
 
 def _is_pair(value: object) -> bool:
