@@ -37,7 +37,7 @@ LAYERS: list[list[str]] = [
     # Numba library, learner/ calls compiled models; the detector needs only the leaves.
     ["doa.kernels.*"],
     ["doa.compiled.*"],
-    ["doa.learner.*", "doa.detector"],
+    ["doa.learner.*", "doa.detector", "doa.model.*", "doa.join"],
     # Declaring a topology (it offers the kinds' constructors), and the public facade.
     ["doa", "doa.topology.*"],
     # One node, engine-free: decode, step, encode; the merge; snapshots.

@@ -104,6 +104,24 @@ class Topology:
 
         return self.add_node(detector_node(name, reads, writes, **options))
 
+    def model(self, name: str, *, reads: Stream | str | Iterable[Stream | str],
+              writes: Stream | str, model: Any, features: Iterable[str],
+              **options: Any) -> Node:
+        """Declare a node scoring batches with a pre-trained model (scikit-learn, ONNX,
+        River frozen, ``predict_batch``); see :func:`doa.model.node.model_node`."""
+        from doa.model.node import model_node
+
+        return self.add_node(model_node(name, reads=reads, writes=writes, model=model,
+                                        features=list(features), **options))
+
+    def join(self, name: str, *, left: Stream | str, right: Stream | str, on: str | tuple[str, str],
+             within_ms: int, writes: Stream | str, **options: Any) -> Node:
+        """Declare a keyed, windowed stream-stream join; see :func:`doa.join.join_node`."""
+        from doa.join import join_node
+
+        return self.add_node(join_node(name, left=left, right=right, on=on,
+                                       within_ms=within_ms, writes=writes, **options))
+
     def add_node(self, node: Node) -> Node:
         """Add a ready-made node: any kind's (see :class:`doa.node.NodeKind`)."""
         if node.name in self.nodes:

@@ -1,0 +1,285 @@
+"""Loading a trained model and scoring a whole batch with one vectorized call.
+
+A model node (:mod:`doa.model.node`) hands its scorer a 2-D ``float64`` array, one row per
+record and one column per declared feature field, in the declared order. :func:`load` turns
+what the topology gave (a file path or an object) into a :class:`Scorer`:
+
+- a scikit-learn estimator or pipeline (an object, or a ``.pkl``/``.pickle``/``.joblib`` file):
+  ``predict_proba`` when it has one (the label is the most probable class, as scikit-learn's
+  classifiers predict), else ``predict``;
+- an ONNX model (a ``.onnx`` file or an ``onnxruntime.InferenceSession``; extra ``doa[onnx]``):
+  one ``session.run`` per batch, its first output the labels, its second (if any) the
+  probabilities, as ``skl2onnx`` exports classifiers (with or without ``zipmap``);
+- a River model, used frozen (it never learns): ``predict_proba_many`` / ``predict_many`` on
+  a ``pandas.DataFrame`` when it has them, else one ``*_one`` call per row;
+- any object with a ``predict_batch(X)`` method (the :class:`PredictBatch` protocol).
+
+Examples
+--------
+>>> import numpy as np
+>>> class Doubler:
+...     def predict_batch(self, X):
+...         return X[:, 0] * 2
+>>> scorer = load(Doubler(), node="double", features=("x",))
+>>> scorer.format, scorer.score(np.array([[1.0], [2.5]])).predictions
+('predict_batch', [2.0, 5.0])
+>>> load("missing.pkl", node="claims", features=("x",))
+Traceback (most recent call last):
+...
+doa.model.formats.ModelLoadError: model node 'claims': cannot load model file 'missing.pkl': ...
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+from doa.errors import DoaError
+
+__all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "load"]
+
+ONNX_SUFFIXES = (".onnx",)
+
+
+class ModelLoadError(DoaError):
+    """A model node's model could not be loaded (the message names the node and the file)."""
+
+
+@runtime_checkable
+class PredictBatch(Protocol):
+    """Any model doa can run: one call scores a whole batch.
+
+    ``predict_batch(X)`` gets a 2-D ``float64`` array (rows: records, columns: the node's
+    feature fields in declared order) and returns either a 1-D array of predictions (labels
+    or values, one per row) or a 2-D array of class probabilities (one column per class; the
+    class names are the object's ``classes_`` if it has one, else the column numbers).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Threshold:
+    ...     classes_ = ["low", "high"]
+    ...     def predict_batch(self, X):
+    ...         p = (X[:, 0] > 10).astype(float)
+    ...         return np.column_stack([1 - p, p])
+    >>> isinstance(Threshold(), PredictBatch)
+    True
+    >>> load(Threshold(), node="n", features=("amount",)).score(np.array([[3.0], [40.0]]))
+    Scored(predictions=['low', 'high'], probabilities=[{'low': 1.0, 'high': 0.0}, \
+{'low': 0.0, 'high': 1.0}], scores=None)
+    """
+
+    def predict_batch(self, X: np.ndarray[Any, Any]) -> Any:
+        """Predictions (1-D) or class probabilities (2-D) for the rows of ``X``."""
+
+
+class Scored(NamedTuple):
+    """A batch's results, one item per row: predictions, class probabilities (None for
+    regressors), anomaly scores (None unless the model scores anomalies)."""
+
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+    scores: list[float] | None
+
+
+class Scorer:
+    """A loaded model: :meth:`score` runs it once on a batch's feature matrix."""
+
+    format = "?"
+
+    def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        """The model's results for the rows of ``X`` (one vectorized call)."""
+        raise NotImplementedError
+
+
+def _natives(values: Any) -> list[Any]:
+    """Plain Python values (numpy scalars become int, float, bool, str)."""
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [v.item() if hasattr(v, "item") else v for v in items]
+
+
+def _from_proba(proba: Any, classes: Sequence[Any]) -> Scored:
+    """Labels (argmax, as scikit-learn's classifiers predict) and per-class dicts."""
+    proba = np.asarray(proba, dtype=np.float64)
+    names = [str(c) for c in classes]
+    labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(proba) else []
+    rows = [dict(zip(names, row, strict=True)) for row in proba.tolist()]
+    return Scored(_natives(labels), rows, None)
+
+
+def _classes(model: Any, width: int) -> list[Any]:
+    classes = getattr(model, "classes_", None)
+    return list(classes) if classes is not None else list(range(width))
+
+
+class SklearnScorer(Scorer):
+    """A scikit-learn estimator or pipeline (or anything with ``predict_proba``/``predict``
+    on a 2-D array)."""
+
+    format = "sklearn"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.proba = callable(getattr(model, "predict_proba", None))
+
+    def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        if self.proba:
+            proba = self.model.predict_proba(X)
+            return _from_proba(proba, _classes(self.model, proba.shape[1]))
+        return Scored(_natives(np.asarray(self.model.predict(X)).ravel()), None, None)
+
+
+class BatchScorer(Scorer):
+    """An object of the :class:`PredictBatch` protocol."""
+
+    format = "predict_batch"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        out = np.asarray(self.model.predict_batch(X))
+        if out.ndim == 2:
+            return _from_proba(out, _classes(self.model, out.shape[1]))
+        return Scored(_natives(out.ravel()), None, None)
+
+
+class OnnxScorer(Scorer):
+    """An ``onnxruntime.InferenceSession`` of a model with one 2-D input."""
+
+    format = "onnx"
+
+    def __init__(self, session: Any, node: str, where: str,
+                 classes: Sequence[Any] | None = None) -> None:
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"model node {node!r}: ONNX model {where} has {len(inputs)} "
+                                 "inputs; doa feeds one 2-D tensor of the feature fields "
+                                 "(export with a single input, e.g. skl2onnx.to_onnx(model, X))")
+        self.session = session
+        self.input = inputs[0].name
+        self.dtype = np.float64 if inputs[0].type == "tensor(double)" else np.float32
+        self.classes = None if classes is None else list(classes)
+
+    def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        outputs = self.session.run(None, {self.input: X.astype(self.dtype, copy=False)})
+        labels = _natives(np.asarray(outputs[0]).ravel())
+        if len(outputs) < 2:  # a regressor: one output of values
+            return Scored(labels, None, None)
+        proba = outputs[1]
+        if isinstance(proba, list):  # zipmap: one {class: probability} per row
+            return Scored(labels, [{str(k): float(v) for k, v in row.items()} for row in proba],
+                          None)
+        proba = np.asarray(proba, dtype=np.float64)
+        names = [str(c) for c in (self.classes or range(proba.shape[1]))]
+        return Scored(labels, [dict(zip(names, row, strict=True)) for row in proba.tolist()], None)
+
+
+class RiverScorer(Scorer):
+    """A River model used frozen: it predicts, it never learns."""
+
+    format = "river"
+
+    def __init__(self, model: Any, features: Sequence[str]) -> None:
+        from river import base
+
+        self.model = model
+        self.features = list(features)
+        self.classifier = isinstance(model, base.Classifier)
+        self.anomaly = isinstance(model, base.AnomalyDetector)
+
+    def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        model = self.model
+        if self.anomaly:
+            return Scored([None] * len(X), None, [float(model.score_one(x)) for x in self._rows(X)])
+        many = getattr(model, "predict_proba_many" if self.classifier else "predict_many", None)
+        if callable(many) and len(X):
+            import pandas as pd
+
+            out = many(pd.DataFrame(X, columns=self.features))
+            if self.classifier:
+                return _from_proba(out.to_numpy(), list(out.columns))
+            return Scored(_natives(np.asarray(out)), None, None)
+        if self.classifier:
+            rows = [model.predict_proba_one(x) for x in self._rows(X)]
+            labels = [max(p, key=p.__getitem__) if p else None for p in rows]
+            return Scored(_natives(labels), [{str(k): float(v) for k, v in p.items()}
+                                             for p in rows], None)
+        return Scored(_natives([model.predict_one(x) for x in self._rows(X)]), None, None)
+
+    def _rows(self, X: np.ndarray[Any, Any]) -> list[dict[str, float]]:
+        return [dict(zip(self.features, row, strict=True)) for row in X.tolist()]
+
+
+def describe(model: Any) -> tuple[str, str]:
+    """``(format, source)`` of what a topology gave as a model, without loading it.
+
+    Examples
+    --------
+    >>> describe("models/claims.onnx"), describe("tree.joblib")
+    (('onnx', 'models/claims.onnx'), ('sklearn', 'tree.joblib'))
+    """
+    if isinstance(model, (str, Path)):
+        fmt = "onnx" if Path(model).suffix.lower() in ONNX_SUFFIXES else "sklearn"
+        return fmt, str(model)
+    return _format_of(model), type(model).__name__
+
+
+def _format_of(model: Any) -> str:
+    if callable(getattr(model, "predict_batch", None)):
+        return "predict_batch"
+    if type(model).__module__.startswith("onnxruntime"):
+        return "onnx"
+    if type(model).__module__.startswith("river") and hasattr(model, "learn_one"):
+        return "river"
+    if callable(getattr(model, "predict_proba", None)) or callable(getattr(model, "predict",
+                                                                            None)):
+        return "sklearn"
+    return "?"
+
+
+def load(model: Any, *, node: str, features: Sequence[str],
+         classes: Sequence[Any] | None = None) -> Scorer:
+    """The :class:`Scorer` of ``model``: a file path (``.onnx``, else a pickle or joblib
+    file) or an object; ``classes`` names an ONNX model's probability columns.
+
+    Raises :class:`ModelLoadError` naming the node and the file when it cannot be loaded, or
+    when the object is of no supported kind.
+    """
+    where = repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__
+    if isinstance(model, (str, Path)):
+        model = _read(Path(model), node)
+    fmt = _format_of(model)
+    if fmt == "predict_batch":
+        return BatchScorer(model)
+    if fmt == "onnx":
+        return OnnxScorer(model, node, where, classes)
+    if fmt == "river":
+        return RiverScorer(model, features)
+    if fmt == "sklearn":
+        return SklearnScorer(model)
+    raise ModelLoadError(f"model node {node!r}: model {where} ({type(model).__name__}) has no "
+                         "predict_batch, predict_proba or predict method, and is not an "
+                         "ONNX session or a River model")
+
+
+def _read(path: Path, node: str) -> Any:
+    try:
+        if path.suffix.lower() in ONNX_SUFFIXES:
+            import onnxruntime
+
+            return onnxruntime.InferenceSession(str(path),
+                                                providers=["CPUExecutionProvider"])
+        try:
+            import joblib
+        except ImportError:  # scikit-learn not installed: plain pickles still load
+            with path.open("rb") as f:
+                return pickle.load(f)
+        return joblib.load(path)
+    except Exception as exc:
+        raise ModelLoadError(f"model node {node!r}: cannot load model file {str(path)!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
