@@ -6,7 +6,8 @@ columns in the declared order) and calls the model *once* (see :mod:`doa.model.f
 the supported kinds: scikit-learn, ONNX, River used frozen, any ``predict_batch`` object).
 Each record yields one ``doa.Prediction`` (its ``features`` are what the model saw, its
 ``model_version`` the version that made it), or the record the ``output`` function builds
-from the input event and that prediction, for a stream of the user's own schema.
+from the input event and that prediction, for a stream of the user's own schema. Every
+output's lineage header carries the model version too (:class:`doa.events.Out`).
 
 The model is loaded by the node kind's start hook (:meth:`ModelSpec.start`), once per
 process, never at import; a file that does not load is one error naming the node and file.
@@ -27,9 +28,9 @@ Examples
 >>> node.spec.start()  # the runtime does this before the first batch
 >>> batch = [Event({"claim_id": "c1", "amount": 500.0}, stream="claims", partition=0,
 ...                offset=0, timestamp=10)]
->>> state, [(parent, record)] = node.step(node.state(), batch)
->>> record["join"], record["prediction"], record["model_version"], record["features"]
-('c1', 400.0, 1, {'amount': 500.0})
+>>> state, [out] = node.step(node.state(), batch)
+>>> out.record["join"], out.record["prediction"], out.record["features"], out.model_version
+('c1', 400.0, {'amount': 500.0}, 1)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from doa.events import Out
 from doa.model.formats import Scorer, describe, load
 from doa.node import Node, NodeKind, Stream, missing_fields, stream_name, stream_names
 
@@ -191,7 +193,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                 "features": dict(zip(features, values, strict=True)), "categories": {},
                 "timestamp": e.timestamp,
             }
-            out.append((e, record if output is None else output(e, record)))
+            out.append(Out(e, record if output is None else output(e, record), None, version))
         state["scored"] += len(batch)
         return state, out
 
