@@ -42,6 +42,9 @@ LAYERS: list[list[str]] = [
     ["doa", "doa.topology.*"],
     # One node, engine-free: decode, step, encode; the merge; snapshots.
     ["doa.runtime.*"],
+    # What a run tells the tools around it: per-batch counters (a metered runner), Prometheus
+    # metrics and OpenLineage events; the engines start it, it reads their workers duck-typed.
+    ["doa.observe.*"],
     # What doa does to a cluster given a topology: topics, the schema registry.
     ["doa.cluster.admin", "doa.cluster.registry"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness.

@@ -62,8 +62,12 @@ def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
               help="No status line of the nodes' counts (broker status lines still show).")
 @click.option("--engine", default="kafka", show_default=True,
               help="The engine running the nodes (kafka: the aiokafka batch loop).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              envvar="DOA_METRICS_PORT", metavar="PORT",
+              help="Serve Prometheus /metrics on PORT (default: $DOA_METRICS_PORT, else off; "
+                   "needs doa[metrics]).")
 def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
-            quiet: bool, engine: str) -> None:
+            quiet: bool, engine: str, metrics_port: int | None) -> None:
     """Run a topology's nodes (an embedded broker is started if none is configured).
 
     A status line shows the nodes' counts when they change (every 10 s when idle). A stop
@@ -81,6 +85,9 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     # as a stop during the run does; doa.engines.launch.run then installs its own handlers.
     signal.signal(signal.SIGTERM, stop_before_start)
     worker_class(engine)  # an unknown engine first: the broker does not matter then
+    from doa.observe import check_extras
+
+    check_extras(metrics_port)  # --metrics-port or OpenLineage set up without their extra
     address = configured_broker(broker)
     if address:
         check_reachable(address, timeout_s=3.0)  # in seconds, before the imports
@@ -95,7 +102,7 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
                   "then from numba's cache)")
     report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
                  tick=None if quiet else StatusTicker(), engine=engine,
-                 say=lambda line: err.print(escape(line)))
+                 say=lambda line: err.print(escape(line)), metrics_port=metrics_port)
     out.print(stats_table(report.stats, report.seconds))
     out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
     if report.incomplete:

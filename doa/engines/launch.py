@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from doa.engines import EngineSettings, NodeStats, worker_class
 from doa.engines.outage import BrokerWatch, Say, shutdown_grace_s, unfinished
 from doa.errors import DoaError
 from doa.local.embedded import EmbeddedBroker, configured_broker
+from doa.observe import observe
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ class RunOptions:
     signals : SIGTERM/SIGINT stop the run (only in the main thread)
     say : receives the broker status lines (None: a WARNING log)
     grace_s : the stop's bound in seconds (None: :func:`doa.engines.outage.shutdown_grace_s`)
+    metrics_port : serve Prometheus ``/metrics`` on it (None: ``DOA_METRICS_PORT``, else off)
 
     Examples
     --------
@@ -113,6 +116,7 @@ class RunOptions:
     signals: bool = True
     say: Say | None = None
     grace_s: float | None = None
+    metrics_port: int | None = None
 
     def grace(self, environ: Mapping[str, str] | None = None) -> float:
         """``grace_s``, else the shutdown grace the environment sets."""
@@ -138,15 +142,18 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
                for n in nodes]
     report.stats = {w.node.name: w.stats for w in workers}
     say = o.say or _log_status
+    observers = observe(topology, address, workers, port=o.metrics_port, say=say)
     watch = BrokerWatch(address, report.stats, say)
     watcher = asyncio.create_task(watch.run(), name="broker watch")
     restore = _catch_signals(stop, report, say, grace) if o.signals else None
     started = time.monotonic()
+    tasks: list[asyncio.Task[None]] = []
     try:
         tasks, done = await _run_then_stop(workers, stop, started, o, report, grace)
         report.incomplete = await _left_undone(report, watch, done, grace)
     finally:
         watcher.cancel()
+        observers.close(sys.exc_info()[1] or _failure(tasks))  # OpenLineage FAIL or COMPLETE
         if restore is not None:
             restore()
     report.seconds = time.monotonic() - started
@@ -156,9 +163,17 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
 
 def _raise_failure(tasks: list[asyncio.Task[None]]) -> None:
     """Raise the error of the first worker that failed, if one did."""
+    error = _failure(tasks)
+    if error is not None:
+        raise error
+
+
+def _failure(tasks: list[asyncio.Task[None]]) -> BaseException | None:
+    """The error of the first worker that failed (None: none did)."""
     for t in tasks:
         if t.done() and not t.cancelled() and t.exception() is not None:
-            raise t.exception()  # type: ignore[misc]
+            return t.exception()
+    return None
 
 
 async def _run_then_stop(workers: list[Any], stop: asyncio.Event, started: float,
@@ -289,7 +304,8 @@ def _catch_signals(stop: asyncio.Event, report: RunReport, say: Say,
 
 def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] | None = None,
         seconds: float | None = None, settings: EngineSettings | None = None,
-        tick: Tick | None = None, engine: str = "kafka", say: Say | None = None) -> RunReport:
+        tick: Tick | None = None, engine: str = "kafka", say: Say | None = None,
+        metrics_port: int | None = None) -> RunReport:
     """Prepare and run ``topology`` (starting an embedded broker if none is configured).
 
     A configured broker that does not answer is a
@@ -312,7 +328,8 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
             prepare(topology, address)
             signal.signal(signal.SIGTERM, previous)  # run_nodes' handler takes over
             return run_bounded(run_nodes(topology, address, selected, RunOptions(
-                seconds=seconds, settings=settings, engine=engine, tick=tick, say=say)))
+                seconds=seconds, settings=settings, engine=engine, tick=tick, say=say,
+                metrics_port=metrics_port)))
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -28,8 +28,9 @@ from doa.cluster.admin import state_topic
 from doa.engines import EngineSettings, NodeStats
 from doa.local.embedded import BrokerError
 from doa.node import Node
+from doa.observe.meter import MeteredRunner
 from doa.runtime.merge import TimestampMerge
-from doa.runtime.runner import NodeRunner, RawRecord
+from doa.runtime.runner import RawRecord
 from doa.runtime.snapshot import Refused, Snapshot, restore_outcome, scan, snapshot_records
 from doa.topology.topology import Topology
 
@@ -52,7 +53,7 @@ class PartitionedNode:
         self.address = address
         self.settings = settings or EngineSettings.from_env()
         self.stats = stats or NodeStats()
-        self.runner = NodeRunner(topology, node)
+        self.runner = MeteredRunner(topology, node)  # a NodeRunner counting for /metrics
         self.state_topic = state_topic(topology, node.name)
         self.states: dict[int, Any] = {}
         self.positions: dict[int, dict[str, int]] = {}
@@ -114,6 +115,7 @@ class PartitionedNode:
         self.seq[p] = seq
         self._snapshot_taken(p)
         self.stats.snapshots += 1
+        self.runner.meter.snapshot_bytes += sum(len(k) + len(v) for k, v in records)
 
     async def load(self, p: int) -> Snapshot | None:
         """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
