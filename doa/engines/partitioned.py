@@ -115,7 +115,7 @@ class PartitionedNode:
         self.seq[p] = seq
         self._snapshot_taken(p)
         self.stats.snapshots += 1
-        self.runner.meter.snapshot_bytes += sum(len(k) + len(v) for k, v in records)
+        self.runner.meter.snapshot_bytes += sum(len(v) for _k, v in records)
 
     async def load(self, p: int) -> Snapshot | None:
         """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""

@@ -71,7 +71,7 @@ class Meter:
         self.dead_letters: dict[str, int] = {}
         self.sizes = Buckets(bounds)
         self.seconds = Buckets(step_bounds)
-        self.snapshot_bytes = 0
+        self.snapshot_bytes = 0  # values of the snapshot records written (doa.engines.partitioned)
 
     @staticmethod
     def observe(buckets: Buckets, value: float) -> None:
