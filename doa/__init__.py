@@ -20,7 +20,7 @@ from doa.errors import (
     StepError,
     TopologyError,
 )
-from doa.events import Event
+from doa.events import Event, Out
 from doa.node import Node, Stream
 from doa.topology.topology import Topology
 
@@ -33,6 +33,7 @@ __all__ = [
     "EncodeError",
     "Event",
     "Node",
+    "Out",
     "SchemaError",
     "StepError",
     "Stream",

@@ -48,7 +48,7 @@ LAYERS: list[list[str]] = [
     # What doa does to a cluster given a topology: topics, the schema registry.
     ["doa.cluster.admin", "doa.cluster.registry"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness.
-    ["doa.client", "doa.dlq", "doa.testing"],
+    ["doa.client", "doa.dlq", "doa.testing", "doa.lineage.*"],
     # Nodes on Kafka: the aiokafka and Faust engines, the partitioned base, `doa run`.
     ["doa.engines.*"],
     ["doa.demo.*"],

@@ -158,6 +158,9 @@ def _add_broker_commands() -> None:
     for command in (streams.run_cmd, streams.publish_cmd, streams.subscribe_cmd,
                     streams.broker_cmd, streams.dlq_cmd, model.model_cmd):
         cli.add_command(command)
+    from doa.cli.lineage import lineage_cmd
+
+    cli.add_command(lineage_cmd)
 
 
 _add_broker_commands()

@@ -1,0 +1,75 @@
+"""``doa lineage EVENT``: where a record came from and what came of it, read from the log."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.markup import escape
+
+from doa.cli.console import out
+from doa.cli.streams import _json_default, broker_option, need_broker
+
+
+@click.command("lineage")
+@click.argument("event")
+@click.argument("topology", required=False)
+@broker_option
+@click.option("--records", is_flag=True, help="Show each record's decoded fields.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+@click.option("--prov", is_flag=True, help="Print a W3C PROV-JSON document.")
+@click.option("--depth", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Levels to walk back (ancestry) and forward (descendants).")
+@click.option("--window", "window_ms", type=click.IntRange(min=0), default=1000,
+              show_default=True, metavar="MS",
+              help="Event-time slack of a descendant search (records written out of order).")
+@click.option("--horizon", "horizon_ms", type=click.IntRange(min=0), default=60_000,
+              show_default=True, metavar="MS",
+              help="How long after a prediction its label is looked for (a learner with "
+                   "max_delay_ms uses that).")
+@click.option("--stream", "streams", multiple=True, metavar="STREAM",
+              help="With an event id: the stream(s) to look in (default: all).")
+@click.option("--at", "at_ms", type=int, default=None, metavar="MS",
+              help="With an event id: its event time, so only --window around it is read.")
+@click.option("--no-descendants", is_flag=True, help="Walk back only (no forward search).")
+def lineage_cmd(event: str, topology: str | None, broker: str | None, records: bool,
+                as_json: bool, prov: bool, depth: int, window_ms: int, horizon_ms: int,
+                streams: tuple[str, ...], at_ms: int | None, no_descendants: bool) -> None:
+    """Trace EVENT (STREAM:PARTITION:OFFSET, or a hex event id) back to the raw input
+    records it came from and forward to what came of it.
+
+    Ancestry is one fetch per parent (headers carry their coordinates); descendants are
+    searched in a bounded window after the record's time and need the TOPOLOGY file.
+    """
+    import orjson
+
+    from doa.cluster.reach import check_reachable
+    from doa.lineage.find import find, parse_event
+    from doa.lineage.log import Log
+    from doa.lineage.render import as_dict, tree
+    from doa.lineage.walk import trace
+    from doa.topology.loader import load_topology
+
+    if as_json and prov:
+        raise click.UsageError("give one of --json and --prov")
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)
+    t = load_topology(topology) if topology else None
+    with Log(address, t) as log:
+        root = find(log, parse_event(event), streams, at_ms, window_ms)
+        result = trace(log, root, depth=depth, window_ms=window_ms, horizon_ms=horizon_ms,
+                       forward=not no_descendants and t is not None)
+    if prov:
+        from doa.lineage.prov import document
+
+        data = document(result)
+    elif as_json:
+        data = as_dict(result, records)
+    else:
+        for line in tree(result, records):
+            out.print(escape(line))
+        out.print(f"[dim]{result.fetches} fetches, {result.seconds * 1000:.0f} ms"
+                  + ("" if t is not None else "; no TOPOLOGY given: ancestry only") + "[/dim]")
+        return
+    sys.stdout.buffer.write(orjson.dumps(data, default=_json_default,
+                                         option=orjson.OPT_INDENT_2) + b"\n")

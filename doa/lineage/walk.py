@@ -1,0 +1,246 @@
+"""Walk a record's lineage through the log: ancestry by coordinates, descendants by time.
+
+**Ancestry** is one fetch per parent: a version-2 ``doa`` header names each parent's stream,
+partition and offset (:class:`doa.events.Coordinates`), and the fetched parent's id is checked
+against the header. A version-1 header (ids only) falls back to a bounded search of the node's
+input streams around the record's time (see below). A record without parents (a publisher's)
+is a raw input and ends the walk.
+
+**Descendants** cannot be named by the parent, so they are searched in a bounded window:
+every output's timestamp is its latest parent's (DESIGN 8), so a child is never earlier than
+its parent. For each stream written by a node that reads the record's stream, the search
+seeks (binary search on record time, :meth:`doa.lineage.log.Log.first_at`) to the parent's
+time minus ``window`` ms (slack for records written out of time order) and reads forward
+until a record is later than the parent's time plus ``window``, keeping records whose header
+lists the parent. It stops sooner once every writing node has emitted an output anchored on a
+later offset of the parent's partition (a node processes a partition in offset order).
+
+**A learner's prediction** also leads to its label (the labels stream record with the same
+join value, searched from the prediction's time up to ``horizon`` ms later: the learner's
+``max_delay_ms`` when it has one), the label's outcome (a child of the label), the first
+metric and model version after the label ("counted in", "learned by": the version that
+learned from it), and back to the model version that made it ("made by").
+
+Examples
+--------
+>>> Step("parent", None).relation
+'parent'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from doa.events import Event
+from doa.lineage.log import Log, Record
+from doa.topology.topology import Topology
+
+__all__ = ["Step", "Trace", "ancestry", "descendants", "trace"]
+
+WINDOW_MS = 1_000
+HORIZON_MS = 60_000
+
+
+@dataclass
+class Step:
+    """One record in a lineage tree and how it relates to the record it hangs under."""
+
+    relation: str
+    record: Record | None
+    steps: list[Step] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Trace:
+    """The lineage of one record: its ancestry and its descendants, and what it cost."""
+
+    root: Record
+    ancestry: list[Step]
+    descendants: list[Step]
+    fetches: int = 0
+    seconds: float = 0.0
+
+
+def trace(log: Log, root: Record, *, depth: int = 8, window_ms: int = WINDOW_MS,
+          horizon_ms: int = HORIZON_MS, forward: bool = True) -> Trace:
+    """Ancestry and (with ``forward``) descendants of ``root``, ``depth`` levels each."""
+    began, fetches = time.perf_counter(), log.fetches
+    up = ancestry(log, root, depth, window_ms)
+    down = descendants(log, root, depth, window_ms, horizon_ms) if forward else []
+    return Trace(root, up, down, log.fetches - fetches, time.perf_counter() - began)
+
+
+# -- ancestry -----------------------------------------------------------------------------------
+def ancestry(log: Log, rec: Record, depth: int, window_ms: int = WINDOW_MS) -> list[Step]:
+    """The parents of ``rec``, each with its own parents, ``depth`` levels deep."""
+    lin = rec.lineage
+    if depth <= 0 or lin is None or not lin.parents:
+        return []
+    steps = []
+    for i, parent_id in enumerate(lin.parents):
+        if lin.coordinates:
+            c = lin.coordinates[i]
+            found = log.get(c.stream, c.partition, c.offset)
+            note = "" if found is not None and found.event.id == parent_id else \
+                f"{c} holds no record with id {parent_id.hex()} (deleted by retention?)"
+            if note:
+                found = None
+        else:
+            found = _search_parent(log, rec, parent_id, window_ms)
+            note = "" if found else (f"parent {parent_id.hex()} not found within "
+                                     f"{window_ms} ms before the record (version-1 header)")
+        step = Step("parent", found, note=note)
+        if found is not None:
+            step.steps = ancestry(log, found, depth - 1, window_ms)
+        steps.append(step)
+    return steps
+
+
+def _search_parent(log: Log, rec: Record, parent_id: bytes, window_ms: int) -> Record | None:
+    """A parent named only by id: search the node's inputs at most ``window_ms`` back."""
+    topology, lin = log.topology, rec.lineage
+    if topology is None or lin is None or lin.node not in topology.nodes:
+        return None
+    t = rec.event.timestamp
+    for stream in topology.nodes[lin.node].reads:
+        for p in log.partitions(stream):
+            for found in log.scan(stream, p, log.first_at(stream, p, t - window_ms), t):
+                if found.event.id == parent_id:
+                    return found
+    return None
+
+
+# -- descendants --------------------------------------------------------------------------------
+def descendants(log: Log, rec: Record, depth: int, window_ms: int = WINDOW_MS,
+                horizon_ms: int = HORIZON_MS) -> list[Step]:
+    """The records derived from ``rec``, ``depth`` levels deep (see module docstring)."""
+    if depth <= 0 or log.topology is None:
+        return []
+    steps = [Step("child", c, descendants(log, c, depth - 1, window_ms, horizon_ms))
+             for c in children(log, rec, window_ms)]
+    learner = _learner_of_predictions(log.topology, rec.event.stream)
+    if learner is not None:
+        steps.extend(_prediction_links(log, rec, learner, depth, window_ms, horizon_ms))
+    return steps
+
+
+def children(log: Log, rec: Record, window_ms: int = WINDOW_MS,
+             streams: list[str] | None = None) -> list[Record]:
+    """Records whose header lists ``rec`` as a parent (first copy of each id)."""
+    topology = log.topology
+    assert topology is not None
+    e = rec.event
+    writers: dict[str, set[str]] = {}
+    for node in topology.nodes.values():
+        if e.stream in node.reads:
+            for s in node.writes:
+                if s != topology.dead_letters.name and (streams is None or s in streams):
+                    writers.setdefault(s, set()).add(node.name)
+    found: dict[bytes, Record] = {}
+    for stream, nodes in writers.items():
+        for p in log.partitions(stream):
+            for child in _window(log, stream, p, e, window_ms, nodes):
+                found.setdefault(child.event.id, child)
+    return list(found.values())
+
+
+def _window(log: Log, stream: str, p: int, parent: Event, window_ms: int,
+            nodes: set[str]) -> Iterator[Record]:
+    start = log.first_at(stream, p, parent.timestamp - window_ms)
+    passed: set[str] = set()
+    for r in log.scan(stream, p, start, parent.timestamp + window_ms):
+        lin = r.lineage
+        if lin is None:
+            continue
+        if parent.id in lin.parents:
+            yield r
+        elif lin.coordinates and lin.node in nodes and r.event.timestamp >= parent.timestamp:
+            anchor = lin.coordinates[-1]
+            if (anchor.stream, anchor.partition) == (parent.stream, parent.partition) and \
+                    anchor.offset > parent.offset:
+                passed.add(lin.node)
+                if passed >= nodes:
+                    return
+
+
+# -- a learner's prediction ---------------------------------------------------------------------
+def _learner_of_predictions(topology: Topology, stream: str) -> Any:
+    for node in topology.nodes.values():
+        spec = node.spec
+        if node.kind == "learner" and getattr(spec, "predictions", None) == stream:
+            return spec
+    return None
+
+
+def _prediction_links(log: Log, rec: Record, spec: Any, depth: int, window_ms: int,
+                      horizon_ms: int) -> list[Step]:
+    e = rec.event
+    steps = [_made_by(log, rec, spec)]
+    horizon = spec.max_delay_ms if spec.max_delay_ms is not None else horizon_ms
+    label = _first(log, spec.labels, e.timestamp - window_ms, e.timestamp + horizon,
+                   lambda r: str(r.event.get(spec.join)) == str(e.get("join")))
+    if label is None:
+        steps.append(Step("label", None, note=f"no {spec.labels} record with "
+                                              f"{spec.join}={e.get('join')!r} within "
+                                              f"{horizon} ms after the prediction"))
+        return steps
+    under = [Step("child", c, descendants(log, c, depth - 2, window_ms, horizon_ms))
+             for c in children(log, label, window_ms,
+                               [s for s in (spec.outcomes, spec.unmatched) if s])]
+    for relation, stream in (("learned by", spec.models), ("counted in", spec.metrics)):
+        if stream is not None:
+            after = _first(log, stream, label.event.timestamp, label.event.timestamp + horizon,
+                           lambda r: r.event.get("model") == spec.name and _after(r, label))
+            under.append(Step(relation, after, note="" if after else
+                              f"no {stream} record of {spec.name} after the label yet"))
+    steps.append(Step("label", label, under))
+    return steps
+
+
+def _made_by(log: Log, rec: Record, spec: Any) -> Step:
+    version = int(rec.event.get("model_version") or (rec.lineage.model_version
+                                                     if rec.lineage else 0))
+    if spec.models is None:
+        return Step("made by", None, note=f"model version {version} ({spec.name} writes no "
+                                          "models stream)")
+    for p in log.partitions(spec.models):
+        start = log.first_at(spec.models, p, rec.event.timestamp + 1)
+        for r in log.backwards(spec.models, p, start):
+            if r.event.get("model") != spec.name:
+                continue
+            if r.event.get("version") == version:
+                return Step("made by", r)
+            if int(r.event.get("version") or 0) < version:
+                break
+    return Step("made by", None, note=f"model version {version}: the initial model of "
+                                      f"{spec.name}, or its event is gone")
+
+
+def _after(r: Record, label: Record) -> bool:
+    """Whether ``r`` came after ``label`` in its node's processing order."""
+    e, lab = r.event, label.event
+    if e.timestamp > lab.timestamp or (r.lineage and lab.id in r.lineage.parents):
+        return True
+    for c in r.lineage.coordinates if r.lineage else ():
+        if (c.stream, c.partition) == (lab.stream, lab.partition):
+            return c.offset >= lab.offset
+    return False
+
+
+def _first(log: Log, stream: str, since: int, until: int, match: Any) -> Record | None:
+    for p in log.partitions(stream):
+        for r in log.scan(stream, p, log.first_at(stream, p, since), until):
+            if match(r):
+                return r
+    return None
+
+
+def flatten(steps: list[Step]) -> Iterator[Step]:
+    """Every step of a tree, depth first."""
+    for s in steps:
+        yield s
+        yield from flatten(s.steps)
