@@ -49,6 +49,8 @@ LAYERS: list[list[str]] = [
     ["doa.cluster.admin", "doa.cluster.registry"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness.
     ["doa.client", "doa.dlq", "doa.testing", "doa.lineage.*"],
+    # What exists: processes describe themselves (doa run), the catalog reads it back.
+    ["doa.catalog.*"],
     # Nodes on Kafka: the aiokafka and Faust engines, the partitioned base, `doa run`.
     ["doa.engines.*"],
     ["doa.demo.*"],

@@ -327,9 +327,12 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
                     f"(or export DOA_BROKER={address})")
             prepare(topology, address)
             signal.signal(signal.SIGTERM, previous)  # run_nodes' handler takes over
-            return run_bounded(run_nodes(topology, address, selected, RunOptions(
-                seconds=seconds, settings=settings, engine=engine, tick=tick, say=say,
-                metrics_port=metrics_port)))
+            from doa.catalog.publish import announced  # _doa_topologies: what runs here
+
+            with announced(topology, address, selected, engine, tick) as tick:
+                return run_bounded(run_nodes(topology, address, selected, RunOptions(
+                    seconds=seconds, settings=settings, engine=engine, tick=tick, say=say,
+                    metrics_port=metrics_port)))
     finally:
         signal.signal(signal.SIGTERM, previous)
 

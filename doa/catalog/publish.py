@@ -1,0 +1,177 @@
+"""A running process describes itself: its description and heartbeats on ``_doa_topologies``.
+
+:func:`announced` wraps a run (``doa run``, either engine): it starts an :class:`Announcer`
+thread that creates the topic if needed, writes the process's description
+(:func:`doa.catalog.describe.describe_process`), then a heartbeat every ``DOA_HEARTBEAT_S``
+seconds with the nodes' counts; when the run ends it writes the description and a heartbeat
+with ``"status": "stopped"``. The thread has its own Kafka producer and never blocks the
+nodes: a failure to publish is one warning in the log (and one more line when it works
+again), never an error of the run. ``kill -9`` writes nothing: the heartbeats stop, and the
+catalog shows the process as not alive after three intervals.
+
+Examples
+--------
+>>> from doa import Topology
+>>> t = Topology("t")
+>>> a = Announcer(t, "127.0.0.1:9", ["n"], "kafka", interval_s=5.0)
+>>> a.description["runs"], a.key
+(['n'], ...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from doa.catalog.describe import (
+    DESCRIPTIONS,
+    HEARTBEATS,
+    PARTITIONS,
+    TOPIC,
+    describe_process,
+    encode,
+    heartbeat,
+    heartbeat_s,
+    now_ms,
+    process_key,
+)
+from doa.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[float, dict[str, Any]], None]
+
+
+class Announcer:
+    """A daemon thread that publishes one process's description and heartbeats.
+
+    Parameters
+    ----------
+    topology : the topology the process runs
+    address : the broker's bootstrap address
+    runs : the nodes this process runs
+    engine : the engine running them
+    interval_s : seconds between heartbeats (None: ``DOA_HEARTBEAT_S``, default 5)
+    """
+
+    def __init__(self, topology: Topology, address: str, runs: Sequence[str], engine: str,
+                 interval_s: float | None = None) -> None:
+        self.topology = topology
+        self.address = address
+        self.runs = list(runs)
+        self.engine = engine
+        self.interval_s = heartbeat_s() if interval_s is None else interval_s
+        self.description = describe_process(topology, self.runs, engine, self.interval_s)
+        self.key = process_key(self.description)
+        self.stats: Mapping[str, Any] = {}
+        self.sent = 0  # records the broker acknowledged
+        self._stop = threading.Event()
+        self._failing = False
+        self._producer: Any = None
+        self._thread = threading.Thread(target=self._run, name="doa announcer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def tick(self, inner: Tick | None) -> Tick:
+        """A ``tick`` for :func:`doa.engines.launch.run_nodes` that keeps the nodes' stats for
+        the heartbeats, then calls ``inner`` (if any)."""
+        def tick(elapsed: float, stats: dict[str, Any]) -> None:
+            self.stats = stats
+            if inner is not None:
+                inner(elapsed, stats)
+        return tick
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Write the stopped records (within ``timeout_s``) and end the thread."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._connect()
+            self._send(DESCRIPTIONS, self.description)
+            while True:
+                self._send(HEARTBEATS, heartbeat(self.description, self.stats))
+                if self._stop.wait(self.interval_s):
+                    break
+            stopped = now_ms()
+            self._send(DESCRIPTIONS, {**self.description, "status": "stopped",
+                                      "stopped_at": stopped})
+            self._send(HEARTBEATS, heartbeat(self.description, self.stats, status="stopped",
+                                             now_ms=stopped))
+        except Exception as exc:  # never let the catalog's records break the run
+            self._warn(exc)
+        finally:
+            if self._producer is not None:
+                with contextlib.suppress(Exception):
+                    self._producer.close(timeout=1.0)
+
+    def _connect(self) -> None:
+        from kafka import KafkaProducer
+
+        from doa.cluster.admin import COMPACT, TopicSpec, ensure_topics
+        from doa.cluster.security import kafka_python_options
+
+        asyncio.run(ensure_topics(self.address, [TopicSpec(TOPIC, PARTITIONS, dict(COMPACT))]))
+        self._producer = KafkaProducer(bootstrap_servers=self.address,
+                                       **kafka_python_options(self.address), acks=1,
+                                       linger_ms=0, max_block_ms=5000,
+                                       request_timeout_ms=5000, retries=2,
+                                       client_id="doa-announcer")
+
+    def _send(self, partition: int, record: Mapping[str, Any]) -> None:
+        try:
+            future = self._producer.send(TOPIC, key=self.key.encode(), value=encode(record),
+                                         partition=partition)
+            future.get(timeout=max(5.0, self.interval_s))
+        except Exception as exc:
+            self._warn(exc)
+            return
+        self.sent += 1
+        if self._failing:
+            self._failing = False
+            log.warning("%s: publishing to %s on %s works again", self.key, TOPIC, self.address)
+
+    def _warn(self, exc: BaseException) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("%s: could not publish to %s on %s (%s: %s); the catalog may show this "
+                        "process as not alive, the nodes go on", self.key, TOPIC, self.address,
+                        type(exc).__name__, exc)
+
+
+@contextlib.contextmanager
+def announced(topology: Topology, address: str, runs: Sequence[str], engine: str,
+              tick: Tick | None = None) -> Iterator[Tick]:
+    """Announce this process while the block runs; yields the ``tick`` to give the run.
+
+    Set ``DOA_ANNOUNCE=0`` to publish nothing.
+    """
+    import os
+
+    if os.environ.get("DOA_ANNOUNCE", "1") == "0":
+        yield tick if tick is not None else _no_tick
+        return
+    try:
+        announcer = Announcer(topology, address, runs, engine)
+        announcer.start()
+    except Exception as exc:  # a description that cannot be built must not stop the run
+        log.warning("could not describe topology %r for %s (%s: %s)", topology.name, TOPIC,
+                    type(exc).__name__, exc)
+        yield tick if tick is not None else _no_tick
+        return
+    try:
+        yield announcer.tick(tick)
+    finally:
+        announcer.stop()
+
+
+def _no_tick(elapsed: float, stats: dict[str, Any]) -> None:
+    """A tick that does nothing."""
