@@ -66,9 +66,11 @@ def configured(environ: Mapping[str, str], cwd: str | None = None,
     for name in ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG"):
         if environ.get(name):
             return name
-    for name in sorted(environ):
-        if name.startswith("OPENLINEAGE__TRANSPORT") and environ[name]:
-            return name
+    transport = sorted(k for k, v in environ.items() if k.startswith("OPENLINEAGE__TRANSPORT")
+                       and v)
+    if transport:
+        return "OPENLINEAGE__TRANSPORT__TYPE" if "OPENLINEAGE__TRANSPORT__TYPE" in transport \
+            else transport[0]
     for folder in (cwd or os.getcwd(), os.path.join(home or os.path.expanduser("~"),
                                                      ".openlineage")):
         path = Path(folder) / "openlineage.yml"
