@@ -1,0 +1,95 @@
+"""Where a read starts and ends: ``--from``/``--to`` values, an offset or a time.
+
+A bound is an offset (a plain integer: the same offset in every partition) or a time:
+an ISO 8601 date or date-time (UTC unless it says otherwise), epoch milliseconds with the
+suffix ``ms`` (a Kafka record timestamp), or a duration before now (``-90s``, ``-15m``,
+``-2h``, ``-7d``). ``--from`` is inclusive, ``--to`` exclusive. A time bound keeps the records
+whose timestamp lies in the range (whatever their order in the partition).
+
+Examples
+--------
+>>> parse_bound("1200")
+Bound(offset=1200, time_ms=None)
+>>> parse_bound("1700000000000ms").time_ms
+1700000000000
+>>> parse_bound("2023-11-14T22:13:20Z").time_ms
+1700000000000
+>>> parse_bound("2023-11-14").time_ms
+1699920000000
+>>> parse_bound("-1h", now_ms=1700000000000).time_ms
+1699996400000
+>>> parse_bound("yesterday")
+Traceback (most recent call last):
+...
+doa.errors.DoaError: bound 'yesterday': expected an offset (1200), a time (2024-05-01T12:00, \
+1714564800000ms) or a duration before now (-15m, -2h, -7d)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from doa.errors import DoaError
+
+_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_AGO = re.compile(r"-(\d+)([smhd])")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One end of a range: an ``offset`` (in every partition) or a ``time_ms``."""
+
+    offset: int | None = None
+    time_ms: int | None = None
+
+    def __str__(self) -> str:
+        return f"offset {self.offset}" if self.offset is not None else f"{self.time_ms} ms"
+
+
+def parse_bound(text: str, now_ms: int | None = None) -> Bound:
+    """The :class:`Bound` ``text`` says (see the module docstring); a one-line error if none."""
+    value = text.strip()
+    if value.isdigit():
+        return Bound(offset=int(value))
+    if value.endswith("ms") and value[:-2].isdigit():
+        return Bound(time_ms=int(value[:-2]))
+    ago = _AGO.fullmatch(value)
+    if ago:
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return Bound(time_ms=now - int(ago[1]) * _UNITS[ago[2]])
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DoaError(f"bound {text!r}: expected an offset (1200), a time (2024-05-01T12:00, "
+                       "1714564800000ms) or a duration before now (-15m, -2h, -7d)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return Bound(time_ms=int(moment.timestamp() * 1000))
+
+
+def first_offset(bound: Bound | None, begin: int) -> int:
+    """The first offset a read of a partition starting at ``begin`` needs to look at."""
+    if bound is not None and bound.offset is not None:
+        return max(begin, bound.offset)
+    return begin
+
+
+def last_offset(bound: Bound | None, end: int) -> int:
+    """The offset a read stops before, given the partition's ``end`` when the read started."""
+    if bound is not None and bound.offset is not None:
+        return min(end, bound.offset)
+    return end
+
+
+def in_time(timestamp: int, start: Bound | None, stop: Bound | None) -> bool:
+    """Whether a record with this timestamp is inside the time part of the range.
+
+    >>> in_time(5, Bound(time_ms=5), Bound(time_ms=6)), in_time(6, None, Bound(time_ms=6))
+    (True, False)
+    """
+    if start is not None and start.time_ms is not None and timestamp < start.time_ms:
+        return False
+    return stop is None or stop.time_ms is None or timestamp < stop.time_ms

@@ -1,0 +1,248 @@
+"""``doa dataset``: what a learner learned on, one row per label, joined from its streams.
+
+A learner (:mod:`doa.learner.node`) writes a ``doa.Outcome`` each time it learns from a
+label, in the order it learns, and earlier a ``doa.Prediction`` holding the features it
+predicted on, which are the features it learns on (no leakage). A row is one outcome joined
+to its prediction: the prediction is the one of the same model and join value whose
+timestamp is the outcome's minus its ``delay_ms`` and whose model version is the outcome's
+(the learner keeps one pending prediction per join value, so this names exactly one).
+
+Columns, in order:
+
+- ``outcome_id``, ``prediction_id`` (hex event ids), ``features_id`` and ``label_id`` (the
+  ids of the feature and label records the learner read: the outcome's and prediction's
+  lineage parents), ``predicted_at`` and ``learned_at`` (UTC), ``partition`` (the learner's
+  input partition), ``join``, ``key``;
+- the features as logged, one column each (the prediction's ``features``, then its
+  ``categories``; a name taken by another column gets the prefix ``feature_`` or
+  ``category_``), then ``probability_<class>`` for classifiers that give probabilities;
+- ``prediction``, ``score`` (anomaly detectors), ``label``, ``correct``, ``error``,
+  ``model_version`` (the version that predicted) and ``learned_version`` (the version the
+  learner ran when it learned from the row: it counts labels per partition and reads the
+  ``doa.ModelEvent`` stream, whose ``labels`` field says after which label each version
+  began; None without a models stream, or when the outcomes stream is not partitioned as the
+  learner's inputs).
+
+Rows come in learning order: partition by partition, each in the order the learner learned.
+An outcome written twice (a replay after a crash: same event id) counts once. ``--from`` and
+``--to`` bound the outcomes (offsets, or learning times).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+import warnings
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from doa.collect.bounds import Bound, first_offset, in_time, last_offset
+from doa.collect.read import Reader, codec_for, load
+from doa.errors import DoaError
+from doa.events import coordinate_id, lineage_of
+from doa.topology.topology import Topology
+
+HEAD = ("outcome_id", "prediction_id", "features_id", "label_id", "predicted_at",
+        "learned_at", "partition", "join", "key")
+TAIL = ("prediction", "score", "label", "correct", "error", "model_version", "learned_version")
+
+
+@dataclass
+class Dataset:
+    """Rows of a learner's training set, their columns, and what the join found."""
+
+    learner: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    features: list[str] = field(default_factory=list)  # numeric feature columns
+    categories: list[str] = field(default_factory=list)  # text feature columns
+    probabilities: list[str] = field(default_factory=list)
+    duplicates: int = 0  # outcomes read twice (same id), counted once
+    missing: int = 0  # outcomes in range whose prediction was not found (left out)
+    seconds: float = 0.0
+
+
+def learner_spec(t: Topology, learner: str) -> Any:
+    """The :class:`~doa.learner.spec.LearnerSpec` of node ``learner``, checked for a dataset."""
+    node = t.nodes.get(learner)
+    if node is None or node.kind != "learner":
+        learners = [n for n, x in t.nodes.items() if x.kind == "learner"]
+        raise DoaError(f"topology {t.name!r} has no learner {learner!r} (learners: "
+                       f"{', '.join(learners) or 'none'})")
+    spec: Any = node.spec
+    if spec.outcomes is None:
+        raise DoaError(f"learner {learner!r} writes no outcomes stream: what it learned on is "
+                       "not in the log (declare outcomes= in its Outputs)")
+    return spec
+
+
+def aligned(t: Topology, spec: Any) -> bool:
+    """Whether an outcome's partition is the learner partition that learned from it."""
+    inputs, out = t.streams[spec.features], t.streams[spec.outcomes]
+    if out.partitions != inputs.partitions:
+        return False
+    if inputs.partitions == 1 or out.key is None:
+        return True
+    return out.key == "key" and (spec.key is None or inputs.key == spec.key)
+
+
+def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound | None = None,
+            end: Bound | None = None) -> Dataset:
+    """The training set of ``learner``; see the module docstring."""
+    began = time.perf_counter()
+    t = load(topology)
+    spec = learner_spec(t, learner)
+    versions = spec.models is not None and aligned(t, spec)
+    with Reader(broker) as reader:
+        outcomes, duplicates, counted = _outcomes(reader, t, spec, broker, start, end, versions)
+        found = _predictions(reader, spec, codec_for(t, spec.predictions, broker), outcomes)
+        starts = _version_starts(reader, t, spec, broker) if versions and counted else None
+    data = _join(spec, outcomes, found, starts)
+    data.duplicates = duplicates
+    data.seconds = time.perf_counter() - began
+    if data.missing:
+        warnings.warn(f"learner {learner!r}: {data.missing} outcomes in range have no "
+                      f"prediction in stream {spec.predictions!r} (deleted by retention?); "
+                      "they are left out", stacklevel=2)
+    return data
+
+
+def _id(m: Any) -> bytes:
+    lin = lineage_of(m.headers)
+    return lin.id if lin else coordinate_id(m.topic, m.partition, m.offset)
+
+
+def _outcomes(reader: Reader, t: Topology, spec: Any, broker: str, start: Bound | None,
+              end: Bound | None, versions: bool) -> tuple[list[dict[str, Any]], int, bool]:
+    """The learner's outcomes in range, in order, each with ``_n``: its label's rank in its
+    partition (counted from the partition's first offset when ``versions``)."""
+    codec = codec_for(t, spec.outcomes, broker)
+    rows: list[dict[str, Any]] = []
+    seen: set[bytes] = set()
+    duplicates = 0
+    counted = versions
+    for p, (begin, stop) in sorted(reader.ends(spec.outcomes).items()):
+        lo, hi = first_offset(start, begin), last_offset(end, stop)
+        if versions and begin > 0:
+            counted = False  # the first labels are gone: ranks cannot be counted
+        rank = 0
+        for batch in reader.batches(spec.outcomes, p, begin if counted else lo, hi):
+            for m in batch:
+                event_id = _id(m)
+                if event_id in seen:
+                    duplicates += 1
+                    continue
+                seen.add(event_id)
+                record = codec.decode(m.value)
+                if record["model"] != spec.name:
+                    continue
+                rank += 1
+                if m.offset >= lo and in_time(m.timestamp, start, end):
+                    lin = lineage_of(m.headers)
+                    record.update(_id=event_id, _n=rank, _p=p, _ts=m.timestamp,
+                                  _label=lin.parents[0] if lin and lin.parents else None)
+                    rows.append(record)
+    return rows, duplicates, counted
+
+
+def _key(model_version: int, join: str, predicted_at: int) -> tuple[int, str, int]:
+    return model_version, join, predicted_at
+
+
+def _predictions(reader: Reader, spec: Any, codec: Any,
+                 outcomes: list[dict[str, Any]]) -> dict[int, tuple[bytes, Any, dict[str, Any]]]:
+    """For each outcome (by index) its prediction: (id, features record id, record)."""
+    wanted: dict[tuple[int, str, int], deque[int]] = defaultdict(deque)
+    for i, o in enumerate(outcomes):
+        wanted[_key(o["model_version"], o["join"], o["_ts"] - o["delay_ms"])].append(i)
+    found: dict[int, tuple[bytes, Any, dict[str, Any]]] = {}
+    if not wanted:
+        return found
+    earliest = min(k[2] for k in wanted)
+    seen: set[bytes] = set()
+    for p, (begin, stop) in sorted(reader.ends(spec.predictions).items()):
+        for batch in reader.batches(spec.predictions, p, begin, stop):
+            for m in batch:
+                if m.timestamp < earliest:
+                    continue  # a prediction's timestamp is its features' (predicted_at)
+                event_id = _id(m)
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+                record = codec.decode(m.value)
+                if record["model"] != spec.name:
+                    continue
+                waiting = wanted.get(_key(record["model_version"], record["join"],
+                                          record["timestamp"]))
+                if waiting:
+                    lin = lineage_of(m.headers)
+                    found[waiting.popleft()] = (
+                        event_id, lin.parents[0] if lin and lin.parents else None, record)
+            if len(found) == len(outcomes):
+                return found
+    return found
+
+
+def _version_starts(reader: Reader, t: Topology, spec: Any,
+                    broker: str) -> dict[int, tuple[list[int], list[int]]]:
+    """Per learner partition: the label counts after which each version began, and the
+    versions (sorted by count; ``version_at`` looks them up)."""
+    codec = codec_for(t, spec.models, broker)
+    events: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    seen: set[bytes] = set()
+    for p, (begin, stop) in sorted(reader.ends(spec.models).items()):
+        for batch in reader.batches(spec.models, p, begin, stop):
+            for m in batch:
+                event_id = _id(m)
+                if event_id in seen:
+                    continue
+                seen.add(event_id)
+                e = codec.decode(m.value)
+                if e["model"] == spec.name:
+                    events[e["partition"]].append((e["labels"], e["version"]))
+    out = {}
+    for p, items in events.items():
+        items.sort(key=lambda item: item[0])  # stable: equal counts keep the log's order
+        out[p] = ([n for n, _ in items], [v for _, v in items])
+    return out
+
+
+def version_at(starts: tuple[list[int], list[int]] | None, rank: int) -> int:
+    """The version a learner ran when it learned its ``rank``-th label (1 before any event).
+
+    >>> version_at(([1000, 1000, 1500], [2, 3, 4]), 1000), version_at(([1000], [2]), 1001)
+    (1, 2)
+    """
+    if starts is None:
+        return 1
+    counts, versions = starts
+    i = bisect.bisect_left(counts, rank)
+    return versions[i - 1] if i else 1
+
+
+def _join(spec: Any, outcomes: list[dict[str, Any]],
+          found: dict[int, tuple[bytes, Any, dict[str, Any]]],
+          starts: dict[int, tuple[list[int], list[int]]] | None) -> Dataset:
+    from doa.collect.columns import feature_columns, utc
+
+    data = Dataset(spec.name, [], [])
+    matched = [(o, found[i]) for i, o in enumerate(outcomes) if i in found]
+    data.missing = len(outcomes) - len(matched)
+    names = feature_columns(spec, [p for _, (_, _, p) in matched], set(HEAD) | set(TAIL))
+    data.features, data.categories, data.probabilities = names.numeric, names.text, names.proba
+    data.columns = [*HEAD, *names.all(), *TAIL]
+    for o, (pid, fid, p) in matched:
+        row: dict[str, Any] = {
+            "outcome_id": o["_id"].hex(), "prediction_id": pid.hex(),
+            "features_id": fid.hex() if fid else None,
+            "label_id": o["_label"].hex() if o["_label"] else None,
+            "predicted_at": utc(p["timestamp"]), "learned_at": utc(o["_ts"]),
+            "partition": o["_p"], "join": o["join"], "key": o["key"]}
+        row.update(names.values(p))
+        row.update(prediction=o["prediction"], score=p["score"], label=o["label"],
+                   correct=o["correct"], error=o["error"], model_version=o["model_version"],
+                   learned_version=None if starts is None
+                   else version_at(starts.get(o["_p"]), o["_n"]))
+        data.rows.append(row)
+    return data
