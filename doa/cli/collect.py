@@ -1,0 +1,114 @@
+"""``doa export`` and ``doa dataset``: a stream, or a learner's training set, into a file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from doa.cli.console import err
+from doa.cli.streams import broker_option, need_broker
+from doa.collect.bounds import Bound
+from doa.local.embedded import configured_broker
+
+FORMAT = click.Choice(["jsonl", "csv", "parquet"])
+_range = [
+    click.option("--from", "start", default=None, metavar="TIME|OFFSET",
+                 help="Start here (inclusive): an offset (in every partition), a time "
+                      "(2024-05-01T12:00, 1714564800000ms) or a duration ago (-2h)."),
+    click.option("--to", "end", default=None, metavar="TIME|OFFSET",
+                 help="Stop before this (default: the end when the command starts)."),
+    click.option("--out", "-o", required=True, metavar="FILE",
+                 help="The file to write (- : standard output, JSON lines or CSV)."),
+    click.option("--format", "fmt", type=FORMAT, default=None,
+                 help="jsonl, csv or parquet (default: from the file's suffix)."),
+]
+
+
+def _options(fn: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(_range):
+        fn = option(fn)
+    return broker_option(fn)
+
+
+def _bounds(start: str | None, end: str | None) -> tuple[Bound | None, Bound | None]:
+    from doa.collect.bounds import parse_bound
+
+    return (parse_bound(start) if start else None), (parse_bound(end) if end else None)
+
+
+@click.command("export")
+@click.argument("topology")
+@click.argument("stream")
+@_options
+@click.option("--with-lineage", is_flag=True,
+              help="Add _partition, _offset, _timestamp, _id and _parents (hex) columns.")
+@click.option("--skip-undecodable", is_flag=True,
+              help="Count records that cannot be decoded instead of stopping at the first.")
+def export_cmd(topology: str, stream: str, broker: str | None, start: str | None,
+               end: str | None, out: str, fmt: str | None, with_lineage: bool,
+               skip_undecodable: bool) -> None:
+    """Write STREAM's records to a file, decoded with its registered schema versions.
+
+    The range ends where each partition ended when the command started, so it ends by
+    itself. Rows come partition by partition, each in offset order.
+    """
+    from doa.collect.export import export
+
+    lo, hi = _bounds(start, end)
+    report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
+                    fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
+                    on_error="skip" if skip_undecodable else "raise")
+    ranges = ", ".join(f"{p}: {a}..{b}" for p, a_b in report.ranges.items()
+                       for a, b in [a_b]) or "none"
+    err.print(escape(f"exported {report.records:,} records of {stream!r} to {out} "
+                     f"({report.format}) in {report.seconds:.1f} s, {report.rate:,.0f}/s; "
+                     f"offsets read per partition {ranges}"))
+    if report.skipped:
+        err.print(f"[yellow]warning[/yellow]: {report.skipped:,} records could not be decoded "
+                  "and were skipped")
+
+
+@click.command("dataset")
+@click.argument("topology")
+@click.argument("learner")
+@_options
+def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | None,
+                end: str | None, out: str, fmt: str | None) -> None:
+    """Write LEARNER's training set: one row per label it learned from, in its order.
+
+    Each row: the features the learner predicted on (as it logged them), its prediction, the
+    label, the model versions that predicted and learned, timestamps and event ids.
+    --from/--to bound when it learned (offsets or times of its outcomes stream).
+    """
+    import warnings
+
+    from doa.collect.dataset import collect
+    from doa.collect.sinks import Sink, format_of
+
+    fmt = format_of(out, fmt)
+    lo, hi = _bounds(start, end)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the counts are said below
+        data = collect(topology, learner, broker=need_broker(configured_broker(broker)),
+                       start=lo, end=hi)
+    table: Any = None
+    if fmt == "parquet":
+        from doa.collect.columns import to_table
+
+        table = to_table(data)
+    with Sink(out, fmt, data.columns, lambda: (table.schema, None)) as sink:
+        if table is not None:
+            sink.write_table(table)
+        else:
+            sink.write(data.rows)
+    err.print(escape(f"wrote {len(data.rows):,} rows of learner {learner!r} "
+                     f"({len(data.features) + len(data.categories)} features) to {out} "
+                     f"({fmt}) in {data.seconds:.1f} s"))
+    if data.duplicates:
+        err.print(f"{data.duplicates:,} outcomes were written twice (a replay after a "
+                  "restart) and count once")
+    if data.missing:
+        err.print(f"[yellow]warning[/yellow]: {data.missing:,} outcomes have no prediction "
+                  "in the log (deleted by retention?) and are left out")
