@@ -47,8 +47,9 @@ LAYERS: list[list[str]] = [
     ["doa.observe.*"],
     # What doa does to a cluster given a topology: topics, the schema registry.
     ["doa.cluster.admin", "doa.cluster.registry"],
-    # Users' tools: the Python client, the dead-letter tool, the in-memory harness.
-    ["doa.client", "doa.dlq", "doa.testing", "doa.lineage.*"],
+    # Users' tools: the Python client, the dead-letter tool, the in-memory harness; lineage,
+    # exports and training sets read from the log.
+    ["doa.client", "doa.dlq", "doa.testing", "doa.lineage.*", "doa.collect.*", "doa.dataset"],
     # What exists: processes describe themselves (doa run), the catalog reads it back.
     ["doa.catalog.*"],
     # Nodes on Kafka: the aiokafka and Faust engines, the partitioned base, `doa run`.
