@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +126,7 @@ class Log:
     def scan(self, stream: str, partition: int, start: int,
              until_ts: int | None = None, stop: int | None = None) -> Iterator[Record]:
         """Records from ``start`` on, until one is later than ``until_ts``, ``stop`` (an
-        offset, excluded) or the end; headers are read for all, bodies decoded lazily."""
+        offset, excluded) or the end."""
         end = self.end(stream, partition) if stop is None else stop
         pos = start
         while pos < end:
@@ -151,12 +152,15 @@ class Log:
 
         tp = TopicPartition(stream, partition)
         consumer = self._consumer
-        if tp not in consumer.assignment():
-            consumer.assign([*consumer.assignment(), tp])
+        if consumer.assignment() != {tp}:  # one partition at a time: a poll returns only it
+            consumer.assign([tp])
         consumer.seek(tp, offset)
         self.fetches += 1
-        for _ in range(3):  # an empty answer can be a fetch still in flight from before
-            got = consumer.poll(timeout_ms=_POLL_MS, max_records=most).get(tp, [])
+        # poll in short slices: an empty poll waits its whole timeout, and the high watermark
+        # of the first (empty) fetch answer says whether anything can come
+        deadline = time.monotonic() + _POLL_MS / 1000
+        while time.monotonic() < deadline:
+            got = consumer.poll(timeout_ms=20, max_records=most).get(tp, [])
             if got:
                 return [r for r in got if r.offset >= offset]
             high = consumer.highwater(tp)
