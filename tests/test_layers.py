@@ -55,6 +55,8 @@ LAYERS: list[list[str]] = [
     # Nodes on Kafka: the aiokafka and Faust engines, the partitioned base, `doa run`.
     ["doa.engines.*"],
     ["doa.demo.*"],
+    # `doa ui`: a local web app over the catalog, the log and lineage (aiohttp, doa[ui]).
+    ["doa.ui.*"],
     ["doa.cli.*"],
 ]
 
