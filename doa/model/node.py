@@ -9,10 +9,20 @@ Each record yields one ``doa.Prediction`` (its ``features`` are what the model s
 from the input event and that prediction, for a stream of the user's own schema. Every
 output's lineage header carries the model version too (:class:`doa.events.Out`).
 
-The model is loaded by the node kind's start hook (:meth:`ModelSpec.start`), once per
-process, never at import; a file that does not load is one error naming the node and file.
-A record whose feature is missing or not a number makes the batch fail and is retried alone
-by the runtime, so only that record becomes a dead letter.
+Versions are data (:mod:`doa.model.versions`): the node also reads its versions stream
+(``doa.ModelArtifact`` records, ``NAME.versions`` by default), merged with its inputs by
+timestamp. ``doa model publish`` puts a new version there; the node switches between two
+records, at the version's place in the merged log, so a replay switches at the same record
+whatever the batch sizes: the records before are scored by the old version, those after by
+the new one. A *candidate* version is scored beside the live one on the same records, into
+the ``shadow`` stream, never into ``writes``; with ``labels=`` both are scored on the same
+delayed labels (:mod:`doa.model.labels`) and a :class:`~doa.model.labels.Promote` policy may
+promote it. Each change is a ``doa.ModelEvent`` on the ``models`` stream.
+
+The topology's model is loaded by the node kind's start hook (:meth:`ModelSpec.start`), once
+per process, never at import; a published version is loaded from its bytes when it first
+scores (once per process). A record whose feature is missing or not a number makes the batch
+fail and is retried alone by the runtime, so only that record becomes a dead letter.
 
 Examples
 --------
@@ -24,7 +34,7 @@ Examples
 >>> node = model_node("payout", reads="claims", writes="payouts", model=Rule(),
 ...                   features=["amount"], join="claim_id")
 >>> node.kind, node.reads, node.writes, node.describe()["format"]
-('model', ('claims',), ('payouts',), 'predict_batch')
+('model', ('payout.versions', 'claims'), ('payouts',), 'predict_batch')
 >>> node.spec.start()  # the runtime does this before the first batch
 >>> batch = [Event({"claim_id": "c1", "amount": 500.0}, stream="claims", partition=0,
 ...                offset=0, timestamp=10)]
@@ -35,6 +45,7 @@ Examples
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -43,23 +54,35 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from doa.events import Out
+from doa.model import labels as tracking
+from doa.model import versions
+from doa.model.artifacts import load_bytes
 from doa.model.formats import Scorer, describe, load
+from doa.model.labels import Labels, Promote
 from doa.node import Node, NodeKind, Stream, missing_fields, stream_name, stream_names
 
 if TYPE_CHECKING:
     from doa.node import StreamInfo
 
-__all__ = ["PREDICTION_SCHEMA", "ModelSpec", "model_node"]
+__all__ = ["ARTIFACT_SCHEMA", "PREDICTION_SCHEMA", "Labels", "ModelSpec", "Promote",
+           "model_node"]
 
 PREDICTION_SCHEMA = "doa.Prediction"
+ARTIFACT_SCHEMA = "doa.ModelArtifact"
+AUTO = "auto"
 Output = Callable[[Any, dict[str, Any]], dict[str, Any]]
+_SCHEMAS = {"models": "doa.ModelEvent", "outcomes": "doa.Outcome", "metrics": "doa.Metric",
+            "unmatched": "doa.UnmatchedLabel"}
 
 
 class _Loaded:
-    """Where a node keeps its loaded model (filled by the start hook; never in the state)."""
+    """What a node process loads (never in the state): the topology's model, the published
+    versions' models by SHA-256, and the signing key."""
 
     def __init__(self) -> None:
         self.scorer: Scorer | None = None
+        self.scorers: dict[str, Scorer] = {}
+        self.key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +97,13 @@ class ModelSpec(NodeKind):
     join, key : fields copied to the predictions' ``join`` and ``key`` (``join`` None: the
         input event's id, hex)
     format, source : what :func:`doa.model.formats.describe` says of the model
-    version : the model version its outputs carry
+    version : the version number of the topology's model
     custom_output : True when an ``output`` function builds the records (user's schema)
+    versions : the versions stream read (None: the version never changes)
+    keep : published versions whose bytes are kept for rollbacks
+    shadow : the stream of the candidate's predictions; models : of ``doa.ModelEvent``
+    labels : where labels come from (:class:`~doa.model.labels.Labels`, stream names)
+    promote_when : the candidate's promotion policy (None: promoted by command only)
     """
 
     kind = "model"
@@ -92,47 +120,106 @@ class ModelSpec(NodeKind):
     model: Any = field(default=None, compare=False, repr=False)
     classes: tuple[Any, ...] | None = None
     loaded: _Loaded = field(default_factory=_Loaded, compare=False, repr=False)
+    versions: str | None = None
+    keep: int = 5
+    shadow: str | None = None
+    models: str | None = None
+    labels: Labels | None = None
+    promote_when: Promote | None = None
 
     def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return self.reads, (self.predictions,)
+        lab = self.labels
+        reads = (self.versions, *self.reads, None if lab is None else stream_name(lab.stream))
+        writes = (self.predictions, self.shadow, self.models,
+                  *((stream_name(lab.outcomes), stream_name(lab.metrics),
+                     stream_name(lab.unmatched)) if lab else ()))
+        return tuple(s for s in reads if s), tuple(s for s in writes if s)
 
     def start(self) -> None:
-        """Load the model (a file is read here, not at import)."""
+        """Load the model (a file is read here, not at import); read the signing key."""
         if self.loaded.scorer is None:
+            from doa.cluster.signing import state_key
+
+            self.loaded.key = state_key() if self.versions is not None else None
             self.loaded.scorer = load(self.model, node=self.name, features=self.features,
                                       classes=self.classes)
 
-    def scorer(self) -> Scorer:
-        """The loaded model (loaded now if the start hook has not run)."""
+    def scorer(self, state: dict[str, Any] | None = None, version: int | None = None) -> Scorer:
+        """The loaded model of ``version`` (default: the topology's), loaded now if needed."""
         self.start()
         assert self.loaded.scorer is not None
-        return self.loaded.scorer
+        info = None if state is None or version is None else state["versions"][version]
+        if info is None or info["data"] is None:
+            return self.loaded.scorer
+        cached = self.loaded.scorers.get(info["sha256"])
+        if cached is None:
+            cached = self.loaded.scorers[info["sha256"]] = load_bytes(
+                info["data"], info["format"], node=self.name, version=version or 0,
+                features=self.features, classes=self.classes)
+        return cached
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """The features (and join, key) are fields of every stream read; without an
-        ``output`` function the written stream has schema doa.Prediction."""
+        ``output`` function the written stream has schema doa.Prediction; every other
+        stream has doa's schema for its role; the versions stream has the inputs'
+        partitions (a node instance reads the same partition of each)."""
         out: list[str] = []
         for stream in self.reads:
             out += missing_fields(node, streams, stream, self.features, "feature")
             out += missing_fields(node, streams, stream, [f for f in (self.join, self.key)
                                                           if f is not None], "join/key")
-        declared = streams.schema(self.predictions)
-        if not self.custom_output and declared is not None and declared != PREDICTION_SCHEMA:
-            out.append(f"model {node.name!r}: it writes {PREDICTION_SCHEMA} records, stream "
-                       f"{self.predictions!r} has schema {declared} (give output= to build "
-                       "records of your own schema)")
+        for written in (self.predictions, self.shadow):
+            declared = streams.schema(written) if written else None
+            if not self.custom_output and declared is not None and declared != PREDICTION_SCHEMA:
+                out.append(f"model {node.name!r}: it writes {PREDICTION_SCHEMA} records, stream "
+                           f"{written!r} has schema {declared} (give output= to build "
+                           "records of your own schema)")
+        lab = self.labels
+        roles = {"versions": (self.versions, ARTIFACT_SCHEMA),
+                 "models": (self.models, _SCHEMAS["models"]),
+                 **{r: (getattr(lab, r), _SCHEMAS[r]) for r in ("outcomes", "metrics",
+                                                                "unmatched") if lab}}
+        for role, (stream, expected) in roles.items():
+            declared = streams.schema(stream) if stream else None
+            if declared is not None and declared != expected:
+                out.append(f"model {node.name!r}: its {role} stream {stream!r} must have "
+                           f"schema {expected}, not {declared}")
+        if lab is not None:
+            if self.join is None:
+                out.append(f"model {node.name!r}: labels= needs join= (the field pairing a "
+                           "label with its record)")
+            else:
+                out += missing_fields(node, streams, str(stream_name(lab.stream)), [self.join],
+                                      "join")
+            out += missing_fields(node, streams, str(stream_name(lab.stream)), [lab.label],
+                                  "label")
         return out
 
     def describe(self) -> dict[str, Any]:
+        lab = self.labels
+        named = {"inputs": list(self.reads), "predictions": self.predictions,
+                 **{r: s for r, s in (("versions", self.versions), ("shadow", self.shadow),
+                                      ("models", self.models)) if s}}
+        if lab is not None:
+            named.update({r: getattr(lab, r) for r in ("outcomes", "metrics", "unmatched")
+                          if getattr(lab, r)}, labels=str(stream_name(lab.stream)))
         return {"model": self.source, "format": self.format, "version": self.version,
                 "features": list(self.features), "join": self.join, "key": self.key,
-                "streams": {"inputs": list(self.reads), "predictions": self.predictions}}
+                "metric": None if lab is None else type(lab.metric).__name__,
+                "promote_when": None if self.promote_when is None else
+                {"margin": self.promote_when.margin,
+                 "after_labels": self.promote_when.after_labels},
+                "streams": named}
 
 
 def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
                writes: Stream | str, model: Any, features: Sequence[str],
                join: str | None = None, key: str | None = None, version: int = 1,
-               output: Output | None = None, classes: Sequence[Any] | None = None) -> Node:
+               output: Output | None = None, classes: Sequence[Any] | None = None,
+               versions: Stream | str | None = AUTO, keep: int = 5,
+               shadow: Stream | str | None = None, models: Stream | str | None = None,
+               labels: Labels | Stream | str | None = None,
+               promote_when: Promote | None = None) -> Node:
     """A node scoring each batch of ``reads`` with the pre-trained ``model``.
 
     Parameters
@@ -145,23 +232,62 @@ def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
     features : the numeric (or boolean) fields given to the model, in its column order
     join, key : fields copied to each prediction's ``join`` (default: the input's event id)
         and ``key``
-    version : the model version the outputs carry
+    version : the version number of ``model`` (published versions get higher ones)
     output : ``output(event, prediction) -> record`` for a stream of your own schema
     classes : names of an ONNX model's probability columns (exported without ``zipmap``)
+    versions : the ``doa.ModelArtifact`` stream ``doa model publish`` writes (default
+        ``NAME.versions``, which ``topology.model`` declares if needed); None: no versions
+    keep : published versions kept for ``doa model rollback``
+    shadow : the stream of a candidate version's predictions (same schema as ``writes``)
+    models : the stream of ``doa.ModelEvent`` records (each version change)
+    labels : a :class:`~doa.model.labels.Labels`, or the label stream (field ``label``)
+    promote_when : a :class:`~doa.model.labels.Promote` policy for candidates
     """
     if not features:
         raise ValueError(f"model {name!r}: features= must name at least one field")
+    if promote_when is not None and labels is None:
+        raise ValueError(f"model {name!r}: promote_when= compares versions on labels; give "
+                         "labels= too")
     fmt, source = describe(model)
+    if isinstance(labels, (Stream, str)):
+        labels = Labels(str(stream_name(labels)))
+    if labels is not None:
+        labels = _names(labels)
     spec = ModelSpec(name, stream_names(reads), str(stream_name(writes)), tuple(features),
                      join, key, fmt, source, version, output is not None, model,
-                     None if classes is None else tuple(classes))
-    return spec.node(name, _step(spec, output), lambda: {"scored": 0, "version": version})
+                     None if classes is None else tuple(classes),
+                     versions=f"{name}.versions" if versions == AUTO else stream_name(versions),
+                     keep=keep, shadow=stream_name(shadow), models=stream_name(models),
+                     labels=labels, promote_when=promote_when)
+    return spec.node(name, _step(spec, output), lambda: _initial(spec))
+
+
+def _names(labels: Labels) -> Labels:
+    """``labels`` with stream names, and a metric (default: River's Accuracy)."""
+    metric = labels.metric
+    if metric is None:
+        from river import metrics
+
+        metric = metrics.Accuracy()  # type: ignore[no-untyped-call]
+    return Labels(str(stream_name(labels.stream)), labels.label, metric,
+                  stream_name(labels.outcomes), stream_name(labels.metrics),
+                  stream_name(labels.unmatched), labels.every, labels.max_pending)
+
+
+def _initial(spec: ModelSpec) -> dict[str, Any]:
+    state = versions.initial(spec.version, spec.format)
+    if spec.labels is not None:
+        state.update(pending=OrderedDict(), metrics={spec.version: spec.labels.metric.clone()},
+                     labels={spec.version: 0})
+    return state
 
 
 def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], Any]:
     features = spec.features
     row = itemgetter(*features)
     width = len(features)
+    label_stream = None if spec.labels is None else stream_name(spec.labels.stream)
+    metric = None if spec.labels is None else spec.labels.metric
 
     def matrix(batch: list[Any]) -> np.ndarray[Any, Any]:
         try:
@@ -176,14 +302,14 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                                          f"{f!r} is {value!r}, not a number") from None
             raise
 
-    def step(state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
-        X = matrix(batch)
-        scored = spec.scorer().score(X)
-        version = state["version"]
+    def records(state: dict[str, Any], batch: list[Any], X: np.ndarray[Any, Any],
+                version: int, stream: str | None, out: list[Any]) -> list[Any]:
+        """Score ``batch`` with ``version``, its records into ``out``; the predictions."""
+        scored = spec.scorer(state, version).score(X)
         probabilities = scored.probabilities or [{}] * len(batch)
         scores: list[float | None] = [*scored.scores] if scored.scores else [None] * len(batch)
-        out: list[Any] = []
-        for e, values, prediction, proba, score in zip(batch, X.tolist(), scored.predictions,
+        rows = X.tolist()
+        for e, values, prediction, proba, score in zip(batch, rows, scored.predictions,
                                                        probabilities, scores, strict=True):
             record = {
                 "join": str(e[spec.join]) if spec.join is not None else e.id.hex(),
@@ -193,8 +319,50 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                 "features": dict(zip(features, values, strict=True)), "categories": {},
                 "timestamp": e.timestamp,
             }
-            out.append(Out(e, record if output is None else output(e, record), None, version))
+            out.append(Out(e, record if output is None else output(e, record), stream, version))
+        return [p if p is not None else s for p, s in zip(scored.predictions, scores,
+                                                          strict=True)]
+
+    def score(state: dict[str, Any], batch: list[Any], out: list[Any]) -> None:
+        X = matrix(batch)
+        live, candidate = state["version"], state["candidate"]
+        made = {live: records(state, batch, X, live, spec.predictions, out)}
+        if candidate is not None:  # the same rows, into the shadow stream only
+            shadow: list[Any] = []
+            made[candidate] = records(state, batch, X, candidate, spec.shadow, shadow)
+            if spec.shadow is not None:
+                out.extend(shadow)
         state["scored"] += len(batch)
+        if spec.labels is not None:
+            for i, e in enumerate(batch):
+                key = None if spec.key is None or e.get(spec.key) is None else str(e[spec.key])
+                tracking.track(spec, state, e, key, {v: p[i] for v, p in made.items()}, out)
+
+    def step(state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
+        out: list[Any] = []
+        segment: list[Any] = []
+        joins: set[str] = set()
+        for e in batch:
+            stream = e.stream
+            if segment and (stream == spec.versions or (stream == label_stream and (
+                    str(e[spec.join]) in joins or tracking.deciding(spec, state, e)))):
+                score(state, segment, out)  # the records before it, versions as they are
+                segment, joins = [], set()
+            if stream == spec.versions:
+                spec.start()  # the signing key is read there
+                for change in versions.apply(state, e, node=spec.name, key=spec.loaded.key,
+                                             keep=spec.keep, metric=metric,
+                                             partition=e.partition, timestamp=e.timestamp):
+                    if spec.models is not None:
+                        out.append((e, spec.models, change))
+            elif stream == label_stream:
+                tracking.on_label(spec, state, e, out)
+            else:
+                segment.append(e)
+                if label_stream is not None and spec.join is not None:
+                    joins.add(str(e[spec.join]))
+        if segment:
+            score(state, segment, out)
         return state, out
 
     return step

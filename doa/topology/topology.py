@@ -109,10 +109,16 @@ class Topology:
               **options: Any) -> Node:
         """Declare a node scoring batches with a pre-trained model (scikit-learn, ONNX,
         River frozen, ``predict_batch``); see :func:`doa.model.node.model_node`."""
-        from doa.model.node import model_node
+        from doa.model.node import ARTIFACT_SCHEMA, model_node
 
-        return self.add_node(model_node(name, reads=reads, writes=writes, model=model,
-                                        features=list(features), **options))
+        node = model_node(name, reads=reads, writes=writes, model=model,
+                          features=list(features), **options)
+        versions = node.spec.versions  # type: ignore[attr-defined]
+        if versions is not None and versions not in self.streams:  # NAME.versions by default
+            first = self.streams.get(stream_names(reads)[0])
+            self.stream(versions, schema=ARTIFACT_SCHEMA,
+                        partitions=first.partitions if first else 1)
+        return self.add_node(node)
 
     def join(self, name: str, *, left: Stream | str, right: Stream | str, on: str | tuple[str, str],
              within_ms: int, writes: Stream | str, **options: Any) -> Node:

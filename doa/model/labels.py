@@ -1,0 +1,191 @@
+"""Delayed labels for a model node: predictions wait for their label, then become outcomes
+and a running metric per version; a challenger is promoted by a policy.
+
+A model node given ``labels=`` keeps each prediction (of the live version, and of the
+candidate when one runs) under the record's ``join`` value. When the label with that join
+value comes (the runtime merges the label stream with the inputs by timestamp, inputs first
+on ties), the live prediction becomes a ``doa.Outcome`` and each version's River metric is
+updated with its own prediction, on the *same* label. While a candidate runs, only labels of
+records both versions scored count (a race: both metrics start afresh when it begins). A
+:class:`Promote` policy decides once, when the candidate has ``after_labels`` labels:
+promote it if it beats the live version by ``margin``, else reject it; the decision is a
+``doa.ModelEvent``.
+
+Examples
+--------
+>>> from river import metrics
+>>> policy = Promote(margin=0.02, after_labels=500)
+>>> policy.beats(metrics.Accuracy(), live=0.80, candidate=0.83)
+True
+>>> policy.beats(metrics.MAE(), live=10.0, candidate=9.99)  # smaller is better, too little
+False
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from doa.learner import records as values
+from doa.model import versions
+
+if TYPE_CHECKING:
+    from doa.model.node import ModelSpec
+    from doa.node import Stream
+
+__all__ = ["Labels", "Promote", "deciding", "on_label", "track"]
+
+
+@dataclass(frozen=True)
+class Promote:
+    """Promote the candidate when, over its first ``after_labels`` labels, its metric beats
+    the live version's on the same labels by at least ``margin`` (in the metric's units,
+    in the metric's better direction); else reject it. Decided once per candidate."""
+
+    margin: float = 0.0
+    after_labels: int = 500
+
+    def __post_init__(self) -> None:
+        if self.after_labels < 1 or self.margin < 0:
+            raise ValueError(f"Promote: after_labels must be >= 1 and margin >= 0, got "
+                             f"{self.after_labels} and {self.margin}")
+
+    def beats(self, metric: Any, *, live: float, candidate: float) -> bool:
+        """Whether ``candidate`` beats ``live`` by the margin (``metric`` says which way)."""
+        gain = candidate - live if metric.bigger_is_better else live - candidate
+        return gain > 0 and gain >= self.margin
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Where a model node's labels come from and where what it learns of them goes.
+
+    Parameters
+    ----------
+    stream : the label stream; its records carry the node's ``join`` field and ``label``
+    label : the field holding the truth
+    metric : a River metric (default ``Accuracy``), updated with each version's prediction
+    outcomes, metrics, unmatched : streams of ``doa.Outcome`` (the live version's),
+        ``doa.Metric`` (every ``every`` labels, per version) and ``doa.UnmatchedLabel``
+        (labels matching no waiting prediction, predictions evicted); None: not written
+    every : labels between two ``doa.Metric`` records of a version
+    max_pending : predictions waiting for a label; beyond it the oldest is evicted
+    """
+
+    stream: Stream | str
+    label: str = "label"
+    metric: Any = None
+    outcomes: Stream | str | None = None
+    metrics: Stream | str | None = None
+    unmatched: Stream | str | None = None
+    every: int = 100
+    max_pending: int = 100_000
+
+
+def track(spec: ModelSpec, state: dict[str, Any], event: Any, key: str | None,
+          predictions: Mapping[int, Any], out: list[Any]) -> None:
+    """Keep a record's predictions (live version first) until its label comes."""
+    assert spec.labels is not None
+    join = str(event[spec.join]) if spec.join is not None else event.id.hex()
+    pending = state["pending"]
+    pending.pop(join, None)  # a repeated join value: its newest prediction waits
+    pending[join] = (event.timestamp, state["version"], key, dict(predictions))
+    if len(pending) > spec.labels.max_pending:
+        old, _ = pending.popitem(last=False)
+        _unmatched(spec, event, out, "evicted", old, f"{spec.labels.max_pending} predictions "
+                   "wait for their label already")
+
+
+def deciding(spec: ModelSpec, state: dict[str, Any], event: Any) -> bool:
+    """Whether this label makes the promotion policy decide (the node scores the records
+    before it with the versions as they are, first)."""
+    race = state.get("race")
+    if race is None or spec.promote_when is None:
+        return False
+    waiting = state["pending"].get(str(event[spec.join]))
+    return (waiting is not None and race[1] in waiting[3] and race[0] in waiting[3]
+            and state["labels"][race[1]] + 1 >= spec.promote_when.after_labels)
+
+
+def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
+    """Match a label with its waiting predictions; outcome, metrics, maybe a decision."""
+    labels = spec.labels
+    assert labels is not None
+    join = str(event[spec.join])
+    waiting = state["pending"].pop(join, None)
+    if waiting is None:
+        _unmatched(spec, event, out, "unknown", join, "no prediction waits for this join "
+                   "value (never scored, already labelled, or evicted)")
+        return
+    predicted_at, live, key, predictions = waiting
+    y = event[labels.label]
+    metric = state["metrics"]
+    classifier = bool(getattr(labels.metric, "requires_labels", False))
+    if labels.outcomes is not None:
+        y_pred = predictions[live]
+        correct = (y_pred == y) if classifier else None
+        out.append((event, labels.outcomes, {
+            "join": join, "key": key, "model": spec.name, "model_version": live,
+            "prediction": values.scalar(y_pred), "label": values.scalar(y), "correct": correct,
+            "error": values.error(y, y_pred, y_pred, correct, False),
+            "delay_ms": event.timestamp - predicted_at, "timestamp": event.timestamp}))
+    race = state.get("race")
+    if race is not None:
+        counted = [v for v in race if v in predictions]
+        counted = counted if len(counted) == 2 else []  # a race counts shared labels only
+    else:
+        counted = [live] if live in metric else []
+    for v in counted:
+        if predictions[v] is not None:
+            metric[v].update(y_true=y, y_pred=predictions[v])
+        state["labels"][v] += 1
+        if labels.metrics is not None and state["labels"][v] % labels.every == 0:
+            out.append((event, labels.metrics, _metric_record(spec, state, v, event.timestamp)))
+    if race is not None and counted and spec.promote_when is not None \
+            and state["labels"][race[1]] >= spec.promote_when.after_labels:
+        _decide(spec, state, event, out)
+
+
+def _decide(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
+    assert spec.labels is not None and spec.promote_when is not None
+    live, candidate = state["race"]
+    a, b = (_value(state["metrics"][v]) for v in (live, candidate))
+    name = type(spec.labels.metric).__name__
+    why = (f"{name} {b:.4f} (v{candidate}) vs {a:.4f} (v{live}) over "
+           f"{state['labels'][candidate]} labels, margin {spec.promote_when.margin}")
+    here = {"node": spec.name, "partition": event.partition, "timestamp": event.timestamp}
+    if spec.promote_when.beats(spec.labels.metric, live=a, candidate=b):
+        decision = versions.promote(state, reason="policy: " + why, **here)
+    else:
+        decision = versions.reject(state, reason="policy: " + why, **here)
+    if spec.models is not None:
+        out.append((event, spec.models, decision))
+
+
+def _value(metric: Any) -> float:
+    value = metric.get()
+    return math.nan if value is None else float(value)
+
+
+def _metric_record(spec: ModelSpec, state: dict[str, Any], version: int,
+                   timestamp: int) -> dict[str, Any]:
+    return {"model": spec.name, "model_version": version,
+            "metric": type(state["metrics"][version]).__name__,
+            "value": _value(state["metrics"][version]), "labels": state["labels"][version],
+            "timestamp": timestamp}
+
+
+def _unmatched(spec: ModelSpec, event: Any, out: list[Any], reason: str, join: str,
+               detail: str) -> None:
+    assert spec.labels is not None
+    if spec.labels.unmatched is None:
+        raise ValueError(f"model node {spec.name!r}: stream {event.stream!r} partition "
+                         f"{event.partition} offset {event.offset}: {reason} label or "
+                         f"prediction {join!r} ({detail}) and no unmatched= stream is declared "
+                         "in its Labels")
+    out.append((event, spec.labels.unmatched, {
+        "reason": reason, "model": spec.name, "join": join, "stream": event.stream,
+        "partition": event.partition, "offset": event.offset, "timestamp": event.timestamp,
+        "detail": detail}))
