@@ -174,27 +174,54 @@ def graph_edges(catalog: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
 
 
 def layers(vertices: dict[str, str], edges: list[tuple[str, str]]) -> dict[str, int]:
-    """Each vertex's column: its distance from the vertices no edge enters (BFS).
+    """Each vertex's column: the longest path to it from the vertices no edge enters, once
+    the edges that close a cycle (found depth-first from those vertices) are set aside.
 
-    >>> layers({"a": "", "b": "", "c": ""}, [("a", "b"), ("b", "c"), ("c", "b")])
-    {'a': 0, 'b': 1, 'c': 2}
+    >>> layers({"a": "", "b": "", "c": "", "d": ""},
+    ...        [("a", "b"), ("b", "c"), ("c", "b"), ("a", "c"), ("d", "c")])
+    {'a': 0, 'b': 1, 'c': 2, 'd': 0}
     """
-    into = {v: 0 for v in vertices}
     out: dict[str, list[str]] = {v: [] for v in vertices}
+    into = {v: 0 for v in vertices}
     for a, b in edges:
-        into[b] += 1
         out[a].append(b)
-    depth = {v: 0 for v in vertices if into[v] == 0}
-    queue = deque(depth)
-    while queue:
-        v = queue.popleft()
-        for w in out[v]:
-            if w not in depth:
-                depth[w] = depth[v] + 1
-                queue.append(w)
-    for v in vertices:  # in a cycle no source reaches
-        depth.setdefault(v, 0)
-    return {v: depth[v] for v in vertices}
+        into[b] += 1
+    back: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    roots = [v for v in vertices if into[v] == 0] + list(vertices)
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(out[root]))]
+        while stack:
+            v, children = stack[-1]
+            w = next(children, None)
+            if w is None:
+                state[v] = 2
+                stack.pop()
+            elif state.get(w) == 1:
+                back.add((v, w))
+            elif w not in state:
+                state[w] = 1
+                stack.append((w, iter(out[w])))
+    forward = [(a, b) for a, b in edges if (a, b) not in back]
+    depth = {v: 0 for v in vertices}
+    pending = {v: 0 for v in vertices}
+    for _, b in forward:
+        pending[b] += 1
+    ready = deque(v for v in vertices if pending[v] == 0)
+    successors: dict[str, list[str]] = {v: [] for v in vertices}
+    for a, b in forward:
+        successors[a].append(b)
+    while ready:
+        v = ready.popleft()
+        for w in successors[v]:
+            depth[w] = max(depth[w], depth[v] + 1)
+            pending[w] -= 1
+            if pending[w] == 0:
+                ready.append(w)
+    return depth
 
 
 def graph_svg(catalog: dict[str, Any]) -> str:
