@@ -162,6 +162,9 @@ def _add_broker_commands() -> None:
     from doa.cli.lineage import lineage_cmd
 
     cli.add_command(lineage_cmd)
+    from doa.cli.ui import ui_cmd
+
+    cli.add_command(ui_cmd)
     from doa.cli.collect import dataset_cmd, export_cmd
 
     cli.add_command(dataset_cmd)

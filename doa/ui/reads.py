@@ -1,0 +1,146 @@
+"""What ``doa ui`` reads from the log besides the catalog: a stream's last records, the drift
+and model-version events, and a record's lineage. Each call is blocking (kafka-python, through
+:class:`doa.lineage.log.Log`) and bounded; the app runs it in a worker thread.
+
+- :func:`tail`: the last ``n`` records of a stream, newest first: per partition, the range
+  ``[end - n, end)`` with ``end`` the high watermark when the read starts, so a read ends by
+  itself however fast the stream grows. Records are decoded with the schema of a topology
+  file that declares the stream, else with the versions registered on the broker.
+- :func:`events`: the tails of the streams whose schema is ``doa.DriftEvent`` or
+  ``doa.ModelEvent``, merged, newest first.
+- :func:`lineage`: :func:`doa.lineage.find.find` then :func:`doa.lineage.walk.trace`;
+  descendants need a topology file that declares the record's stream.
+
+Values become JSON with :func:`to_json`: bytes longer than an id (a pickled model) show as
+``"<N bytes>"``, NaN and infinities as ``null``.
+
+Examples
+--------
+>>> to_json({"blob": b"x" * 100, "id": b"\\x01\\x02", "gap": float("nan")})
+b'{"blob":"<100 bytes>","id":"0102","gap":null}'
+>>> event_kind({"schema": {"name": "doa.DriftEvent"}}), event_kind({"schema": None})
+('drift', None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from doa.errors import DoaError
+from doa.events import Coordinates
+from doa.lineage.log import Log, Record
+from doa.topology.topology import Topology
+
+__all__ = ["EVENT_SCHEMAS", "event_kind", "events", "lineage", "record_dict", "tail", "to_json"]
+
+EVENT_SCHEMAS = {"doa.DriftEvent": "drift", "doa.ModelEvent": "model"}
+MOST = 500  # the most records one tail returns
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return raw.hex() if len(raw) <= 32 else f"<{len(raw)} bytes>"
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def to_json(data: Any) -> bytes:
+    """``data`` as JSON bytes (see the module docstring for bytes and NaN)."""
+    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def event_kind(stream: dict[str, Any]) -> str | None:
+    """``drift``, ``model`` or None: what a catalog stream's schema makes it."""
+    schema = stream.get("schema") or {}
+    return EVENT_SCHEMAS.get(str(schema.get("name")))
+
+
+def declaring(topologies: Sequence[Topology], stream: str) -> Topology | None:
+    """The first of ``topologies`` that declares ``stream``."""
+    return next((t for t in topologies if stream in t.streams), None)
+
+
+def record_dict(rec: Record) -> dict[str, Any]:
+    """One record as the page shows it: where, when, its id and header, its decoded value."""
+    e, lin = rec.event, rec.lineage
+    key: str | None = None
+    if e.key is not None:
+        try:
+            key = e.key.decode()
+        except UnicodeDecodeError:
+            key = e.key.hex()
+    out = {"stream": e.stream, "partition": e.partition, "offset": e.offset,
+           "where": rec.where, "timestamp": e.timestamp, "key": key, "id": e.id.hex(),
+           "node": lin.node if lin else None, "model_version": lin.model_version if lin else 0,
+           "value": dict(e)}
+    if rec.error:
+        out["error"] = rec.error
+    return out
+
+
+def tail(broker: str, stream: str, n: int, topologies: Sequence[Topology] = ()
+         ) -> list[dict[str, Any]]:
+    """The last ``n`` records of ``stream`` (at most :data:`MOST`), newest first."""
+    n = max(0, min(n, MOST))
+    with Log(broker, declaring(topologies, stream)) as log:
+        parts = log.partitions(stream)
+        if not parts:
+            raise DoaError(f"stream {stream!r}: no such stream on {broker}")
+        found: list[Record] = []
+        for p in parts:
+            end = log.end(stream, p)
+            found.extend(log.scan(stream, p, max(0, end - n), stop=end))
+    found.sort(key=lambda r: (r.event.timestamp, r.event.offset, r.event.partition),
+               reverse=True)
+    return [record_dict(r) for r in found[:n]]
+
+
+def events(broker: str, catalog: dict[str, Any], n: int,
+           topologies: Sequence[Topology] = ()) -> list[dict[str, Any]]:
+    """The last ``n`` drift and model-version events of the catalog's streams, newest first."""
+    out = []
+    for s in catalog.get("streams", ()):
+        kind = event_kind(s)
+        if kind is None or not s.get("records"):
+            continue
+        for r in tail(broker, s["name"], n, topologies):
+            r["kind"] = kind
+            out.append(r)
+    out.sort(key=lambda r: (r["timestamp"], r["stream"], r["offset"]), reverse=True)
+    return out[:n]
+
+
+def lineage(broker: str, text: str, topologies: Sequence[Topology] = (),
+            streams: Sequence[str] = (), depth: int = 8) -> dict[str, Any]:
+    """The lineage of the record ``text`` names (``STREAM:PARTITION:OFFSET`` or a hex event
+    id): the trace as :func:`doa.lineage.render.as_dict` makes it (with records) and as
+    text lines of a tree. An id is looked for in the topologies' streams, else in
+    ``streams`` (the catalog's)."""
+    from doa.lineage.find import find, parse_event
+    from doa.lineage.render import as_dict, tree
+    from doa.lineage.walk import trace
+
+    event = parse_event(text.strip())
+    if isinstance(event, Coordinates):
+        places: list[tuple[Topology | None, list[str]]] = [
+            (declaring(topologies, event.stream), [event.stream])]
+    else:
+        places = [(t, list(t.streams)) for t in topologies] or [(None, list(streams))]
+    missing: DoaError | None = None
+    for topology, names in places:
+        with Log(broker, topology) as log:
+            try:
+                root = find(log, event, names)
+            except DoaError as exc:
+                missing = exc
+                continue
+            result = trace(log, root, depth=depth, forward=topology is not None)
+        return {"trace": as_dict(result, records=True), "tree": tree(result),
+                "descendants_searched": topology is not None}
+    assert missing is not None
+    raise missing
