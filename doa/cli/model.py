@@ -1,7 +1,18 @@
-"""``doa model list`` and ``doa model rollback``: a learner's versions, and going back to one."""
+"""``doa model``: the versions of a learner or of a model node, and what an operator does
+with them (publish, list, rollback, compare, promote).
+
+A model node's versions are records of its versions stream (``doa.ModelArtifact``):
+``publish`` cuts the artifact into chunks (sealed with the signing key when one is set) and
+sends them to every partition; ``rollback`` and ``promote`` are commands on the same stream.
+The node applies each at its place in the log and says so on its ``models`` stream.
+"""
 
 from __future__ import annotations
 
+import getpass
+import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,21 +23,102 @@ from doa.cli.streams import broker_option, need_broker
 from doa.errors import DoaError
 
 
-def _learner(topology: str, node: str) -> tuple[Any, Any]:
+def _node(topology: str, node: str, kinds: tuple[str, ...] = ("learner", "model")
+          ) -> tuple[Any, Any]:
     from doa.topology.loader import load_topology
 
     t = load_topology(topology)
     n = t.nodes.get(node)
-    if n is None or n.kind != "learner":
-        learners = [x.name for x in t.nodes.values() if x.kind == "learner"]
-        raise DoaError(f"topology {t.name!r} has no learner {node!r} "
-                       f"(learners: {', '.join(learners) or 'none'})")
+    if n is None or n.kind not in kinds:
+        names = [x.name for x in t.nodes.values() if x.kind in kinds]
+        raise DoaError(f"topology {t.name!r} has no {' or '.join(kinds)} node {node!r} "
+                       f"({', '.join(names) or 'none'})")
+    if n.kind == "model" and getattr(n.spec, "versions", None) is None:
+        raise DoaError(f"model node {node!r} declares no versions stream (versions=None)")
     return t, n.spec
+
+
+def _reach(broker: str | None) -> str:
+    from doa.cluster.reach import check_reachable
+
+    address = need_broker(broker)
+    check_reachable(address, timeout_s=4.0)  # before the topology's imports
+    return address
+
+
+def _read(address: str, t: Any, stream: str) -> list[Any]:
+    from doa.client import Subscriber
+
+    with Subscriber([stream], broker=address, topology=t, from_beginning=True,
+                    idle_timeout_s=2) as sub:
+        return list(sub)
+
+
+def _send(address: str, t: Any, stream: str, records: list[dict[str, Any]],
+          timestamp_ms: int | None) -> None:
+    from doa.client import Publisher
+
+    with Publisher(stream, broker=address, topology=t, name="doa-model") as pub:
+        for p in range(t.streams[stream].partitions):
+            for record in records:
+                pub.send(record, partition=p, timestamp_ms=timestamp_ms)
+
+
+def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: str = "",
+                    candidate: bool = False, chunk_bytes: int | None = None,
+                    metadata: dict[str, str] | None = None,
+                    timestamp_ms: int | None = None) -> int:
+    """Publish the model file ``path`` as the next version of model node ``node``; its
+    number. The file is loaded here first, so a file the node could not load is refused."""
+    from doa.cluster.signing import signing_key
+    from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
+    from doa.model.formats import describe
+
+    spec = t.nodes[node].spec
+    data = Path(path).read_bytes()
+    fmt = describe(str(path))[0]
+    known = [e["version"] for e in _read(broker, t, spec.versions) if e["action"] == "publish"]
+    version = int(max([spec.version, *known])) + 1
+    load_bytes(data, fmt, node=node, version=version, features=spec.features,
+               classes=spec.classes)
+    records = chunk_records(node, version, data, fmt=fmt,
+                            chunk_bytes=chunk_bytes or CHUNK_BYTES,
+                            publisher=f"{getpass.getuser()}@{socket.gethostname()}",
+                            published=time.time_ns() // 1_000_000, key=signing_key(),
+                            note=note, candidate=candidate, metadata=metadata)
+    _send(broker, t, spec.versions, records, timestamp_ms)
+    return version
 
 
 @click.group("model")
 def model_cmd() -> None:
-    """A learner's model versions."""
+    """Model versions of learners and model nodes: publish, list, rollback, compare, promote."""
+
+
+@model_cmd.command("publish")
+@click.argument("topology")
+@click.argument("node")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--note", default="", help="Why this version; kept with it.")
+@click.option("--candidate", is_flag=True,
+              help="Run it beside the live version (its predictions go to the shadow stream).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata kept with it.")
+@click.option("--chunk-bytes", type=int, default=None, help="Bytes per record (512 KiB).")
+@broker_option
+def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
+                meta: tuple[str, ...], chunk_bytes: int | None, broker: str | None) -> None:
+    """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE."""
+    address = _reach(broker)
+    t, spec = _node(topology, node, ("model",))
+    if candidate and spec.shadow is None and spec.labels is None:
+        raise DoaError(f"model node {node!r} declares neither shadow= nor labels=: a "
+                       "candidate's predictions would go nowhere")
+    metadata = dict(m.split("=", 1) for m in meta if "=" in m)
+    version = publish_version(t, node, file, broker=address, note=note, candidate=candidate,
+                              chunk_bytes=chunk_bytes, metadata=metadata)
+    role = "candidate" if candidate else "live version"
+    out.print(f"published {file} as version {version} of {node} ({role}) on "
+              f"{spec.versions}; see `doa model list`")
 
 
 @model_cmd.command("list")
@@ -34,23 +126,31 @@ def model_cmd() -> None:
 @click.argument("node")
 @broker_option
 def list_cmd(topology: str, node: str, broker: str | None) -> None:
-    """List the model events (versions created, rollbacks, resets) of a learner."""
-    from doa.client import Subscriber
-    from doa.cluster.reach import check_reachable
-
-    check_reachable(need_broker(broker), timeout_s=4.0)  # before the topology's imports
-    t, spec = _learner(topology, node)
+    """List the versions of a model node, and the model events of a learner or model node."""
+    address = _reach(broker)
+    t, spec = _node(topology, node)
+    if spec.kind == "model":
+        table = Table(title=f"versions of {node} ({spec.versions})")
+        for col in ("version", "action", "candidate", "sha256", "format", "bytes", "publisher",
+                    "note"):
+            table.add_column(col)
+        for e in _read(address, t, spec.versions):
+            if e.partition == 0 and e["chunk"] == 0:
+                table.add_row(str(e["version"]), e["action"], str(e["candidate"]),
+                              e["sha256"][:12], e["format"], str(e["size"] or ""),
+                              e["publisher"], e["note"] or e["reason"])
+        out.print(table)
     if spec.models is None:
-        raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
-    table = Table(title=f"model versions of {node} ({spec.models})")
+        if spec.kind == "learner":
+            raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
+        return
+    table = Table(title=f"model events of {node} ({spec.models})")
     for col in ("partition", "version", "action", "from", "labels", "metric", "reason"):
         table.add_column(col)
-    with Subscriber([spec.models], broker=need_broker(broker), topology=t,
-                    from_beginning=True, idle_timeout_s=2) as sub:
-        for e in sub:
-            metric = "-" if e["metric"] is None else f"{e['metric']:.4f}"
-            table.add_row(str(e["partition"]), str(e["version"]), e["action"],
-                          str(e["from_version"]), str(e["labels"]), metric, e["reason"])
+    for e in _read(address, t, spec.models):
+        metric = "-" if e["metric"] is None else f"{e['metric']:.4f}"
+        table.add_row(str(e["partition"]), str(e["version"]), e["action"],
+                      str(e["from_version"]), str(e["labels"]), metric, e["reason"])
     out.print(table)
 
 
@@ -62,19 +162,91 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
 @broker_option
 def rollback_cmd(topology: str, node: str, version: int, reason: str,
                  broker: str | None) -> None:
-    """Make a learner load VERSION (on every partition) and continue from it."""
-    from doa.client import Publisher
-    from doa.cluster.reach import check_reachable
+    """Make a learner or model node go back to VERSION (on every partition)."""
+    address = _reach(broker)
+    t, spec = _node(topology, node)
+    reason = reason or f"doa model rollback to {version}"
+    if spec.kind == "model":
+        from doa.model.versions import command
 
-    check_reachable(need_broker(broker), timeout_s=4.0)  # before the topology's imports
-    t, spec = _learner(topology, node)
-    if spec.control is None:
-        raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
-    partitions = t.streams[spec.control].partitions
-    with Publisher(spec.control, broker=need_broker(broker), topology=t,
-                   name="doa-model") as pub:
-        for p in range(partitions):
-            pub.send({"command": "rollback", "version": version,
-                      "reason": reason or f"doa model rollback to {version}"}, partition=p)
-    out.print(f"asked {node} to roll back to version {version} on {partitions} partition(s); "
-              f"see `doa model list` for the result")
+        _send(address, t, spec.versions, [command(node, "rollback", version, reason)], None)
+        stream = spec.versions
+    else:
+        if spec.control is None:
+            raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
+        stream = spec.control
+        _send(address, t, stream, [{"command": "rollback", "version": version,
+                                    "reason": reason}], None)
+    out.print(f"asked {node} to roll back to version {version} on "
+              f"{t.streams[stream].partitions} partition(s); see `doa model list` for the "
+              "result")
+
+
+@model_cmd.command("promote")
+@click.argument("topology")
+@click.argument("node")
+@click.option("--reason", default="", help="Why; it is written on the model events.")
+@broker_option
+def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> None:
+    """Make a model node's candidate version live (on every partition)."""
+    from doa.model.versions import command
+
+    address = _reach(broker)
+    t, spec = _node(topology, node, ("model",))
+    _send(address, t, spec.versions, [command(node, "promote", 0, reason)], None)
+    out.print(f"asked {node} to promote its candidate; see `doa model list` for the result")
+
+
+def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]:
+    """Per input partition: the live and candidate versions (from the model events) and
+    each one's latest metric record.
+
+    >>> from doa.events import Event
+    >>> def ev(action, v): return Event({"action": action, "version": v, "partition": 0},
+    ...                                  stream="e", partition=0, offset=0, timestamp=0)
+    >>> standing([ev("created", 2), ev("candidate", 3)], [])[0]["candidate"]
+    3
+    """
+    roles: dict[int, dict[str, Any]] = {}
+    for e in events:
+        r = roles.setdefault(e["partition"], {"live": None, "candidate": None, "metrics": {}})
+        action, v = e["action"], e["version"]
+        if action == "candidate":
+            r["candidate"] = v
+        elif action == "rejected":
+            r["candidate"] = None
+        elif action in ("created", "rollback", "promoted", "reset"):
+            r["live"] = v
+            if r["candidate"] == v or action == "promoted":
+                r["candidate"] = None
+    for m in metrics:  # unkeyed: on the input's partition when the streams have as many
+        for p, r in roles.items():
+            if p == getattr(m, "partition", p) or len(roles) == 1:
+                r["metrics"][m["model_version"]] = m
+    return roles
+
+
+@model_cmd.command("compare")
+@click.argument("topology")
+@click.argument("node")
+@broker_option
+def compare_cmd(topology: str, node: str, broker: str | None) -> None:
+    """Show a model node's live and candidate versions side by side on the same labels."""
+    address = _reach(broker)
+    t, spec = _node(topology, node, ("model",))
+    if spec.models is None or spec.labels is None or spec.labels.metrics is None:
+        raise DoaError(f"model node {node!r}: compare needs its models= stream and labels= "
+                       "with metrics= (Labels(..., metrics=...))")
+    roles = standing(_read(address, t, spec.models), _read(address, t, spec.labels.metrics))
+    table = Table(title=f"{node}: live and candidate on the same labels "
+                        f"({type(spec.labels.metric).__name__})")
+    for col in ("partition", "role", "version", "labels", "metric"):
+        table.add_column(col)
+    for p, r in sorted(roles.items()):
+        for role in ("live", "candidate"):
+            v = r[role]
+            m = r["metrics"].get(v)
+            table.add_row(str(p), role, "-" if v is None else str(v),
+                          "-" if m is None else str(m["labels"]),
+                          "-" if m is None else f"{m['value']:.4f}")
+    out.print(table)
