@@ -43,6 +43,10 @@ def catalog_cmd(broker: str | None, as_json: bool, html_file: str | None, show_a
         return
     from doa.catalog.render import renderables
 
-    width = None if out.is_terminal else max(out.width, 160)  # a pipe or file: don't fold
+    console = out
+    if not out.is_terminal:  # a pipe or a file: tables as wide as they need (up to 200)
+        from rich.console import Console
+
+        console = Console(file=out.file, width=200, highlight=False, soft_wrap=True)
     for part in renderables(catalog, fields=fields):
-        out.print(part, width=width)
+        console.print(part)
