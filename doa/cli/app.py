@@ -153,11 +153,11 @@ def _neighbours(path: str, compared: tuple[str, ...] = ()) -> Any:
 
 
 def _add_broker_commands() -> None:
-    from doa.cli import catalog, model, streams
+    from doa.cli import catalog, deploy, model, streams
 
     for command in (streams.run_cmd, streams.publish_cmd, streams.subscribe_cmd,
                     streams.broker_cmd, streams.dlq_cmd, model.model_cmd,
-                    catalog.catalog_cmd):
+                    deploy.compose_cmd, deploy.deploy_cmd, catalog.catalog_cmd):
         cli.add_command(command)
     from doa.cli.lineage import lineage_cmd
 

@@ -257,7 +257,13 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
 @click.option("--kafka-version", default=None, metavar="VERSION",
               help="With --kafka: the Apache Kafka release (default: $DOA_KAFKA_VERSION or "
                    "doa's).")
-def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) -> None:
+@click.option("--listen", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="With --kafka: the interface clients connect on (0.0.0.0 in a container).")
+@click.option("--advertise", default=None, metavar="HOST[:PORT]",
+              help="With --kafka: the address clients are told to use (e.g. kafka:9092 in a "
+                   "compose network).")
+def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None, listen: str,
+               advertise: str | None) -> None:
     """Run a broker in the foreground for other processes: the embedded one (tansu, in
     memory), or with --kafka a local Apache Kafka (for tests and local realism, not for
     production)."""
@@ -266,9 +272,8 @@ def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) 
 
     from doa.local.embedded import EmbeddedBroker
 
-    if not kafka and (brokers != 1 or kafka_version):
-        raise DoaError("--brokers and --kafka-version need --kafka (the embedded broker is "
-                       "one node)")
+    if not kafka and (brokers != 1 or kafka_version or advertise or listen != "127.0.0.1"):
+        raise DoaError("--brokers, --kafka-version, --listen and --advertise need --kafka")
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     if kafka:
@@ -279,12 +284,14 @@ def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None) 
             err.print(f"assembling Apache Kafka {version} into "
                       f"{kafka_local.cache_root() / version} (first use: Maven downloads "
                       "its jars, ~45 MB)")
-        server = kafka_local.LocalKafka(brokers, port=port, version=version)
+        server = kafka_local.LocalKafka(brokers, port=port, version=version, listen=listen,
+                                        advertise=advertise)
         with server:
+            address = advertise if advertise and ":" in advertise else server.address
             err.print(f"Apache Kafka {version} (KRaft, {brokers} node"
-                      f"{'s' if brokers > 1 else ''}) on {server.address}, up in "
+                      f"{'s' if brokers > 1 else ''}) on {address}, up in "
                       f"{server.started_in:.1f} s (data in {server.home}: deleted when it "
-                      f"stops); export DOA_BROKER={server.address}")
+                      f"stops); export DOA_BROKER={address}")
             with contextlib.suppress(KeyboardInterrupt):
                 while not stop and server.alive():
                     time.sleep(0.2)

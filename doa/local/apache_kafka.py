@@ -23,7 +23,6 @@ Examples
 127.0.0.1:40123
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -58,6 +57,7 @@ from doa.local.kafka_node import (
 
 log = logging.getLogger(__name__)
 
+LOOPBACK = "127.0.0.1"
 ENV_HEAP = "DOA_KAFKA_HEAP_MB"
 ENV_LOG = "DOA_KAFKA_LOG"
 __all__ = ["KafkaError", "LocalKafka", "assemble", "cache_root", "kafka_version", "local_kafka"]
@@ -79,17 +79,22 @@ class LocalKafka:
         or PLAIN) on :attr:`address`; brokers talk PLAINTEXT on internal ports
     keystore : a PEM file with the private key and certificate chain of the client listener,
         which then speaks TLS (SSL, or SASL_SSL with ``users``)
+    listen : the interface of the client listener (``0.0.0.0`` in a container)
+    advertise : the ``HOST`` or ``HOST:PORT`` clients are told to connect to (default: the
+        listener on loopback); ``HOST:PORT`` needs one node, as ``kafka:9092`` in a compose
+        network
     """
 
     def __init__(self, brokers: int = 1, *, port: int | None = None,
                  version: str | None = None, heap_mb: int | None = None,
-                 timeout: float = 120.0,
-                 config: Mapping[str, object] | None = None,
-                 log_level: str | None = None,
-                 users: Mapping[str, str] | None = None,
-                 keystore: str | Path | None = None) -> None:
+                 timeout: float = 120.0, config: Mapping[str, object] | None = None,
+                 log_level: str | None = None, users: Mapping[str, str] | None = None,
+                 keystore: str | Path | None = None, listen: str = LOOPBACK,
+                 advertise: str | None = None) -> None:
         if brokers < 1:
             raise KafkaError(f"a Kafka cluster needs at least one broker, not {brokers}")
+        if advertise is not None and ":" in advertise and brokers != 1:
+            raise KafkaError(f"advertise {advertise!r}: give a HOST for {brokers} nodes")
         self.brokers = brokers
         self.port = port
         self.version = kafka_version(version)
@@ -99,6 +104,9 @@ class LocalKafka:
         self.log_level = (log_level or os.environ.get(ENV_LOG) or "WARN").upper()
         self.auth = Auth(users=dict(users) if users is not None else None,
                          keystore=Path(keystore) if keystore is not None else None)
+        if self.auth.secured and (listen != LOOPBACK or advertise):
+            raise KafkaError("listen/advertise apply to a PLAINTEXT cluster (no users, keystore)")
+        self.listen, self.advertise = listen, advertise
         self.cluster_id = new_uuid()
         self.nodes: list[_NodeSpec] = []
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -159,7 +167,9 @@ class LocalKafka:
         assert self.home is not None
         directory.mkdir(parents=True, exist_ok=True)
         properties = directory / "server.properties"
-        properties.write_text(_properties(node, self.nodes, self.config, self.home, self.auth))
+        properties.write_text(_properties(node, self.nodes,
+                                          {**self._listeners(node), **self.config},
+                                          self.home, self.auth))
         if self.auth.users:  # SCRAM credentials live in the bootstrap metadata: format afresh
             _format_storage(java_command(), assembly, properties, self.cluster_id, self.auth)
         else:
@@ -168,6 +178,21 @@ class LocalKafka:
             (node.data / "meta.properties").write_text(
                 _meta_properties(self.cluster_id, node.node_id))
         _log_config(directory, self.log_level)
+
+    def _listeners(self, node: _NodeSpec) -> dict[str, object]:
+        """The client listener on :attr:`listen`, advertised as :attr:`advertise`:
+
+        >>> k = LocalKafka(listen="0.0.0.0", advertise="kafka:9092")
+        >>> k._listeners(_NodeSpec(1, 9092, 9093, Path("/tmp")))["advertised.listeners"]
+        'PLAINTEXT://kafka:9092'
+        """
+        if self.listen == LOOPBACK and self.advertise is None:
+            return {}
+        advertised = self.advertise or LOOPBACK
+        advertised += "" if ":" in advertised else f":{node.port}"
+        return {"listeners": f"PLAINTEXT://{self.listen}:{node.port},"
+                             f"CONTROLLER://{LOOPBACK}:{node.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{advertised}"}
 
     def _launch(self, node: _NodeSpec, java: str, assembly: Assembly) -> None:
         directory = self._node_dir(node)
@@ -364,8 +389,6 @@ def _format_storage(java: str, assembly: Assembly, properties: Path, cluster_id:
         text = (done.stderr + done.stdout).decode(errors="replace").strip()
         raise KafkaError(f"formatting Kafka storage with SCRAM users failed (exit "
                          f"{done.returncode}): {text.splitlines()[-1] if text else ''}")
-
-
 
 
 @contextlib.contextmanager

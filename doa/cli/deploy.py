@@ -1,0 +1,106 @@
+"""``doa compose`` (a docker-compose file for a topology) and ``doa deploy`` (prepare a broker:
+topics and schemas, then exit; optionally publish the topology's demo source)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from doa.cli.console import err, out
+from doa.cli.streams import broker_option, need_broker
+from doa.errors import DoaError
+
+
+@click.command("compose")
+@click.argument("topology")
+@click.option("--group", "group_specs", multiple=True, metavar="NAME=NODE[,NODE]",
+              help="Run these nodes together in one service (repeatable); every other node "
+                   "is a service of its own.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the file here (default: print it).")
+@click.option("--broker", default=None, metavar="HOST:PORT",
+              help="Use this existing cluster: no kafka service.")
+@click.option("--kafka-config", default=None, metavar="FILE",
+              help="A client config file (TLS, SASL) to mount as DOA_KAFKA_CONFIG.")
+@click.option("--demo-records", type=click.IntRange(min=1), default=20000, show_default=True,
+              help="Records the source service publishes (when the topology has a demo "
+                   "source).")
+@click.option("--no-source", is_flag=True, help="No source service, even with a demo source.")
+def compose_cmd(topology: str, group_specs: tuple[str, ...], out_file: str | None,
+                broker: str | None, kafka_config: str | None, demo_records: int,
+                no_source: bool) -> None:
+    """Write a docker-compose file for TOPOLOGY: Kafka, a one-shot prepare, one service per
+    node group, and the demo source."""
+    from doa.deploy.compose import Options, compose_file, groups
+    from doa.topology.loader import load
+
+    module, t = load(topology)
+    source = not no_source and callable(getattr(module, "demo_source", None))
+    args = [f"--group {g}" for g in group_specs]
+    args += [f"--broker {broker}"] if broker else []
+    args += [f"--kafka-config {kafka_config}"] if kafka_config else []
+    args += [f"--demo-records {demo_records}"] if source and demo_records != 20000 else []
+    args += ["--no-source"] if no_source else []
+    text = compose_file(t, topology, groups(t, group_specs),
+                        Options(broker=broker, kafka_config=kafka_config,
+                                demo_records=demo_records if source else None),
+                        command=" ".join(["doa compose", topology, *args]))
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    Path(out_file).write_text(text)
+    err.print(f"wrote {out_file}: docker compose -f {out_file} up --build")
+
+
+@click.command("deploy")
+@click.argument("topology")
+@broker_option
+@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
+              metavar="SECONDS", help="Wait this long for the broker to answer.")
+@click.option("--publish-demo", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Then publish N records of the topology's demo source (paced by their "
+                   "timestamps) and exit.")
+def deploy_cmd(topology: str, broker: str | None, wait_s: float,
+               publish_demo: int | None) -> None:
+    """Prepare a broker for TOPOLOGY and exit: check it, create its topics, register its
+    schemas (refusing an incompatible change). Idempotent: run it before the nodes start."""
+    from doa.cluster.reach import check_reachable, reachable
+    from doa.engines.launch import prepare
+    from doa.topology.loader import load
+
+    address = need_broker(broker)
+    deadline = time.monotonic() + wait_s
+    while not reachable(address) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    check_reachable(address, timeout_s=3.0)
+    module, t = load(topology)
+    registered = prepare(t, address)
+    out.print(f"topology {t.name!r} ready on {address}: {len(t.streams)} streams, "
+              f"{len(registered)} new schema version{'s' if len(registered) != 1 else ''}")
+    if publish_demo is not None:
+        published = publish(module, address, publish_demo)
+        out.print("published " + ", ".join(f"{n} to {s}" for s, n in published.items()))
+
+
+class _Counter:
+    """What :func:`doa.demo.replay.replay` reports progress into (``.value``)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def publish(module: Any, address: str, n: int) -> dict[str, int]:
+    """Publish ``n`` records of ``module.demo_source`` (paced as ``doa demo`` does)."""
+    from doa.demo.replay import LEAD_MS, replay
+
+    if not callable(getattr(module, "demo_source", None)):
+        raise DoaError(f"{module.__name__} defines no demo_source(n, seed) to publish from")
+    items = list(module.demo_source(n, 7))
+    ready = threading.Event()
+    ready.set()  # the nodes run in other processes: do not wait for them
+    return replay(address, items, lead_ms=LEAD_MS, ready=ready, stop=threading.Event(),
+                  sent=_Counter(), waiting=_Counter())
