@@ -17,11 +17,12 @@ Columns, in order:
   ``categories``; a name taken by another column gets the prefix ``feature_`` or
   ``category_``), then ``probability_<class>`` for classifiers that give probabilities;
 - ``prediction``, ``score`` (anomaly detectors), ``label``, ``correct``, ``error``,
-  ``model_version`` (the version that predicted) and ``learned_version`` (the version the
-  learner ran when it learned from the row: it counts labels per partition and reads the
-  ``doa.ModelEvent`` stream, whose ``labels`` field says after which label each version
-  began; None without a models stream, or when the outcomes stream is not partitioned as the
-  learner's inputs).
+  ``model_version`` (the version that predicted) and ``learned_version`` (the first version
+  the learner published, on its ``doa.ModelEvent`` stream, whose model has learned from the
+  row; as ``doa lineage`` says "learned by"). It counts labels per partition and compares
+  with each event's ``labels`` field. None when no version holds the row yet, when a reset
+  or rollback dropped it before one did, without a models stream, or when the outcomes
+  stream is not partitioned as the learner's inputs.
 
 Rows come in learning order: partition by partition, each in the order the learner learned.
 An outcome written twice (a replay after a crash: same event id) counts once. ``--from`` and
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doa.collect.bounds import Bound, first_offset, in_time, last_offset
-from doa.collect.read import Reader, codec_for, load
+from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
 from doa.events import coordinate_id, lineage_of
 from doa.topology.topology import Topology
@@ -94,10 +95,14 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
     t = load(topology)
     spec = learner_spec(t, learner)
     versions = spec.models is not None and aligned(t, spec)
+    codecs = codecs_for(t, [s for s in (spec.outcomes, spec.predictions, spec.models) if s],
+                        broker)
     with Reader(broker) as reader:
-        outcomes, duplicates, counted = _outcomes(reader, t, spec, broker, start, end, versions)
-        found = _predictions(reader, spec, codec_for(t, spec.predictions, broker), outcomes)
-        starts = _version_starts(reader, t, spec, broker) if versions and counted else None
+        outcomes, duplicates, counted = _outcomes(reader, spec, codecs[spec.outcomes], start,
+                                                  end, versions)
+        found = _predictions(reader, spec, codecs[spec.predictions], outcomes)
+        starts = _version_starts(reader, spec, codecs[spec.models]) if versions and counted \
+            else None
     data = _join(spec, outcomes, found, starts)
     data.duplicates = duplicates
     data.seconds = time.perf_counter() - began
@@ -113,11 +118,10 @@ def _id(m: Any) -> bytes:
     return lin.id if lin else coordinate_id(m.topic, m.partition, m.offset)
 
 
-def _outcomes(reader: Reader, t: Topology, spec: Any, broker: str, start: Bound | None,
-              end: Bound | None, versions: bool) -> tuple[list[dict[str, Any]], int, bool]:
+def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: Bound | None,
+              versions: bool) -> tuple[list[dict[str, Any]], int, bool]:
     """The learner's outcomes in range, in order, each with ``_n``: its label's rank in its
     partition (counted from the partition's first offset when ``versions``)."""
-    codec = codec_for(t, spec.outcomes, broker)
     rows: list[dict[str, Any]] = []
     seen: set[bytes] = set()
     duplicates = 0
@@ -184,12 +188,11 @@ def _predictions(reader: Reader, spec: Any, codec: Any,
     return found
 
 
-def _version_starts(reader: Reader, t: Topology, spec: Any,
-                    broker: str) -> dict[int, tuple[list[int], list[int]]]:
-    """Per learner partition: the label counts after which each version began, and the
-    versions (sorted by count; ``version_at`` looks them up)."""
-    codec = codec_for(t, spec.models, broker)
-    events: dict[int, list[tuple[int, int]]] = defaultdict(list)
+def _version_starts(reader: Reader, spec: Any,
+                    codec: Any) -> dict[int, list[tuple[int, str, int]]]:
+    """Per learner partition: its model events as ``(labels, action, version)``, in the
+    order the learner made them (by label count, ties in log order); ignored drift left out."""
+    events: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
     seen: set[bytes] = set()
     for p, (begin, stop) in sorted(reader.ends(spec.models).items()):
         for batch in reader.batches(spec.models, p, begin, stop):
@@ -199,31 +202,35 @@ def _version_starts(reader: Reader, t: Topology, spec: Any,
                     continue
                 seen.add(event_id)
                 e = codec.decode(m.value)
-                if e["model"] == spec.name:
-                    events[e["partition"]].append((e["labels"], e["version"]))
-    out = {}
-    for p, items in events.items():
+                if e["model"] == spec.name and e["action"] != "drift_ignored":
+                    events[e["partition"]].append((e["labels"], e["action"], e["version"]))
+    for items in events.values():
         items.sort(key=lambda item: item[0])  # stable: equal counts keep the log's order
-        out[p] = ([n for n, _ in items], [v for _, v in items])
-    return out
+    return events
 
 
-def version_at(starts: tuple[list[int], list[int]] | None, rank: int) -> int:
-    """The version a learner ran when it learned its ``rank``-th label (1 before any event).
+def learned_in(events: list[tuple[int, str, int]] | None, rank: int) -> int | None:
+    """The first published version whose model learned from a partition's ``rank``-th label.
 
-    >>> version_at(([1000, 1000, 1500], [2, 3, 4]), 1000), version_at(([1000], [2]), 1001)
-    (1, 2)
+    A ``created`` event with ``labels`` = L keeps the model after its L-th label; a ``reset``
+    or ``rollback`` after label L drops what was learned since the last kept version.
+
+    >>> events = [(1000, "created", 2), (1500, "reset", 3), (2000, "created", 4)]
+    >>> [learned_in(events, k) for k in (1, 1000, 1001, 1500, 1501, 2001)]
+    [2, 2, None, None, 4, None]
     """
-    if starts is None:
-        return 1
-    counts, versions = starts
-    i = bisect.bisect_left(counts, rank)
-    return versions[i - 1] if i else 1
+    if not events:
+        return None
+    i = bisect.bisect_left(events, rank, key=lambda e: e[0])
+    if i == len(events):
+        return None
+    _, action, version = events[i]
+    return version if action == "created" else None
 
 
 def _join(spec: Any, outcomes: list[dict[str, Any]],
           found: dict[int, tuple[bytes, Any, dict[str, Any]]],
-          starts: dict[int, tuple[list[int], list[int]]] | None) -> Dataset:
+          starts: dict[int, list[tuple[int, str, int]]] | None) -> Dataset:
     from doa.collect.columns import feature_columns, utc
 
     data = Dataset(spec.name, [], [])
@@ -243,6 +250,6 @@ def _join(spec: Any, outcomes: list[dict[str, Any]],
         row.update(prediction=o["prediction"], score=p["score"], label=o["label"],
                    correct=o["correct"], error=o["error"], model_version=o["model_version"],
                    learned_version=None if starts is None
-                   else version_at(starts.get(o["_p"]), o["_n"]))
+                   else learned_in(starts.get(o["_p"]), o["_n"]))
         data.rows.append(row)
     return data

@@ -2,7 +2,7 @@
 
 The range is fixed when the export starts (:meth:`doa.collect.read.Reader.ends`), so it ends
 by itself. Records are decoded with the stream's registered schema versions
-(:func:`doa.collect.read.codec_for`): one written under an older version decodes with that
+(:func:`doa.collect.read.codecs_for`): one written under an older version decodes with that
 version, then is resolved into the topology's, so every row has the same columns. The rows
 come partition by partition, each in offset order. A record that cannot be decoded stops the
 export with a one-line error naming stream, partition and offset (``on_error="skip"``: it
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doa.collect.bounds import Bound, first_offset, in_time, last_offset
-from doa.collect.read import Reader, codec_for, load, off_loop
+from doa.collect.read import Reader, codecs_for, load, off_loop
 from doa.collect.sinks import Sink, format_of
 from doa.errors import DoaError
 from doa.events import coordinate_id, lineage_of
@@ -51,7 +51,7 @@ class ExportReport:
 
     @property
     def rate(self) -> float:
-        """Records per second of the whole export (connecting and schemas included)."""
+        """Records per second, from connecting to the broker to the file's close."""
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -73,10 +73,9 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
             rows_per_group: int | None) -> ExportReport:
     if on_error not in ("raise", "skip"):
         raise DoaError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
-    began = time.perf_counter()
     t = load(topology)
     fmt = format_of(out, fmt)
-    codec = codec_for(t, stream, broker)
+    codec = codecs_for(t, [stream], broker)[stream]
     schema = codec.schema.json
     names = [f["name"] for f in schema["fields"]]
     extra = list(LINEAGE_COLUMNS) if with_lineage else []
@@ -85,6 +84,7 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
         raise DoaError(f"stream {stream!r}: fields {clash} clash with the --with-lineage "
                        "columns; export without --with-lineage")
     report = ExportReport(stream, out, fmt)
+    began = time.perf_counter()
 
     def arrow() -> tuple[Any, Any]:
         from doa.collect.arrow import arrow_schema, converter, pyarrow

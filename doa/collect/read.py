@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
@@ -180,17 +180,24 @@ def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return pool.submit(fn, *args, **kwargs).result()
 
 
-def codec_for(topology: Topology, stream: str, broker: str) -> Codec:
-    """The codec of ``stream``: the topology's schema reads it, and a payload written under
-    any registered version of the stream's schema decodes with that version first."""
+def codecs_for(topology: Topology, streams: Iterable[str], broker: str) -> dict[str, Codec]:
+    """The codecs of ``streams``: the topology's schema reads each, and a payload written
+    under any version of its schema registered on ``broker`` decodes with that version first
+    (the registry is read once)."""
     from doa.cluster.registry import read_registry
 
-    if stream not in topology.streams:
-        raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
-                       f"(streams: {', '.join(topology.streams)})")
-    current = topology.codec(stream)
-    registered = [v.schema for v in read_registry(broker).get(stream, [])]
-    return Codec(stream, current.schema, [*current.history.values(), *registered])
+    wanted = list(streams)
+    for stream in wanted:
+        if stream not in topology.streams:
+            raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
+                           f"(streams: {', '.join(topology.streams)})")
+    registered = read_registry(broker)
+    out = {}
+    for stream in wanted:
+        current = topology.codec(stream)
+        versions = [v.schema for v in registered.get(stream, [])]
+        out[stream] = Codec(stream, current.schema, [*current.history.values(), *versions])
+    return out
 
 
 def load(topology: Topology | str) -> Topology:

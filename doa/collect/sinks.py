@@ -165,6 +165,13 @@ class Sink:
                 self._flush(self._pending[:self._group])
                 del self._pending[:self._group]
 
+    def write_table(self, table: Any) -> None:
+        """Write a ``pyarrow.Table`` whose schema is the sink's (Parquet only)."""
+        if self.fmt != "parquet":
+            raise DoaError(f"{self.path}: a table goes to Parquet only")
+        self.rows += table.num_rows
+        self._writer.write_table(table, row_group_size=self._group)
+
     def _flush(self, rows: list[Any]) -> None:
         from doa.collect.arrow import pyarrow
 
