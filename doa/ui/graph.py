@@ -35,8 +35,8 @@ from doa.catalog.html import graph_edges
 
 __all__ = ["BOX", "columns", "declared_nodes", "layout"]
 
-COLUMN_W, ROW_H, MARGIN = 220, 58, 20
-BOX = (176, 38)  # width, height of a vertex's box
+COLUMN_W, ROW_H, MARGIN = 200, 54, 20
+BOX = (160, 38)  # width, height of a vertex's box
 
 
 def declared_nodes(topologies: Iterable[Any], catalog: dict[str, Any]) -> list[dict[str, Any]]:

@@ -164,7 +164,7 @@ function drawGraph(g) {
     const group = svg('g', { class: v.kind + (dead ? ' dead' : '') +
       (name && name === state.stream ? ' selected' : ''), 'data-id': v.id });
     group.append(svg('rect', { x: v.x, y: v.y, width: w, height: h, rx: v.kind === 'stream' ? 16 : 3 }));
-    group.append(svg('text', { x: v.x + 9, y: v.y + 16 }, short(v.label, 25)));
+    group.append(svg('text', { x: v.x + 9, y: v.y + 16 }, short(v.label, 22)));
     let sub = v.kind;
     if (v.kind === 'stream' && v.rate != null) sub = Number(v.rate).toFixed(1) + ' records/s';
     if (v.kind === 'node') sub = v.declared_only ? 'declared, not running' : (v.alive ? 'alive' : 'not alive');
