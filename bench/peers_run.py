@@ -1,0 +1,274 @@
+"""One variant of the peers benchmark, in this process (``python -m bench.peers_run``).
+
+    python -m bench.peers_run VARIANT --broker HOST:PORT --records N --name NAME [--profile]
+
+Reads the ``N`` records preloaded on ``txns`` from the beginning (its own consumer group),
+does the variant's work, writes its outputs to its own topics, and prints one JSON line:
+records/s from its first fetched batch to its last, and the process CPU time (every thread)
+per record over the same span. ``--profile`` runs the variant under cProfile and prints the
+top 25 functions by own time after the JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+import time
+from typing import Any
+
+from bench import peers_workload as w
+
+HEADER_SIZE = 10
+
+
+class Clock:
+    """Marks the first batch and the end: wall and process CPU time."""
+
+    def __init__(self) -> None:
+        self.t0 = self.c0 = self.t1 = self.c1 = 0.0
+
+    def first(self) -> None:
+        if not self.t0:
+            self.t0, self.c0 = time.monotonic(), time.process_time()
+
+    def end(self) -> None:
+        self.t1, self.c1 = time.monotonic(), time.process_time()
+
+    def result(self, n: int, outputs: int) -> dict[str, Any]:
+        wall = self.t1 - self.t0
+        return {"records": n, "outputs": outputs, "records_per_s": n / wall if wall else 0.0,
+                "cpu_us_per_record": (self.c1 - self.c0) / n * 1e6}
+
+
+def avro(schemas: Any) -> tuple[Any, Any, bytes]:
+    """fastavro's parsed reader (Txn) and writer (Scored) schemas, and the output header."""
+    from fastavro import parse_schema
+
+    from doa.wire.schema import Schema
+
+    scored = Schema.from_json(w.SCORED)
+    return parse_schema(w.TXN), parse_schema(w.SCORED), b"\xc3\x01" + scored.fingerprint
+
+
+def learner_codec() -> tuple[Any, Any]:
+    """decode(bytes) -> dict and encode(dict) -> bytes as a hand-written loop does them."""
+    from fastavro import schemaless_reader, schemaless_writer
+
+    reader, writer, header = avro(None)
+
+    def decode(value: bytes) -> Any:
+        buf = io.BytesIO(value)
+        buf.seek(HEADER_SIZE)
+        return schemaless_reader(buf, reader, None)
+
+    def encode(record: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(header)
+        schemaless_writer(buf, writer, record)
+        return buf.getvalue()
+
+    return decode, encode
+
+
+# -- aiokafka ------------------------------------------------------------------------------------
+async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=a.broker, linger_ms=5, acks="all")
+    consumer = AIOKafkaConsumer("txns", bootstrap_servers=a.broker, group_id=a.name,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                session_timeout_ms=3000, heartbeat_interval_ms=1000,
+                                fetch_max_wait_ms=10)
+    await producer.start()
+    await consumer.start()
+    decode, encode = learner_codec()
+    learner = w.Learner()
+    out, clock, seen, outputs = f"{a.name}.out", Clock(), 0, 0
+    try:
+        while seen < a.records:
+            data = await consumer.getmany(timeout_ms=100, max_records=256)
+            if not data:
+                continue
+            clock.first()
+            futures = []
+            for messages in data.values():
+                for m in messages:
+                    value = encode(learner.step(decode(m.value))) if learn else m.value
+                    futures.append(await producer.send(out, value, key=m.key,
+                                                       partition=m.partition))
+            seen += len(futures)
+            outputs += len(futures)
+            await asyncio.gather(*futures)
+            await consumer.commit()
+        clock.end()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return clock.result(seen, outputs)
+
+
+# -- confluent-kafka -------------------------------------------------------------------------------
+def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
+    from confluent_kafka import Consumer, Producer
+
+    consumer = Consumer({"bootstrap.servers": a.broker, "group.id": a.name,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
+    producer = Producer({"bootstrap.servers": a.broker, "linger.ms": 5, "acks": "all",
+                         "enable.idempotence": False})
+    consumer.subscribe(["txns"])
+    decode, encode = learner_codec()
+    learner = w.Learner()
+    out, clock, seen = f"{a.name}.out", Clock(), 0
+    try:
+        while seen < a.records:
+            messages = consumer.consume(256, timeout=0.1)
+            if not messages:
+                continue
+            clock.first()
+            for m in messages:
+                if m.error():
+                    continue
+                value = encode(learner.step(decode(m.value()))) if learn else m.value()
+                producer.produce(out, value, key=m.key(), partition=m.partition())
+                seen += 1
+            producer.poll(0)
+            producer.flush()  # acknowledged before the commit, as doa does
+            consumer.commit(asynchronous=True)
+        clock.end()
+    finally:
+        consumer.close()
+    return clock.result(seen, seen)
+
+
+# -- Quix Streams ----------------------------------------------------------------------------------
+def quix_app(a: argparse.Namespace) -> dict[str, Any]:
+    from quixstreams import Application
+
+    app = Application(broker_address=a.broker, consumer_group=a.name,
+                      auto_offset_reset="earliest", loglevel="WARNING",
+                      use_changelog_topics=False, consumer_poll_timeout=0.1)
+    src = app.topic("txns", value_deserializer="bytes", key_deserializer="bytes")
+    out = app.topic(f"{a.name}.out", value_serializer="bytes", key_serializer="bytes")
+    decode, encode = learner_codec()
+    learner = w.Learner()
+    clock, count = Clock(), [0]
+
+    def work(value: bytes) -> bytes:
+        clock.first()
+        encoded = encode(learner.step(decode(value)))
+        count[0] += 1
+        if count[0] >= a.records:
+            clock.end()
+            app.stop()
+        return encoded
+
+    app.dataframe(src).apply(work).to_topic(out)
+    app.run()
+    return clock.result(count[0], count[0])
+
+
+# -- faust -----------------------------------------------------------------------------------------
+async def faust_agent(a: argparse.Namespace) -> dict[str, Any]:
+    from doa.engines.faust import app_settings, faust
+
+    app = faust.App(a.name, broker=f"kafka://{a.broker}", **app_settings())
+    src = app.topic("txns", key_type=bytes, value_type=bytes, key_serializer="raw",
+                    value_serializer="raw")
+    out = app.topic(f"{a.name}.out", key_type=bytes, value_type=bytes, key_serializer="raw",
+                    value_serializer="raw")
+    decode, encode = learner_codec()
+    learner = w.Learner()
+    clock, count, done = Clock(), [0], asyncio.Event()
+
+    @app.agent(src)  # type: ignore[untyped-decorator]
+    async def learn(stream: Any) -> None:
+        async for values in stream.take(256, within=0.05):
+            clock.first()
+            for value in values:
+                r = decode(value)
+                await out.send(key=r["account"].encode(), value=encode(learner.step(r)))
+            count[0] += len(values)
+            if count[0] >= a.records and not done.is_set():
+                await app.producer.flush()
+                clock.end()
+                done.set()
+
+    await app.start()
+    await asyncio.wait_for(done.wait(), timeout=600)
+    await app.stop()
+    return clock.result(count[0], count[0])
+
+
+# -- doa -------------------------------------------------------------------------------------------
+def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from doa.engines import EngineSettings
+    from doa.engines.launch import prepare, run_nodes
+
+    schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-schemas-")))
+    t = w.topology(kind, a.name, schemas, compiled=compiled)
+    prepare(t, a.broker)
+    last = "model" if kind == "pair" else next(iter(t.nodes))
+    need = 2 * a.records if kind == "pair" else a.records
+    clock = Clock()
+
+    def done(stats: dict[str, Any]) -> bool:
+        if any(s.records_in for s in stats.values()):
+            clock.first()
+        if stats[last].records_in >= need:
+            clock.end()
+            return True
+        return False
+
+    report = asyncio.run(run_nodes(t, a.broker, list(t.nodes), seconds=600, signals=False,
+                                   until=done, settings=EngineSettings(snapshot_every_ms=5000)))
+    first = min(s.first_batch_at or 0.0 for s in report.stats.values())
+    wall = (report.stats[last].last_batch_at or 0.0) - first
+    out = report.stats[last].records_out
+    result = clock.result(a.records, out)
+    result["records_per_s"] = a.records / wall if wall > 0 else 0.0
+    return result
+
+
+VARIANTS = {
+    "aiokafka-pass": lambda a: asyncio.run(aiokafka_loop(a, learn=False)),
+    "confluent-pass": lambda a: confluent_loop(a, learn=False),
+    "doa-pass": lambda a: doa_node(a, "passthrough"),
+    "aiokafka-learner": lambda a: asyncio.run(aiokafka_loop(a, learn=True)),
+    "confluent-learner": lambda a: confluent_loop(a, learn=True),
+    "quix-learner": quix_app,
+    "faust-learner": lambda a: asyncio.run(faust_agent(a)),
+    "doa-custom": lambda a: doa_node(a, "custom"),
+    "doa-pair": lambda a: doa_node(a, "pair"),
+    "doa-pair-compiled": lambda a: doa_node(a, "pair", compiled=True),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.peers_run")
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--profile", action="store_true")
+    a = parser.parse_args(argv)
+    if not a.profile:
+        print(json.dumps(VARIANTS[a.variant](a)), flush=True)
+        return
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    result = prof.runcall(VARIANTS[a.variant], a)
+    print(json.dumps(result), flush=True)
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
