@@ -16,8 +16,10 @@ import pytest
 
 from doa import Topology
 from doa.detector import DetectorSpec
+from doa.join import JoinSpec
 from doa.kernels.node import KernelSpec
 from doa.learner.spec import LearnerSpec
+from doa.model.node import ModelSpec
 from doa.node import Declared, Node, NodeKind, StreamInfo, missing_fields, stream_name
 from doa.testing import Harness
 from doa.topology.loader import load_topology
@@ -28,7 +30,7 @@ FILES = sorted([*(REPO / "topologies").glob("*.py"), *(REPO / "tests" / "topolog
 TOPOLOGIES = [load_topology(str(p)) for p in FILES if p.name != "__init__.py"]
 NODES = [(t, n) for t in TOPOLOGIES for n in t.nodes.values()]
 IDS = [f"{t.name}:{n.name}" for t, n in NODES]
-BUILT_IN = {Declared, KernelSpec, LearnerSpec, DetectorSpec}
+BUILT_IN = {Declared, KernelSpec, LearnerSpec, DetectorSpec, ModelSpec, JoinSpec}
 
 
 def test_every_built_in_kind_appears_in_a_shipped_topology() -> None:
