@@ -8,12 +8,15 @@ needs pandas.
 
 Examples
 --------
->>> import doa.dataset                                               # doctest: +SKIP
->>> df = doa.dataset.read("topologies/fraud.py", "scorer").to_pandas()
->>> df[["amount", "spend_zscore", "prediction", "label"]].head(2)
-     amount  spend_zscore  prediction  label
-0  391906.2      0.000000       False  False
-1  127767.7      0.000000       False  False
+With a broker holding a run of the fraud demo (``DOA_BROKER`` set; the README's "Collect a
+training set" runs this and checks its output):
+
+>>> import doa.dataset                                                     # doctest: +SKIP
+>>> df = doa.dataset.read("topologies/fraud.py", "scorer").to_pandas()     # doctest: +SKIP
+>>> df[["join", "amount", "label"]].tail(2)                                # doctest: +SKIP
+      join         amount  label
+2998  2998  217339.292261  False
+2999  2999  378791.873975   True
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from doa.collect.bounds import Bound, parse_bound
+from doa.collect.bounds import Bound, epoch_ms, parse_bound
 from doa.errors import DoaError
 from doa.topology.topology import Topology
 
@@ -73,6 +76,5 @@ def as_bound(value: BoundLike) -> Bound | None:
     if isinstance(value, int):
         return Bound(offset=value)
     if isinstance(value, datetime.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-        return Bound(time_ms=round(moment.timestamp() * 1000))
+        return Bound(time_ms=epoch_ms(value))
     return parse_bound(str(value))

@@ -30,12 +30,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from doa.errors import DoaError
 
 _UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _AGO = re.compile(r"-(\d+)([smhd])")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,19 @@ def parse_bound(text: str, now_ms: int | None = None) -> Bound:
     except ValueError:
         raise DoaError(f"bound {text!r}: expected an offset (1200), a time (2024-05-01T12:00, "
                        "1714564800000ms) or a duration before now (-15m, -2h, -7d)") from None
+    return Bound(time_ms=epoch_ms(moment))
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, exactly (a float timestamp loses the last one); a
+    naive time is UTC.
+
+    >>> epoch_ms(datetime(2107, 1, 1, 0, 0, 0, 6000))
+    4323283200006
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return Bound(time_ms=int(moment.timestamp() * 1000))
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def first_offset(bound: Bound | None, begin: int) -> int:
