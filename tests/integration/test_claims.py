@@ -1,0 +1,159 @@
+"""The claims story of topologies/claims.py on the embedded broker, end to end.
+
+Claims are joined with their policies and paid by a rule (version 1); a decision tree
+trained on the assessed claims and settlements read back from the streams is published with
+``doa model publish`` (version 2); a gradient-boosting model retrained on more of them is
+published as a candidate (version 3), compared on the same settlements with ``doa model
+compare``, and promoted by the topology's policy after 300 settlements. Every payout must
+equal its version's model called in plain Python on the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.tree import DecisionTreeRegressor
+
+from doa.client import Publisher
+from doa.engines.launch import prepare, run_nodes
+from doa.topology.loader import load_topology
+from tests.integration.helpers import doa_command, read_stream
+from tests.integration.test_kill9 import Log
+
+pytestmark = [pytest.mark.broker,
+              pytest.mark.brokers("tansu", reason="the story is broker-independent; CI time")]
+
+ROOT = Path(__file__).resolve().parents[2]
+CLAIMS = str(ROOT / "topologies" / "claims.py")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Story:
+    """The topology's nodes running in a thread, the streams it writes followed."""
+
+    def __init__(self, broker: str) -> None:
+        from topologies import claims
+
+        self.claims = claims
+        self.broker = broker
+        self.t = load_topology(CLAIMS)
+        prepare(self.t, broker)
+        self.logs = {s: Log(broker, s) for s in ("payouts", "payout.outcomes",
+                                                  "payout.events")}
+        self.stop = threading.Event()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.worker = threading.Thread(target=lambda: asyncio.run(run_nodes(
+            self.t, broker, ["assess", "payout"], seconds=120, signals=False,
+            until=lambda stats: self.stop.is_set())))
+        self.worker.start()
+
+    def file(self, start: int, n: int) -> None:
+        """Claims ``start`` .. ``start + n - 1`` and their policies; wait for their payouts."""
+        pairs = list(self.claims.claims(n, start=start))
+        t0 = now_ms()
+        with Publisher("policies", broker=self.broker, topology=self.t) as pub:
+            for i, (policy, _) in enumerate(pairs):
+                pub.send(policy, timestamp_ms=t0 + i)
+        with Publisher("claims", broker=self.broker, topology=self.t) as pub:
+            for i, (policy, claim) in enumerate(pairs):
+                pub.send(claim, timestamp_ms=t0 + i)
+                self.rows[claim["claim_id"]] = {**policy, **claim}
+        self.wait("payouts", start + n)
+
+    def settle(self, start: int, n: int, outcomes: int | None = None) -> None:
+        """The settlements of claims ``start`` ..; wait for the outcomes."""
+        with Publisher("settlements", broker=self.broker, topology=self.t) as pub:
+            for policy, claim in self.claims.claims(n, start=start):
+                paid = self.claims.settlement(policy, claim)
+                pub.send(paid)
+                self.rows[claim["claim_id"]]["paid"] = paid["paid"]
+        self.wait("payout.outcomes", outcomes if outcomes is not None else start + n)
+
+    def wait(self, stream: str, count: int, timeout: float = 30.0) -> None:
+        log = self.logs[stream]
+        deadline = time.monotonic() + timeout
+        while len(log.records) < count and time.monotonic() < deadline:
+            log.poll(20)
+        assert len(log.records) >= count, f"{stream}: {len(log.records)} of {count}"
+
+    def collected(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training set as a data scientist gets it: assessed claims and settlements
+        read back from the streams, joined on claim_id."""
+        paid = {r["claim_id"]: r["paid"] for r in read_stream(self.broker, self.t,
+                                                              "settlements", idle_s=1)}
+        rows = [r for r in read_stream(self.broker, self.t, "assessed_claims", idle_s=1)
+                if r["claim_id"] in paid]
+        X = np.array([[r[f] for f in self.claims.FEATURES] for r in rows])
+        return X, np.array([paid[r["claim_id"]] for r in rows])
+
+    def matrix(self, ids: list[str]) -> np.ndarray:
+        return np.array([[self.rows[i][f] for f in self.claims.FEATURES] for i in ids])
+
+
+def publish(path: Path, *extra: str, broker: str) -> None:
+    done = doa_command("model", "publish", CLAIMS, "payout", str(path), *extra,
+                       "--broker", broker)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_the_claims_story(broker: str, tmp_path: Path) -> None:
+    story = Story(broker)
+    try:
+        story.file(0, 400)  # the rule pays
+        story.settle(0, 400)
+        X, y = story.collected()
+        assert len(X) == 400
+        tree = DecisionTreeRegressor(max_depth=4, random_state=0).fit(X, y)
+        joblib.dump(tree, tmp_path / "tree.joblib")
+        publish(tmp_path / "tree.joblib", "--note", "tree on 400 claims", broker=broker)
+        story.file(400, 400)  # the tree pays
+        story.settle(400, 400)
+        X, y = story.collected()
+        boosted = GradientBoostingRegressor(random_state=0).fit(X, y)
+        joblib.dump(boosted, tmp_path / "boosted.joblib")
+        publish(tmp_path / "boosted.joblib", "--candidate", broker=broker)
+        story.file(800, 400)  # the tree pays, the boosted model shadows it
+        story.settle(800, 200)
+        compared = doa_command("model", "compare", CLAIMS, "payout", "--broker", broker)
+        assert compared.returncode == 0, compared.stderr.decode()
+        table = compared.stdout.decode()
+        story.settle(1000, 200)  # the 300th shared settlement promotes the candidate
+        story.wait("payout.events", 3)
+        story.file(1200, 100)  # the boosted model pays
+    finally:
+        story.stop.set()
+        story.worker.join(60)
+    assert not story.worker.is_alive()
+
+    payouts = {r["join"]: r for r in read_stream(broker, story.t, "payouts", expected=1300)}
+    shadow = {r["join"]: r for r in read_stream(broker, story.t, "payouts.shadow", idle_s=1)}
+    models = {1: story.claims.Rule().predict_batch, 2: tree.predict, 3: boosted.predict}
+    ranges = {1: range(0, 400), 2: range(400, 1200), 3: range(1200, 1300)}
+    for version, ids in ranges.items():
+        names = [f"c{i}" for i in ids]
+        assert [payouts[c]["model_version"] for c in names] == [version] * len(names)
+        expected = models[version](story.matrix(names))
+        assert [payouts[c]["prediction"] for c in names] == pytest.approx(list(expected))
+    names = [f"c{i}" for i in range(800, 1200)]
+    assert sorted(shadow) == sorted(names)  # the candidate scored the same claims, apart
+    assert [shadow[c]["prediction"] for c in names] == pytest.approx(
+        list(boosted.predict(story.matrix(names))))
+    events = [(e["action"], e["version"]) for e in read_stream(broker, story.t,
+                                                               "payout.events", idle_s=1)]
+    assert events == [("created", 2), ("candidate", 3), ("promoted", 3)]
+    lines = {line.split()[1]: line for line in table.replace("│", " ").splitlines()
+             if line.replace("│", " ").split()[:1] == ["0"]}
+    live, candidate = lines["live"].split(), lines["candidate"].split()
+    assert (live[2], live[3], candidate[2], candidate[3]) == ("2", "200", "3", "200")
+    assert float(candidate[4]) < float(live[4])  # MAE: the candidate pays closer to the truth
