@@ -90,6 +90,11 @@ class Announcer:
         """Write the stopped records (within ``timeout_s``) and end the thread."""
         self._stop.set()
         self._thread.join(timeout_s)
+        if self._thread.is_alive() and self._producer is not None:
+            # The broker is gone and a send still waits: the thread is a daemon and dies with
+            # the process, but kafka-python's exit hook would flush again and print a traceback.
+            with contextlib.suppress(Exception):
+                self._producer._unregister_cleanup()
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -130,7 +135,7 @@ class Announcer:
         try:
             future = self._producer.send(TOPIC, key=self.key.encode(), value=encode(record),
                                          partition=partition)
-            future.get(timeout=max(5.0, self.interval_s))
+            future.get(timeout=1.0 if self._stop.is_set() else max(5.0, self.interval_s))
         except Exception as exc:
             self._warn(exc)
             return
