@@ -19,7 +19,7 @@ from doa.events import Event
 from doa.lineage.log import Record
 from doa.topology.loader import load_topology
 from doa.ui import reads
-from doa.ui.app import STATIC, make_app
+from doa.ui.app import STATIC, CatalogCache, make_app
 from doa.ui.graph import declared_nodes, layout
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
@@ -77,27 +77,33 @@ def test_static_files_point_nowhere_else() -> None:
         assert "@import" not in text and "url(http" not in text
 
 
-def test_the_catalog_is_collected_once_for_concurrent_requests_then_again_when_old() -> None:
+def test_the_catalog_is_collected_once_for_concurrent_callers_then_again_when_old() -> None:
     calls: list[int] = []
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
+    now = [100.0]
 
     def collect() -> dict[str, Any]:
-        release.wait(10)
+        started.set()
+        release.wait(30)
         calls.append(1)
         return _catalog(len(calls))
 
-    async def scenario(client: TestClient[Any, Any]) -> tuple[list[int], int]:
-        pending = [asyncio.ensure_future(client.get("/api/catalog")) for _ in range(5)]
-        await asyncio.sleep(0.05)  # let all five reach the cache before the collect returns
-        release.set()
-        answers = [await (await p).json() for p in pending]
-        first = [a["catalog"]["collected_at"] for a in answers]
-        again = await (await client.get("/api/catalog")).json()
-        return first, again["catalog"]["collected_at"]
+    cache = CatalogCache(collect, max_age_s=2.0, clock=lambda: now[0])
 
-    first, again = _run(collect, scenario, max_age_s=0.0)
-    assert first == [1] * 5
-    assert again == 2 and len(calls) == 2
+    async def scenario() -> list[int]:
+        tasks = [asyncio.ensure_future(cache.get()) for _ in range(5)]
+        while not started.is_set():  # the first caller is collecting; the others, scheduled
+            await asyncio.sleep(0.01)  # in the same loop turn, wait on the cache's lock
+        release.set()
+        seen = [(await t)["collected_at"] for t in tasks]
+        now[0] += 1.9
+        seen.append((await cache.get())["collected_at"])  # still fresh
+        now[0] += 0.2
+        seen.append((await cache.get())["collected_at"])  # 2.1 s old: collected again
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 1, 1, 1, 1, 1, 2]
+    assert len(calls) == 2
 
 
 def test_catalog_endpoint_adds_the_graph_and_the_event_streams() -> None:

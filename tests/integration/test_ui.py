@@ -150,7 +150,6 @@ def test_ui_shows_streams_graph_records_and_events(system: System) -> None:
             seen["requests"] = list(page.requests)
             return seen
 
-    started = time.monotonic()
     seen = asyncio.run(scenario())
     assert set(topology.streams) <= set(seen["names"])
     assert not any(n.startswith("_") for n in seen["names"])
@@ -166,7 +165,6 @@ def test_ui_shows_streams_graph_records_and_events(system: System) -> None:
     assert any(e.startswith("model scorer: created version") for e in seen["events"])
     _assert_local(seen["requests"], system.url)
     assert any("/api/records?stream=predictions" in u for u in seen["requests"])
-    assert time.monotonic() - started < 30
 
 
 def test_lineage_box_traces_a_real_event_id(system: System, tmp_path: Path) -> None:
@@ -186,7 +184,6 @@ def test_lineage_box_traces_a_real_event_id(system: System, tmp_path: Path) -> N
             shot = await page.screenshot(tmp_path / "ui.png")
             return {"id": event_id, "tree": tree, "shot": shot, "requests": list(page.requests)}
 
-    started = time.monotonic()
     seen = asyncio.run(scenario())
     event_id, tree, shot, requests = seen["id"], seen["tree"], seen["shot"], seen["requests"]
     assert len(event_id) == 32
@@ -200,7 +197,6 @@ def test_lineage_box_traces_a_real_event_id(system: System, tmp_path: Path) -> N
     assert cli.stdout.decode().splitlines()[:-1] == lines
     _assert_local(requests, system.url)
     assert any("/api/lineage?event=" + event_id in u for u in requests)
-    assert time.monotonic() - started < 30
     png = Path(shot).read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     if os.environ.get("DOA_UPDATE_DOCS") == "1":
