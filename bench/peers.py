@@ -80,11 +80,12 @@ def preload(address: str, n: int, schemas: Path) -> None:
 
 
 def run_variant(variant: str, address: str, n: int, name: str, profile: bool = False,
-                timeout: float = 600) -> tuple[dict[str, Any], str]:
+                timeout: float = 600, code: Path = ROOT) -> tuple[dict[str, Any], str]:
+    """Run ``variant`` in a process of its own, with doa and bench from ``code``."""
     cmd = [sys.executable, "-m", "bench.peers_run", variant, "--broker", address,
            "--records", str(n), "--name", name] + (["--profile"] if profile else [])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True,
                           timeout=timeout)
     lines = done.stdout.splitlines()
     for i, line in enumerate(lines):
@@ -102,9 +103,10 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                       "cpu_us_per_record": statistics.median(r["cpu_us_per_record"] for r in rs),
                       "outputs": rs[-1]["outputs"], "rounds": len(rs)}
     for v, base in RATIOS:
-        if v in out and base in out:
-            out[v].setdefault("ratios", {})[base] = \
-                out[v]["records_per_s"] / out[base]["records_per_s"]
+        for variant in (v, f"{v}@before"):
+            if variant in out and base in out:
+                out[variant].setdefault("ratios", {})[base] = \
+                    out[variant]["records_per_s"] / out[base]["records_per_s"]
     return out
 
 
@@ -114,15 +116,22 @@ def table(summary: dict[str, Any], errors: dict[str, str]) -> str:
     base_pass = summary.get("aiokafka-pass", {}).get("records_per_s")
     base_loop = summary.get("aiokafka-learner", {}).get("records_per_s")
     quix = summary.get("quix-learner", {}).get("records_per_s")
-    for v, label in LABELS.items():
+    labels = {x: LABELS[x] for x in LABELS}
+    for v in summary:
+        name, _, before = v.partition("@")
+        if before:
+            labels = {**labels, v: f"{LABELS[name]}, before"}
+    for v, label in sorted(labels.items(), key=lambda kv: list(LABELS).index(
+            kv[0].partition("@")[0]) - 0.5 * bool(kv[0].partition("@")[2])):
         if v in errors:
             rows.append(f"| {label} | failed: {errors[v][:80]} | | | |")
         if v not in summary:
             continue
         r = summary[v]["records_per_s"]
-        base = base_pass if v.endswith("-pass") else base_loop
+        passthrough = v.partition("@")[0].endswith("-pass")
+        base = base_pass if passthrough else base_loop
         vs_loop = f"{r / base:.2f}x" if base else "-"
-        vs_quix = f"{r / quix:.2f}x" if quix and not v.endswith("-pass") else "-"
+        vs_quix = f"{r / quix:.2f}x" if quix and not passthrough else "-"
         rows.append(f"| {label} | {r:,.0f} | {summary[v]['cpu_us_per_record']:.1f} | "
                     f"{vs_loop} | {vs_quix} |")
     return "\n".join(rows)
@@ -134,12 +143,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int)
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--variants", help="comma-separated subset of: " + ", ".join(LABELS))
+    parser.add_argument("--compare", metavar="DIR", type=Path,
+                        help="also run doa's variants with doa and bench from DIR (e.g. "
+                             "`git archive BASE doa bench | tar -x -C DIR`), as VARIANT@before")
     parser.add_argument("--profile", metavar="VARIANT", choices=sorted(LABELS),
                         help="run VARIANT once under cProfile: top 25 by own time")
     a = parser.parse_args(argv)
     n = a.records or (10_000 if a.quick or a.profile else 40_000)
     rounds = a.rounds or (2 if a.quick else 3)
     variants = a.variants.split(",") if a.variants else list(LABELS)
+    if a.compare:
+        variants = [x for v in variants for x in
+                    ((f"{v}@before", v) if v.startswith("doa-") else (v,))]
     from doa.local.embedded import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
@@ -158,8 +173,11 @@ def main(argv: list[str] | None = None) -> None:
             for v in variants:
                 if v in errors:
                     continue
+                name, _, before = v.partition("@")
                 try:
-                    r, _ = run_variant(v, broker.address, n, f"r{rnd}-{v}")
+                    r, _ = run_variant(name, broker.address, n,
+                                       f"r{rnd}-{name}" + "-before" * bool(before),
+                                       code=a.compare if before else ROOT)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     errors[v] = str(exc)
                     print(f"  round {rnd + 1} {v:18s} FAILED {exc}", flush=True)
