@@ -266,9 +266,16 @@ class NodeWorker(PartitionedNode):
     # -- snapshots -----------------------------------------------------------------------------
     async def _maybe_snapshot(self) -> None:
         now = time.monotonic()
+        taken = False
         for p in list(self.states):
-            if self._snapshot_due(p, now) and not await self._try_snapshot(p):
-                return  # the broker is away: try again when next due
+            if self._snapshot_due(p, now):
+                if not await self._try_snapshot(p):
+                    return  # the broker is away: try again when next due
+                taken = True
+        if taken and self._consumer is not None:
+            # An idle node snapshots once its interval passes: commit what that snapshot
+            # covers now, not at the next batch, so its group's lag reads 0 while it idles.
+            await self._commit(self._consumer)
 
     async def _snapshot_all(self) -> None:
         for p in list(self.states):
