@@ -11,8 +11,9 @@ Columns, in order:
 
 - ``outcome_id``, ``prediction_id`` (hex event ids), ``features_id`` and ``label_id`` (the
   ids of the feature and label records the learner read: the outcome's and prediction's
-  lineage parents), ``predicted_at`` and ``learned_at`` (UTC), ``partition`` (the learner's
-  input partition), ``join``, ``key``;
+  lineage parents), ``predicted_at`` and ``learned_at`` (UTC), ``partition`` (the outcome's:
+  the learner's input partition when the outcomes stream is partitioned as its inputs),
+  ``join``, ``key``;
 - the features as logged, one column each (the prediction's ``features``, then its
   ``categories``; a name taken by another column gets the prefix ``feature_`` or
   ``category_``), then ``probability_<class>`` for classifiers that give probabilities;

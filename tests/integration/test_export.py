@@ -4,6 +4,7 @@ where each partition ended when the export started."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -159,6 +160,11 @@ def test_bounds_lineage_columns_and_the_command(tansu: str, tmp_path: Path) -> N
     assert [json.loads(line)["id"] for line in Path(out).read_text().splitlines()] == \
         list(range(50, 70))
     assert timed.records == 20
+
+    async def in_a_notebook() -> int:  # a running event loop: the export runs in a thread
+        return export(t, "items", broker=tansu, out=out).records
+
+    assert asyncio.run(in_a_notebook()) == 100
 
     from doa.cli.app import cli
 
