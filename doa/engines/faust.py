@@ -17,6 +17,13 @@ So after ``kill -9`` the recovered state equals that of a run that never crashed
 at-least-once, a replayed output has the same event id. No exactly-once: Faust's
 ``processing_guarantee="exactly_once"`` needs transactions (tansu has none); do not set it.
 
+While the broker is away the app waits for it, as the kafka engine does: outputs in flight
+stay unacknowledged (``NodeStats.outputs_unacked`` counts them) and no snapshot claims them.
+When it is back, Faust's consumer rejoins its group; the rebalance loads each partition's
+snapshot again and the node resumes from it, without a restart (the same test as the kafka
+engine's: tests/integration/test_broker_outage.py). A stop meanwhile is bounded by
+``doa run``'s grace (:mod:`doa.engines.outage`).
+
 Faust's stream path costs ~140 µs of CPU per record (lab note, DESIGN.md): the kafka engine
 stays the default and the hot path. This is the only doa module importing faust (the
 ``[faust]`` extra); its import reads ``sys.argv`` (``--datadir``, ``-L``/``--loop``), so it is

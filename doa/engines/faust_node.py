@@ -36,7 +36,7 @@ from doa.engines.partitioned import PartitionedNode
 from doa.errors import DoaError
 from doa.local.embedded import BrokerError
 from doa.node import Node
-from doa.runtime.runner import RawRecord
+from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -197,42 +197,62 @@ class MountedNode(PartitionedNode):
         return high is not None and self._next.get(tp, 0) >= high
 
     async def _run(self, by_partition: dict[int, list[RawRecord]]) -> None:
-        producer = self.app.producer
-        pending = []
+        outputs: list[OutRecord] = []
         for p, raws in by_partition.items():
-            if not raws:
-                continue
-            result = self.runner.process(self.states[p], raws)
-            self.states[p] = result.state
-            for out in result.outputs:
-                # Faust takes seconds and truncates ``int(ts * 1000)``: +0.5 ms keeps it exact.
-                pending.append(await producer.send(
-                    out.stream, out.key, out.value, out.partition,
-                    (out.timestamp + 0.5) / 1000, list(out.headers)))
-            positions = self.positions[p]
-            for r in raws:
-                positions[r.stream] = r.offset + 1
-            self._since_snapshot[p] += len(raws)
-            st = self.stats
-            st.records_in += result.records_in
-            st.records_out += result.records_out
-            st.dead_letters += result.dead_letters
-        if not pending and not any(by_partition.values()):
+            if raws:
+                outputs.extend(self._step(p, raws))
+        if not any(by_partition.values()):
             return
         now = time.monotonic()
         st = self.stats
         st.batches += 1
         st.first_batch_at = st.first_batch_at or now
         st.last_batch_at = now
-        if pending:
-            st.outputs_unacked = len(pending)  # what a stop now would leave unacknowledged
-            await asyncio.gather(*pending)  # acknowledged before a snapshot claims them
-            st.outputs_unacked = 0
+        if outputs:
+            await self._deliver(outputs)  # acknowledged before a snapshot claims them
             if st.first_output_s is None:
                 st.first_output_s = time.monotonic() - self._started
         self._note()
         await self._maybe_snapshot()
         self._note()
+
+    def _step(self, p: int, raws: list[RawRecord]) -> list[OutRecord]:
+        """Run partition ``p``'s records through the node; its state, positions and the stats
+        move on; returns the outputs."""
+        result = self.runner.process(self.states[p], raws)
+        self.states[p] = result.state
+        positions = self.positions[p]
+        for r in raws:
+            positions[r.stream] = r.offset + 1
+        self._since_snapshot[p] += len(raws)
+        st = self.stats
+        st.records_in += result.records_in
+        st.records_out += result.records_out
+        st.dead_letters += result.dead_letters
+        return result.outputs
+
+    async def _deliver(self, outputs: list[OutRecord]) -> None:
+        """Hand ``outputs`` to the app's producer and wait until the broker acknowledged
+        each. ``stats.outputs_unacked`` counts those not acknowledged yet, whether still to be
+        handed over or in flight (Faust's producer waits for a broker that is away), so a
+        stop abandoned meanwhile says how many (doa.engines.outage)."""
+        st = self.stats
+        st.outputs_unacked = len(outputs)
+
+        def acknowledged(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                st.outputs_unacked -= 1
+
+        pending = []
+        for out in outputs:
+            # Faust takes seconds and truncates ``int(ts * 1000)``: +0.5 ms keeps it exact.
+            future = await self.app.producer.send(
+                out.stream, out.key, out.value, out.partition, (out.timestamp + 0.5) / 1000,
+                list(out.headers))
+            future.add_done_callback(acknowledged)
+            pending.append(future)
+        await asyncio.gather(*pending)
+        st.outputs_unacked = 0
 
     def _note(self) -> None:
         """Keep the counters of what a stop would leave undone current (see doa.engines.outage):

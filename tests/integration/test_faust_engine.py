@@ -371,3 +371,58 @@ def test_importing_doa_does_not_import_faust_and_faust_never_sees_argv() -> None
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
+
+
+class _HeldProducer:
+    """An app producer whose broker acknowledges only when the test says so."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[None]] = []
+
+    async def send(self, *args: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+
+def test_a_faust_node_counts_the_outputs_its_broker_has_not_acknowledged() -> None:
+    """What the stop line of ``doa run --engine faust`` reports as "N outputs not
+    acknowledged" (issue 25): every output of the batch until the broker acknowledges it."""
+    from aiokafka import TopicPartition
+
+    from doa.engines.faust_node import MountedNode
+    from doa.runtime.runner import RawRecord
+
+    topology = load_topology(COUNTING)
+    codec = topology.codec("events")
+    app = type("App", (), {"producer": _HeldProducer()})()
+    m = MountedNode(app, topology, topology.nodes["count"], "127.0.0.1:1")
+    m._ready.add(0)
+    m._next[TopicPartition("events", 0)] = 0
+    m.states[0], m.positions[0] = m.node.state(), {}
+    m._snapshot_taken(0)  # as on assignment: no snapshot due for the next 5 s
+    records = [RawRecord("events", 0, i, 1000 + i, b"k",
+                         codec.encode({"key": "k", "n": i, "payload": ""}), ())
+               for i in range(7)]
+
+    async def scenario() -> list[int]:
+        seen = []
+        batch = asyncio.create_task(m.process(records))
+        while len(app.producer.futures) < 7 and not batch.done():
+            await asyncio.sleep(0)
+        assert not batch.done(), batch.exception()
+        seen.append(m.stats.outputs_unacked)
+        for future in app.producer.futures[:3]:
+            future.set_result(None)
+        await asyncio.sleep(0)
+        seen.append(m.stats.outputs_unacked)
+        assert not batch.done(), "the batch waits for every acknowledgement"
+        for future in app.producer.futures[3:]:
+            future.set_result(None)
+        await batch
+        seen.append(m.stats.outputs_unacked)
+        return seen
+
+    assert asyncio.run(scenario()) == [7, 4, 0]
+    assert (m.stats.records_in, m.stats.records_out) == (7, 7)
+    assert m.positions[0] == {"events": 7}

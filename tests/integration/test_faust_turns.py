@@ -119,4 +119,5 @@ def test_faust_node_stops_within_its_grace_period_when_the_broker_is_gone(
     assert len(errors) == 1, text
     assert errors[0].startswith(f"error: broker {broker.address} unreachable: "), text
     assert "not snapshotted" in errors[0] and "reprocessed on restart" in errors[0], errors[0]
+    print(f"\n{stop}: stopped in {took:.1f} s: {errors[0]}")
     assert not [x for x in LIBRARY_LINES if x in text], text
