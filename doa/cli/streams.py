@@ -145,21 +145,41 @@ class StatusTicker:
               default="-", help="JSON lines to publish (default: stdin).")
 def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
     """Publish JSON lines into a stream. Every line is validated against the stream's schema
-    first: nothing is sent unless all are valid (an error names the line, field and stream)."""
+    first: nothing is sent unless all are valid (an error names the line, field and stream).
+    Ctrl-C while sending stops before the next record and says how many were sent and
+    acknowledged (waiting at most $DOA_SHUTDOWN_GRACE_S for the broker); twice: at once."""
+    from doa.cli.interrupt import Sending
     from doa.client import Publisher
     from doa.cluster.reach import check_reachable
+    from doa.engines.outage import shutdown_grace_s
     from doa.topology.loader import load_topology
 
     address = need_broker(broker)
     check_reachable(address, timeout_s=4.0)
+    grace_s = shutdown_grace_s()
     t = load_topology(topology) if topology else None
     with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
         stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with stream_in:
             records = _valid_lines(stream_in, pub.codec.encode)
-        for record in records:
-            pub.send(record)
-        pub.flush()
+        sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
+                          say=lambda line: err.print(escape(line)))
+        with sending.interruptible():
+            for record in records:
+                if sending.interrupted:
+                    break
+                pub.send(record)
+                sending.sent += 1
+            try:
+                pub.flush(sending.remaining_s() if sending.interrupted else 60.0)
+            except DoaError:
+                if not sending.interrupted:
+                    raise
+            if sending.interrupted:
+                sending.report(pub.acknowledged)
+                if pub.acknowledged < sending.sent:
+                    sending.exit_now()
+                raise SystemExit(sending.exit_code)
     err.print(f"published {pub.acknowledged} records to {stream} (acknowledged)")
 
 
