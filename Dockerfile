@@ -47,7 +47,7 @@ RUN apt-get update -qq \
        >/dev/null
 ENV DOA_KAFKA_CACHE=/opt/kafka
 RUN python -c 'from doa.local.apache_kafka import assemble; print(assemble().root)' \
-    && rm -rf /opt/kafka/*/libs.partial /root/.m2
+    && rm -rf /opt/kafka/*/libs.partial /root/.m2 && chmod -R a+rX /opt/kafka
 
 FROM jre AS kafka
 COPY --from=kafka-build /opt/kafka /opt/kafka

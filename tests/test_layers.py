@@ -57,6 +57,8 @@ LAYERS: list[list[str]] = [
     ["doa.demo.*"],
     # `doa ui`: a local web app over the catalog, the log and lineage (aiohttp, doa[ui]).
     ["doa.ui.*"],
+    # Deploying a topology: docker-compose files (`doa compose`).
+    ["doa.deploy.*"],
     ["doa.cli.*"],
 ]
 
