@@ -73,6 +73,34 @@ class Event(dict[str, Any]):
                            self.timestamp, self.key, self.id, self.headers))
 
 
+_new_event = Event.__new__
+_update = dict.update
+
+
+def make_event(record: dict[str, Any], stream: str, partition: int, offset: int,
+               timestamp: int, key: bytes | None = None, id: bytes | None = None,
+               headers: tuple[tuple[str, bytes], ...] = ()) -> Event:
+    """``Event(record, stream=..., ...)`` with positional arguments, ~2x cheaper (the
+    runtime makes one per record).
+
+    >>> e = make_event({"x": 1}, "readings", 0, 7, 0)
+    >>> e == Event({"x": 1}, stream="readings", partition=0, offset=7, timestamp=0)
+    True
+    >>> e.id == coordinate_id("readings", 0, 7), e.offset
+    (True, 7)
+    """
+    e = _new_event(Event)
+    _update(e, record)
+    e.stream = stream
+    e.partition = partition
+    e.offset = offset
+    e.timestamp = timestamp
+    e.key = key
+    e.id = id if id is not None else coordinate_id(stream, partition, offset)
+    e.headers = headers
+    return e
+
+
 def _rebuild(record: dict[str, Any], stream: str, partition: int, offset: int, timestamp: int,
              key: bytes | None, id: bytes, headers: tuple[tuple[str, bytes], ...]) -> Event:
     return Event(record, stream=stream, partition=partition, offset=offset,
@@ -88,6 +116,31 @@ def output_id(node: str, parent: Event, index: int) -> bytes:
     """The stable id of the ``index``-th output a node derived from ``parent``."""
     raw = f"{node}\0{parent.stream}\0{parent.partition}\0{parent.offset}\0{index}".encode()
     return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+class OutputIds:
+    """:func:`output_id` for one node, with the hash of each ``node, stream, partition``
+    prefix kept (blake2b hashes a stream: the same bytes, the same id, ~40% less work).
+
+    >>> e = Event({}, stream="readings", partition=2, offset=7, timestamp=0)
+    >>> OutputIds("enrich")(e, 1) == output_id("enrich", e, 1)
+    True
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._prefixes: dict[tuple[str, int], Any] = {}
+
+    def __call__(self, parent: Event, index: int) -> bytes:
+        prefix = self._prefixes.get((parent.stream, parent.partition))
+        if prefix is None:
+            if len(self._prefixes) > 10_000:
+                self._prefixes.clear()
+            prefix = self._prefixes[(parent.stream, parent.partition)] = hashlib.blake2b(
+                f"{self.node}\0{parent.stream}\0{parent.partition}\0".encode(), digest_size=16)
+        h = prefix.copy()
+        h.update(b"%d\0%d" % (parent.offset, index))
+        return h.digest()
 
 
 class Coordinates(NamedTuple):

@@ -42,7 +42,8 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
 
     Outputs go in record batches built here (aiokafka's ``create_batch``/``send_batch``), one
     future per batch instead of one per record: the per-record ``send`` path costs several µs
-    of Python and a future each. A record larger than half a batch goes alone through ``send``.
+    of Python and a future each. Each batch is closed when handed over, so it leaves without
+    lingering. A record larger than half a batch goes alone through ``send``.
     """
     todo, pause = list(outputs), 0.1
     while todo:
@@ -76,7 +77,9 @@ async def _send(producer: AIOKafkaProducer,
             groups[(out.stream, out.partition)] = [out]
         else:
             group.append(out)
-    limit = producer._message_accumulator._batch_size // 2
+    accumulator = getattr(producer, "_message_accumulator", None)  # none: send one by one
+    limit = accumulator._batch_size // 2 if hasattr(producer, "create_batch") and \
+        accumulator is not None else -1
     sent: list[tuple[Any, list[OutRecord]]] = []
     try:
         for (stream, partition), group in groups.items():
@@ -85,8 +88,7 @@ async def _send(producer: AIOKafkaProducer,
             for out in group:
                 if len(out.value) > limit:  # alone, through send (its size is checked there)
                     if batch is not None:
-                        sent.append((await producer.send_batch(batch, stream,
-                                                               partition=partition), members))
+                        sent.append((await _submit(producer, batch, stream, partition), members))
                         batch, members = None, []
                     sent.append((await producer.send(
                         stream, out.value, key=out.key, partition=partition,
@@ -96,18 +98,25 @@ async def _send(producer: AIOKafkaProducer,
                     batch = producer.create_batch()
                 if batch.append(timestamp=out.timestamp, key=out.key, value=out.value,
                                 headers=list(out.headers)) is None:  # full: send it, start another
-                    sent.append((await producer.send_batch(batch, stream, partition=partition),
+                    sent.append((await _submit(producer, batch, stream, partition),
                                  members))
                     batch, members = producer.create_batch(), []
                     batch.append(timestamp=out.timestamp, key=out.key, value=out.value,
                                  headers=list(out.headers))
                 members.append(out)
             if batch is not None:
-                sent.append((await producer.send_batch(batch, stream, partition=partition),
+                sent.append((await _submit(producer, batch, stream, partition),
                              members))
     except KafkaError as exc:
         retriable(exc)
     return sent
+
+
+async def _submit(producer: AIOKafkaProducer, batch: Any, stream: str, partition: int) -> Any:
+    """Hand a batch to the producer, closed: it leaves at once instead of waiting
+    ``linger_ms`` for more records (none will come: :func:`deliver` waits for it)."""
+    batch.close()
+    return await producer.send_batch(batch, stream, partition=partition)
 
 
 def retriable(exc: BaseException) -> None:

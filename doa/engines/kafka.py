@@ -39,6 +39,10 @@ from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
 GAP_REFETCHES = 5  # seeks back to the expected offset before a gap is believed and reported
+# A batch's outputs to one partition usually fit one record batch (doa.engines.delivery): one
+# request per partition instead of one per 16 KiB (aiokafka's default), far below the 1 MB a
+# broker takes by default.
+OUTPUT_BATCH_BYTES = 256 * 1024
 
 
 class NodeWorker(PartitionedNode):
@@ -67,7 +71,7 @@ class NodeWorker(PartitionedNode):
             bootstrap_servers=self.address, **aiokafka_options(self.address),
             linger_ms=s.linger_ms, acks=s.acks,
             enable_idempotence=False, max_request_size=2 * s.chunk_size + 65536,
-            client_id=f"doa-{self.node.name}")
+            max_batch_size=OUTPUT_BATCH_BYTES, client_id=f"doa-{self.node.name}")
         await self._producer.start()
         self._reader = AIOKafkaConsumer(bootstrap_servers=self.address,
                                         **aiokafka_options(self.address),
