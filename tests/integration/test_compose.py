@@ -33,7 +33,7 @@ HOME = Path(os.environ.get("DOA_DOCKER_HOME", "/tmp/doa-docker"))
 CHECK = Path(__file__).with_name("compose_check.py")
 PROJECT = "doa-compose-test"
 N = 20_000  # transactions (and labels): 10 s of the demo's event time, replayed paced
-KILL_AFTER = 2_000  # labels the scorer learned before its container is killed
+KILL_AFTER = 1_000  # labels the scorer learned before its container is killed
 PREPARE_TIMEOUT_S = 1200.0  # CI's background preparation: apt, mmdebstrap, two image builds
 NO_ENGINE = ("apt", "dockerd")  # phases whose failure means "no engine here": skip, not fail
 
