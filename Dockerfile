@@ -16,7 +16,7 @@ RUN python3 -m venv /opt/venv
 # code changes; README.md, pyproject's readme, is left empty to keep its edits out of the key).
 COPY pyproject.toml /stub/
 RUN mkdir /stub/doa && touch /stub/doa/__init__.py /stub/README.md \
-    && /opt/venv/bin/pip install --quiet /stub \
+    && /opt/venv/bin/pip install --quiet "/stub[ui,metrics]" \
     && /opt/venv/bin/pip uninstall --quiet --yes doa && rm -rf /stub
 COPY pyproject.toml /src/
 COPY doa /src/doa

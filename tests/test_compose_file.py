@@ -93,11 +93,13 @@ def test_services_and_what_they_run(variant: Path) -> None:
     assert services["kafka"]["build"]["target"] == "kafka"
     assert services["prepare"]["command"] == ["deploy", "topologies/fraud.py"]
     assert services["scorer"]["command"] == ["run", "topologies/fraud.py", "--nodes", "scorer",
-                                             "--quiet"]
+                                             "--quiet", "--metrics-port", "9100"]
+    assert services["ui"]["profiles"] == ["ui"]
+    assert services["ui"]["ports"] == ["127.0.0.1:8765:8765"]
     assert services["scorer"]["depends_on"] == {
         "prepare": {"condition": "service_completed_successfully"}}
     assert services["prepare"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
-    for name in ("featurize", "scorer", "watch_errors", "source"):  # one build: prepare's
+    for name in ("featurize", "scorer", "watch_errors", "source", "ui"):  # one build: prepare's
         assert "build" not in services[name] and services[name]["pull_policy"] == "never"
         assert services[name]["environment"]["DOA_BROKER"] == "kafka:9092"
     other = yaml.safe_load(variant.read_text())["services"]

@@ -9,7 +9,9 @@
   (compatibility-checked), then it exits; everything else waits for it to succeed.
 - one service per node group (:class:`Group`: ``doa run TOPOLOGY --nodes a,b``); a group scales
   (``docker compose up --scale NAME=N``) up to the partitions of the streams it reads, the
-  unit of parallelism and of state, since a node's state lives on its state topic.
+  unit of parallelism and of state, since a node's state lives on its state topic; each
+  replica serves Prometheus metrics on port 9100 of the compose network;
+- ``ui`` (profile ``ui``): ``doa ui`` on the host's loopback port 8765;
 - ``source``: the topology's demo source, published once (``doa deploy --publish-demo N``),
   when the module defines ``demo_source``.
 
@@ -26,11 +28,12 @@ Examples
 ['alerts']
 >>> text = compose_file(t, "topologies/sensors.py", groups(t, []))
 >>> start = text.index("  flag_spikes:")
->>> print(text[start:text.index("    environment:", start)].rstrip())
+>>> print(text[start:text.index("    command:", start)].rstrip())
   flag_spikes:  # flag_spikes: at most 4 replicas (partitions)
     image: doa:latest
     pull_policy: never  # built once, by prepare
-    command: ["run", "topologies/sensors.py", "--nodes", "flag_spikes", "--quiet"]
+>>> text[text.index("    command:", start):].splitlines()[0].split(", ")[1:4]
+['"topologies/sensors.py"', '"--nodes"', '"flag_spikes"']
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ KAFKA_IMAGE = "doa-kafka:latest"
 BASE = "${DOA_BASE_IMAGE:-python:3.11-slim-bookworm}"
 KAFKA_ADDRESS = "kafka:9092"
 CONFIG_IN_CONTAINER = "/etc/doa/kafka.properties"
+METRICS_PORT = 9100  # each node container's Prometheus /metrics, on the compose network
+UI_PORT = 8765
+UI_PORTS = f"127.0.0.1:{UI_PORT}:{UI_PORT}"  # the page shows the data: on loopback only
 IMAGE_FOLDERS = ("topologies", "schemas")  # what the Dockerfile copies into /app
 NODE_ENV = {  # a production consumer session: Kafka's floor is 6 s, its default 45 s
     "DOA_SESSION_TIMEOUT_MS": "10000",
@@ -162,7 +168,7 @@ def compose_file(topology: Topology, path: str, node_groups: Sequence[Group],
     opts = options or Options()
     path = image_path(path)
     broker = opts.broker or KAFKA_ADDRESS
-    taken = {g.name for g in node_groups} & {"kafka", "prepare", "source"}
+    taken = {g.name for g in node_groups} & {"kafka", "prepare", "source", "ui"}
     if taken:
         raise DoaError(f"group name {sorted(taken)[0]!r} is one of the file's own services")
     environment = {"DOA_BROKER": broker}
@@ -179,10 +185,15 @@ def compose_file(topology: Topology, path: str, node_groups: Sequence[Group],
     done = {"prepare": "service_completed_successfully"}
     for group in node_groups:
         nodes = ",".join(group.nodes)
-        lines += _service(group.name, ["run", path, "--nodes", nodes, "--quiet"],
+        lines += _service(group.name, ["run", path, "--nodes", nodes, "--quiet",
+                                       "--metrics-port", str(METRICS_PORT)],
                           {**environment, **NODE_ENV}, volumes, done, restart=True,
                           comment=f"{nodes}: at most {max_replicas(topology, group)} "
                                   "replicas (partitions)")
+    lines += _service("ui", ["ui", path, "--host", "0.0.0.0", "--port", str(UI_PORT)],
+                      environment, volumes, done, restart=True, ports=[UI_PORTS],
+                      profiles=["ui"], comment=f"doa ui on http://localhost:{UI_PORT} "
+                                               "(docker compose --profile ui up)")
     if opts.demo_records is not None:
         lines += _service("source", ["deploy", path, "--publish-demo", str(opts.demo_records)],
                           environment, volumes, done,
@@ -231,6 +242,7 @@ def _kafka() -> list[str]:
 
 def _service(name: str, args: list[str], environment: dict[str, str], volumes: list[str],
              depends: dict[str, str], *, restart: bool = False, build: bool = False,
+             ports: Sequence[str] = (), profiles: Sequence[str] = (),
              comment: str = "") -> list[str]:
     lines = [f"  {name}:" + (f"  # {comment}" if comment else ""),
              f"    image: {APP_IMAGE}",
@@ -241,6 +253,10 @@ def _service(name: str, args: list[str], environment: dict[str, str], volumes: l
     lines += [f"      {k}: {_scalar(v, always=True)}" for k, v in environment.items()]
     if volumes:
         lines += ["    volumes:"] + [f"      - {_scalar(v)}" for v in volumes]
+    if ports:
+        lines += ["    ports:"] + [f"      - {_scalar(p, always=True)}" for p in ports]
+    if profiles:
+        lines += [f"    profiles: [{', '.join(profiles)}]"]
     if depends:
         lines += ["    depends_on:"]
         for service, condition in depends.items():
