@@ -7,6 +7,15 @@ Examples
 >>> import doa
 >>> doa.Topology("example").name
 'example'
+
+A model node's delayed labels and its candidates' promotion policy
+(``topology.model(..., labels=doa.Labels(...), promote_when=doa.Promote(...))``; a
+learner's ``challenger=`` takes the same policy):
+
+>>> doa.Labels("settlements", label="paid", outcomes="outcomes").label_wait_ms
+60000
+>>> doa.Promote(margin=0.02, after_labels=300)
+Promote(margin=0.02, after_labels=300)
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from doa.errors import (
     TopologyError,
 )
 from doa.events import Event, Out
+from doa.model.labels import Labels, Promote
 from doa.node import Node, Stream
 from doa.topology.topology import Topology
 
@@ -32,8 +42,10 @@ __all__ = [
     "DoaError",
     "EncodeError",
     "Event",
+    "Labels",
     "Node",
     "Out",
+    "Promote",
     "SchemaError",
     "StepError",
     "Stream",

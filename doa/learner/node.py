@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from doa.learner import held
 from doa.learner import records as values
 from doa.learner.ops import Ops
 from doa.learner.spec import Inputs, LearnerSpec, Outputs, Pending, Versions, group, resolve
@@ -170,23 +171,6 @@ class _Learner:
         ops.flush()
         return state, out
 
-    def _expire_held(self, state: dict[str, Any], event: Any, ops: Ops,
-                     out: list[Any]) -> None:
-        """Report held labels that features at ``event``'s time prove can match nothing.
-
-        Features come in (nearly) timestamp order and a label's time is its features' time
-        plus the delay, so once the features' event time passes a held label's time by
-        ``label_wait_ms``, the label's features will not come any more.
-        """
-        early = state["early"]
-        horizon = event.timestamp - self.spec.label_wait_ms
-        while early and next(iter(early.values())).timestamp < horizon:
-            join, label = early.popitem(last=False)
-            self._unmatched(label, ops, out, "unknown", join, "no prediction has this join "
-                            f"value: features with it did not come within label_wait_ms="
-                            f"{self.spec.label_wait_ms} of event time (never seen, already "
-                            "labelled, or evicted)", [label, event])
-
     def _ops(self, state: dict[str, Any]) -> Ops:
         if self.compiled:
             return Ops(state["model"], self._predict, self._convert, self.supervised)
@@ -249,7 +233,8 @@ class _Learner:
         label = state["early"].pop(join, None)
         if label is not None:  # its label came first (delay 0, or these features lagged)
             self._on_label(state, label, ops, out, anchor=[label, event])
-        self._expire_held(state, event, ops, out)
+        held.expire(state["early"], event, wait_ms=spec.label_wait_ms,
+                    report=self._reporter(ops, out))
 
     def _label_of(self, y_pred: Any) -> Any:
         if self.use_proba:
@@ -266,16 +251,8 @@ class _Learner:
         if pending is None:
             # Its features have not come yet: a tie (delay 0: ties go label-first) or an
             # upstream node that lags. Hold the label until they come (or its wait ends).
-            held = state["early"]
-            if join in held:
-                self._unmatched(held.pop(join), ops, out, "duplicate", join, "a second label "
-                                "for a join value whose features have not come; the "
-                                "newer label is held", event)
-            held[join] = event
-            if len(held) > spec.max_pending:
-                old_join, old = held.popitem(last=False)
-                self._unmatched(old, ops, out, "overflow", old_join, f"{spec.max_pending} "
-                                "labels wait for their features already", event)
+            held.hold(state["early"], join, event, bound=spec.max_pending,
+                      report=self._reporter(ops, out))
             return
         x, cell, version, predicted_at = pending
         delay = event.timestamp - predicted_at
@@ -350,6 +327,10 @@ class _Learner:
                 "value": float(value) if value is not None else math.nan,
                 "labels": state["labels"] if labels is None else labels,
                 "timestamp": timestamp}
+
+    def _reporter(self, ops: Ops, out: list[Any]) -> held.Report:
+        return lambda event, reason, join, detail, anchor: self._unmatched(
+            event, ops, out, reason, join, detail, anchor)
 
     def _unmatched(self, event: Any, ops: Ops, out: list[Any], reason: str, join: str,
                    detail: str, anchor: Any = None) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from doa.learner import held
 from doa.learner import records as values
 from doa.model import versions
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from doa.model.node import ModelSpec
     from doa.node import Stream
 
-__all__ = ["Labels", "Promote", "deciding", "on_label", "track"]
+__all__ = ["Labels", "Promote", "deciding", "expire", "on_label", "track"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class Promote:
         gain = candidate - live if metric.bigger_is_better else live - candidate
         return gain > 0 and gain >= self.margin
 
+    def verdict(self, metric: Any, versions: tuple[int, int], values: tuple[float, float],
+                labels: int) -> tuple[bool, str]:
+        """Promote or not, and why, for the (live, candidate) ``versions`` whose ``metric``
+        (a River metric) has ``values`` over ``labels`` shared labels."""
+        (live, candidate), (a, b) = versions, values
+        why = (f"policy: {type(metric).__name__} {b:.4f} (v{candidate}) vs {a:.4f} "
+               f"(v{live}) over {labels} labels, margin {self.margin}")
+        return self.beats(metric, live=a, candidate=b), why
+
 
 @dataclass(frozen=True)
 class Labels:
@@ -71,7 +81,10 @@ class Labels:
         ``doa.Metric`` (every ``every`` labels, per version) and ``doa.UnmatchedLabel``
         (labels matching no waiting prediction, predictions evicted); None: not written
     every : labels between two ``doa.Metric`` records of a version
-    max_pending : predictions waiting for a label; beyond it the oldest is evicted
+    max_pending : predictions waiting for a label, and labels waiting for their record;
+        beyond it the oldest is evicted (reported as ``evicted`` or ``overflow``)
+    label_wait_ms : a label whose record has not been scored yet is held until the inputs'
+        event time passes the label's by this much, then reported as ``unknown``
     """
 
     stream: Stream | str
@@ -82,6 +95,7 @@ class Labels:
     unmatched: Stream | str | None = None
     every: int = 100
     max_pending: int = 100_000
+    label_wait_ms: int = 60_000
 
 
 def track(spec: ModelSpec, state: dict[str, Any], event: Any, key: str | None,
@@ -109,18 +123,22 @@ def deciding(spec: ModelSpec, state: dict[str, Any], event: Any) -> bool:
             and state["labels"][race[1]] + 1 >= spec.promote_when.after_labels)
 
 
-def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
-    """Match a label with its waiting predictions; outcome, metrics, maybe a decision."""
+def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
+             anchor: Any = None) -> None:
+    """Match a label with its waiting predictions; outcome, metrics, maybe a decision. A
+    label whose record has not been scored yet is held until it is (:mod:`doa.learner.held`);
+    outputs hang on ``anchor`` (default: the label itself)."""
     labels = spec.labels
     assert labels is not None
     join = str(event[spec.join])
     waiting = state["pending"].pop(join, None)
     if waiting is None:
-        _unmatched(spec, event, out, "unknown", join, "no prediction waits for this join "
-                   "value (never scored, already labelled, or evicted)")
+        held.hold(state["early"], join, event, bound=labels.max_pending,
+                  report=_reporter(spec, out))
         return
+    event, label = (event if anchor is None else anchor), event
     predicted_at, live, key, predictions = waiting
-    y = event[labels.label]
+    y = label[labels.label]
     metric = state["metrics"]
     classifier = bool(getattr(labels.metric, "requires_labels", False))
     if labels.outcomes is not None:
@@ -130,7 +148,7 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any])
             "join": join, "key": key, "model": spec.name, "model_version": live,
             "prediction": values.scalar(y_pred), "label": values.scalar(y), "correct": correct,
             "error": values.error(y, y_pred, y_pred, correct, False),
-            "delay_ms": event.timestamp - predicted_at, "timestamp": event.timestamp}))
+            "delay_ms": label.timestamp - predicted_at, "timestamp": label.timestamp}))
     race = state.get("race")
     if race is not None:
         counted = [v for v in race if v in predictions]
@@ -142,24 +160,21 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any])
             metric[v].update(y_true=y, y_pred=predictions[v])
         state["labels"][v] += 1
         if labels.metrics is not None and state["labels"][v] % labels.every == 0:
-            out.append((event, labels.metrics, _metric_record(spec, state, v, event.timestamp)))
+            out.append((event, labels.metrics, _metric_record(spec, state, v, label.timestamp)))
     if race is not None and counted and spec.promote_when is not None \
             and state["labels"][race[1]] >= spec.promote_when.after_labels:
-        _decide(spec, state, event, out)
+        _decide(spec, state, event, label, out)
 
 
-def _decide(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
+def _decide(spec: ModelSpec, state: dict[str, Any], event: Any, label: Any,
+            out: list[Any]) -> None:
     assert spec.labels is not None and spec.promote_when is not None
-    live, candidate = state["race"]
-    a, b = (_value(state["metrics"][v]) for v in (live, candidate))
-    name = type(spec.labels.metric).__name__
-    why = (f"{name} {b:.4f} (v{candidate}) vs {a:.4f} (v{live}) over "
-           f"{state['labels'][candidate]} labels, margin {spec.promote_when.margin}")
-    here = {"node": spec.name, "partition": event.partition, "timestamp": event.timestamp}
-    if spec.promote_when.beats(spec.labels.metric, live=a, candidate=b):
-        decision = versions.promote(state, reason="policy: " + why, **here)
-    else:
-        decision = versions.reject(state, reason="policy: " + why, **here)
+    live, candidate = race = state["race"]
+    values_ = (_value(state["metrics"][live]), _value(state["metrics"][candidate]))
+    better, why = spec.promote_when.verdict(spec.labels.metric, race, values_,
+                                            state["labels"][candidate])
+    here = {"node": spec.name, "partition": label.partition, "timestamp": label.timestamp}
+    decision = (versions.promote if better else versions.reject)(state, reason=why, **here)
     if spec.models is not None:
         out.append((event, spec.models, decision))
 
@@ -177,15 +192,27 @@ def _metric_record(spec: ModelSpec, state: dict[str, Any], version: int,
             "timestamp": timestamp}
 
 
+def expire(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
+    """Report the held labels that records at ``event``'s time prove can match nothing."""
+    assert spec.labels is not None
+    held.expire(state["early"], event, wait_ms=spec.labels.label_wait_ms,
+                report=_reporter(spec, out))
+
+
+def _reporter(spec: ModelSpec, out: list[Any]) -> held.Report:
+    return lambda event, reason, join, detail, anchor: _unmatched(spec, event, out, reason,
+                                                                  join, detail, anchor)
+
+
 def _unmatched(spec: ModelSpec, event: Any, out: list[Any], reason: str, join: str,
-               detail: str) -> None:
+               detail: str, anchor: Any = None) -> None:
     assert spec.labels is not None
     if spec.labels.unmatched is None:
         raise ValueError(f"model node {spec.name!r}: stream {event.stream!r} partition "
                          f"{event.partition} offset {event.offset}: {reason} label or "
                          f"prediction {join!r} ({detail}) and no unmatched= stream is declared "
                          "in its Labels")
-    out.append((event, spec.labels.unmatched, {
+    out.append((event if anchor is None else anchor, spec.labels.unmatched, {
         "reason": reason, "model": spec.name, "join": join, "stream": event.stream,
         "partition": event.partition, "offset": event.offset, "timestamp": event.timestamp,
         "detail": detail}))

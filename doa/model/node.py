@@ -271,14 +271,15 @@ def _names(labels: Labels) -> Labels:
         metric = metrics.Accuracy()  # type: ignore[no-untyped-call]
     return Labels(str(stream_name(labels.stream)), labels.label, metric,
                   stream_name(labels.outcomes), stream_name(labels.metrics),
-                  stream_name(labels.unmatched), labels.every, labels.max_pending)
+                  stream_name(labels.unmatched), labels.every, labels.max_pending,
+                  labels.label_wait_ms)
 
 
 def _initial(spec: ModelSpec) -> dict[str, Any]:
     state = versions.initial(spec.version, spec.format)
     if spec.labels is not None:
-        state.update(pending=OrderedDict(), metrics={spec.version: spec.labels.metric.clone()},
-                     labels={spec.version: 0})
+        state.update(pending=OrderedDict(), early=OrderedDict(),
+                     metrics={spec.version: spec.labels.metric.clone()}, labels={spec.version: 0})
     return state
 
 
@@ -288,6 +289,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
     width = len(features)
     label_stream = None if spec.labels is None else stream_name(spec.labels.stream)
     metric = None if spec.labels is None else spec.labels.metric
+    bound = 0 if spec.labels is None else spec.labels.max_pending
 
     def matrix(batch: list[Any]) -> np.ndarray[Any, Any]:
         try:
@@ -323,7 +325,9 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
         return [p if p is not None else s for p, s in zip(scored.predictions, scores,
                                                           strict=True)]
 
-    def score(state: dict[str, Any], batch: list[Any], out: list[Any]) -> None:
+    def score(state: dict[str, Any], batch: list[Any], out: list[Any],
+              early: dict[int, Any]) -> None:
+        """Score ``batch``; ``early``: labels held for its records, by position."""
         X = matrix(batch)
         live, candidate = state["version"], state["candidate"]
         made = {live: records(state, batch, X, live, spec.predictions, out)}
@@ -337,17 +341,24 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
             for i, e in enumerate(batch):
                 key = None if spec.key is None or e.get(spec.key) is None else str(e[spec.key])
                 tracking.track(spec, state, e, key, {v: p[i] for v, p in made.items()}, out)
+                if i in early:  # its label came first
+                    tracking.on_label(spec, state, early[i], out, anchor=[early[i], e])
 
     def step(state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
         segment: list[Any] = []
         joins: set[str] = set()
+        early: dict[int, Any] = {}  # labels held for the segment's records, by position
+        if label_stream is not None:
+            state.setdefault("early", OrderedDict())  # a snapshot older than held labels
         for e in batch:
             stream = e.stream
             if segment and (stream == spec.versions or (stream == label_stream and (
-                    str(e[spec.join]) in joins or tracking.deciding(spec, state, e)))):
-                score(state, segment, out)  # the records before it, versions as they are
-                segment, joins = [], set()
+                    str(e[spec.join]) in joins or tracking.deciding(spec, state, e)
+                    or len(state["pending"]) + len(segment) > bound))):
+                # the records before it, versions as they are (and evictions before it)
+                score(state, segment, out, early)
+                segment, joins, early = [], set(), {}
             if stream == spec.versions:
                 spec.start()  # the signing key is read there
                 for change in versions.apply(state, e, node=spec.name, key=spec.loaded.key,
@@ -360,9 +371,17 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
             else:
                 segment.append(e)
                 if label_stream is not None and spec.join is not None:
-                    joins.add(str(e[spec.join]))
+                    join = str(e[spec.join])
+                    joins.add(join)
+                    label = state["early"].pop(join, None)
+                    if label is not None:
+                        early[len(segment) - 1] = label
+                    tracking.expire(spec, state, e, out)
+                    if label is not None and state.get("race") and spec.promote_when:
+                        score(state, segment, out, early)  # its label may decide the race
+                        segment, joins, early = [], set(), {}
         if segment:
-            score(state, segment, out)
+            score(state, segment, out, early)
         return state, out
 
     return step
