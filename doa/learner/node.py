@@ -34,10 +34,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from doa.learner import challenger as race
 from doa.learner import held
 from doa.learner import records as values
 from doa.learner.ops import Ops
 from doa.learner.spec import Inputs, LearnerSpec, Outputs, Pending, Versions, group, resolve
+from doa.model.labels import Promote
 from doa.node import Node, Stream
 
 __all__ = ["Inputs", "LearnerSpec", "Outputs", "Pending", "Versions", "learner_node"]
@@ -55,7 +57,9 @@ def learner_node(name: str, *, model: Any, metric: Any, reads: Inputs | None = N
                  metrics_every: int | None = None, version_every: int | None = None,
                  models: Stream | str | None = None, control: Stream | str | None = None,
                  drift: Stream | str | None = None, on_drift: str | None = None,
-                 keep_versions: int | None = None, label_wait_ms: int | None = None) -> Node:
+                 keep_versions: int | None = None, label_wait_ms: int | None = None,
+                 shadow: Stream | str | None = None, challenger: Any = None,
+                 promote_when: Promote | None = None) -> Node:
     """A learner node wrapping a River ``model`` (classifier, regressor or anomaly detector).
 
     Parameters
@@ -68,15 +72,17 @@ def learner_node(name: str, *, model: Any, metric: Any, reads: Inputs | None = N
     writes : :class:`~doa.learner.spec.Outputs`: the predictions, outcomes, metrics,
         unmatched and models streams, and ``metrics_every``
     versions : :class:`~doa.learner.spec.Versions`: a version ``every`` N labels, ``keep``
-        versions, the ``control`` and ``drift`` streams it obeys and its ``on_drift`` policy
+        versions, the ``control`` and ``drift`` streams it obeys and its ``on_drift`` policy,
+        a ``challenger`` learning beside the live model (its predictions on ``shadow``,
+        see :mod:`doa.learner.challenger`) and the ``promote_when`` policy deciding
     pending : :class:`~doa.learner.spec.Pending`: ``max`` waiting predictions/labels,
         ``max_delay_ms``, ``label_wait_ms``
     compiled : run the model as a compiled Numba kernel (``doa.compiled``), bit-equal to River
         and ~30x faster; ``None`` (default): when the model is supported and
         ``feature_fields`` fixes the feature order; ``False``: always River
     features, labels, join, label, feature_fields, key, predictions, outcomes, metrics, \
-unmatched, metrics_every, version_every, keep_versions, control, drift, on_drift, \
-max_pending, max_delay_ms, label_wait_ms
+unmatched, shadow, metrics_every, version_every, keep_versions, control, drift, on_drift, \
+challenger, promote_when, max_pending, max_delay_ms, label_wait_ms
         the groups' fields given one by one (``version_every`` is ``Versions.every``,
         ``keep_versions`` ``Versions.keep``, ``max_pending`` ``Pending.max``); a group and
         one of its fields cannot both be given
@@ -93,7 +99,8 @@ max_pending, max_delay_ms, label_wait_ms
             "models": models, "metrics_every": metrics_every, "version_every": version_every,
             "keep_versions": keep_versions, "control": control, "drift": drift,
             "on_drift": on_drift, "max_pending": max_pending, "max_delay_ms": max_delay_ms,
-            "label_wait_ms": label_wait_ms}
+            "label_wait_ms": label_wait_ms, "shadow": shadow, "challenger": challenger,
+            "promote_when": promote_when}
     groups = group(name, {"reads": reads, "writes": writes, "versions": versions,
                           "pending": pending}, flat)
     spec = resolve(name, compiled=compiled, model=model, metric=metric, **groups)
@@ -122,9 +129,12 @@ class _Learner:
         # River's progressive_val_score: probabilities for classifiers unless the metric
         # needs labels; scores for anomaly detectors; predict_one otherwise.
         self.use_proba = self.is_classifier and not metric.requires_labels
-        if not metric.works_with(model):
-            raise ValueError(f"learner {spec.name!r}: {type(metric).__name__} does not work "
-                             f"with {model}")
+        for m in (model, spec.challenger):
+            if m is not None and not (metric.works_with(m) and self.is_classifier ==
+                                      isinstance(m, base.Classifier) and self.is_anomaly ==
+                                      isinstance(m, base.AnomalyDetector)):
+                raise ValueError(f"learner {spec.name!r}: {type(metric).__name__} does not "
+                                 f"work with {m}, or it is not the same kind as {model}")
         self.compiled = self._use_compiled(spec, model)
 
     @staticmethod
@@ -135,6 +145,8 @@ class _Learner:
 
         reason = why_not(model) or (None if spec.feature_fields else
                                     "feature_fields must fix the feature order")
+        if spec.challenger is not None:  # it may become the live model
+            reason = reason or why_not(spec.challenger)
         if reason and spec.compiled:
             raise ValueError(f"learner {spec.name!r}: cannot compile its model: {reason}")
         return reason is None
@@ -153,12 +165,17 @@ class _Learner:
         state = {"model": self._as_model(self.model.clone()), "metric": self.metric.clone(),
                  "pending": OrderedDict(), "early": OrderedDict(), "version": 1, "labels": 0}
         start_versions(state, timestamp=0)
+        if self.spec.challenger is not None:
+            race.start(state, self.spec.challenger, self.metric)
         return state
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
         ops = self._ops(state)
+        if batch and "challenger" in state and not state["challenger"]["announced"]:
+            self._model_event(batch[0], out, race.announce(state, self.spec.name,
+                                                           self.spec.challenger, batch[0]))
         for event in batch:
             if event.stream == self.spec.labels:
                 self._on_label(state, event, ops, out)
@@ -166,15 +183,22 @@ class _Learner:
                 ops.flush()
                 self._on_model_event(state, event, out)
                 ops.model = state["model"] = self._as_model(state["model"])
+                ops.beside = self._beside(state)
             else:
                 self._on_features(state, event, ops, out)
         ops.flush()
         return state, out
 
     def _ops(self, state: dict[str, Any]) -> Ops:
-        if self.compiled:
-            return Ops(state["model"], self._predict, self._convert, self.supervised)
-        return Ops(state["model"], self._predict, None, self.supervised)
+        ops = Ops(state["model"], self._predict, self._convert if self.compiled else None,
+                  self.supervised)
+        ops.beside = self._beside(state)
+        return ops
+
+    def _beside(self, state: dict[str, Any]) -> Ops | None:
+        """The challenger's calls (River's own, whatever the live model runs as)."""
+        ch = state.get("challenger")
+        return None if ch is None else Ops(ch["model"], self._predict, None, self.supervised)
 
     def _predict(self, model: Any, x: dict[str, Any]) -> Any:
         if self.is_anomaly:
@@ -212,20 +236,14 @@ class _Learner:
         cell = ops.predict(x)
         version = state["version"]
         state["pending"][join] = (x, cell, version, event.timestamp)
-
-        def emit() -> None:
-            y_pred = cell[0]
-            proba = y_pred if self.use_proba else {}
-            numeric, categories = values.split(x)
-            out.append((event, spec.predictions, {
-                "join": join, "key": values.key(event, spec.key), "model": spec.name,
-                "model_version": version, "prediction": values.scalar(self._label_of(y_pred)),
-                "probabilities": {str(k): float(v) for k, v in proba.items()},
-                "score": float(y_pred) if self.is_anomaly else None,
-                "features": numeric, "categories": categories, "timestamp": event.timestamp,
-            }))
-
-        ops.later(emit)
+        ops.later(lambda: out.append((event, spec.predictions, self._prediction(
+            event, join, x, cell[0], version))))
+        if ops.beside is not None:  # the challenger: same features, the shadow stream only
+            shadow, by = ops.beside.predict(x), state["challenger"]["version"]
+            state["pending"][join] += (shadow, by)
+            if spec.shadow is not None:
+                ops.later(lambda: out.append((event, spec.shadow, self._prediction(
+                    event, join, x, shadow[0], by))))
         if len(state["pending"]) > spec.max_pending:
             old_join, _ = state["pending"].popitem(last=False)
             self._unmatched(event, ops, out, "evicted", old_join,
@@ -235,6 +253,16 @@ class _Learner:
             self._on_label(state, label, ops, out, anchor=[label, event])
         held.expire(state["early"], event, wait_ms=spec.label_wait_ms,
                     report=self._reporter(ops, out))
+
+    def _prediction(self, event: Any, join: str, x: dict[str, Any], y_pred: Any,
+                    version: int) -> dict[str, Any]:
+        proba = y_pred if self.use_proba else {}
+        numeric, categories = values.split(x)
+        return {"join": join, "key": values.key(event, self.spec.key), "model": self.spec.name,
+                "model_version": version, "prediction": values.scalar(self._label_of(y_pred)),
+                "probabilities": {str(k): float(v) for k, v in proba.items()},
+                "score": float(y_pred) if self.is_anomaly else None,
+                "features": numeric, "categories": categories, "timestamp": event.timestamp}
 
     def _label_of(self, y_pred: Any) -> Any:
         if self.use_proba:
@@ -254,7 +282,7 @@ class _Learner:
             held.hold(state["early"], join, event, bound=spec.max_pending,
                       report=self._reporter(ops, out))
             return
-        x, cell, version, predicted_at = pending
+        x, cell, version, predicted_at, *shadow = pending
         delay = event.timestamp - predicted_at
         del state["pending"][join]
         if spec.max_delay_ms is not None and delay > spec.max_delay_ms:
@@ -285,6 +313,13 @@ class _Learner:
                             self.metric_record(state, event.timestamp, labels)))
 
         ops.later(effects)
+        if ops.beside is not None:  # the challenger learns too; both are scored on y
+            ops.beside.learn(x, y)
+            verdict = race.on_label(state, spec, ops, out, label=event, anchor=anchor, y=y,
+                                    live=cell, shadow=shadow)
+            if verdict is not None:
+                self._settle(state, event, anchor, out, *verdict)
+                ops.model, ops.beside = state["model"], None
         if spec.version_every and labels % spec.version_every == 0:
             from doa.learner.versions import new_version
 
@@ -293,6 +328,21 @@ class _Learner:
                 state, spec.name, partition=event.partition, timestamp=event.timestamp,
                 keep=spec.keep_versions))
 
+    def _settle(self, state: dict[str, Any], event: Any, anchor: Any, out: list[Any],
+                promote: bool, reason: str) -> None:
+        """Promote the challenger (kept as a version, run as this learner runs models) or
+        reject it."""
+        from doa.learner.versions import keep_version
+
+        where = {"partition": event.partition, "timestamp": event.timestamp}
+        if promote:
+            change = race.promote(state, self.spec.name, reason=reason, **where)
+            keep_version(state, event.timestamp, self.spec.keep_versions)
+            state["model"] = self._as_model(state["model"])
+        else:
+            change = race.reject(state, self.spec.name, reason=reason, **where)
+        self._model_event(anchor, out, change)
+
     def _on_model_event(self, state: dict[str, Any], event: Any, out: list[Any]) -> None:
         from doa.learner import versions as models
 
@@ -300,6 +350,11 @@ class _Learner:
         if event.stream == spec.drift:
             change = models.on_drift(state, spec.on_drift, self.model, spec.name, event,
                                      spec.keep_versions)
+        elif event["command"] == "promote":
+            if "challenger" not in state:
+                raise ValueError(f"learner {spec.name!r}: promote, but no challenger runs")
+            self._settle(state, event, event, out, True, event["reason"] or "doa model promote")
+            return
         elif event["command"] == "reset":
             change = models.reset(state, self.model, spec.name, partition=event.partition,
                                   timestamp=event.timestamp, reason=event["reason"] or

@@ -35,6 +35,9 @@ class Ops:
         ``score_one``, as River's progressive validation chooses)
     convert : how the compiled path turns a kernel output row into that same value
     supervised : learn with the label (False: ``learn_one(x)``)
+
+    ``beside``: the :class:`Ops` of a second model (a challenger) whose calls run with these,
+    before the deferred effects (which may read both models' predictions).
     """
 
     def __init__(self, model: Any, predict: Callable[[Any, dict[str, Any]], Any],
@@ -45,6 +48,7 @@ class Ops:
         self.supervised = supervised
         self._calls: list[tuple[bool, dict[str, Any], Any, Cell | None]] = []
         self._effects: list[Callable[[], None]] = []
+        self.beside: Ops | None = None
 
     def predict(self, x: dict[str, Any]) -> Cell:
         cell: Cell = [None]
@@ -65,6 +69,8 @@ class Ops:
                 self._run_compiled(calls)
             else:
                 self._run_river(calls)
+        if self.beside is not None:
+            self.beside.flush()
         effects, self._effects = self._effects, []
         for effect in effects:
             effect()

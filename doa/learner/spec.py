@@ -24,9 +24,10 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from doa.model.labels import Promote
 from doa.node import Node, NodeKind, Stream, missing_fields, stream_name
 
 if TYPE_CHECKING:
@@ -39,9 +40,9 @@ __all__ = ["LEARNER_SCHEMAS", "Inputs", "LearnerSpec", "Outputs", "Pending", "Ve
 LEARNER_SCHEMAS = {"predictions": "doa.Prediction", "outcomes": "doa.Outcome",
                    "metrics": "doa.Metric", "unmatched": "doa.UnmatchedLabel",
                    "models": "doa.ModelEvent", "control": "doa.ModelCommand",
-                   "drift": "doa.DriftEvent"}
+                   "drift": "doa.DriftEvent", "shadow": "doa.Prediction"}
 _ROLES = ("features", "labels", "predictions", "outcomes", "metrics", "unmatched", "models",
-          "control", "drift")
+          "control", "drift", "shadow")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,10 @@ class Inputs:
 class Outputs:
     """The streams a learner writes; None: not written. Declare each with doa's schema:
     ``doa.Prediction``, ``doa.Outcome``, ``doa.Metric``, ``doa.UnmatchedLabel``,
-    ``doa.ModelEvent``.
+    ``doa.ModelEvent``; ``shadow``: the challenger's predictions (``doa.Prediction``), never
+    written to ``predictions``.
 
-    ``metrics_every``: a ``doa.Metric`` record every this many labels.
+    ``metrics_every``: a ``doa.Metric`` record every this many labels (of each version).
     """
 
     predictions: Stream | str
@@ -81,6 +83,7 @@ class Outputs:
     unmatched: Stream | str | None = None
     models: Stream | str | None = None
     metrics_every: int = 1000
+    shadow: Stream | str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ class Versions:
     drift : stream of ``doa.DriftEvent`` it reacts to with ``on_drift``
     on_drift : ``ignore``, ``reset`` (a fresh clone of the model) or ``rollback`` (the newest
         version created before the drift event's triggering record)
+    challenger : a River model of the same kind learning beside the live one on the same
+        labels (its predictions go to ``shadow`` only; see :mod:`doa.learner.challenger`)
+    promote_when : a :class:`doa.Promote` policy deciding between the two (None: the
+        challenger waits for ``doa model promote``)
     """
 
     every: int | None = None
@@ -102,6 +109,8 @@ class Versions:
     control: Stream | str | None = None
     drift: Stream | str | None = None
     on_drift: str = "ignore"
+    challenger: Any = None
+    promote_when: Promote | None = None
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,14 @@ class LearnerSpec(NodeKind):
     label_wait_ms: int = 60_000
     model_name: str = ""
     metric_name: str = ""
+    shadow: str | None = None
+    challenger: Any = field(default=None, compare=False, repr=False)
+    promote_when: Promote | None = None
 
     def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         reads = (self.labels, self.features, self.drift, self.control)
-        writes = (self.predictions, self.outcomes, self.metrics, self.unmatched, self.models)
+        writes = (self.predictions, self.outcomes, self.metrics, self.unmatched, self.models,
+                  self.shadow)
         return tuple(s for s in reads if s is not None), tuple(s for s in writes if s is not None)
 
     def start(self) -> None:
@@ -192,6 +205,10 @@ class LearnerSpec(NodeKind):
                 "key": self.key, "features": None if self.feature_fields is None
                 else list(self.feature_fields),
                 "on_drift": self.on_drift, "version_every": self.version_every,
+                "challenger": None if self.challenger is None else str(self.challenger),
+                "promote_when": None if self.promote_when is None else
+                {"margin": self.promote_when.margin,
+                 "after_labels": self.promote_when.after_labels},
                 "streams": roles}
 
 
@@ -205,6 +222,9 @@ def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | N
     if v.on_drift not in POLICIES:
         raise ValueError(f"learner {name!r}: on_drift must be one of {POLICIES}, "
                          f"got {v.on_drift!r}")
+    if v.promote_when is not None and v.challenger is None:
+        raise ValueError(f"learner {name!r}: promote_when= decides between the live model "
+                         "and a challenger; give challenger= too")
     return LearnerSpec(
         name, str(stream_name(reads.features)), str(stream_name(reads.labels)),
         str(stream_name(writes.predictions)), stream_name(writes.outcomes),
@@ -213,7 +233,8 @@ def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | N
         p.max, p.max_delay_ms, writes.metrics_every, v.every, stream_name(writes.models),
         stream_name(v.control), stream_name(v.drift), v.on_drift, v.keep, compiled,
         p.label_wait_ms, "" if model is None else str(model),
-        "" if metric is None else type(metric).__name__)
+        "" if metric is None else type(metric).__name__, stream_name(writes.shadow),
+        v.challenger, v.promote_when)
 
 
 # learner_node's flat keywords: keyword -> (group, field of the group)
@@ -221,7 +242,8 @@ FLAT = {**{f.name: ("reads", f.name) for f in fields(Inputs)},
         **{f.name: ("writes", f.name) for f in fields(Outputs)},
         "version_every": ("versions", "every"), "keep_versions": ("versions", "keep"),
         "control": ("versions", "control"), "drift": ("versions", "drift"),
-        "on_drift": ("versions", "on_drift"), "max_pending": ("pending", "max"),
+        "on_drift": ("versions", "on_drift"), "challenger": ("versions", "challenger"),
+        "promote_when": ("versions", "promote_when"), "max_pending": ("pending", "max"),
         "max_delay_ms": ("pending", "max_delay_ms"),
         "label_wait_ms": ("pending", "label_wait_ms")}
 GROUPS: dict[str, Any] = {"reads": Inputs, "writes": Outputs, "versions": Versions,

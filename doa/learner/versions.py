@@ -55,6 +55,18 @@ def river_model(model: Any) -> Any:
     return to_river() if callable(to_river) else model
 
 
+def next_version(state: dict[str, Any]) -> int:
+    """A version number never used before (a challenger's number is never reused)."""
+    number = max([*state["versions"], state.get("issued", 0)]) + 1
+    state["issued"] = number
+    return int(number)
+
+
+def keep_version(state: dict[str, Any], timestamp: int, keep: int) -> None:
+    """Keep the live model as its version is now (a promoted challenger)."""
+    _keep(state, state["version"], timestamp, keep)
+
+
 def _keep(state: dict[str, Any], version: int, timestamp: int, keep: int | None) -> bytes:
     blob = pickle.dumps(river_model(state["model"]), protocol=5)  # River-readable
     value = state["metric"].get()
@@ -80,7 +92,7 @@ def new_version(state: dict[str, Any], name: str, *, partition: int, timestamp: 
                 keep: int, reason: str = "") -> dict[str, Any]:
     """Bump the version, keep the model as it is now; the ``created`` event."""
     previous = state["version"]
-    state["version"] = max(state["versions"], default=previous) + 1
+    state["version"] = next_version(state)
     blob = _keep(state, state["version"], timestamp, keep)
     sealed = seal(signing_key(), blob, "model", name, partition, state["version"])
     return _event(state, name, "created", previous, partition, timestamp,
@@ -116,7 +128,7 @@ def rollback(state: dict[str, Any], target: int, name: str, *, partition: int,
     """Load version ``target`` as a new version; raise KeyError if it is not kept."""
     kept = state["versions"][target]
     state["model"] = pickle.loads(kept["blob"])  # from the state: verified with its snapshot
-    state["version"] = max(state["versions"]) + 1
+    state["version"] = next_version(state)
     _keep(state, state["version"], timestamp, keep)
     return _event(state, name, "rollback", target, partition, timestamp, reason)
 
@@ -126,7 +138,7 @@ def reset(state: dict[str, Any], prototype: Any, name: str, *, partition: int,
     """Start over from a fresh clone of ``prototype`` as a new version."""
     previous = state["version"]
     state["model"] = prototype.clone()
-    state["version"] = max(state["versions"]) + 1
+    state["version"] = next_version(state)
     _keep(state, state["version"], timestamp, keep)
     return _event(state, name, "reset", previous, partition, timestamp, reason)
 
