@@ -109,7 +109,11 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
                 meta: tuple[str, ...], chunk_bytes: int | None, broker: str | None) -> None:
     """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE."""
     address = _reach(broker)
-    t, spec = _node(topology, node, ("model",))
+    t, spec = _node(topology, node)
+    if spec.kind == "learner":
+        raise DoaError(f"learner {node!r} learns its versions; its challenger is declared in "
+                       "the topology: topology.learner(..., challenger=MODEL, shadow=STREAM, "
+                       "promote_when=doa.Promote(...))")
     if candidate and spec.shadow is None and spec.labels is None:
         raise DoaError(f"model node {node!r} declares neither shadow= nor labels=: a "
                        "candidate's predictions would go nowhere")
@@ -188,12 +192,19 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
 @click.option("--reason", default="", help="Why; it is written on the model events.")
 @broker_option
 def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> None:
-    """Make a model node's candidate version live (on every partition)."""
+    """Make a model node's candidate version, or a learner's challenger, live (on every
+    partition)."""
     from doa.model.versions import command
 
     address = _reach(broker)
-    t, spec = _node(topology, node, ("model",))
-    _send(address, t, spec.versions, [command(node, "promote", 0, reason)], None)
+    t, spec = _node(topology, node)
+    if spec.kind == "model":
+        _send(address, t, spec.versions, [command(node, "promote", 0, reason)], None)
+    elif spec.control is None:
+        raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
+    else:
+        _send(address, t, spec.control, [{"command": "promote", "version": 0,
+                                          "reason": reason or "doa model promote"}], None)
     out.print(f"asked {node} to promote its candidate; see `doa model list` for the result")
 
 
@@ -231,15 +242,21 @@ def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]
 @click.argument("node")
 @broker_option
 def compare_cmd(topology: str, node: str, broker: str | None) -> None:
-    """Show a model node's live and candidate versions side by side on the same labels."""
+    """Show the live and candidate versions of a model node (or a learner and its
+    challenger) side by side on the same labels."""
     address = _reach(broker)
-    t, spec = _node(topology, node, ("model",))
-    if spec.models is None or spec.labels is None or spec.labels.metrics is None:
+    t, spec = _node(topology, node)
+    if spec.kind == "learner":
+        if spec.models is None or spec.metrics is None:
+            raise DoaError(f"learner {node!r}: compare needs its models= and metrics= streams")
+        metrics, metric = spec.metrics, spec.metric_name
+    elif spec.models is None or spec.labels is None or spec.labels.metrics is None:
         raise DoaError(f"model node {node!r}: compare needs its models= stream and labels= "
                        "with metrics= (Labels(..., metrics=...))")
-    roles = standing(_read(address, t, spec.models), _read(address, t, spec.labels.metrics))
-    table = Table(title=f"{node}: live and candidate on the same labels "
-                        f"({type(spec.labels.metric).__name__})")
+    else:
+        metrics, metric = spec.labels.metrics, type(spec.labels.metric).__name__
+    roles = standing(_read(address, t, spec.models), _read(address, t, metrics))
+    table = Table(title=f"{node}: live and candidate on the same labels ({metric})")
     for col in ("partition", "role", "version", "labels", "metric"):
         table.add_column(col)
     for p, r in sorted(roles.items()):

@@ -1,7 +1,8 @@
 """The claims story of topologies/claims.py on the embedded broker, end to end.
 
 Claims are joined with their policies and paid by a rule (version 1); a decision tree
-trained on the assessed claims and settlements read back from the streams is published with
+trained on the assessed claims and settlements collected from the streams with ``doa export``
+(Parquet files joined with pandas, as a data scientist would) is published with
 ``doa model publish`` (version 2); a gradient-boosting model retrained on more of them is
 published as a candidate (version 3), compared on the same settlements with ``doa model
 compare``, and promoted by the topology's policy after 300 settlements. Every payout must
@@ -18,6 +19,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.tree import DecisionTreeRegressor
@@ -87,15 +89,18 @@ class Story:
             log.poll(20)
         assert len(log.records) >= count, f"{stream}: {len(log.records)} of {count}"
 
-    def collected(self) -> tuple[np.ndarray, np.ndarray]:
-        """The training set as a data scientist gets it: assessed claims and settlements
-        read back from the streams, joined on claim_id."""
-        paid = {r["claim_id"]: r["paid"] for r in read_stream(self.broker, self.t,
-                                                              "settlements", idle_s=1)}
-        rows = [r for r in read_stream(self.broker, self.t, "assessed_claims", idle_s=1)
-                if r["claim_id"] in paid]
-        X = np.array([[r[f] for f in self.claims.FEATURES] for r in rows])
-        return X, np.array([paid[r["claim_id"]] for r in rows])
+    def collected(self, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The training set as a data scientist gets it: the assessed claims and the
+        settlements exported with ``doa export`` to Parquet, joined on claim_id."""
+        files = {}
+        for stream in ("assessed_claims", "settlements"):
+            files[stream] = folder / f"{stream}.parquet"
+            done = doa_command("export", CLAIMS, stream, "--out", str(files[stream]),
+                               "--broker", self.broker)
+            assert done.returncode == 0, done.stderr.decode()
+        rows = pd.read_parquet(files["assessed_claims"]).merge(
+            pd.read_parquet(files["settlements"]), on="claim_id")
+        return rows[self.claims.FEATURES].to_numpy(), rows["paid"].to_numpy()
 
     def matrix(self, ids: list[str]) -> np.ndarray:
         return np.array([[self.rows[i][f] for f in self.claims.FEATURES] for i in ids])
@@ -112,14 +117,15 @@ def test_the_claims_story(broker: str, tmp_path: Path) -> None:
     try:
         story.file(0, 400)  # the rule pays
         story.settle(0, 400)
-        X, y = story.collected()
+        X, y = story.collected(tmp_path)
         assert len(X) == 400
         tree = DecisionTreeRegressor(max_depth=4, random_state=0).fit(X, y)
         joblib.dump(tree, tmp_path / "tree.joblib")
         publish(tmp_path / "tree.joblib", "--note", "tree on 400 claims", broker=broker)
         story.file(400, 400)  # the tree pays
         story.settle(400, 400)
-        X, y = story.collected()
+        X, y = story.collected(tmp_path)
+        assert len(X) == 800
         boosted = GradientBoostingRegressor(random_state=0).fit(X, y)
         joblib.dump(boosted, tmp_path / "boosted.joblib")
         publish(tmp_path / "boosted.joblib", "--candidate", broker=broker)
