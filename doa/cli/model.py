@@ -213,10 +213,12 @@ def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]
     each one's latest metric record.
 
     >>> from doa.events import Event
-    >>> def ev(action, v): return Event({"action": action, "version": v, "partition": 0},
-    ...                                  stream="e", partition=0, offset=0, timestamp=0)
-    >>> standing([ev("created", 2), ev("candidate", 3)], [])[0]["candidate"]
-    3
+    >>> def ev(action, v, was=1): return Event(
+    ...     {"action": action, "version": v, "from_version": was, "partition": 0},
+    ...     stream="e", partition=0, offset=0, timestamp=0)
+    >>> r = standing([ev("created", 2), ev("candidate", 3, was=2)], [])[0]
+    >>> r["live"], r["candidate"]
+    (2, 3)
     """
     roles: dict[int, dict[str, Any]] = {}
     for e in events:
@@ -224,6 +226,7 @@ def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]
         action, v = e["action"], e["version"]
         if action == "candidate":
             r["candidate"] = v
+            r["live"] = e["from_version"]  # the version it races
         elif action == "rejected":
             r["candidate"] = None
         elif action in ("created", "rollback", "promoted", "reset"):
