@@ -86,15 +86,18 @@ class Announcer:
                 inner(elapsed, stats)
         return tick
 
-    def stop(self, timeout_s: float = 3.0) -> None:
-        """Write the stopped records (within ``timeout_s``) and end the thread."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Write the stopped records (within ``timeout_s``) and end the thread.
+
+        The run's own bounded stop has already spent the grace period, so this waits at most
+        ``timeout_s`` more: with the broker gone, the thread (a daemon) is left to die with
+        the process and its producer is abandoned (:func:`_abandon`).
+        """
         self._stop.set()
-        self._thread.join(timeout_s)
+        gone = self._failing or not _listening(self.address)
+        self._thread.join(0.0 if gone else timeout_s)
         if self._thread.is_alive() and self._producer is not None:
-            # The broker is gone and a send still waits: the thread is a daemon and dies with
-            # the process, but kafka-python's exit hook would flush again and print a traceback.
-            with contextlib.suppress(Exception):
-                self._producer._unregister_cleanup()
+            _abandon(self._producer)
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -115,8 +118,10 @@ class Announcer:
             self._warn(exc)
         finally:
             if self._producer is not None:
-                with contextlib.suppress(Exception):
-                    self._producer.close(timeout=1.0)
+                try:
+                    self._producer.close(timeout=0.5)
+                except Exception:
+                    _abandon(self._producer)
 
     def _connect(self) -> None:
         from kafka import KafkaProducer
@@ -180,3 +185,24 @@ def announced(topology: Topology, address: str, runs: Sequence[str], engine: str
 
 def _no_tick(elapsed: float, stats: dict[str, Any]) -> None:
     """A tick that does nothing."""
+
+
+def _abandon(producer: Any) -> None:
+    """Forget a kafka-python producer whose broker is gone: its exit hook and ``__del__``
+    would flush again, wait, and print a traceback into the command's output."""
+    with contextlib.suppress(Exception):
+        producer._unregister_cleanup()
+    producer._closed = True  # close() (and so __del__) returns at once
+
+
+def _listening(address: str, timeout_s: float = 0.2) -> bool:
+    """Whether the first bootstrap address accepts a connection (a stop does not wait for a
+    broker that is gone)."""
+    import socket
+
+    host, _, port = address.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout_s).close()
+    except (OSError, ValueError):
+        return False
+    return True
