@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "session (results must not depend on load); env DOA_TEST_CPU_LOAD")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def cpu_load(request: pytest.FixtureRequest) -> Iterator[int]:
-    """The ``--cpu-load`` burners, running for the session; the number of them."""
-    n = int(request.config.getoption("--cpu-load"))
-    if n <= 0:
-        yield 0
-        return
-    with CpuLoad(n):
-        yield n
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the ``--cpu-load`` burners once per run: in the process that runs the session,
+    not in each pytest-xdist worker (``-n 2`` would otherwise double the load)."""
+    n = int(config.getoption("--cpu-load"))
+    if n > 0 and not hasattr(config, "workerinput"):
+        load = CpuLoad(n)
+        load.__enter__()
+        config.stash[_LOAD] = load
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    load = config.stash.get(_LOAD, None)
+    if load is not None:
+        load.__exit__(None, None, None)
+
+
+_LOAD = pytest.StashKey[CpuLoad]()
+
+
+@pytest.fixture(scope="session")
+def cpu_load(request: pytest.FixtureRequest) -> int:
+    """How many ``--cpu-load`` burners run beside the tests (0: none)."""
+    return max(0, int(request.config.getoption("--cpu-load")))
