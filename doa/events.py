@@ -34,6 +34,10 @@ import struct
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from doa.keys import key_bytes as key_bytes  # re-exported: doa.events was their home
+from doa.keys import murmur2 as murmur2
+from doa.keys import partition_for as partition_for
+
 LINEAGE_HEADER = "doa"
 _VERSION = 1
 _LINEAGE_VERSIONS = (1, 2)
@@ -296,68 +300,10 @@ def header_id(headers: Any) -> bytes | None:
     return None
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash as an unsigned 32-bit int (the default partitioner's hash).
-
-    Examples
-    --------
-    >>> murmur2(b"21")
-    3321034988
-    """
-    length = len(data)
-    seed = 0x9747B28C
-    m = 0x5BD1E995
-    r = 24
-    h = (seed ^ length) & 0xFFFFFFFF
-    length4 = length // 4
-    for i in range(length4):
-        i4 = i * 4
-        k = (data[i4] & 0xFF) + ((data[i4 + 1] & 0xFF) << 8) + ((data[i4 + 2] & 0xFF) << 16) \
-            + ((data[i4 + 3] & 0xFF) << 24)
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    extra = length % 4
-    idx = length & ~3
-    if extra >= 3:
-        h ^= (data[idx + 2] & 0xFF) << 16
-    if extra >= 2:
-        h ^= (data[idx + 1] & 0xFF) << 8
-    if extra >= 1:
-        h ^= data[idx] & 0xFF
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
-
-def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
-    """The partition of ``key`` as Kafka's default partitioner picks it.
-
-    Records without a key stay on ``fallback`` modulo ``partitions`` (the runtime passes the
-    input partition, so unkeyed outputs keep their input's partitioning, deterministically).
-    """
-    if key is None:
-        return fallback % partitions
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def key_bytes(value: object) -> bytes | None:
-    """The Kafka key for a key field's value: UTF-8 text of it, None for None."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode()
-
-
 # -- the header of a record re-published by ``doa dlq --replay`` (doa.dlq) --------------------
 REPLAY_HEADER = "doa.replay"
 _REPLAY = struct.Struct("<BIiq")  # version, attempt, original partition, original offset
-_VERSION = 1
+_REPLAY_VERSION = 1
 
 
 class Replay(NamedTuple):
@@ -371,7 +317,7 @@ class Replay(NamedTuple):
 
 def pack_replay(replay: Replay) -> bytes:
     """Pack a :class:`Replay` in one header value (21 bytes and the stream's name)."""
-    return _REPLAY.pack(_VERSION, replay.attempt, replay.partition,
+    return _REPLAY.pack(_REPLAY_VERSION, replay.attempt, replay.partition,
                         replay.offset) + replay.stream.encode()
 
 
@@ -384,7 +330,7 @@ def unpack_replay(data: bytes) -> Replay:
     if len(data) < _REPLAY.size:
         raise ValueError(f"doa.replay header of {len(data)} bytes, needs {_REPLAY.size}")
     version, attempt, partition, offset = _REPLAY.unpack_from(data)
-    if version != _VERSION:
+    if version != _REPLAY_VERSION:
         raise ValueError(f"unknown doa.replay header version {version}")
     return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
 

@@ -23,7 +23,7 @@ PACKAGE = REPO / "doa"
 LAYERS: list[list[str]] = [
     # Leaves: the error classes, Event/lineage ids, and Stream/Node/Step (what every node kind
     # and the topology share; it exists so that kinds need not import the topology).
-    ["doa.errors", "doa.events", "doa.node"],
+    ["doa.errors", "doa.keys", "doa.events", "doa.node"],
     # Avro on the wire: schemas, the codec and its generated strict reader, explanations.
     ["doa.wire.*"],
     # Edges to processes and the network that know no topology: client security options,
