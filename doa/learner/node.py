@@ -13,7 +13,8 @@ arrive too late, or predictions evicted from a full buffer become ``doa.Unmatche
 records: nothing is dropped silently. Every ``metrics_every`` labels a ``doa.Metric`` goes out.
 
 On one partition the final metric equals ``river.evaluate.progressive_val_score`` on the same
-data and delay (tests/test_learner.py checks it to 1e-12).
+data and delay (tests/test_learner.py checks it to 1e-12), with or without a ``challenger``
+learning beside it (:mod:`doa.learner.challenger`; labels held: :mod:`doa.learner.held`).
 
 Examples
 --------
@@ -169,7 +170,6 @@ class _Learner:
             race.start(state, self.spec.challenger, self.metric)
         return state
 
-    # -- the step ------------------------------------------------------------------------------
     def step(self, state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
         ops = self._ops(state)
