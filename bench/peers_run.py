@@ -23,6 +23,24 @@ from bench import peers_workload as w
 
 HEADER_SIZE = 10
 PROFILER: Any = None  # a cProfile.Profile under --profile
+GC_TIME = [0.0, 0.0, 0.0]  # seconds in cyclic GC per generation, under --profile
+GC_COUNT = [0, 0, 0]
+
+
+def watch_gc() -> None:
+    """Count collections and their time per generation (``gc.callbacks``)."""
+    import gc
+
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            GC_TIME[info["generation"]] += time.perf_counter() - began[0]
+            GC_COUNT[info["generation"]] += 1
+
+    gc.callbacks.append(callback)
 
 
 class Clock:
@@ -37,6 +55,7 @@ class Clock:
             self.t0, self.c0 = time.monotonic(), time.process_time()
             if PROFILER is not None:
                 PROFILER.enable()
+                GC_TIME[:], GC_COUNT[:] = [0.0] * 3, [0] * 3
 
     def end(self) -> None:
         if not self.t1 and PROFILER is not None:
@@ -272,8 +291,12 @@ def main(argv: list[str] | None = None) -> None:
 
     global PROFILER
     PROFILER = cProfile.Profile()
+    watch_gc()
     result = VARIANTS[a.variant](a)
     print(json.dumps(result), flush=True)
+    print("cyclic GC, first batch to last: " + ", ".join(
+        f"gen {g}: {GC_COUNT[g]} collections {GC_TIME[g] * 1e3:.0f} ms"
+        f" ({GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3)))
     stats = pstats.Stats(PROFILER, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(25)
 
