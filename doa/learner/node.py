@@ -12,9 +12,8 @@ features recomputed later: no leakage), and emits a ``doa.Outcome``. Labels that
 arrive too late, or predictions evicted from a full buffer become ``doa.UnmatchedLabel``
 records: nothing is dropped silently. Every ``metrics_every`` labels a ``doa.Metric`` goes out.
 
-On one partition the final metric equals ``river.evaluate.progressive_val_score`` on the same
-data and delay (tests/test_learner.py checks it to 1e-12), with or without a ``challenger``
-learning beside it (:mod:`doa.learner.challenger`; labels held: :mod:`doa.learner.held`).
+On one partition the final metric equals River's ``progressive_val_score`` (to 1e-12), with
+or without a challenger (:mod:`doa.learner.challenger`; held labels: :mod:`doa.learner.held`).
 
 Examples
 --------
