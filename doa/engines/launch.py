@@ -337,7 +337,8 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
                 say(f"embedded broker on {address}; publish into it with --broker {address} "
                     f"(or export DOA_BROKER={address})")
             prepare(topology, address)
-            signal.signal(signal.SIGTERM, previous)  # run_nodes' handler takes over
+            # SIGTERM keeps unwinding with exit 0 until run_nodes installs its own handler
+            # (a default handler here let a stop during start-up kill the process: -15).
             from doa.catalog.publish import announced  # _doa_topologies: what runs here
 
             with announced(topology, address, selected, engine, tick) as tick:

@@ -98,6 +98,12 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     import os
     import signal
 
+    from tests.integration.helpers import wait_until
+
+    # A killed worker may have written everything already, so the final one can still be
+    # starting (importing River and Numba) here: stop it only once it handles SIGTERM.
+    assert wait_until(lambda: _catches_sigterm(final.pid) or final.poll() is not None, 60)
+
     os.killpg(final.pid, signal.SIGTERM)
     final.wait(timeout=30)
     assert final.returncode == 0
@@ -138,3 +144,13 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     assert len(by_id) == len(rows) and all(len(v) == 1 for v in by_id.values())
     outcomes.close()
     snapshots.close()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a SIGTERM handler installed (its SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            caught = next(line for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << (15 - 1)))
