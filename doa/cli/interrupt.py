@@ -133,3 +133,20 @@ class Sending:
 def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+def interrupt_within(seconds: float) -> None:
+    """Make Ctrl-C (SIGINT) end the process within ``seconds`` even if the clean-up it starts
+    hangs (a client closing against a broker that is gone): the usual KeyboardInterrupt, and
+    a timer that exits with 130 when the clean-up is not done by then."""
+    import os
+    import signal
+    import threading
+
+    def handler(signum: int, frame: object) -> None:
+        timer = threading.Timer(seconds, os._exit, args=(130,))
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)

@@ -237,6 +237,9 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
     check_reachable(address, timeout_s=4.0)
     t = load_topology(topology) if topology else None
     n = 0
+    from doa.cli.interrupt import interrupt_within
+
+    interrupt_within(5.0)
     with Subscriber(streams, broker=address, topology=t, group=group,
                     from_beginning=from_beginning, idle_timeout_s=idle_s,
                     on_error="yield") as sub:
