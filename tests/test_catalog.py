@@ -15,7 +15,7 @@ from rich.console import Console
 
 from doa.catalog.collect import assemble
 from doa.catalog.describe import describe_process, heartbeat, process_key
-from doa.catalog.html import graph_edges, layers, page_html
+from doa.catalog.html import columns, graph_edges, page_html
 from doa.catalog.publish import announced
 from doa.catalog.read import NO_HEADER, BrokerView, _process_record
 from doa.catalog.render import renderables
@@ -174,7 +174,7 @@ def test_html_page_parses_and_holds_every_stream_and_node(fraud: Any) -> None:
 
 def test_graph_columns_follow_the_flow(fraud: Any) -> None:
     vertices, edges = graph_edges(assemble(_view(fraud)))
-    column = layers(vertices, edges)
+    column, _ = columns(vertices, edges)
     for a, b in [("stream:transactions", "node:fraud.featurize"),
                  ("node:fraud.featurize", "stream:card_features"),
                  ("stream:card_features", "node:fraud.scorer")]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections import deque
 from html import escape
 from typing import Any
 
@@ -173,13 +172,14 @@ def graph_edges(catalog: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
     return vertices, edges
 
 
-def layers(vertices: dict[str, str], edges: list[tuple[str, str]]) -> dict[str, int]:
-    """Each vertex's column: the longest path to it from the vertices no edge enters, once
-    the edges that close a cycle (found depth-first from those vertices) are set aside.
+def columns(vertices: dict[str, str], edges: list[tuple[str, str]]
+            ) -> tuple[dict[str, int], set[tuple[str, str]]]:
+    """Each vertex's column (the longest path to it from a vertex no edge enters) and the edges
+    that close a cycle (found depth-first from those vertices), which the columns ignore.
 
-    >>> layers({"a": "", "b": "", "c": "", "d": ""},
-    ...        [("a", "b"), ("b", "c"), ("c", "b"), ("a", "c"), ("d", "c")])
-    {'a': 0, 'b': 1, 'c': 2, 'd': 0}
+    >>> columns({"a": "", "b": "", "c": "", "d": ""},
+    ...         [("a", "b"), ("b", "c"), ("c", "b"), ("a", "c"), ("d", "c")])
+    ({'a': 0, 'b': 1, 'c': 2, 'd': 0}, {('c', 'b')})
     """
     out: dict[str, list[str]] = {v: [] for v in vertices}
     into = {v: 0 for v in vertices}
@@ -187,47 +187,39 @@ def layers(vertices: dict[str, str], edges: list[tuple[str, str]]) -> dict[str, 
         out[a].append(b)
         into[b] += 1
     back: set[tuple[str, str]] = set()
-    state: dict[str, int] = {}  # 1: on the path, 2: done
-    roots = [v for v in vertices if into[v] == 0] + list(vertices)
+    order: list[str] = []  # reverse postorder: a topological order of the DAG left
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    roots = [v for v in sorted(vertices) if into[v] == 0] + sorted(vertices)
     for root in roots:
         if root in state:
             continue
+        stack = [(root, iter(sorted(out[root])))]
         state[root] = 1
-        stack = [(root, iter(out[root]))]
         while stack:
             v, children = stack[-1]
-            w = next(children, None)
-            if w is None:
-                state[v] = 2
+            for w in children:
+                if state.get(w) == 1:
+                    back.add((v, w))
+                elif w not in state:
+                    state[w] = 1
+                    stack.append((w, iter(sorted(out[w]))))
+                    break
+            else:
                 stack.pop()
-            elif state.get(w) == 1:
-                back.add((v, w))
-            elif w not in state:
-                state[w] = 1
-                stack.append((w, iter(out[w])))
-    forward = [(a, b) for a, b in edges if (a, b) not in back]
-    depth = {v: 0 for v in vertices}
-    pending = {v: 0 for v in vertices}
-    for _, b in forward:
-        pending[b] += 1
-    ready = deque(v for v in vertices if pending[v] == 0)
-    successors: dict[str, list[str]] = {v: [] for v in vertices}
-    for a, b in forward:
-        successors[a].append(b)
-    while ready:
-        v = ready.popleft()
-        for w in successors[v]:
-            depth[w] = max(depth[w], depth[v] + 1)
-            pending[w] -= 1
-            if pending[w] == 0:
-                ready.append(w)
-    return depth
+                state[v] = 2
+                order.append(v)
+    column = {v: 0 for v in vertices}
+    for v in reversed(order):
+        for w in out[v]:
+            if (v, w) not in back:
+                column[w] = max(column[w], column[v] + 1)
+    return column, back
 
 
 def graph_svg(catalog: dict[str, Any]) -> str:
     """An SVG drawing of publishers -> streams -> nodes -> streams."""
     vertices, edges = graph_edges(catalog)
-    column = layers(vertices, edges)
+    column, _ = columns(vertices, edges)
     rows: dict[int, int] = {}
     place: dict[str, tuple[int, int]] = {}
     for v in sorted(vertices, key=lambda v: (column[v], v)):

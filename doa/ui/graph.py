@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from doa.catalog.html import graph_edges
+from doa.catalog.html import columns, graph_edges
 
 __all__ = ["BOX", "columns", "declared_nodes", "layout"]
 
@@ -60,44 +60,6 @@ def declared_nodes(topologies: Iterable[Any], catalog: dict[str, Any]) -> list[d
                             "reads": list(node.reads), "writes": list(node.writes),
                             "alive": False, "declared_only": True})
     return out
-
-
-def columns(vertices: dict[str, str], edges: list[tuple[str, str]]
-            ) -> tuple[dict[str, int], set[tuple[str, str]]]:
-    """Each vertex's column (longest path from a source) and the edges closing a cycle."""
-    out: dict[str, list[str]] = {v: [] for v in vertices}
-    into = {v: 0 for v in vertices}
-    for a, b in edges:
-        out[a].append(b)
-        into[b] += 1
-    back: set[tuple[str, str]] = set()
-    order: list[str] = []  # reverse postorder: a topological order of the DAG left
-    state: dict[str, int] = {}  # 1: on the stack, 2: done
-    roots = [v for v in sorted(vertices) if into[v] == 0] + sorted(vertices)
-    for root in roots:
-        if root in state:
-            continue
-        stack = [(root, iter(sorted(out[root])))]
-        state[root] = 1
-        while stack:
-            v, children = stack[-1]
-            for w in children:
-                if state.get(w) == 1:
-                    back.add((v, w))
-                elif w not in state:
-                    state[w] = 1
-                    stack.append((w, iter(sorted(out[w]))))
-                    break
-            else:
-                stack.pop()
-                state[v] = 2
-                order.append(v)
-    column = {v: 0 for v in vertices}
-    for v in reversed(order):
-        for w in out[v]:
-            if (v, w) not in back:
-                column[w] = max(column[w], column[v] + 1)
-    return column, back
 
 
 def layout(catalog: dict[str, Any], extra_nodes: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
