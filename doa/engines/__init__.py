@@ -95,6 +95,7 @@ class EngineSettings:
     partition's state and offsets are written to the node's state topic. ``max_idle_ms``: a
     node reading several streams waits this long for an empty, caught-up input before it
     releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
+    ``chain``: 0 turns off handing outputs to nodes in the same process (``DOA_CHAIN=0``).
     """
 
     max_records: int = 500
@@ -107,6 +108,7 @@ class EngineSettings:
     snapshot_every_ms: int = 5000
     chunk_size: int = 512 * 1024
     max_idle_ms: int = 20
+    chain: int = 1  # 0: no node hands its outputs to another in the process (doa.engines.chain)
     extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
@@ -142,6 +144,7 @@ class NodeStats:
     warm_up_s: float = 0.0  # the node's on_start hook (JIT compilation of kernels)
     first_batch_at: float | None = None  # time.monotonic() of the first and last batch
     last_batch_at: float | None = None
+    handed_in: int = 0  # input records an upstream node in this process handed over (chain)
     # What a stop would leave undone (the kafka engine keeps these current; see doa.engines.outage):
     partitions: int = 0  # input partitions assigned to this node in this process
     outputs_unacked: int = 0  # outputs sent and not yet acknowledged by the broker

@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 
 async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stats: NodeStats,
-                  node: str) -> None:
+                  node: str) -> list[int]:
     """Send ``outputs`` in order (per partition) until the broker acknowledged each; a batch
     that fails on a retriable error (the broker is away) is sent again, same ids.
-    ``stats.outputs_unacked`` counts those not yet acknowledged while it waits.
+    ``stats.outputs_unacked`` counts those not yet acknowledged while it waits. Returns each
+    output's offset in its partition, as the broker acknowledged it (-1: not known).
 
     Outputs go in record batches built here (aiokafka's ``create_batch``/``send_batch``), one
     future per batch instead of one per record: the per-record ``send`` path costs several µs
@@ -46,13 +47,18 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
     lingering. A record larger than half a batch goes alone through ``send``.
     """
     todo, pause = list(outputs), 0.1
+    at: dict[int, int] = {}  # id(output) -> its offset
     while todo:
         stats.outputs_unacked = len(todo)
         sent = await _send(producer, todo)
         results = await asyncio.gather(*(f for f, _ in sent), return_exceptions=True)
-        for r in results:
+        for r, (_, group) in zip(results, sent, strict=True):
             if isinstance(r, BaseException):
                 retriable(r)
+            else:  # a batch's records have consecutive offsets from its base offset
+                base = getattr(r, "offset", -1)
+                for i, o in enumerate(group):
+                    at[id(o)] = base + i if base >= 0 else -1
         handed = {id(o) for _, group in sent for o in group}
         failed = [o for (_, group), r in zip(sent, results, strict=True)
                   if isinstance(r, BaseException) for o in group]
@@ -63,6 +69,7 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
             await asyncio.sleep(pause)
             pause = min(2 * pause, 2.0)
     stats.outputs_unacked = 0
+    return [at.get(id(o), -1) for o in outputs]
 
 
 async def _send(producer: AIOKafkaProducer,

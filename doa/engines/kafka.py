@@ -31,6 +31,7 @@ from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
+from doa.engines.chain import Fetch, Handoff, hand_over
 from doa.engines.delivery import deliver, retriable
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
@@ -59,6 +60,8 @@ class NodeWorker(PartitionedNode):
         self._abandoned = False  # cancelled after the shutdown grace: no more network on close
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
+        self.handoff = Handoff()  # records an upstream node in this process hands over
+        self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -96,19 +99,21 @@ class NodeWorker(PartitionedNode):
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until ``stop`` is set, then snapshot, commit and leave the group."""
         assert self._consumer is not None
+        fetch = Fetch(self._consumer, self.settings.max_records, self.handoff)
         try:
             while not stop.is_set():
-                data = await self._consumer.getmany(timeout_ms=100,
-                                                    max_records=self.settings.max_records)
+                data = await fetch.next()
                 async with self._lock:
-                    if data or any(self._merges.values()):
-                        await self._process(data)
+                    handed = self.handoff.take() if self.handoff.pending else None
+                    if data or handed or any(self._merges.values()):
+                        await self._process(data, handed)
                     await self._maybe_snapshot()
                     self._account()
         except asyncio.CancelledError:
             self._abandoned = True  # the shutdown grace is over: leave without the broker
             raise
         finally:
+            fetch.cancel()
             await self.close()
 
     async def close(self) -> None:
@@ -141,11 +146,18 @@ class NodeWorker(PartitionedNode):
         self.stats.unsnapshotted = sum(1 for p in self.states if self._since_snapshot[p] > 0)
 
     # -- the loop ------------------------------------------------------------------------------
-    async def _process(self, data: dict[TopicPartition, list[Any]]) -> None:
-        """One batch: the records to process per partition, the node's step on each, the
-        outputs acknowledged, then the offsets committed."""
+    async def _process(self, data: dict[TopicPartition, list[Any]],
+                       handed: dict[TopicPartition, list[RawRecord]] | None = None) -> None:
+        """One batch: the records to process per partition (fetched, then handed over by an
+        upstream node: :mod:`doa.engines.chain`), the node's step on each, the outputs
+        acknowledged (and handed to chained nodes), then the offsets committed."""
         assert self._producer is not None and self._consumer is not None
         by_partition = self._collect(data)
+        if handed:
+            for tp, raws in self.handoff.collect(handed, self._ready, self._expected).items():
+                by_partition[tp.partition].extend(raws)
+                self._fetched[tp] = raws[-1].offset + 1
+                self.stats.handed_in += len(raws)
         if len(self.node.reads) > 1:
             by_partition = self._merge(by_partition)
         outputs: list[OutRecord] = []
@@ -154,7 +166,9 @@ class NodeWorker(PartitionedNode):
                 outputs.extend(self._step(p, raws))
         self._batch_done()
         if outputs:  # acknowledged before commit and snapshot
-            await deliver(self._producer, outputs, self.stats, self.node.name)
+            offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
+            if self.chained:
+                hand_over(self.chained, outputs, offsets)
             if self.stats.first_output_s is None:
                 self.stats.first_output_s = time.monotonic() - self._started
         await self._commit(self._consumer)
@@ -167,9 +181,7 @@ class NodeWorker(PartitionedNode):
         for tp, messages in data.items():
             if tp.partition not in self._ready or not messages:
                 continue  # fetched before the assignment was loaded; re-read after the seek
-            # The next offset a fetch should bring: after the last one fetched (records may wait
-            # in the merge buffer), or after the assignment the offset the snapshot covers.
-            expected = self._fetched.get(tp, self.positions.get(tp.partition, {}).get(tp.topic))
+            expected = self._expected(tp)
             if not self._check_gaps(tp, expected, messages):
                 continue
             by_partition[tp.partition].extend(
@@ -178,6 +190,11 @@ class NodeWorker(PartitionedNode):
                 if expected is None or m.offset >= expected)
             self._fetched[tp] = max(expected or 0, messages[-1].offset + 1)
         return by_partition
+
+    def _expected(self, tp: TopicPartition) -> int | None:
+        """The next offset of ``tp`` to process: after the last one fetched or handed over
+        (records may wait in the merge buffer), or after an assignment the snapshot's."""
+        return self._fetched.get(tp, self.positions.get(tp.partition, {}).get(tp.topic))
 
     def _step(self, p: int, raws: list[RawRecord]) -> list[OutRecord]:
         """Run partition ``p``'s records through the node: its state, positions and the stats

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from doa.cluster.admin import ensure_topics, topology_topics
 from doa.cluster.reach import check_reachable, reachable
 from doa.engines import EngineSettings, NodeStats, worker_class
+from doa.engines.chain import link
 from doa.engines.outage import BrokerWatch, Say, shutdown_grace_s, unfinished
 from doa.errors import DoaError
 from doa.local.embedded import EmbeddedBroker, configured_broker
@@ -142,6 +143,8 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
     workers = [make_worker(o.engine, topology, topology.nodes[n], address, o.settings)
                for n in nodes]
     report.stats = {w.node.name: w.stats for w in workers}
+    for up, stream, down in link(workers, (o.settings or EngineSettings.from_env()).chain != 0):
+        log.info("node %s hands %s to node %s in this process", up, stream, down)
     say = o.say or _log_status
     observers = observe(topology, address, workers, port=o.metrics_port, say=say)
     watch = BrokerWatch(address, report.stats, say)

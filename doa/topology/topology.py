@@ -135,6 +135,25 @@ class Topology:
         self.nodes[node.name] = node
         return node
 
+    def unchain(self, *names: str) -> None:
+        """Make the nodes ``names`` read their inputs from the broker only, even when the node
+        writing them runs in the same process (by default it hands its acknowledged outputs
+        over in memory: :mod:`doa.engines.chain`).
+
+        >>> t = Topology("t")
+        >>> @t.node(reads="a", writes="b")
+        ... def copy(state, batch):
+        ...     return state, [(e, e.value) for e in batch]
+        >>> t.unchain("copy")
+        >>> t.nodes["copy"].options["chain"]
+        False
+        """
+        for name in names:
+            if name not in self.nodes:
+                raise TopologyError(self.name, [f"no node {name!r} to unchain (nodes: "
+                                                f"{', '.join(self.nodes)})"])
+            self.nodes[name].options["chain"] = False
+
     # -- derived -------------------------------------------------------------------------------
     @cached_property
     def schemas(self) -> SchemaSet:
