@@ -59,6 +59,7 @@ class Handoff:
         self.wake = asyncio.Event()
         self.linked = False  # an upstream in this process hands records over (see link)
         self.missed = 0  # hand-overs ignored (a gap: the consumer fetched those records)
+        self.gaps: set[TopicPartition] = set()  # partitions whose last hand-over was ignored
 
     def offer(self, tp: TopicPartition, records: Sequence[RawRecord]) -> None:
         """Queue ``records`` (consecutive offsets of ``tp``) and wake the worker."""
@@ -82,6 +83,7 @@ class Handoff:
         state expects next, if the hand-over reaches it without a gap."""
         ready = set(ready)
         out: dict[TopicPartition, list[RawRecord]] = {}
+        self.gaps = set()
         for tp, records in handed.items():
             at = expected(tp) if tp.partition in ready else None
             if at is None:
@@ -91,6 +93,7 @@ class Handoff:
                 continue
             if fresh[0].offset != at:
                 self.missed += 1
+                self.gaps.add(tp)
                 continue
             out[tp] = fresh
         return out
@@ -133,6 +136,51 @@ class Fetch:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+
+class Pauses:
+    """The input partitions a worker's consumer does not fetch because hand-overs bring them:
+    the broker does not send, and the client does not unpack, records the worker already has.
+
+    A partition is paused when a hand-over of it is taken, its fetch position moved to the next
+    offset each time (so a fetch resumes exactly there). It is fetched again as soon as a
+    hand-over of it is ignored (a gap: someone else wrote to it, or a retried batch), and when
+    no hand-over of it came for ``RESUME_AFTER_S`` (its upstream here stopped or lost the
+    partition, another process writes it now): records nobody hands over are never stranded.
+    """
+
+    RESUME_AFTER_S = 1.0
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.last: dict[TopicPartition, float] = {}  # paused partition -> last hand-over taken
+
+    def took(self, tp: TopicPartition, next_offset: int, now: float) -> None:
+        """A hand-over of ``tp`` was processed up to ``next_offset``."""
+        consumer = self.consumer
+        if tp not in consumer.assignment():
+            return
+        if tp not in self.last:
+            consumer.pause(tp)
+        consumer.seek(tp, next_offset)
+        self.last[tp] = now
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        """Fetch ``tps`` again (those still assigned)."""
+        assigned = self.consumer.assignment()
+        for tp in tps:
+            if self.last.pop(tp, None) is not None and tp in assigned:
+                self.consumer.resume(tp)
+
+    def check(self, now: float) -> None:
+        """Fetch again the partitions no hand-over has brought for ``RESUME_AFTER_S``."""
+        if self.last:
+            self.resume([tp for tp, t in self.last.items() if now - t > self.RESUME_AFTER_S])
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """``tps`` were assigned or revoked: the consumer starts them unpaused."""
+        for tp in tps:
+            self.last.pop(tp, None)
 
 
 def hand_over(links: dict[str, list[Handoff]], outputs: Sequence[OutRecord],

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from itertools import pairwise
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,15 +30,15 @@ from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
-from doa.engines.chain import Fetch, Handoff, hand_over
+from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
 from doa.engines.delivery import deliver, retriable
+from doa.engines.gaps import GAP_REFETCHES, check_gaps  # noqa: F401 (tests import it here)
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
-GAP_REFETCHES = 5  # seeks back to the expected offset before a gap is believed and reported
 # A batch's outputs to one partition usually fit one record batch (doa.engines.delivery): one
 # request per partition instead of one per 16 KiB (aiokafka's default), far below the 1 MB a
 # broker takes by default.
@@ -62,6 +61,7 @@ class NodeWorker(PartitionedNode):
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
         self.handoff = Handoff()  # records an upstream node in this process hands over
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
+        self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -91,6 +91,7 @@ class NodeWorker(PartitionedNode):
             fetch_max_wait_ms=s.fetch_max_wait_ms, client_id=f"doa-{self.node.name}",
             **s.extra_consumer)
         self._consumer.subscribe(list(self.node.reads), listener=_Listener(self))
+        self._pauses = Pauses(self._consumer)
         try:
             await self._consumer.start()  # returns once the first assignment is loaded
         except InvalidSessionTimeoutError as e:
@@ -109,6 +110,8 @@ class NodeWorker(PartitionedNode):
                         await self._process(data, handed)
                     await self._maybe_snapshot()
                     self._account()
+                    if self._pauses is not None:
+                        self._pauses.check(time.monotonic())
         except asyncio.CancelledError:
             self._abandoned = True  # the shutdown grace is over: leave without the broker
             raise
@@ -154,10 +157,15 @@ class NodeWorker(PartitionedNode):
         assert self._producer is not None and self._consumer is not None
         by_partition = self._collect(data)
         if handed:
+            now = time.monotonic()
             for tp, raws in self.handoff.collect(handed, self._ready, self._expected).items():
                 by_partition[tp.partition].extend(raws)
                 self._fetched[tp] = raws[-1].offset + 1
                 self.stats.handed_in += len(raws)
+                if self._pauses is not None:
+                    self._pauses.took(tp, raws[-1].offset + 1, now)
+            if self._pauses is not None and self.handoff.gaps:
+                self._pauses.resume(self.handoff.gaps)
         if len(self.node.reads) > 1:
             by_partition = self._merge(by_partition)
         outputs: list[OutRecord] = []
@@ -175,14 +183,15 @@ class NodeWorker(PartitionedNode):
 
     def _collect(self, data: dict[TopicPartition, list[Any]]) -> dict[int, list[RawRecord]]:
         """The fetched records to process, per partition: none from a partition whose
-        assignment is not loaded yet or that must be fetched again (:meth:`_check_gaps`),
-        none before the offset the state expects."""
+        assignment is not loaded yet or that must be fetched again
+        (:func:`doa.engines.gaps.check_gaps`), none before the offset the state expects."""
         by_partition: dict[int, list[RawRecord]] = defaultdict(list)
         for tp, messages in data.items():
             if tp.partition not in self._ready or not messages:
                 continue  # fetched before the assignment was loaded; re-read after the seek
             expected = self._expected(tp)
-            if not self._check_gaps(tp, expected, messages):
+            if not check_gaps(self._consumer, self._refetched, self.node.name, tp, expected,
+                              messages):
                 continue
             by_partition[tp.partition].extend(
                 RawRecord(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value,
@@ -220,38 +229,6 @@ class NodeWorker(PartitionedNode):
         if st.first_batch_at is None:
             st.first_batch_at = st.last_batch_at
         self._count_uncommitted()
-
-    def _check_gaps(self, tp: TopicPartition, expected: int | None, messages: list[Any]) -> bool:
-        """Whether ``messages`` (fetched from ``tp``) may be processed; reports real gaps.
-
-        A fetch that starts after ``expected`` was prefetched from another position (e.g. the
-        committed offset) before our seek: processing it would skip records the state has not
-        seen, so ``tp`` is fetched again from ``expected`` (False). If the log really lacks
-        those offsets (compaction, transaction markers), the next fetch starts there again:
-        it is processed, and the gap reported at WARNING, as is a gap inside a fetch.
-        """
-        first, last = messages[0].offset, messages[-1].offset
-        if expected is not None and first > expected:
-            tries = self._refetched.get(tp, (expected, 0))
-            tries = tries if tries[0] == expected else (expected, 0)
-            if tries[1] < GAP_REFETCHES:  # a stale prefetch or a rebalance's reset: seek again
-                self._refetched[tp] = (expected, tries[1] + 1)
-                assert self._consumer is not None
-                self._consumer.seek(tp, expected)
-                return False
-            log.warning("node %s: %s partition %s: offsets %s..%s are not in the log "
-                        "(compaction or transaction markers; fetched %s times); continuing "
-                        "at %s", self.node.name, tp.topic, tp.partition, expected, first - 1,
-                        GAP_REFETCHES + 1, first)
-        self._refetched.pop(tp, None)
-        if last - first + 1 > len(messages):
-            missing = [(a.offset + 1, b.offset - 1) for a, b in pairwise(messages)
-                       if b.offset > a.offset + 1 and (expected is None or b.offset > expected)]
-            if missing:
-                log.warning("node %s: %s partition %s: offsets %s are not in the log "
-                            "(compaction or transaction markers)", self.node.name, tp.topic,
-                            tp.partition, ", ".join(f"{a}..{b}" for a, b in missing))
-        return True
 
     def _caught_up(self, stream: str, p: int) -> bool:
         assert self._consumer is not None
@@ -326,6 +303,8 @@ class NodeWorker(PartitionedNode):
 
     async def _assigned(self, partitions: set[TopicPartition]) -> None:
         assert self._consumer is not None
+        if self._pauses is not None:
+            self._pauses.forget(partitions)
         for p in sorted({tp.partition for tp in partitions}):
             snap = await self.load(p)
             if snap is None:
@@ -367,6 +346,8 @@ class NodeWorker(PartitionedNode):
 
     async def _revoked(self, partitions: set[TopicPartition]) -> None:
         self._ready -= {tp.partition for tp in partitions}
+        if self._pauses is not None:
+            self._pauses.forget(partitions)
         self.stats.partitions = len(self._ready)
         gone = sorted({tp.partition for tp in partitions} & set(self.states))
         for p in gone:

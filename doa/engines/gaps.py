@@ -1,0 +1,63 @@
+"""Offsets missing from a fetch: a stale prefetch is fetched again, a real gap reported.
+
+``refetched`` keeps, per partition, the offset sought and how many times: after
+``GAP_REFETCHES`` seeks to the same offset the gap is believed (compaction, transaction
+markers), processed past and reported at WARNING, never skipped silently.
+
+Examples
+--------
+>>> from types import SimpleNamespace as M
+>>> from aiokafka import TopicPartition
+>>> class Consumer:
+...     def seek(self, tp, offset): print("seek", tp.partition, offset)
+>>> tp = TopicPartition("events", 0)
+>>> check_gaps(Consumer(), {}, "count", tp, 3, [M(offset=5), M(offset=6)])
+seek 0 3
+False
+>>> check_gaps(Consumer(), {}, "count", tp, 3, [M(offset=3), M(offset=4)])
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import pairwise
+from typing import Any
+
+from aiokafka import TopicPartition
+
+log = logging.getLogger("doa.engines.kafka")  # the engine's logger: its users filter on it
+GAP_REFETCHES = 5  # seeks back to the expected offset before a gap is believed and reported
+
+
+def check_gaps(consumer: Any, refetched: dict[TopicPartition, tuple[int, int]], node: str,
+               tp: TopicPartition, expected: int | None, messages: list[Any]) -> bool:
+    """Whether ``messages`` (fetched from ``tp``) may be processed; reports real gaps.
+
+    A fetch that starts after ``expected`` was prefetched from another position (e.g. the
+    committed offset) before our seek: processing it would skip records the state has not
+    seen, so ``tp`` is fetched again from ``expected`` (False). If the log really lacks
+    those offsets (compaction, transaction markers), the next fetch starts there again:
+    it is processed, and the gap reported at WARNING, as is a gap inside a fetch.
+    """
+    first, last = messages[0].offset, messages[-1].offset
+    if expected is not None and first > expected:
+        tries = refetched.get(tp, (expected, 0))
+        tries = tries if tries[0] == expected else (expected, 0)
+        if tries[1] < GAP_REFETCHES:  # a stale prefetch or a rebalance's reset: seek again
+            refetched[tp] = (expected, tries[1] + 1)
+            consumer.seek(tp, expected)
+            return False
+        log.warning("node %s: %s partition %s: offsets %s..%s are not in the log "
+                    "(compaction or transaction markers; fetched %s times); continuing "
+                    "at %s", node, tp.topic, tp.partition, expected, first - 1,
+                    GAP_REFETCHES + 1, first)
+    refetched.pop(tp, None)
+    if last - first + 1 > len(messages):
+        missing = [(a.offset + 1, b.offset - 1) for a, b in pairwise(messages)
+                   if b.offset > a.offset + 1 and (expected is None or b.offset > expected)]
+        if missing:
+            log.warning("node %s: %s partition %s: offsets %s are not in the log "
+                        "(compaction or transaction markers)", node, tp.topic,
+                        tp.partition, ", ".join(f"{a}..{b}" for a, b in missing))
+    return True
