@@ -3,7 +3,9 @@
 Wire format (Avro specification, "Single-object encoding"): the two marker bytes ``C3 01``,
 the schema's 8-byte CRC-64-AVRO fingerprint (little-endian), then the Avro binary body.
 
-Encoding validates in the same pass as it writes: a generated check covers the cases
+Encoding first tries the encoder generated per schema (:mod:`doa.wire.encoder`), which writes
+the same bytes for the records it is sure of and leaves every other record to the path below.
+That path validates in the same pass as it writes: a generated check covers the cases
 fastavro's writer would accept silently (floats or bools in int fields, out-of-range ints,
 strings in double fields, any truthy value in a boolean field, anything in a null field), then
 fastavro's strict writer does the rest, with its tuple notation for union branches turned off.
@@ -42,6 +44,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from doa.errors import MISSING, DecodeError, EncodeError
+from doa.wire.encoder import compile_encoder
 from doa.wire.explain import LOGICAL_PY_TYPES, explain
 from doa.wire.fastcheck import Malformed, Reader, compile_reader
 from doa.wire.schema import PRIMITIVES, Schema, named_types, resolve_name, type_name
@@ -69,12 +72,16 @@ class Codec:
         self.history = {s.fingerprint: s for s in history if s.fingerprint != schema.fingerprint}
         self._header = MARKER + schema.fingerprint
         self._check = compile_check(schema.json)
+        self._encode = compile_encoder(schema.json, prefix=self._header)
         self._fingerprint = schema.fingerprint
         self._read = compile_reader(schema.json)
         self._old_readers: dict[bytes, Reader] = {}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Validate and encode ``record``; raise :class:`EncodeError` naming the bad field."""
+        data = self._encode(record)  # the generated encoder, when it is sure of the record
+        if data is not None:
+            return data
         buf = io.BytesIO()
         buf.write(self._header)
         try:
