@@ -4,8 +4,10 @@ fastavro's writer walks the parsed schema for every value it writes, and the cod
 walks the record once more before it. The function generated here from a schema's structure
 does both in one pass of straight-line code: it checks each value's exact Python type (and
 range) as the check does, and writes the bytes fastavro would write. Zig-zag varints come
-from a table for the small ones, consecutive float and double fields go through one
-``struct`` pack, and the parts are joined once.
+from a table for the small ones, consecutive float and double fields (and an array of them)
+go through one ``struct`` pack, as does a map of numbers whose set of keys was seen before
+(feature names repeat from record to record; other maps cache their keys' encodings), and the
+parts are joined once.
 
 It writes only what it is sure of. For any value it does not handle exactly, it returns
 ``None`` and the caller takes the existing path (the check, fastavro, the explainer), which
@@ -42,6 +44,8 @@ _SMALL = tuple(bytes([i]) for i in range(128))  # a varint below 128 is its own 
 _LIMITS = {"int": (-(2**31), 2**31 - 1, 31), "long": (-(2**63), 2**63 - 1, 63)}
 _FLOATS = {"float": "f", "double": "d"}
 _NUMBERS = ("int", "long", "float", "double")
+MAX_CACHED_KEYS = 4096  # map keys whose encoding one map of a schema keeps
+MAX_LAYOUTS = 256  # sets of keys one map of numbers keeps a pack for
 
 
 def compile_encoder(schema: Any, prefix: bytes = b"") -> Encoder:
@@ -90,6 +94,43 @@ def _varint(z: int) -> bytes:
     return bytes(out)
 
 
+def _key(key: str, cache: dict[str, bytes]) -> bytes:
+    """A map key's encoding (its length, then its UTF-8), kept in ``cache`` while it is small.
+
+    Examples
+    --------
+    >>> cache: dict[str, bytes] = {}
+    >>> _key("é", cache), cache
+    (b'\\x04\\xc3\\xa9', {'é': b'\\x04\\xc3\\xa9'})
+    """
+    data = key.encode()  # a lone surrogate raises: the old path says so
+    data = _varint(len(data) << 1) + data
+    if len(cache) < MAX_CACHED_KEYS:
+        cache[key] = data
+    return data
+
+
+def _layout(values: dict[str, Any], cache: dict[tuple[str, ...], Any], kind: str
+            ) -> tuple[Callable[..., bytes], list[Any]] | None:
+    """How to pack a map of numbers with these keys: a ``struct`` pack, its arguments with the
+    keys' encodings in place; kept in ``cache`` while it is small (None once it is full).
+
+    Examples
+    --------
+    >>> pack, args = _layout({"a": 1.0}, {}, "float")
+    >>> args, pack(b"\\x02a", 1.0)
+    ([b'\\x02a', None], b'\\x02a\\x00\\x00\\x80?')
+    """
+    if len(cache) >= MAX_LAYOUTS or any(k.__class__ is not str for k in values):
+        return None
+    keys = [_key(k, {}) for k in values]
+    fmt = "<" + "".join(f"{len(k)}s{_FLOATS[kind]}" for k in keys)
+    args: list[Any] = [None] * (2 * len(keys))
+    args[0::2] = keys
+    cache[tuple(values)] = layout = (struct.Struct(fmt).pack, args)
+    return layout
+
+
 def _index(i: int) -> bytes:
     """The bytes of a union or enum index (a zig-zag varint)."""
     return _varint(i << 1)
@@ -123,8 +164,9 @@ class _EncoderGen:
         self.stack: list[str] = []  # records being generated, innermost last
         self.count = 0
         self.env: dict[str, Any] = {  # the globals of the generated code
-            "MISSING": MISSING, "S": _SMALL, "_varint": _varint, "Z0": b"\x00",
-            "T1": b"\x01", "_f": struct.Struct("<f").pack, "_d": struct.Struct("<d").pack,
+            "MISSING": MISSING, "S": _SMALL, "_varint": _varint, "_key": _key,
+            "_layout": _layout, "Z0": b"\x00", "T1": b"\x01",
+            "_f": struct.Struct("<f").pack, "_d": struct.Struct("<d").pack,
             "_fs": _pack_many("float"), "_ds": _pack_many("double")}
 
     def var(self, prefix: str) -> str:
@@ -223,13 +265,28 @@ class _EncoderGen:
         return [*lines, f"{ind}a(Z0)"]
 
     def map(self, values: Any, v: str, ind: str, ns: str | None) -> list[str]:
+        # keys repeat from record to record (feature names): their encodings are cached
         k, x, n, kb = self.var("k"), self.var("x"), self.var("n"), self.var("b")
-        i2 = ind + "        "
-        return [f"{ind}if {v}.__class__ is not dict: return None", f"{ind}if {v}:",
-                *_length(f"len({v})", n, ind + "    "),
-                f"{ind}    for {k}, {x} in {v}.items():",
-                f"{i2}if {k}.__class__ is not str: return None", f"{i2}{kb} = {k}.encode()",
-                *_length(f"len({kb})", n, i2), f"{i2}a({kb})",
+        cache = self.const("K", {})
+        i1, i2 = ind + "    ", ind + "        "
+        lines = [f"{ind}if {v}.__class__ is not dict: return None", f"{ind}if {v}:",
+                 *_length(f"len({v})", n, i1)]
+        kind = _plain(values)
+        if kind in _FLOATS:  # a map of numbers (features): one pack for a known set of keys
+            lay, args = self.var("L"), self.var("A")
+            layouts = self.const("LC", {})
+            lines += [f"{i1}{lay} = {layouts}.get(tuple({v}))",
+                      f"{i1}if {lay} is None: {lay} = _layout({v}, {layouts}, {kind!r})",
+                      f"{i1}if {lay} is not None:",
+                      f"{i2}for {k}, {x} in {v}.items():",
+                      f"{i2}    if {k}.__class__ is not str or {_not_number(x)}: return None",
+                      f"{i2}{args} = {lay}[1][:]", f"{i2}{args}[1::2] = {v}.values()",
+                      f"{i2}a({lay}[0](*{args}))", f"{i1}else:"]
+            i1, i2 = i2, i2 + "    "
+        return [*lines, f"{i1}for {k}, {x} in {v}.items():",
+                f"{i2}if {k}.__class__ is not str: return None",
+                f"{i2}{kb} = {cache}.get({k})",
+                f"{i2}if {kb} is None: {kb} = _key({k}, {cache})", f"{i2}a({kb})",
                 *self.node(values, x, i2, ns), f"{ind}a(Z0)"]
 
     def union(self, branches: list[Any], v: str, ind: str, ns: str | None) -> list[str]:
