@@ -19,10 +19,12 @@ from doa.cluster.admin import TopicSpec, ensure_topics, state_topic
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.delivery import deliver
 from doa.engines.launch import prepare, run_nodes
+from doa.events import key_bytes, partition_for
 from doa.runtime.runner import OutRecord
 from doa.runtime.snapshot import latest_snapshot
 from doa.testing import Harness
 from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.conftest import ROOT, doa_process, kill9
 from tests.integration.helpers import drain, raw_records, read_stream
 from tests.integration.test_kill9 import Log
@@ -62,14 +64,34 @@ def test_deliver_returns_the_offset_each_output_got_in_the_log(broker: str) -> N
     assert all(log[(out.partition, offset)] == out.value for out, offset in done)
 
 
-def _publish(topology_: object, broker: str, rows: list[tuple[dict[str, float], bool]],
-             delay: int) -> None:
+# The learner releases a label only once a feature with a later timestamp is there to compare
+# it with (the merge's idle wait is made longer than any test): the order it learns in is then
+# the timestamps' whatever the timing. While the prep node restarts, its stream is idle and
+# caught up; with the default 20 ms wait a label could go ahead of its features, be held, and
+# the learner would learn in another (valid, live) order than the reference's.
+NO_IDLE = 600_000
+
+
+def _publish(topology_: Topology, broker: str, rows: list[tuple[dict[str, float], bool]],
+             delay: int) -> list[dict[str, float]]:
+    """Labels, then the rows (time i ms, label at i + delay), then one last row per partition
+    past every label (it has no label) so that every label has a later feature. Returns the
+    rows as published to ``raw``."""
+    partitions = topology_.streams["raw"].partitions
+    raw = [{"id": i, **x} for i, (x, _) in enumerate(rows)]
+    last: dict[int, int] = {}
+    i = len(rows)
+    while len(last) < partitions:
+        last.setdefault(partition_for(key_bytes(i), partitions), i)
+        i += 1
+    raw += [{"id": i, **rows[0][0]} for i in sorted(last.values())]
     with Publisher("labels", broker=broker, topology=topology_) as pub:
         for i, (_, y) in enumerate(rows):
             pub.send({"id": i, "label": y}, timestamp_ms=BASE + i + delay)
     with Publisher("raw", broker=broker, topology=topology_) as pub:
-        for i, (x, _) in enumerate(rows):
-            pub.send({"id": i, **x}, timestamp_ms=BASE + i)
+        for i, r in enumerate(raw):
+            pub.send(r, timestamp_ms=BASE + i + (10 * delay if i >= len(rows) else 0))
+    return raw
 
 
 def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> None:
@@ -77,10 +99,11 @@ def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> No
     delay = 40
     t = build(1, schemas=ROOT / "tests" / "schemas", metrics_every=len(rows))
     prepare(t, broker)
-    _publish(t, broker, rows, delay)
-    report = drain(t, broker, 3 * len(rows), settings=EngineSettings(max_records=100))
+    raw = _publish(t, broker, rows, delay)
+    report = drain(t, broker, len(raw) + 2 * len(rows),
+                   settings=EngineSettings(max_records=100, max_idle_ms=NO_IDLE))
     model = report.stats["model"]
-    assert model.dead_letters == 0 and report.stats["prep"].records_in == len(rows)
+    assert model.dead_letters == 0 and report.stats["prep"].records_in == len(raw)
     # the learner took features from the prep node in memory (those that came before its
     # assignment was loaded came from the broker)
     assert model.handed_in > len(rows) // 2
@@ -103,9 +126,9 @@ def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(bro
     prepare(t, broker)
     rows = phishing()
     delay = 30
-    _publish(t, broker, rows, delay)
+    raw = _publish(t, broker, rows, delay)
     env = {"DOA_MAX_RECORDS": "20", "DOA_SNAPSHOT_EVERY_RECORDS": "150",
-           "DOA_SNAPSHOT_EVERY_MS": "200"}
+           "DOA_SNAPSHOT_EVERY_MS": "200", "DOA_MAX_IDLE_MS": str(NO_IDLE)}
     outcomes = Log(broker, "outcomes")
     rnd = random.Random(11)
     for _ in range(3):
@@ -121,8 +144,7 @@ def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(bro
         # done when both partitions' learner snapshots cover every label of their partition
         # (and the prep node's every row)
         reference = Harness(load_topology(CHAINED))
-        reference.publish("raw", [{"id": i, **x} for i, (x, _) in enumerate(rows)],
-                          timestamps=[BASE + i for i in range(len(rows))])
+        reference.publish("raw", raw[:len(rows)], timestamps=[BASE + i for i in range(len(rows))])
         reference.publish("labels", [{"id": i, "label": y} for i, (_, y) in enumerate(rows)],
                           timestamps=[BASE + i + delay for i in range(len(rows))])
         reference.run()
