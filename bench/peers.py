@@ -2,6 +2,7 @@
 
     python -m bench peers [--quick] [--records N] [--rounds R] [--variants a,b,...]
     python -m bench peers --profile VARIANT [--records N]
+    python -m bench peers --latency [--rate R] [--seconds S] [--variants a,b,...]
 
 One embedded broker (tansu); ``txns`` (4 partitions) preloaded with N seeded records (see
 :mod:`bench.peers_workload`). Each round runs every variant once, in turn, each in a process
@@ -10,7 +11,8 @@ of its own reading ``txns`` from the beginning in its own consumer group
 machine falls on all of them alike. Reported per variant: the median over rounds of records/s
 (first fetched batch to last) and of process CPU µs per input record, and ratios against the
 aiokafka getmany loop and Quix Streams on the same work. Writes bench/results/peers.json and
-bench/results/peers.md.
+bench/results/peers.md. ``--latency`` measures end-to-end latency at a paced rate instead
+(:mod:`bench.peers_latency`).
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ LABELS = {
     "quix-learner": "Quix Streams, learner workload",
     "faust-learner": "faust agent take(256), learner workload",
     "doa-custom": "doa custom node, learner workload (River)",
+    "doa-custom-compiled": "doa custom node, learner workload (compiled learner)",
     "doa-pair": "doa as users write it: kernel node -> learner node (River)",
     "doa-pair-compiled": "doa as users write it, compiled learner",
 }
+LATENCY_DEFAULT = ["aiokafka-learner", "quix-learner", "doa-custom", "doa-pair",
+                   "doa-pair-compiled"]
 # (variant, baseline) ratios of records/s the report prints
 RATIOS = [("doa-pass", "aiokafka-pass"), ("doa-custom", "aiokafka-learner"),
-          ("doa-custom", "quix-learner"), ("doa-pair", "quix-learner"),
+          ("doa-custom", "quix-learner"), ("doa-custom-compiled", "aiokafka-learner"),
+          ("doa-custom-compiled", "quix-learner"), ("doa-pair", "quix-learner"),
           ("doa-pair-compiled", "quix-learner"), ("confluent-learner", "aiokafka-learner")]
 
 
@@ -53,8 +59,7 @@ def preload(address: str, n: int, schemas: Path) -> None:
     """``txns`` (and ``labels``, for the learner node) with ``n`` records each."""
     from aiokafka import AIOKafkaProducer
 
-    from doa.cluster.admin import ensure_topics
-    from doa.engines.launch import topology_topics
+    from doa.cluster.admin import ensure_topics, topology_topics
 
     t = w.topology("pair", "preload", schemas)
     asyncio.run(ensure_topics(address, topology_topics(t)))
@@ -148,7 +153,19 @@ def main(argv: list[str] | None = None) -> None:
                              "`git archive BASE doa bench | tar -x -C DIR`), as VARIANT@before")
     parser.add_argument("--profile", metavar="VARIANT", choices=sorted(LABELS),
                         help="run VARIANT once under cProfile: top 25 by own time")
+    parser.add_argument("--latency", action="store_true",
+                        help="p50/p99/max end-to-end latency at --rate records/s instead "
+                             "(variants: " + ", ".join(LATENCY_DEFAULT) + " unless --variants)")
+    parser.add_argument("--rate", type=int, default=1000, help="--latency: records/s")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="--latency: measured seconds per variant")
     a = parser.parse_args(argv)
+    if a.latency:
+        from bench import peers_latency
+
+        peers_latency.main(a.variants.split(",") if a.variants else LATENCY_DEFAULT,
+                           a.rate, a.seconds, LABELS)
+        return
     n = a.records or (10_000 if a.quick or a.profile else 40_000)
     rounds = a.rounds or (2 if a.quick else 3)
     variants = a.variants.split(",") if a.variants else list(LABELS)

@@ -1,12 +1,16 @@
 """One variant of the peers benchmark, in this process (``python -m bench.peers_run``).
 
     python -m bench.peers_run VARIANT --broker HOST:PORT --records N --name NAME [--profile]
+                              [--inputs PREFIX]
 
 Reads the ``N`` records preloaded on ``txns`` from the beginning (its own consumer group),
 does the variant's work, writes its outputs to its own topics, and prints one JSON line:
 records/s from its first fetched batch to its last, and the process CPU time (every thread)
-per record over the same span. ``--profile`` runs the variant under cProfile and prints the
-top 25 functions by own time after the JSON line.
+per record over the same span. ``--records 0`` runs until the process is terminated (the
+latency mode, :mod:`bench.peers_latency`, whose inputs are ``PREFIX``txns and ``PREFIX``labels).
+Every variant's output carries its input's timestamp, as doa's outputs carry the input's event
+time, so that the latency mode measures all variants alike. ``--profile`` runs the variant
+under cProfile and prints the top 25 functions by own time after the JSON line.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench import peers_workload as w
@@ -103,7 +108,7 @@ async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=a.broker, linger_ms=5, acks="all")
-    consumer = AIOKafkaConsumer("txns", bootstrap_servers=a.broker, group_id=a.name,
+    consumer = AIOKafkaConsumer(f"{a.inputs}txns", bootstrap_servers=a.broker, group_id=a.name,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 session_timeout_ms=3000, heartbeat_interval_ms=1000,
                                 fetch_max_wait_ms=10)
@@ -113,7 +118,7 @@ async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
     learner = w.Learner()
     out, clock, seen, outputs = f"{a.name}.out", Clock(), 0, 0
     try:
-        while seen < a.records:
+        while not a.records or seen < a.records:
             data = await consumer.getmany(timeout_ms=100, max_records=256)
             if not data:
                 continue
@@ -123,7 +128,8 @@ async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
                 for m in messages:
                     value = encode(learner.step(decode(m.value))) if learn else m.value
                     futures.append(await producer.send(out, value, key=m.key,
-                                                       partition=m.partition))
+                                                       partition=m.partition,
+                                                       timestamp_ms=m.timestamp))
             seen += len(futures)
             outputs += len(futures)
             await asyncio.gather(*futures)
@@ -137,19 +143,19 @@ async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
 
 # -- confluent-kafka -------------------------------------------------------------------------------
 def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Consumer, Producer  # type: ignore[import-untyped]
 
     consumer = Consumer({"bootstrap.servers": a.broker, "group.id": a.name,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
     producer = Producer({"bootstrap.servers": a.broker, "linger.ms": 5, "acks": "all",
                          "enable.idempotence": False})
-    consumer.subscribe(["txns"])
+    consumer.subscribe([f"{a.inputs}txns"])
     decode, encode = learner_codec()
     learner = w.Learner()
     out, clock, seen = f"{a.name}.out", Clock(), 0
     try:
-        while seen < a.records:
+        while not a.records or seen < a.records:
             messages = consumer.consume(256, timeout=0.1)
             if not messages:
                 continue
@@ -158,7 +164,8 @@ def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
                 if m.error():
                     continue
                 value = encode(learner.step(decode(m.value()))) if learn else m.value()
-                producer.produce(out, value, key=m.key(), partition=m.partition())
+                producer.produce(out, value, key=m.key(), partition=m.partition(),
+                                 timestamp=m.timestamp()[1])
                 seen += 1
             producer.poll(0)
             producer.flush()  # acknowledged before the commit, as doa does
@@ -171,12 +178,19 @@ def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
 
 # -- Quix Streams ----------------------------------------------------------------------------------
 def quix_app(a: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
     from quixstreams import Application
 
+    # a session timeout as the confluent-kafka loop's: with librdkafka's 45 s default a fresh
+    # group's first records came ~27 s after start on tansu (the latency mode waits for them);
+    # state in a temporary directory, not ./state
     app = Application(broker_address=a.broker, consumer_group=a.name,
                       auto_offset_reset="earliest", loglevel="WARNING",
-                      use_changelog_topics=False, consumer_poll_timeout=0.1)
-    src = app.topic("txns", value_deserializer="bytes", key_deserializer="bytes")
+                      use_changelog_topics=False, consumer_poll_timeout=0.1,
+                      consumer_extra_config={"session.timeout.ms": 6000},
+                      state_dir=tempfile.mkdtemp(prefix="peers-quix-"))
+    src = app.topic(f"{a.inputs}txns", value_deserializer="bytes", key_deserializer="bytes")
     out = app.topic(f"{a.name}.out", value_serializer="bytes", key_serializer="bytes")
     decode, encode = learner_codec()
     learner = w.Learner()
@@ -184,14 +198,14 @@ def quix_app(a: argparse.Namespace) -> dict[str, Any]:
 
     def work(value: bytes) -> bytes:
         clock.first()
-        encoded = encode(learner.step(decode(value)))
+        encoded: bytes = encode(learner.step(decode(value)))
         count[0] += 1
-        if count[0] >= a.records:
+        if a.records and count[0] >= a.records:
             clock.end()
             app.stop()
         return encoded
 
-    app.dataframe(src).apply(work).to_topic(out)
+    app.dataframe(src).apply(work).to_topic(out)  # to_topic keeps the input's timestamp
     app.run()
     return clock.result(count[0], count[0])
 
@@ -237,7 +251,7 @@ def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[s
     from doa.engines.launch import prepare, run_nodes
 
     schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-schemas-")))
-    t = w.topology(kind, a.name, schemas, compiled=compiled)
+    t = w.topology(kind, a.name, schemas, compiled=compiled, inputs=a.inputs)
     prepare(t, a.broker)
     last = "model" if kind == "pair" else next(iter(t.nodes))
     need = 2 * a.records if kind == "pair" else a.records
@@ -246,7 +260,7 @@ def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[s
     def done(stats: dict[str, Any]) -> bool:
         if any(s.records_in for s in stats.values()):
             clock.first()
-        if stats[last].records_in >= need:
+        if a.records and stats[last].records_in >= need:
             clock.end()
             return True
         return False
@@ -261,7 +275,7 @@ def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[s
     return result
 
 
-VARIANTS = {
+VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "aiokafka-pass": lambda a: asyncio.run(aiokafka_loop(a, learn=False)),
     "confluent-pass": lambda a: confluent_loop(a, learn=False),
     "doa-pass": lambda a: doa_node(a, "passthrough"),
@@ -270,6 +284,7 @@ VARIANTS = {
     "quix-learner": quix_app,
     "faust-learner": lambda a: asyncio.run(faust_agent(a)),
     "doa-custom": lambda a: doa_node(a, "custom"),
+    "doa-custom-compiled": lambda a: doa_node(a, "custom", compiled=True),
     "doa-pair": lambda a: doa_node(a, "pair"),
     "doa-pair-compiled": lambda a: doa_node(a, "pair", compiled=True),
 }
@@ -279,9 +294,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.peers_run")
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--broker", required=True)
-    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("--records", type=int, required=True, help="0: until terminated")
     parser.add_argument("--name", required=True)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--inputs", default="", metavar="PREFIX",
+                        help="read PREFIXtxns (and PREFIXlabels) instead of txns (labels)")
     a = parser.parse_args(argv)
     if not a.profile:
         print(json.dumps(VARIANTS[a.variant](a)), flush=True)

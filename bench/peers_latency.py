@@ -1,0 +1,275 @@
+"""End-to-end latency of the peers variants at a paced rate (``python -m bench peers --latency``).
+
+    python -m bench peers --latency [--rate 1000] [--seconds 10] [--variants a,b,...]
+
+One embedded broker (tansu). Per variant, in turn: fresh input topics (``NAME.txns``,
+``NAME.labels``) and a fresh consumer group, so runs never mix; the variant's process
+(:mod:`bench.peers_run` with ``--records 0``) starts on them empty. Records of the throughput
+mode's workload (a transaction and its label, the label 1 ms later, as the preload writes
+them) are sent one every 50 ms until outputs come back, also for a record sent after the first
+output came back (the process has joined its group, is polling, and any backlog a slow start
+held up is through), then at ``--rate`` records/s paced by the wall clock: a warm-up second,
+then ``--seconds`` measured. Each record's Kafka timestamp is its send time (ms); every variant
+keeps its input's timestamp on its output (doa's outputs carry the input's event time; the
+hand-written loops and Quix Streams pass it through), so a consumer of the variant's final
+output stream records ``now - output timestamp`` for each. Reported per variant: p50, p99 and
+max in ms over the measured records' outputs (the warm-up's are left out), and outputs
+received / records sent. Writes bench/results/peers-latency.json and peers-latency.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import peers_workload as w
+
+ROOT = Path(__file__).resolve().parents[1]
+KIND = {"aiokafka-pass": "loop", "confluent-pass": "loop", "aiokafka-learner": "loop",
+        "confluent-learner": "loop", "quix-learner": "loop", "doa-pass": "passthrough",
+        "doa-custom": "custom", "doa-custom-compiled": "custom", "doa-pair": "pair",
+        "doa-pair-compiled": "pair"}  # the variants the latency mode runs (not faust)
+READY_EVERY_S = 0.05  # one record per 50 ms until the first output
+READY_TIMEOUT_S = 180.0  # bounds a variant that never answers (start-up, group join)
+WARM_S = 1.0  # paced, not measured
+DRAIN_TIMEOUT_S = 30.0  # bounds waiting for the measured records' outputs
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of the sorted ``ordered``.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 99)
+    (2.0, 4.0)
+    """
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def stats(latencies: list[float], sent: int) -> dict[str, Any]:
+    """p50, p99, max and mean in ms, and the counts.
+
+    >>> stats([3.0, 1.0, 2.0], 4)["p50_ms"], stats([3.0, 1.0, 2.0], 4)["outputs"]
+    (2.0, 3)
+    """
+    ordered = sorted(latencies)
+    return {"p50_ms": percentile(ordered, 50), "p99_ms": percentile(ordered, 99),
+            "max_ms": ordered[-1] if ordered else float("nan"),
+            "mean_ms": sum(ordered) / len(ordered) if ordered else float("nan"),
+            "outputs": len(ordered), "sent": sent}
+
+
+def start(variant: str, address: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "bench.peers_run", variant, "--broker", address,
+           "--records", "0", "--name", name, "--inputs", f"{name}."]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as err:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the variant's process (SIGTERM), kill it if it does not exit in 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Driver:
+    """Sends the paced workload to ``NAME.txns``/``NAME.labels`` and times the outputs."""
+
+    def __init__(self, address: str, name: str, output: str, schemas: Path, n: int) -> None:
+        t = w.topology("pair", name, schemas, inputs=f"{name}.")
+        self.address, self.output = address, output
+        self.txns, self.labels = f"{name}.txns", f"{name}.labels"
+        self.txn, self.label = t.codec(self.txns), t.codec(self.labels)
+        self.records = iter(w.txns(n))
+        self.received: list[tuple[int, float]] = []  # (output timestamp, latency ms)
+        self.newest = 0  # the newest output timestamp
+        self.producer: Any = None
+        self.consumer: Any = None
+        self.futures: list[Any] = []
+
+    async def open(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.address, linger_ms=0,
+                                         acks="all")
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.address, fetch_max_wait_ms=5,
+                                         enable_auto_commit=False,
+                                         auto_offset_reset="earliest")
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.assign([TopicPartition(self.output, p) for p in range(w.PARTITIONS)])
+
+    async def close(self) -> None:
+        await asyncio.gather(*self.futures)
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def sink(self) -> None:
+        """Record ``now - timestamp`` of every output, as soon as it is fetched."""
+        while True:
+            data = await self.consumer.getmany(timeout_ms=50)
+            now = time.time() * 1000
+            got = [(m.timestamp, now - m.timestamp) for ms in data.values() for m in ms]
+            if got:
+                self.received.extend(got)
+                self.newest = max(self.newest, max(ts for ts, _ in got))
+
+    async def send(self) -> int:
+        """Send the next transaction and its label; the transaction's timestamp (ms)."""
+        r = next(self.records)
+        key, ts = r["account"].encode(), int(time.time() * 1000)
+        self.futures.append(await self.producer.send(self.txns, self.txn.encode(r), key=key,
+                                                     timestamp_ms=ts))
+        self.futures.append(await self.producer.send(
+            self.labels, self.label.encode({"id": r["id"], "account": r["account"],
+                                            "label": r["label"]}), key=key,
+            timestamp_ms=ts + 1))
+        if len(self.futures) > 4096:
+            done = [f for f in self.futures if f.done()]
+            await asyncio.gather(*done)  # raise a failed send
+            self.futures = [f for f in self.futures if not f.done()]
+        return ts
+
+    async def until_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        """Send one record per 50 ms until an output comes back for a record sent after the
+        first output came back (the first may come with a backlog a slow start held up)."""
+        deadline, mark = time.monotonic() + READY_TIMEOUT_S, None
+        while mark is None or self.newest <= mark:
+            if proc.poll() is not None:
+                raise RuntimeError(f"exited with {proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready (no output) within {READY_TIMEOUT_S:.0f} s")
+            ts = await self.send()
+            if mark is None and self.received:
+                mark = ts - 1  # this record was sent after the first output came back
+            await asyncio.sleep(READY_EVERY_S)
+
+    async def paced(self, rate: float, seconds: float) -> tuple[int, int, int]:
+        """Send at ``rate`` records/s for ``seconds`` (catching up after a late wake-up);
+        the count sent and the first and last timestamps."""
+        t0, sent, first, last, total = time.monotonic(), 0, 0, 0, int(seconds * rate)
+        while sent < total:
+            due = min(int((time.monotonic() - t0) * rate) + 1, total)
+            while sent < due:
+                last = await self.send()
+                first = first or last
+                sent += 1
+            await asyncio.sleep(0.001)
+        return sent, first, last
+
+    async def run(self, proc: subprocess.Popen[bytes], rate: float,
+                  seconds: float) -> dict[str, Any]:
+        await self.open()
+        sink = asyncio.create_task(self.sink())
+        try:
+            began = time.monotonic()
+            await self.until_ready(proc)
+            ready_s = time.monotonic() - began
+            _, _, warm_last = await self.paced(rate, WARM_S)
+            while int(time.time() * 1000) <= warm_last:  # the measured window starts after
+                await asyncio.sleep(0.0005)            # the warm-up's last millisecond
+            sent, first, last = await self.paced(rate, seconds)
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while len(self.measured(first, last)) < sent and time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"exited with {proc.returncode} while measured")
+                await asyncio.sleep(0.05)
+            return {**stats(self.measured(first, last), sent), "ready_s": round(ready_s, 1)}
+        finally:
+            sink.cancel()
+            await asyncio.gather(sink, return_exceptions=True)
+            await self.close()
+
+    def measured(self, first: int, last: int) -> list[float]:
+        return [lat for ts, lat in self.received if first <= ts <= last]
+
+
+def run_variant(variant: str, address: str, rate: float, seconds: float, schemas: Path,
+                tag: str) -> dict[str, Any]:
+    """One latency run of ``variant`` on topics and a group of its own."""
+    from doa.cluster.admin import TopicSpec, ensure_topics, topology_topics
+
+    name = f"lat{tag}-{variant}"
+    kind = KIND[variant]
+    output = w.output_stream("pair" if kind == "pair" else "custom", name)
+    specs = topology_topics(w.topology("pair", name, schemas, inputs=f"{name}."))
+    asyncio.run(ensure_topics(address, [*specs, TopicSpec(f"{name}.out", w.PARTITIONS)]))
+    n = int(rate * (WARM_S + seconds)) + int(READY_TIMEOUT_S / READY_EVERY_S) + 10
+    log = Path(tempfile.mkdtemp(prefix="peers-latency-")) / f"{variant}.err"
+    proc = start(variant, address, name, log)
+    try:
+        return asyncio.run(Driver(address, name, output, schemas, n).run(proc, rate, seconds))
+    except RuntimeError as exc:
+        stop(proc)
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"{exc}: {' | '.join(tail)}") from None
+    finally:
+        stop(proc)
+
+
+def table(results: dict[str, dict[str, Any]], errors: dict[str, str], rate: float,
+          labels: dict[str, str]) -> str:
+    """The markdown table of ``results`` (and failures), in ``labels``' order."""
+    rows = [f"| variant | p50 / p99 ms at {rate / 1000:g}k/s | max ms | outputs / sent |",
+            "|---|---:|---:|---:|"]
+    for v in sorted({*results, *errors}, key=list(labels).index):
+        if v in errors:
+            rows.append(f"| {labels[v]} | failed: {errors[v][:80]} | | |")
+            continue
+        r = results[v]
+        rows.append(f"| {labels[v]} | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} | "
+                    f"{r['max_ms']:.0f} | {r['outputs']:,} / {r['sent']:,} |")
+    return "\n".join(rows)
+
+
+def main(variants: list[str], rate: int, seconds: float, labels: dict[str, str]) -> None:
+    """Run the latency mode over ``variants``; print and write the results."""
+    unknown = [v for v in variants if v not in KIND]
+    if unknown:
+        sys.exit(f"--latency cannot run {', '.join(unknown)} (it runs: {', '.join(KIND)})")
+    from doa.local.embedded import EmbeddedBroker
+
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    tag = f"{int(time.time()) % 100_000}"
+    began = time.monotonic()
+    with EmbeddedBroker() as broker:
+        schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-")))
+        print(f"peers latency: {rate} records/s, {WARM_S:g} s warm-up then {seconds:g} s "
+              "measured per variant, embedded broker", flush=True)
+        for v in variants:
+            try:
+                r = results[v] = run_variant(v, broker.address, rate, seconds, schemas, tag)
+            except (RuntimeError, OSError) as exc:
+                errors[v] = str(exc)
+                print(f"  {v:20s} FAILED {exc}", flush=True)
+                continue
+            print(f"  {v:20s} p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} max "
+                  f"{r['max_ms']:6.1f} ms  outputs {r['outputs']}/{r['sent']}", flush=True)
+    md = table(results, errors, rate, labels)
+    print(md)
+    print(f"({time.monotonic() - began:.0f} s)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"rate": rate, "seconds": seconds, "warm_up_s": WARM_S, "partitions": w.PARTITIONS,
+            "broker": "tansu", "cpus": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.platform()}
+    (out / "peers-latency.json").write_text(json.dumps(
+        {"meta": meta, "results": results, "errors": errors}, indent=2) + "\n")
+    (out / "peers-latency.md").write_text(md + "\n")
+    print(f"wrote {out / 'peers-latency.json'} and {out / 'peers-latency.md'}")
