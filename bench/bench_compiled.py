@@ -210,7 +210,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "python": platform.python_version(), "platform": platform.platform(),
-        "numba": numba.__version__, "numpy": np.__version__, "river": river.__version__,
+        "numba": numba.__version__, "numpy": np.__version__, "river": vars(river)["__version__"],
         "cpus": os.cpu_count(), "events": args.events, "rounds": args.rounds, "rows": rows,
         "max_relative_error": errors, "bit_identical": exact, "warm_up": warm},
         indent=2) + "\n")

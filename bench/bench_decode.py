@@ -41,7 +41,7 @@ import fastavro
 from fastavro import parse_schema, schemaless_reader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_codec import SCHEMA as MEASUREMENT
+from bench_codec import SCHEMA as MEASUREMENT  # type: ignore[import-not-found]
 from bench_codec import make_record as make_measurement
 from bench_codec import measure as measure_cases
 
@@ -124,7 +124,9 @@ def cases(schema_json: dict[str, Any], records: list[dict[str, Any]]
 def measure(batch: dict[str, Callable[[], object]], n: int, rounds: int
             ) -> dict[str, list[float]]:
     """Seconds per record, one entry per round: bench_codec's interleaved rounds."""
-    return measure_cases({name: (name, fn) for name, fn in batch.items()}, n, rounds)
+    out: dict[str, list[float]] = measure_cases({name: (name, fn) for name, fn in batch.items()},
+                                                n, rounds)
+    return out
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:

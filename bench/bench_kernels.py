@@ -131,7 +131,8 @@ print(json.dumps({"import_s": t1 - t0, "warm_up_s": sum(each.values()), "each_s"
 
 def warm_up_runs(rounds: int) -> dict[str, Any]:
     """Fresh processes: warm_up on an empty cache, then on the cache the first run wrote."""
-    cold, warm = [], []
+    cold: list[dict[str, Any]] = []
+    warm: list[dict[str, Any]] = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, NUMBA_CACHE_DIR=cache)

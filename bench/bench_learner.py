@@ -46,17 +46,19 @@ def rows(n: int) -> list[tuple[dict[str, float], bool]]:
 
 def bare_river(data: list[tuple[dict[str, float], bool]]) -> dict[str, float]:
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    metric = metrics.Accuracy()
+    metric = metrics.Accuracy()  # type: ignore[no-untyped-call]
     preds: dict[int, Any] = {}
     t0 = time.process_time()
-    for i, x, y in stream.simulate_qa(data, moment=None, delay=DELAY, copy=False):
+    for i, x, y in stream.simulate_qa(data, moment=None, delay=DELAY,  # type: ignore[arg-type]
+                                      copy=False):
         if y is None:
             preds[i] = model.predict_one(x)
         else:
             metric.update(y, preds.pop(i))
             model.learn_one(x, y)
     cpu = time.process_time() - t0
-    return {"cpu_us_per_event": cpu / (2 * len(data)) * 1e6, "accuracy": metric.get()}
+    accuracy = metric.get()  # type: ignore[no-untyped-call]
+    return {"cpu_us_per_event": cpu / (2 * len(data)) * 1e6, "accuracy": accuracy}
 
 
 def merged_raw(topology: Any, data: list[tuple[dict[str, float], bool]]) -> list[RawRecord]:
@@ -83,8 +85,10 @@ def learning(compiled: bool) -> Any:
         "model", features=spec.features, labels=spec.labels, predictions=spec.predictions,
         outcomes=spec.outcomes, metrics=spec.metrics, unmatched=spec.unmatched,
         model=preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        metric=metrics.Accuracy(), join="id", label="label", metrics_every=100,
-        feature_fields=list(datasets.Phishing().__iter__().__next__()[0]), compiled=compiled)
+        metric=metrics.Accuracy(),  # type: ignore[no-untyped-call]
+        join="id", label="label", metrics_every=100,
+        feature_fields=list(next(iter(datasets.Phishing()))[0]),
+        compiled=compiled)
     return topology
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_codec import measure
+from bench_codec import measure  # type: ignore[import-not-found]
 from river import datasets
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline

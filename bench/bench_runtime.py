@@ -59,7 +59,7 @@ def doa_node(topology: Any, address: str, n: int) -> dict[str, float]:
     cpu0 = time.process_time()
 
     def done(stats: dict[str, Any]) -> bool:
-        return sum(s.records_in for s in stats.values()) >= n
+        return bool(sum(s.records_in for s in stats.values()) >= n)
 
     report = asyncio.run(run_nodes(topology, address, list(topology.nodes), seconds=300,
                                    signals=False, until=done,
