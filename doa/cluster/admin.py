@@ -2,7 +2,17 @@
 
 Besides its streams, a topology has one state topic per node (``TOPOLOGY.NODE.state``, as many
 partitions as the node's input) and the shared ``_doa_schemas`` topic of registered schema
-versions.
+versions. Streams keep their records forever unless their ``config`` sets ``retention.ms``;
+state and schema topics are compacted.
+
+Examples
+--------
+>>> from doa import Topology
+>>> t = Topology("t")
+>>> _ = t.stream("events", schema="doa.DeadLetter")
+>>> _ = t.stream("recent", schema="doa.DeadLetter", config={"retention.ms": "3600000"})
+>>> {s.name: s.config for s in topology_topics(t) if s.name in ("events", "recent")}
+{'events': {'retention.ms': '-1'}, 'recent': {'retention.ms': '3600000'}}
 """
 
 from __future__ import annotations
@@ -18,6 +28,12 @@ log = logging.getLogger(__name__)
 
 SCHEMAS_TOPIC = "_doa_schemas"
 COMPACT = {"cleanup.policy": "compact"}
+# A stream is the system of record: kept until its owner says otherwise (a stream's ``config``
+# may set ``retention.ms``). Kafka's default (7 days, by record timestamp) would delete replays
+# and lineage after a week, and at once the records whose event time is older than that (a
+# backfill, a historical replay): its retention check found them on its first run, 30 s after
+# the broker started, and a consumer then met "offset out of range".
+KEEP = {"retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -34,7 +50,8 @@ def state_topic(topology: Topology, node: str) -> str:
 
 def topology_topics(topology: Topology) -> list[TopicSpec]:
     """Every topic ``topology`` uses, with partitions and configs."""
-    specs = [TopicSpec(s.name, s.partitions, dict(s.config)) for s in topology.streams.values()]
+    specs = [TopicSpec(s.name, s.partitions, {**KEEP, **s.config})
+             for s in topology.streams.values()]
     for n in topology.nodes.values():
         parts = topology.streams[n.reads[0]].partitions
         specs.append(TopicSpec(state_topic(topology, n.name), parts, dict(COMPACT)))
