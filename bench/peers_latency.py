@@ -210,16 +210,18 @@ def run_variant(variant: str, address: str, rate: float, seconds: float, schemas
     specs = topology_topics(w.topology("pair", name, schemas, inputs=f"{name}."))
     asyncio.run(ensure_topics(address, [*specs, TopicSpec(f"{name}.out", w.PARTITIONS)]))
     n = int(rate * (WARM_S + seconds)) + int(READY_TIMEOUT_S / READY_EVERY_S) + 10
-    log = Path(tempfile.mkdtemp(prefix="peers-latency-")) / f"{variant}.err"
-    proc = start(variant, address, name, log)
-    try:
-        return asyncio.run(Driver(address, name, output, schemas, n).run(proc, rate, seconds))
-    except RuntimeError as exc:
-        stop(proc)
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"{exc}: {' | '.join(tail)}") from None
-    finally:
-        stop(proc)
+    with tempfile.TemporaryDirectory(prefix="peers-latency-") as tmp:
+        log = Path(tmp) / f"{variant}.err"
+        proc = start(variant, address, name, log)
+        try:
+            return asyncio.run(Driver(address, name, output, schemas, n).run(proc, rate,
+                                                                              seconds))
+        except RuntimeError as exc:
+            stop(proc)
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{exc}: {' | '.join(tail)}") from None
+        finally:
+            stop(proc)
 
 
 def table(results: dict[str, dict[str, Any]], errors: dict[str, str], rate: float,

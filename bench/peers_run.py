@@ -180,6 +180,11 @@ def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
 def quix_app(a: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
+    with tempfile.TemporaryDirectory(prefix="peers-quix-") as state:
+        return quix_run(a, state)
+
+
+def quix_run(a: argparse.Namespace, state: str) -> dict[str, Any]:
     from quixstreams import Application
 
     # a session timeout as the confluent-kafka loop's: with librdkafka's 45 s default a fresh
@@ -189,7 +194,7 @@ def quix_app(a: argparse.Namespace) -> dict[str, Any]:
                       auto_offset_reset="earliest", loglevel="WARNING",
                       use_changelog_topics=False, consumer_poll_timeout=0.1,
                       consumer_extra_config={"session.timeout.ms": 6000},
-                      state_dir=tempfile.mkdtemp(prefix="peers-quix-"))
+                      state_dir=state)
     src = app.topic(f"{a.inputs}txns", value_deserializer="bytes", key_deserializer="bytes")
     out = app.topic(f"{a.name}.out", value_serializer="bytes", key_serializer="bytes")
     decode, encode = learner_codec()
