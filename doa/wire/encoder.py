@@ -13,7 +13,8 @@ It writes only what it is sure of. For any value it does not handle exactly, it 
 ``None`` and the caller takes the existing path (the check, fastavro, the explainer), which
 writes the same bytes or raises the same error as before. ``None`` comes back for: a value of
 another class than the plain one (``bytearray``, a ``float`` subclass such as ``numpy.float64``,
-a ``Mapping`` that is not a ``dict``, a bool where a number goes), anything out of range or
+a ``Mapping`` that is not a ``dict`` (an input event, ``doa.events.Event``, passed on as the
+whole record is fine), a bool where a number goes), anything out of range or
 not encodable (an int beyond the type, a float beyond float32, a string with lone
 surrogates), a missing field without a default, a key the record's schema does not name (the
 strict writer refuses it), a default that is not a value of its type as it stands (``"NaN"``
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from doa.errors import MISSING
+from doa.events import Event
 from doa.wire.schema import PRIMITIVES, named_types, resolve_name, type_name
 
 Encoder = Callable[[Any], "bytes | None"]
@@ -164,7 +166,7 @@ class _EncoderGen:
         self.stack: list[str] = []  # records being generated, innermost last
         self.count = 0
         self.env: dict[str, Any] = {  # the globals of the generated code
-            "MISSING": MISSING, "S": _SMALL, "_varint": _varint, "_key": _key,
+            "MISSING": MISSING, "Event": Event, "S": _SMALL, "_varint": _varint, "_key": _key,
             "_layout": _layout, "Z0": b"\x00", "T1": b"\x01",
             "_f": struct.Struct("<f").pack, "_d": struct.Struct("<d").pack,
             "_fs": _pack_many("float"), "_ds": _pack_many("double")}
@@ -216,7 +218,10 @@ class _EncoderGen:
         full, ns = type_name(schema, ns)
         fields = schema.get("fields", [])
         defaults = any("default" in f for f in fields)
-        lines = [f"{ind}if {v}.__class__ is not dict: return None"]
+        # The top record may be an input event passed on as it is (doa.events.Event: a dict
+        # subclass that adds attributes and overrides no mapping method).
+        lines = [f"{ind}if {v}.__class__ is not dict"
+                 + ("" if self.stack else f" and {v}.__class__ is not Event") + ": return None"]
         seen = self.var("k")  # with defaults: how many fields the record has
         lines.append(f"{ind}{seen} = 0" if defaults
                      else f"{ind}if len({v}) != {len(fields)}: return None")
