@@ -117,9 +117,6 @@ def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> No
     assert read_stream(broker, t, "unmatched", idle_s=1) == []
 
 
-@pytest.mark.brokers("tansu", reason="on Apache Kafka under CPU load a restarted worker can "
-                     "stall on one partition, chained or not (DOA_CHAIN=0 too), as "
-                     "test_held_labels did in the loaded suite: open, see issue 22's note")
 def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(broker: str
                                                                               ) -> None:
     t = load_topology(CHAINED)
