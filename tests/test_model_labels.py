@@ -80,8 +80,11 @@ def reference(n: int, labels: list[tuple[int, int]], *, wait_ms: int,
               max_pending: int) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
     """Outcomes (join, prediction, label, delay) and unmatched (reason, join), a plain loop."""
     data = rows(n)
+    # records first on ties; labels with equal timestamps keep their order in the stream (a
+    # stable sort on time and kind only: sorting on the id too would reorder them, and which
+    # held label is the oldest decides which one an overflow reports)
     merged = sorted([(i * STEP, 0, i) for i in range(n)] +
-                    [(ts, 1, i) for i, ts in labels])  # records first on ties
+                    [(ts, 1, i) for i, ts in labels], key=lambda x: (x[0], x[1]))
     pending: OrderedDict[str, int] = OrderedDict()
     held: OrderedDict[str, int] = OrderedDict()
     outcomes, unmatched = [], []

@@ -95,7 +95,7 @@ class EngineSettings:
     partition's state and offsets are written to the node's state topic. ``max_idle_ms``: a
     node reading several streams waits this long for an empty, caught-up input before it
     releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
-    ``chain``: 0 turns off handing outputs to nodes in the same process (``DOA_CHAIN=0``).
+    ``chain``: 1 turns on handing outputs to nodes in the same process (``DOA_CHAIN=1``).
     """
 
     max_records: int = 500
@@ -108,7 +108,7 @@ class EngineSettings:
     snapshot_every_ms: int = 5000
     chunk_size: int = 512 * 1024
     max_idle_ms: int = 20
-    chain: int = 1  # 0: no node hands its outputs to another in the process (doa.engines.chain)
+    chain: int = 0  # 1: nodes hand their outputs to nodes in the process (doa.engines.chain)
     extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod

@@ -101,7 +101,7 @@ def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> No
     prepare(t, broker)
     raw = _publish(t, broker, rows, delay)
     report = drain(t, broker, len(raw) + 2 * len(rows),
-                   settings=EngineSettings(max_records=100, max_idle_ms=NO_IDLE))
+                   settings=EngineSettings(max_records=100, max_idle_ms=NO_IDLE, chain=1))
     model = report.stats["model"]
     assert model.dead_letters == 0 and report.stats["prep"].records_in == len(raw)
     # the learner took features from the prep node in memory (those that came before its
@@ -125,7 +125,7 @@ def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(bro
     delay = 30
     raw = _publish(t, broker, rows, delay)
     env = {"DOA_MAX_RECORDS": "20", "DOA_SNAPSHOT_EVERY_RECORDS": "150",
-           "DOA_SNAPSHOT_EVERY_MS": "200", "DOA_MAX_IDLE_MS": str(NO_IDLE)}
+           "DOA_SNAPSHOT_EVERY_MS": "200", "DOA_MAX_IDLE_MS": str(NO_IDLE), "DOA_CHAIN": "1"}
     outcomes = Log(broker, "outcomes")
     rnd = random.Random(11)
     for _ in range(3):
@@ -247,7 +247,7 @@ def test_records_another_writer_adds_between_hand_overs_are_fetched(broker: str)
         return sum(s.records_in for s in current.values()) >= waves * per_wave + total
 
     report = asyncio.run(run_nodes(t, broker, list(t.nodes), seconds=120, signals=False,
-                                   until=done))
+                                   until=done, settings=EngineSettings(chain=1)))
     writer.join()
     assert report.stats["count"].records_in == total  # nothing stranded, nothing twice
     assert report.stats["count"].handed_in > 0
