@@ -46,8 +46,8 @@ from fastavro import schemaless_reader, schemaless_writer
 from doa.errors import MISSING, DecodeError, EncodeError
 from doa.wire.encoder import compile_encoder
 from doa.wire.explain import LOGICAL_PY_TYPES, explain
-from doa.wire.fastcheck import Malformed, Reader, compile_reader
-from doa.wire.schema import PRIMITIVES, Schema, named_types, resolve_name, type_name
+from doa.wire.fastcheck import CodeGen, Malformed, Reader, compile_reader
+from doa.wire.schema import PRIMITIVES, Schema, resolve_name, type_name
 
 MARKER = b"\xc3\x01"
 HEADER_SIZE = 10
@@ -200,20 +200,13 @@ def _function(name: str, body: list[str]) -> str:
     return f"def {name}(r):\n" + "".join(line + "\n" for line in body) + "    return True\n"
 
 
-class _CheckGen:
+class _CheckGen(CodeGen):
     """Writes the lines of the check, one schema node at a time."""
 
     def __init__(self, schema: Any) -> None:
-        self.defs = named_types(schema)
-        self.stack: list[str] = []  # records being generated inline, innermost last
+        super().__init__(schema, {"MISSING": MISSING})
         self.functions: dict[str, str] = {}  # recursive records: full name -> function name
         self.pending: list[str] = []
-        self.count = 0
-        self.env: dict[str, Any] = {"MISSING": MISSING}  # the globals of the generated code
-
-    def var(self, prefix: str) -> str:
-        self.count += 1
-        return f"{prefix}{self.count}"
 
     def node(self, schema: Any, var: str, ind: str, ns: str | None) -> list[str]:
         if isinstance(schema, list):
@@ -282,8 +275,7 @@ class _CheckGen:
         classes = LOGICAL_PY_TYPES.get(schema["logicalType"])
         if classes is None:
             return [f"{ind}if {bad}: return False"]
-        name = self.var("L")
-        self.env[name] = classes
+        name = self.const("L", classes)
         return [f"{ind}if not isinstance({var}, {name}) and ({bad}): return False"]
 
     def union(self, branches: list[Any], var: str, ind: str, ns: str | None) -> list[str]:

@@ -39,7 +39,8 @@ from typing import Any
 
 from doa.errors import MISSING
 from doa.events import Event
-from doa.wire.schema import PRIMITIVES, named_types, resolve_name, type_name
+from doa.wire.fastcheck import CodeGen
+from doa.wire.schema import PRIMITIVES, resolve_name, type_name
 
 Encoder = Callable[[Any], "bytes | None"]
 _SMALL = tuple(bytes([i]) for i in range(128))  # a varint below 128 is its own byte
@@ -158,27 +159,15 @@ def _plain(schema: Any) -> str | None:
     return None
 
 
-class _EncoderGen:
+class _EncoderGen(CodeGen):
     """Writes the encoder's lines, one schema node at a time; each node appends to ``o``."""
 
     def __init__(self, schema: Any) -> None:
-        self.defs = named_types(schema)
-        self.stack: list[str] = []  # records being generated, innermost last
-        self.count = 0
-        self.env: dict[str, Any] = {  # the globals of the generated code
+        super().__init__(schema, {
             "MISSING": MISSING, "Event": Event, "S": _SMALL, "_varint": _varint, "_key": _key,
             "_layout": _layout, "Z0": b"\x00", "T1": b"\x01",
             "_f": struct.Struct("<f").pack, "_d": struct.Struct("<d").pack,
-            "_fs": _pack_many("float"), "_ds": _pack_many("double")}
-
-    def var(self, prefix: str) -> str:
-        self.count += 1
-        return f"{prefix}{self.count}"
-
-    def const(self, prefix: str, value: Any) -> str:
-        name = self.var(prefix)
-        self.env[name] = value
-        return name
+            "_fs": _pack_many("float"), "_ds": _pack_many("double")})
 
     def node(self, schema: Any, v: str, ind: str, ns: str | None) -> list[str]:
         """Lines that append the encoding of the value in ``v``, or return None."""

@@ -42,6 +42,38 @@ MAX_EMPTY_ITEMS = 1 << 20  # items that take no bytes (nulls) one array or map m
 _FLOATS = {"float": ("f", 4), "double": ("d", 8)}
 
 
+class CodeGen:
+    """Names for the code generated from a schema: fresh variables, constants in its globals.
+
+    The encoder, the reader and the codec's check each write their code with one of these:
+    ``defs`` holds the schema's named types, ``stack`` the named types being written inline
+    (innermost last), ``env`` the globals the code is run with.
+
+    Examples
+    --------
+    >>> gen = CodeGen({"type": "enum", "name": "E", "symbols": ["a"]}, {"x": 0})
+    >>> gen.var("v"), gen.const("T", {"a": 0}), sorted(gen.env), list(gen.defs)
+    ('v1', 'T2', ['T2', 'x'], ['E'])
+    """
+
+    def __init__(self, schema: Any, env: dict[str, Any]) -> None:
+        self.defs = named_types(schema)
+        self.stack: list[str] = []
+        self.count = 0
+        self.env = env
+
+    def var(self, prefix: str) -> str:
+        """A variable name not given out before: ``prefix`` and a number."""
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def const(self, prefix: str, value: Any) -> str:
+        """A new global name of the generated code, bound to ``value``."""
+        name = self.var(prefix)
+        self.env[name] = value
+        return name
+
+
 class Malformed(ValueError):
     """Bytes that are not the Avro encoding of a value of the schema.
 
@@ -183,29 +215,17 @@ def _duplicate(key: str, p: int) -> None:
     raise Malformed("duplicate-key", f"map key {key!r} appears twice (again before byte {p})")
 
 
-class _ReaderGen:
+class _ReaderGen(CodeGen):
     """Writes the reader's lines, one schema node at a time; each node sets one variable."""
 
     def __init__(self, schema: Any) -> None:
-        self.defs = named_types(schema)
-        self.stack: list[str] = []  # named types being generated inline, innermost last
-        self.functions: dict[str, str] = {}  # recursive types: full name -> function name
-        self.pending: list[str] = []
-        self.count = 0
-        self.env: dict[str, Any] = {
+        super().__init__(schema, {
             "Malformed": Malformed, "struct_error": struct.error, "_long": _long, "_int": _int,
             "_size": _size, "_block": _block, "_block_end": _block_end, "_index": _index,
             "_empty_items": _empty_items, "_boolean": _boolean, "_duplicate": _duplicate,
-            "_f": struct.Struct("<f").unpack_from, "_d": struct.Struct("<d").unpack_from}
-
-    def var(self, prefix: str) -> str:
-        self.count += 1
-        return f"{prefix}{self.count}"
-
-    def const(self, prefix: str, value: Any) -> str:
-        name = self.var(prefix)
-        self.env[name] = value
-        return name
+            "_f": struct.Struct("<f").unpack_from, "_d": struct.Struct("<d").unpack_from})
+        self.functions: dict[str, str] = {}  # recursive types: full name -> function name
+        self.pending: list[str] = []
 
     def node(self, schema: Any, t: str, ind: str, ns: str | None) -> list[str]:
         """Lines that read a value of ``schema`` at ``p`` into ``t`` and move ``p`` past it."""
