@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import subprocess
 import threading
@@ -14,6 +15,7 @@ from doa.engines import EngineSettings
 from doa.engines.launch import RunReport, run_nodes
 from doa.events import Event
 from doa.topology.topology import Topology
+from tests.integration.conftest import doa_process, kill9
 
 
 def drain(topology: Topology, address: str, expected_in: int, timeout: float = 90.0,
@@ -165,6 +167,25 @@ class Tail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def kill9_runs(path: str, broker: str, env: dict[str, str], outcomes: Tail, seed: int,
+               runs: int = 3, progress: int = 50, timeout: float = 60.0) -> None:
+    """Start ``doa run PATH`` and kill it with SIGKILL, ``runs`` times over.
+
+    Each run is killed once ``outcomes`` has grown by more than ``progress`` records (or
+    ``timeout`` seconds bound the wait), after a further 0 to 0.3 s drawn from ``seed``, so
+    that the kills land at different points of a batch. The caller starts the final run.
+    """
+    rnd = random.Random(seed)
+    for _ in range(runs):
+        worker = doa_process("run", path, "--broker", broker, "-q", env=env)
+        seen = len(outcomes.drain(300))
+        deadline = time.monotonic() + timeout
+        while len(outcomes.records) <= seen + progress and time.monotonic() < deadline:
+            outcomes.poll(50)
+        time.sleep(rnd.uniform(0.0, 0.3))
+        kill9(worker)
 
 
 class Lines:

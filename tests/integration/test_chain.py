@@ -6,7 +6,6 @@ never crashed."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import defaultdict
 
@@ -26,8 +25,7 @@ from doa.testing import Harness
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
 from tests.integration.conftest import ROOT, doa_process, kill9
-from tests.integration.helpers import drain, raw_records, read_stream
-from tests.integration.test_kill9 import Log
+from tests.integration.helpers import Tail, drain, kill9_runs, raw_records, read_stream
 from tests.test_learner import phishing
 from tests.topologies.chained import build
 
@@ -126,16 +124,8 @@ def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(bro
     raw = _publish(t, broker, rows, delay)
     env = {"DOA_MAX_RECORDS": "20", "DOA_SNAPSHOT_EVERY_RECORDS": "150",
            "DOA_SNAPSHOT_EVERY_MS": "200", "DOA_MAX_IDLE_MS": str(NO_IDLE), "DOA_CHAIN": "1"}
-    outcomes = Log(broker, "outcomes")
-    rnd = random.Random(11)
-    for _ in range(3):
-        worker = doa_process("run", CHAINED, "--broker", broker, "-q", env=env)
-        seen = len(outcomes.drain(300))
-        deadline = time.monotonic() + 60
-        while len(outcomes.records) <= seen + 50 and time.monotonic() < deadline:
-            outcomes.poll(50)
-        time.sleep(rnd.uniform(0.0, 0.3))
-        kill9(worker)
+    outcomes = Tail(broker, "outcomes")
+    kill9_runs(CHAINED, broker, env, outcomes, seed=11)
     final = doa_process("run", CHAINED, "--broker", broker, "-q", env=env)
     try:
         # done when both partitions' learner snapshots cover every label of their partition
@@ -147,7 +137,7 @@ def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(bro
         reference.run()
         want = {p: reference.state("model")[p] for p in (0, 1)}
         assert sum(s["labels"] for s in want.values()) == len(rows)
-        states = Log(broker, state_topic(t, "model"))
+        states = Tail(broker, state_topic(t, "model"))
         got: dict[int, object] = {}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(got) < 2:

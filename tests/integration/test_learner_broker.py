@@ -8,7 +8,7 @@ from river import evaluate, linear_model, metrics, preprocessing
 from doa.client import Publisher
 from doa.engines import EngineSettings
 from doa.engines.launch import prepare
-from tests.integration.helpers import drain, read_stream
+from tests.integration.helpers import Tail, drain, kill9_runs, read_stream
 from tests.test_learner import phishing, topology
 
 pytestmark = pytest.mark.broker
@@ -45,7 +45,6 @@ def test_learner_on_the_broker_equals_progressive_val_score(broker: str, delay: 
 
 def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker: str) -> None:
     import pickle
-    import random
     import time
     from collections import defaultdict
 
@@ -53,8 +52,7 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     from doa.runtime.snapshot import latest_snapshot
     from doa.testing import Harness
     from doa.topology.loader import load_topology
-    from tests.integration.conftest import ROOT, doa_process, kill9
-    from tests.integration.test_kill9 import Log
+    from tests.integration.conftest import ROOT, doa_process
 
     learning = str(ROOT / "tests" / "topologies" / "learning.py")
     t = load_topology(learning)
@@ -70,16 +68,8 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
 
     env = {"DOA_MAX_RECORDS": "20", "DOA_SNAPSHOT_EVERY_RECORDS": "150",
            "DOA_SNAPSHOT_EVERY_MS": "200"}
-    outcomes = Log(broker, "outcomes")
-    rnd = random.Random(5)
-    for _ in range(3):
-        worker = doa_process("run", learning, "--broker", broker, "-q", env=env)
-        seen = len(outcomes.drain(300))
-        deadline = time.monotonic() + 30
-        while len(outcomes.records) <= seen + 50 and time.monotonic() < deadline:
-            outcomes.poll(50)
-        time.sleep(rnd.uniform(0.0, 0.3))
-        kill9(worker)
+    outcomes = Tail(broker, "outcomes")
+    kill9_runs(learning, broker, env, outcomes, seed=5, timeout=30)
     final = doa_process("run", learning, "--broker", broker, "-q", env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -88,7 +78,7 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
             break
     # Every outcome may have come from a killed worker: wait until a snapshot covers every
     # label too (written by it or by the final worker), then stop the final one.
-    states = Log(broker, state_topic(t, "model"))
+    states = Tail(broker, state_topic(t, "model"))
     while time.monotonic() < deadline:
         states.poll(200)
         snap = latest_snapshot([m.value for m in states.records if m.partition == 0])
@@ -116,7 +106,7 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     reference.run()
     expected = reference.state("model")[0]
 
-    snapshots = Log(broker, state_topic(t, "model"))
+    snapshots = Tail(broker, state_topic(t, "model"))
     values = defaultdict(list)
     for m in snapshots.drain():
         values[m.partition].append(m.value)
