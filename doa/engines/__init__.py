@@ -95,7 +95,8 @@ class EngineSettings:
     partition's state and offsets are written to the node's state topic. ``max_idle_ms``: a
     node reading several streams waits this long for an empty, caught-up input before it
     releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
-    ``chain``: 1 turns on handing outputs to nodes in the same process (``DOA_CHAIN=1``).
+    ``chain``: 1 (the default) hands outputs to nodes in the same process, 0 does not
+    (``DOA_CHAIN=0``).
     """
 
     max_records: int = 500
@@ -108,7 +109,7 @@ class EngineSettings:
     snapshot_every_ms: int = 5000
     chunk_size: int = 512 * 1024
     max_idle_ms: int = 20
-    chain: int = 0  # 1: nodes hand their outputs to nodes in the process (doa.engines.chain)
+    chain: int = 1  # 1: nodes hand their outputs to nodes in the process (doa.engines.chain)
     extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
@@ -145,6 +146,7 @@ class NodeStats:
     first_batch_at: float | None = None  # time.monotonic() of the first and last batch
     last_batch_at: float | None = None
     handed_in: int = 0  # input records an upstream node in this process handed over (chain)
+    handed_ignored: int = 0  # hand-overs ignored for a gap (the consumer fetched those records)
     # What a stop would leave undone (the kafka engine keeps these current; see doa.engines.outage):
     partitions: int = 0  # input partitions assigned to this node in this process
     outputs_unacked: int = 0  # outputs sent and not yet acknowledged by the broker

@@ -21,14 +21,19 @@ stream (:func:`link`). The downstream processes them at once, exactly as fetched
 
 Handed records are the produced bytes; the downstream decodes them as it decodes fetched ones
 (a decoded hand-over would save ~2 µs of a ~5 µs decode per record, measured, and need a second
-path to equal what a replay decodes). Chaining is off by default (``DOA_CHAIN=1`` turns it
-on for a run, :meth:`doa.topology.topology.Topology.unchain` keeps one node out): a chained node
-sits at the head of its input, so a node merging it with another stream (a learner's features
-and labels) often finds it caught up and idle and releases the other stream's records ahead of
-records its upstream is still computing; a replay, reading the log whole, merges in timestamp
-order, and a replayed output can then differ from the first (the compose kill test saw 28 of
-20,000 outcomes do so). Until the merge can ask the upstream whether it is idle, chaining is
-opt-in. The Faust engine does not chain.
+path to equal what a replay decodes). Chaining is on by default (``DOA_CHAIN=0`` turns it off
+for a run, :meth:`doa.topology.topology.Topology.unchain` keeps one node out; the Faust engine
+does not chain).
+
+A chained node sits at the head of its input: the broker has nothing more of it while its
+upstream is still computing (or waiting for the acknowledgements of) the next records. A node
+merging that input with another (a learner's features and labels, :mod:`doa.runtime.merge`)
+must not take it as caught up then, or it would release the other stream's records ahead of
+them, while a replay, reading the log whole, merges in timestamp order: a replayed output
+could differ from the first (the compose kill test saw 28 of 20,000 outcomes do so before
+this). So a chained input is caught up only when every upstream here handing it over is idle
+(:meth:`Handoff.upstream_idle`): no batch in hand, nothing waiting, its own inputs fetched to
+the broker's end.
 
 Examples
 --------
@@ -63,8 +68,15 @@ class Handoff:
         self.pending: dict[TopicPartition, list[RawRecord]] = {}
         self.wake = asyncio.Event()
         self.linked = False  # an upstream in this process hands records over (see link)
-        self.missed = 0  # hand-overs ignored (a gap: the consumer fetched those records)
         self.gaps: set[TopicPartition] = set()  # partitions whose last hand-over was ignored
+        # stream -> whether each node in this process handing it over has nothing in flight
+        self.upstreams: dict[str, list[Callable[[], bool]]] = {}
+
+    def upstream_idle(self, stream: str) -> bool:
+        """Whether every upstream node here that hands ``stream`` over has nothing in flight:
+        a chained input read to its head is caught up only then (its next records may still
+        be in the upstream's hands, not yet in the log)."""
+        return all(idle() for idle in self.upstreams.get(stream, ()))
 
     def offer(self, tp: TopicPartition, records: Sequence[RawRecord]) -> None:
         """Queue ``records`` (consecutive offsets of ``tp``) and wake the worker."""
@@ -97,7 +109,6 @@ class Handoff:
             if not fresh:
                 continue
             if fresh[0].offset != at:
-                self.missed += 1
                 self.gaps.add(tp)
                 continue
             out[tp] = fresh
@@ -239,6 +250,8 @@ def link(workers: Sequence[Any], enabled: bool = True) -> list[tuple[str, str, s
             for stream in up.node.writes:
                 if stream in down.node.reads:
                     up.chained.setdefault(stream, []).append(down.handoff)
+                    if hasattr(up, "idle"):
+                        down.handoff.upstreams.setdefault(stream, []).append(up.idle)
                     down.handoff.linked = True
                     links.append((up.node.name, stream, down.node.name))
     return links

@@ -62,6 +62,7 @@ class NodeWorker(PartitionedNode):
         self.handoff = Handoff()  # records an upstream node in this process hands over
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
+        self._busy = True  # a batch in hand (and until started): see idle()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,10 +104,13 @@ class NodeWorker(PartitionedNode):
         fetch = Fetch(self._consumer, self.settings.max_records, self.handoff)
         try:
             while not stop.is_set():
+                self._busy = False
                 data = await fetch.next()
+                self._busy = bool(data)
                 async with self._lock:
                     handed = self.handoff.take() if self.handoff.pending else None
                     if data or handed or any(self._merges.values()):
+                        self._busy = True
                         await self._process(data, handed)
                     await self._maybe_snapshot()
                     self._account()
@@ -116,6 +120,7 @@ class NodeWorker(PartitionedNode):
             self._abandoned = True  # the shutdown grace is over: leave without the broker
             raise
         finally:
+            self._busy = False
             fetch.cancel()
             await self.close()
 
@@ -164,6 +169,7 @@ class NodeWorker(PartitionedNode):
                 self.stats.handed_in += len(raws)
                 if self._pauses is not None:
                     self._pauses.took(tp, raws[-1].offset + 1, now)
+            self.stats.handed_ignored += len(self.handoff.gaps)
             if self._pauses is not None and self.handoff.gaps:
                 self._pauses.resume(self.handoff.gaps)
         if len(self.node.reads) > 1:
@@ -237,7 +243,18 @@ class NodeWorker(PartitionedNode):
         # Nothing fetched since the assignment: the consumer sits where the snapshot left it
         # (a partition read to its end before the restart is caught up).
         at = self._fetched.get(tp, self.positions.get(p, {}).get(stream, 0))
-        return high is not None and at >= high
+        return high is not None and at >= high and self.handoff.upstream_idle(stream)
+
+    def idle(self) -> bool:
+        """Nothing in flight: no batch in hand, nothing handed over or merged waiting, every
+        assigned input fetched to the broker's last known end (a chained one: its upstream
+        idle too). A chained downstream's merge asks (``Handoff.upstream_idle``)."""
+        consumer = self._consumer
+        if consumer is None:
+            return not self._busy  # stopped: it will not write again
+        if self._busy or self.handoff.pending or any(self._merges.values()):
+            return False
+        return all(self._caught_up(tp.topic, tp.partition) for tp in consumer.assignment())
 
     def _offsets(self) -> dict[TopicPartition, int]:
         """The offsets to commit: those the latest snapshot covers, never more (a restart

@@ -137,8 +137,8 @@ class Topology:
 
     def unchain(self, *names: str) -> None:
         """Make the nodes ``names`` read their inputs from the broker only, even when the node
-        writing them runs in the same process and chaining is on (``DOA_CHAIN=1``: it then
-        hands its acknowledged outputs over in memory, :mod:`doa.engines.chain`).
+        writing them runs in the same process (that node then hands its acknowledged outputs
+        over in memory, :mod:`doa.engines.chain`; ``DOA_CHAIN=0`` unchains a whole run).
 
         >>> t = Topology("t")
         >>> @t.node(reads="a", writes="b")
