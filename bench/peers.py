@@ -2,7 +2,8 @@
 
     python -m bench peers [--quick] [--records N] [--rounds R] [--variants a,b,...]
     python -m bench peers --profile VARIANT [--records N]
-    python -m bench peers --latency [--rate R] [--seconds S] [--variants a,b,...]
+    python -m bench peers --latency [--rate R] [--seconds S] [--rounds R] [--untuned]
+                                    [--variants a,b,...]
 
 One embedded broker (tansu); ``txns`` (4 partitions) preloaded with N seeded records (see
 :mod:`bench.peers_workload`). Each round runs every variant once, in turn, each in a process
@@ -34,6 +35,7 @@ from bench import peers_workload as w
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = {
+    "direct": "direct: the bench's producer -> its consumer, no variant (the floor)",
     "aiokafka-pass": "aiokafka passthrough (bytes in, bytes out)",
     "confluent-pass": "confluent-kafka passthrough",
     "doa-pass": "doa passthrough (a node that forwards each record)",
@@ -45,9 +47,11 @@ LABELS = {
     "doa-custom-compiled": "doa custom node, learner workload (compiled learner)",
     "doa-pair": "doa as users write it: kernel node -> learner node (River)",
     "doa-pair-compiled": "doa as users write it, compiled learner",
+    "doa-pair-chained": "doa kernel node -> learner node, chained (`DOA_CHAIN=1`)",
 }
-LATENCY_DEFAULT = ["aiokafka-learner", "quix-learner", "doa-custom", "doa-pair",
-                   "doa-pair-compiled"]
+NOT_THROUGHPUT = {"direct", "doa-pair-chained"}  # not in the throughput mode's default run
+LATENCY_DEFAULT = ["direct", "aiokafka-pass", "doa-pass", "aiokafka-learner", "doa-custom",
+                   "doa-pair", "doa-pair-chained"]
 # (variant, baseline) ratios of records/s the report prints
 RATIOS = [("doa-pass", "aiokafka-pass"), ("doa-custom", "aiokafka-learner"),
           ("doa-custom", "quix-learner"), ("doa-custom-compiled", "aiokafka-learner"),
@@ -159,16 +163,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=1000, help="--latency: records/s")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="--latency: measured seconds per variant")
+    parser.add_argument("--untuned", action="store_true",
+                        help="--latency: each variant keeps its throughput settings (linger "
+                             "5 ms, fetch wait 10 ms) instead of linger 0, fetch wait 5 ms")
     a = parser.parse_args(argv)
     if a.latency:
         from bench import peers_latency
 
         peers_latency.main(a.variants.split(",") if a.variants else LATENCY_DEFAULT,
-                           a.rate, a.seconds, LABELS)
+                           a.rate, a.seconds, LABELS, rounds=a.rounds or 1,
+                           tuned=not a.untuned)
         return
     n = a.records or (10_000 if a.quick or a.profile else 40_000)
     rounds = a.rounds or (2 if a.quick else 3)
-    variants = a.variants.split(",") if a.variants else list(LABELS)
+    variants = a.variants.split(",") if a.variants else \
+        [v for v in LABELS if v not in NOT_THROUGHPUT]
     if a.compare:
         variants = [x for v in variants for x in
                     ((f"{v}@before", v) if v.startswith("doa-") else (v,))]

@@ -11,6 +11,11 @@ latency mode, :mod:`bench.peers_latency`, whose inputs are ``PREFIX``txns and ``
 Every variant's output carries its input's timestamp, as doa's outputs carry the input's event
 time, so that the latency mode measures all variants alike. ``--profile`` runs the variant
 under cProfile and prints the top 25 functions by own time after the JSON line.
+``--linger-ms`` and ``--fetch-max-wait-ms`` set every variant's producer linger and consumer
+fetch wait (the latency mode sets them as a user tuning for latency would; by default each
+variant keeps its own: 5 and 10 ms for the loops and doa, the clients' defaults for Quix).
+``doa-pair-chained`` is ``doa-pair`` with chaining on (``DOA_CHAIN=1``). doa's variants read
+the other ``DOA_*`` settings from the environment.
 """
 
 from __future__ import annotations
@@ -107,11 +112,12 @@ def learner_codec() -> tuple[Any, Any]:
 async def aiokafka_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=a.broker, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=a.broker, linger_ms=pick(a.linger_ms, 5),
+                                acks="all")
     consumer = AIOKafkaConsumer(f"{a.inputs}txns", bootstrap_servers=a.broker, group_id=a.name,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 session_timeout_ms=3000, heartbeat_interval_ms=1000,
-                                fetch_max_wait_ms=10)
+                                fetch_max_wait_ms=pick(a.fetch_max_wait_ms, 10))
     await producer.start()
     await consumer.start()
     decode, encode = learner_codec()
@@ -147,8 +153,10 @@ def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
 
     consumer = Consumer({"bootstrap.servers": a.broker, "group.id": a.name,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
-    producer = Producer({"bootstrap.servers": a.broker, "linger.ms": 5, "acks": "all",
+                         "fetch.wait.max.ms": pick(a.fetch_max_wait_ms, 10),
+                         "session.timeout.ms": 6000})
+    producer = Producer({"bootstrap.servers": a.broker, "linger.ms": pick(a.linger_ms, 5),
+                         "acks": "all",
                          "enable.idempotence": False})
     consumer.subscribe([f"{a.inputs}txns"])
     decode, encode = learner_codec()
@@ -190,10 +198,16 @@ def quix_run(a: argparse.Namespace, state: str) -> dict[str, Any]:
     # a session timeout as the confluent-kafka loop's: with librdkafka's 45 s default a fresh
     # group's first records came ~27 s after start on tansu (the latency mode waits for them);
     # state in a temporary directory, not ./state
+    consumer: dict[str, Any] = {"session.timeout.ms": 6000}
+    producer: dict[str, Any] = {}
+    if a.fetch_max_wait_ms is not None:
+        consumer["fetch.wait.max.ms"] = a.fetch_max_wait_ms
+    if a.linger_ms is not None:
+        producer["linger.ms"] = a.linger_ms
     app = Application(broker_address=a.broker, consumer_group=a.name,
                       auto_offset_reset="earliest", loglevel="WARNING",
                       use_changelog_topics=False, consumer_poll_timeout=0.1,
-                      consumer_extra_config={"session.timeout.ms": 6000},
+                      consumer_extra_config=consumer, producer_extra_config=producer,
                       state_dir=state)
     src = app.topic(f"{a.inputs}txns", value_deserializer="bytes", key_deserializer="bytes")
     out = app.topic(f"{a.name}.out", value_serializer="bytes", key_serializer="bytes")
@@ -248,11 +262,24 @@ async def faust_agent(a: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- doa -------------------------------------------------------------------------------------------
-def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[str, Any]:
+def doa_settings(a: argparse.Namespace, chain: bool = False) -> Any:
+    """doa's settings from ``DOA_*`` variables, with ``--linger-ms``/``--fetch-max-wait-ms``
+    and chaining on for a chained variant."""
+    import dataclasses
+
+    from doa.engines import EngineSettings
+
+    s = EngineSettings.from_env()
+    return dataclasses.replace(s, linger_ms=pick(a.linger_ms, s.linger_ms),
+                               fetch_max_wait_ms=pick(a.fetch_max_wait_ms, s.fetch_max_wait_ms),
+                               chain=1 if chain else s.chain)
+
+
+def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False,
+             chain: bool = False) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from doa.engines import EngineSettings
     from doa.engines.launch import prepare, run_nodes
 
     schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-schemas-")))
@@ -271,7 +298,7 @@ def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False) -> dict[s
         return False
 
     report = asyncio.run(run_nodes(t, a.broker, list(t.nodes), seconds=600, signals=False,
-                                   until=done, settings=EngineSettings(snapshot_every_ms=5000)))
+                                   until=done, settings=doa_settings(a, chain)))
     first = min(s.first_batch_at or 0.0 for s in report.stats.values())
     wall = (report.stats[last].last_batch_at or 0.0) - first
     out = report.stats[last].records_out
@@ -292,7 +319,17 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "doa-custom-compiled": lambda a: doa_node(a, "custom", compiled=True),
     "doa-pair": lambda a: doa_node(a, "pair"),
     "doa-pair-compiled": lambda a: doa_node(a, "pair", compiled=True),
+    "doa-pair-chained": lambda a: doa_node(a, "pair", chain=True),
 }
+
+
+def pick(value: int | None, default: int) -> int:
+    """``value`` unless it is None.
+
+    >>> pick(None, 5), pick(0, 5)
+    (5, 0)
+    """
+    return default if value is None else value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -304,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--inputs", default="", metavar="PREFIX",
                         help="read PREFIXtxns (and PREFIXlabels) instead of txns (labels)")
+    parser.add_argument("--linger-ms", type=int, help="every variant's producer linger")
+    parser.add_argument("--fetch-max-wait-ms", type=int, help="every variant's fetch wait")
     a = parser.parse_args(argv)
     if not a.profile:
         print(json.dumps(VARIANTS[a.variant](a)), flush=True)
