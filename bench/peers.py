@@ -47,11 +47,13 @@ LABELS = {
     "doa-custom-compiled": "doa custom node, learner workload (compiled learner)",
     "doa-pair": "doa as users write it: kernel node -> learner node (River)",
     "doa-pair-compiled": "doa as users write it, compiled learner",
-    "doa-pair-chained": "doa kernel node -> learner node, chained (`DOA_CHAIN=1`)",
+    "doa-pair-chained": "doa kernel node -> learner node, chained",
+    "doa-pair-unchained": "doa kernel node -> learner node, unchained (`DOA_CHAIN=0`)",
 }
-NOT_THROUGHPUT = {"direct", "doa-pair-chained"}  # not in the throughput mode's default run
+# not in the throughput mode's default run
+NOT_THROUGHPUT = {"direct", "doa-pair-chained", "doa-pair-unchained"}
 LATENCY_DEFAULT = ["direct", "aiokafka-pass", "doa-pass", "aiokafka-learner", "doa-custom",
-                   "doa-pair", "doa-pair-chained"]
+                   "doa-pair", "doa-pair-unchained"]
 # (variant, baseline) ratios of records/s the report prints
 RATIOS = [("doa-pass", "aiokafka-pass"), ("doa-custom", "aiokafka-learner"),
           ("doa-custom", "quix-learner"), ("doa-custom-compiled", "aiokafka-learner"),

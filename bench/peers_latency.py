@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KIND = {"aiokafka-pass": "loop", "confluent-pass": "loop", "aiokafka-learner": "loop",
         "confluent-learner": "loop", "quix-learner": "loop", "doa-pass": "passthrough",
         "doa-custom": "custom", "doa-custom-compiled": "custom", "doa-pair": "pair",
-        "doa-pair-compiled": "pair", "doa-pair-chained": "pair",
+        "doa-pair-compiled": "pair", "doa-pair-chained": "pair", "doa-pair-unchained": "pair",
         "direct": "direct"}  # the variants the latency mode runs (not faust)
 READY_EVERY_S = 0.05  # one record per 50 ms until the first output
 READY_TIMEOUT_S = 180.0  # bounds a variant that never answers (start-up, group join)
@@ -218,7 +218,8 @@ class Driver:
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"exited with {proc.returncode} while measured")
                 await asyncio.sleep(0.05)
-            return {**stats(self.measured(first, last), sent), "ready_s": round(ready_s, 1)}
+            return {**stats(self.measured(first, last), sent), "ready_s": round(ready_s, 1),
+                    "load_1m": round(os.getloadavg()[0], 1)}  # the machine's, for the reader
         finally:
             sink.cancel()
             await asyncio.gather(sink, return_exceptions=True)
@@ -258,8 +259,9 @@ def run_variant(variant: str, address: str, rate: float, seconds: float, schemas
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One variant's result over rounds: the median round (by p99) with every round's p50
-    and p99, so that a reader sees how far the machine's noise moved them.
+    """One variant's result over rounds: the median round (by p99; the better of two) with
+    every round's p50, p99 and load average, so that a reader sees how far the machine's
+    noise moved them.
 
     >>> r = combine([{"p50_ms": 3.0, "p99_ms": 9.0}, {"p50_ms": 2.0, "p99_ms": 7.0},
     ...              {"p50_ms": 4.0, "p99_ms": 8.0}])
@@ -268,21 +270,22 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """
     median = sorted(runs, key=lambda r: r["p99_ms"])[(len(runs) - 1) // 2]
     return {**median, "p50_rounds": [r["p50_ms"] for r in runs],
-            "p99_rounds": [r["p99_ms"] for r in runs]}
+            "p99_rounds": [r["p99_ms"] for r in runs],
+            "load_rounds": [r.get("load_1m", float("nan")) for r in runs]}
 
 
 def table(results: dict[str, dict[str, Any]], errors: dict[str, str], rate: float,
           labels: dict[str, str], tuned: bool = True) -> str:
     """The markdown table of ``results`` (and failures), in ``labels``' order."""
     rows = [f"| variant | p50 / p99 ms at {rate / 1000:g}k/s | max ms | outputs / sent "
-            "| p50 / p99 per round |", "|---|---:|---:|---:|---|"]
+            "| p50 / p99 per round (1-min load average) |", "|---|---:|---:|---:|---|"]
     for v in sorted({*results, *errors}, key=list(labels).index):
         if v in errors:
             rows.append(f"| {labels[v]} | failed: {errors[v][:80]} | | | |")
             continue
         r = results[v]
-        rounds = ", ".join(f"{a:.0f} / {b:.0f}" for a, b in
-                           zip(r.get("p50_rounds", []), r.get("p99_rounds", []), strict=True))
+        rounds = ", ".join(f"{a:.0f} / {b:.0f} ({c:.1f})" for a, b, c in
+                           zip(r["p50_rounds"], r["p99_rounds"], r["load_rounds"], strict=True))
         rows.append(f"| {labels[v]} | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} | "
                     f"{r['max_ms']:.0f} | {r['outputs']:,} / {r['sent']:,} | {rounds} |")
     rows.append("")
@@ -325,7 +328,8 @@ def main(variants: list[str], rate: int, seconds: float, labels: dict[str, str],
                     continue
                 runs[v].append(r)
                 print(f"  {v:20s} p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} max "
-                      f"{r['max_ms']:6.1f} ms  outputs {r['outputs']}/{r['sent']}", flush=True)
+                      f"{r['max_ms']:6.1f} ms  outputs {r['outputs']}/{r['sent']}  load "
+                      f"{r['load_1m']:.1f}", flush=True)
     results = {v: combine(rs) for v, rs in runs.items() if rs}
     md = table(results, errors, rate, labels, tuned)
     print(md)

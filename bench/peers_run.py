@@ -14,8 +14,9 @@ under cProfile and prints the top 25 functions by own time after the JSON line.
 ``--linger-ms`` and ``--fetch-max-wait-ms`` set every variant's producer linger and consumer
 fetch wait (the latency mode sets them as a user tuning for latency would; by default each
 variant keeps its own: 5 and 10 ms for the loops and doa, the clients' defaults for Quix).
-``doa-pair-chained`` is ``doa-pair`` with chaining on (``DOA_CHAIN=1``). doa's variants read
-the other ``DOA_*`` settings from the environment.
+doa's variants read ``DOA_*`` settings from the environment (``doa-pair`` chains as
+``DOA_CHAIN`` says, on by default); ``doa-pair-chained`` and ``doa-pair-unchained`` are
+``doa-pair`` with chaining on and off whatever ``DOA_CHAIN`` says.
 """
 
 from __future__ import annotations
@@ -262,9 +263,9 @@ async def faust_agent(a: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- doa -------------------------------------------------------------------------------------------
-def doa_settings(a: argparse.Namespace, chain: bool = False) -> Any:
+def doa_settings(a: argparse.Namespace, chain: bool | None = None) -> Any:
     """doa's settings from ``DOA_*`` variables, with ``--linger-ms``/``--fetch-max-wait-ms``
-    and chaining on for a chained variant."""
+    and chaining on or off if ``chain`` says so."""
     import dataclasses
 
     from doa.engines import EngineSettings
@@ -272,11 +273,11 @@ def doa_settings(a: argparse.Namespace, chain: bool = False) -> Any:
     s = EngineSettings.from_env()
     return dataclasses.replace(s, linger_ms=pick(a.linger_ms, s.linger_ms),
                                fetch_max_wait_ms=pick(a.fetch_max_wait_ms, s.fetch_max_wait_ms),
-                               chain=1 if chain else s.chain)
+                               chain=s.chain if chain is None else int(chain))
 
 
 def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False,
-             chain: bool = False) -> dict[str, Any]:
+             chain: bool | None = None) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
@@ -320,6 +321,7 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "doa-pair": lambda a: doa_node(a, "pair"),
     "doa-pair-compiled": lambda a: doa_node(a, "pair", compiled=True),
     "doa-pair-chained": lambda a: doa_node(a, "pair", chain=True),
+    "doa-pair-unchained": lambda a: doa_node(a, "pair", chain=False),
 }
 
 
