@@ -2,7 +2,12 @@
 
 ``refetched`` keeps, per partition, the offset sought and how many times: after
 ``GAP_REFETCHES`` seeks to the same offset the gap is believed (compaction, transaction
-markers), processed past and reported at WARNING, never skipped silently.
+markers, records deleted), processed past and reported at WARNING, never skipped silently.
+
+An offset the log no longer has (retention or DeleteRecords removed it; doa's streams keep
+their records unless their config bounds them) makes the client read on from the log's start;
+:func:`report_deleted` turns aiokafka's INFO line about it into one WARNING naming the stream,
+partition and offset, once per offset.
 
 Examples
 --------
@@ -16,6 +21,11 @@ seek 0 3
 False
 >>> check_gaps(Consumer(), {}, "count", tp, 3, [M(offset=3), M(offset=4)])
 True
+>>> deleted = OutOfRange()
+>>> record = logging.LogRecord("aiokafka.consumer.fetcher", logging.INFO, "", 0,
+...     "Fetch offset %s is out of range for partition %s, resetting offset", (3, tp), None)
+>>> deleted.filter(record), deleted.filter(record)  # reported once, then dropped
+(False, False)
 """
 
 from __future__ import annotations
@@ -28,6 +38,36 @@ from aiokafka import TopicPartition
 
 log = logging.getLogger("doa.engines.kafka")  # the engine's logger: its users filter on it
 GAP_REFETCHES = 5  # seeks back to the expected offset before a gap is believed and reported
+FETCHER = "aiokafka.consumer.fetcher"
+
+
+class OutOfRange(logging.Filter):
+    """Drops aiokafka's "Fetch offset N is out of range ..., resetting offset" and says it
+    once per partition and offset, at WARNING, as doa's own line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, int, int]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Fetch offset %s is out of range") or \
+                not isinstance(record.args, tuple) or len(record.args) != 2:
+            return True
+        offset, tp = record.args
+        key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(offset))
+        if key not in self.seen:
+            self.seen.add(key)
+            log.warning("%s partition %s: offset %s is no longer in the log (retention or "
+                        "DeleteRecords removed it); reading on from the log's start, the "
+                        "records before it are lost to the nodes reading it", *key)
+        return False
+
+
+def report_deleted() -> None:
+    """Install :class:`OutOfRange` on aiokafka's fetcher logger (once per process)."""
+    fetcher = logging.getLogger(FETCHER)
+    if not any(isinstance(f, OutOfRange) for f in fetcher.filters):
+        fetcher.addFilter(OutOfRange())
 
 
 def check_gaps(consumer: Any, refetched: dict[TopicPartition, tuple[int, int]], node: str,
@@ -49,7 +89,7 @@ def check_gaps(consumer: Any, refetched: dict[TopicPartition, tuple[int, int]], 
             consumer.seek(tp, expected)
             return False
         log.warning("node %s: %s partition %s: offsets %s..%s are not in the log "
-                    "(compaction or transaction markers; fetched %s times); continuing "
+                    "(compaction, transaction markers, deleted; fetched %s times); continuing "
                     "at %s", node, tp.topic, tp.partition, expected, first - 1,
                     GAP_REFETCHES + 1, first)
     refetched.pop(tp, None)

@@ -32,7 +32,7 @@ from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
 from doa.engines.delivery import deliver, retriable
-from doa.engines.gaps import GAP_REFETCHES, check_gaps  # noqa: F401 (tests import it here)
+from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
@@ -71,6 +71,7 @@ class NodeWorker(PartitionedNode):
         self.stats.warm_up_s = await asyncio.get_running_loop().run_in_executor(
             None, self.runner.start)
         s = self.settings
+        report_deleted()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.address, **aiokafka_options(self.address),
             linger_ms=s.linger_ms, acks=s.acks,
