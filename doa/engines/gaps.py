@@ -54,7 +54,7 @@ class OutOfRange(logging.Filter):
                 not isinstance(record.args, tuple) or len(record.args) != 2:
             return True
         offset, tp = record.args
-        key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(offset))
+        key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(str(offset)))
         if key not in self.seen:
             self.seen.add(key)
             log.warning("%s partition %s: offset %s is no longer in the log (retention or "
