@@ -24,9 +24,10 @@ batch) and each batch awaited until the broker acknowledged every record (acks=a
 
 Rounds interleave the variants (a fresh producer each, started and warmed by one batch before
 the span); the table gives medians. records/s is wall time over the span; CPU µs per record is
-``time.process_time()`` over the span (every thread of this process: librdkafka's threads too)
-and, apart, the broker process's CPU (from /proc). The machine may be shared and noisy:
-compare variants within one run only. Prints a table and writes bench/results/producers.json.
+``time.process_time()`` over the span (every thread of this process: librdkafka's threads too),
+the share of it the event loop's thread spent (``time.thread_time()``: what a node's loop pays)
+and, apart, the broker process's CPU (from /proc). The machine may be shared and noisy: compare
+variants within one run only. Prints a table and writes bench/results/producers.json.
 """
 
 from __future__ import annotations
@@ -238,8 +239,10 @@ async def measure(name: str, address: str, data: list[OutRecord], broker_pid: in
         n = sum(len(b) for b in batches)
         got: list[list[int]] = []
         b0, c0, t0 = broker_cpu_s(broker_pid), time.process_time(), time.perf_counter()
+        m0 = time.thread_time()
         for batch in batches:
             got.append(await produce(batch))
+        m1 = time.thread_time()
         t1, c1, b1 = time.perf_counter(), time.process_time(), broker_cpu_s(broker_pid)
     finally:
         result = stop()
@@ -248,7 +251,7 @@ async def measure(name: str, address: str, data: list[OutRecord], broker_pid: in
     for batch, offsets in zip(batches, got, strict=True):
         check(name, batch, offsets, seen)
     return {"records": n, "seconds": t1 - t0, "records_per_s": n / (t1 - t0),
-            "cpu_us_per_record": 1e6 * (c1 - c0) / n,
+            "cpu_us_per_record": 1e6 * (c1 - c0) / n, "loop_cpu_us_per_record": 1e6 * (m1 - m0) / n,
             "broker_cpu_us_per_record": 1e6 * (b1 - b0) / n}
 
 
@@ -260,7 +263,7 @@ def summarise(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, An
             continue
         s: dict[str, Any] = {k: statistics.median(r[k] for r in rs)
                              for k in ("records_per_s", "cpu_us_per_record",
-                                       "broker_cpu_us_per_record")}
+                                       "loop_cpu_us_per_record", "broker_cpu_us_per_record")}
         s["offsets_per_record"] = v not in NO_OFFSETS  # check() verified each record's offset
         s["headers"] = HEADERS_CARRIED.get(v, True)
         base = base or s
@@ -271,12 +274,13 @@ def summarise(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, An
 
 
 def table(summary: dict[str, dict[str, Any]]) -> str:
-    rows = ["| variant | records/s | CPU µs/record | x deliver (rate) | x deliver (CPU) "
-            "| broker CPU µs/record | offsets | headers |",
-            "|---|---:|---:|---:|---:|---:|---|---|"]
+    rows = ["| variant | records/s | CPU µs/record | loop thread µs/record | x deliver (rate) "
+            "| x deliver (CPU) | broker CPU µs/record | offsets | headers |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for v, s in summary.items():
         rows.append(f"| {v} | {s['records_per_s']:,.0f} | {s['cpu_us_per_record']:.1f} | "
-                    f"{s['rate_vs_deliver']:.2f} | {s['cpu_vs_deliver']:.2f} | "
+                    f"{s['loop_cpu_us_per_record']:.1f} | {s['rate_vs_deliver']:.2f} | "
+                    f"{s['cpu_vs_deliver']:.2f} | "
                     f"{s['broker_cpu_us_per_record']:.1f} | "
                     f"{'yes' if s['offsets_per_record'] else 'no'} | "
                     f"{'yes' if s['headers'] else 'no'} |")
@@ -315,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
                 r = asyncio.run(measure(v, broker.address, mine, pid))
                 runs[v].append(r)
                 print(f"  round {rnd + 1} {v:11s} {r['records_per_s']:>9,.0f} rec/s "
-                      f"{r['cpu_us_per_record']:6.1f} µs CPU/rec  broker "
+                      f"{r['cpu_us_per_record']:6.1f} µs CPU/rec (loop thread "
+                      f"{r['loop_cpu_us_per_record']:5.1f})  broker "
                       f"{r['broker_cpu_us_per_record']:6.1f} µs/rec", flush=True)
     summary = summarise(runs)
     print(table(summary))
