@@ -28,6 +28,23 @@ def drain(topology: Topology, address: str, expected_in: int, timeout: float = 9
                                  settings=settings, signals=False, until=done))
 
 
+def assert_metric_equals_progressive_val_score(broker: str, topology: Topology,
+                                               rows: list[Any], delay: int) -> None:
+    """The learner's last ``metrics`` record (``metrics_every`` = ``len(rows)``) equals River's
+    ``progressive_val_score`` of StandardScaler | LogisticRegression with Accuracy on ``rows``
+    whose labels come ``delay`` ms after their features; no label went unmatched."""
+    import pytest
+    from river import evaluate, linear_model, metrics, preprocessing
+
+    reference = evaluate.progressive_val_score(
+        rows, preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        metrics.Accuracy(), moment=None, delay=delay)
+    [final] = read_stream(broker, topology, "metrics", 1)
+    assert final["labels"] == len(rows)
+    assert final["value"] == pytest.approx(reference.get(), abs=1e-12, rel=0)
+    assert read_stream(broker, topology, "unmatched", idle_s=1) == []
+
+
 def read_stream(address: str, topology: Topology | None, stream: str, expected: int | None = None,
                 idle_s: float = 3.0) -> list[Event]:
     """Every record of ``stream`` from the beginning (stops at ``expected`` or when idle)."""

@@ -11,7 +11,6 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from river import evaluate, linear_model, metrics, preprocessing
 
 from doa.client import Publisher
 from doa.cluster.admin import TopicSpec, ensure_topics, state_topic
@@ -25,7 +24,14 @@ from doa.testing import Harness
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
 from tests.integration.conftest import ROOT, doa_process, kill9
-from tests.integration.helpers import Tail, drain, kill9_runs, raw_records, read_stream
+from tests.integration.helpers import (
+    Tail,
+    assert_metric_equals_progressive_val_score,
+    drain,
+    kill9_runs,
+    raw_records,
+    read_stream,
+)
 from tests.test_learner import phishing
 from tests.topologies.chained import build
 
@@ -106,13 +112,7 @@ def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> No
     # assignment was loaded came from the broker)
     assert model.handed_in > len(rows) // 2
     assert report.stats["prep"].handed_in == 0
-    reference = evaluate.progressive_val_score(
-        rows, preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        metrics.Accuracy(), moment=None, delay=delay)
-    [final] = read_stream(broker, t, "metrics", 1)
-    assert final["labels"] == len(rows)
-    assert final["value"] == pytest.approx(reference.get(), abs=1e-12, rel=0)
-    assert read_stream(broker, t, "unmatched", idle_s=1) == []
+    assert_metric_equals_progressive_val_score(broker, t, rows, delay)
 
 
 def test_a_chained_pair_killed_with_sigkill_ends_as_a_run_that_never_crashed(broker: str

@@ -18,13 +18,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from river import evaluate, linear_model, metrics, preprocessing
 
 from doa.client import Publisher
 from doa.engines import EngineSettings, kafka
 from doa.engines.launch import prepare
 from tests.integration.conftest import ROOT
-from tests.integration.helpers import drain, read_stream
+from tests.integration.helpers import assert_metric_equals_progressive_val_score, drain
 from tests.test_learner import phishing
 from tests.topologies.chained import build
 
@@ -58,10 +57,4 @@ def test_a_chained_learner_waits_for_its_busy_upstream(broker: str,
     report = drain(t, broker, 3 * len(rows), settings=settings)
     model = report.stats["model"]
     assert model.dead_letters == 0 and model.handed_in > len(rows) // 2
-    reference = evaluate.progressive_val_score(
-        rows, preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        metrics.Accuracy(), moment=None, delay=delay)
-    [final] = read_stream(broker, t, "metrics", 1)
-    assert final["labels"] == len(rows)
-    assert final["value"] == pytest.approx(reference.get(), abs=1e-12, rel=0)
-    assert read_stream(broker, t, "unmatched", idle_s=1) == []
+    assert_metric_equals_progressive_val_score(broker, t, rows, delay)

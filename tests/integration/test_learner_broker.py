@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from river import evaluate, linear_model, metrics, preprocessing
+from river import linear_model, metrics, preprocessing
 
 from doa.client import Publisher
 from doa.engines import EngineSettings
 from doa.engines.launch import prepare
-from tests.integration.helpers import Tail, drain, kill9_runs, read_stream
+from tests.integration.helpers import (
+    Tail,
+    assert_metric_equals_progressive_val_score,
+    drain,
+    kill9_runs,
+)
 from tests.test_learner import phishing, topology
 
 pytestmark = pytest.mark.broker
@@ -34,13 +39,7 @@ def test_learner_on_the_broker_equals_progressive_val_score(broker: str, delay: 
             pub.send({"id": i, **x}, timestamp_ms=BASE + i)
     report = drain(t, broker, 2 * len(rows), settings=EngineSettings(max_records=100))
     assert report.stats["model"].dead_letters == 0
-    reference = evaluate.progressive_val_score(
-        rows, preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        metrics.Accuracy(), moment=None, delay=delay)
-    [final] = read_stream(broker, t, "metrics", 1)
-    assert final["labels"] == len(rows)
-    assert final["value"] == pytest.approx(reference.get(), abs=1e-12, rel=0)
-    assert read_stream(broker, t, "unmatched", idle_s=1) == []
+    assert_metric_equals_progressive_val_score(broker, t, rows, delay)
 
 
 def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker: str) -> None:
