@@ -219,7 +219,8 @@ class Driver:
                     raise RuntimeError(f"exited with {proc.returncode} while measured")
                 await asyncio.sleep(0.05)
             return {**stats(self.measured(first, last), sent), "ready_s": round(ready_s, 1),
-                    "load_1m": round(os.getloadavg()[0], 1)}  # the machine's, for the reader
+                    "load_1m": round(os.getloadavg()[0], 1),  # the machine's, for the reader
+                    "p50_by_second": self.trend(first, last)}
         finally:
             sink.cancel()
             await asyncio.gather(sink, return_exceptions=True)
@@ -228,6 +229,17 @@ class Driver:
 
     def measured(self, first: int, last: int) -> list[float]:
         return [lat for ts, lat in self.received if first <= ts <= last]
+
+    def trend(self, first: int, last: int) -> list[float]:
+        """p50 ms of the measured outputs per second of their send time: tansu's fetch
+        costs more as a partition grows (its CPU at 1k/s with a consumer at the end went
+        from 0.24 to 0.55 core over 5 s; without the consumer it stayed at 0.15), so the
+        latency of a run rises over its seconds."""
+        seconds: dict[int, list[float]] = {}
+        for ts, lat in self.received:
+            if first <= ts <= last:
+                seconds.setdefault((ts - first) // 1000, []).append(lat)
+        return [round(percentile(sorted(v), 50), 1) for _, v in sorted(seconds.items())]
 
 
 def run_variant(variant: str, address: str, rate: float, seconds: float, schemas: Path,
@@ -329,7 +341,7 @@ def main(variants: list[str], rate: int, seconds: float, labels: dict[str, str],
                 runs[v].append(r)
                 print(f"  {v:20s} p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} max "
                       f"{r['max_ms']:6.1f} ms  outputs {r['outputs']}/{r['sent']}  load "
-                      f"{r['load_1m']:.1f}", flush=True)
+                      f"{r['load_1m']:.1f}  p50 by second {r['p50_by_second']}", flush=True)
     results = {v: combine(rs) for v, rs in runs.items() if rs}
     md = table(results, errors, rate, labels, tuned)
     print(md)
