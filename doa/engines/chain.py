@@ -69,14 +69,17 @@ class Handoff:
         self.wake = asyncio.Event()
         self.linked = False  # an upstream in this process hands records over (see link)
         self.gaps: set[TopicPartition] = set()  # partitions whose last hand-over was ignored
-        # stream -> whether each node in this process handing it over has nothing in flight
-        self.upstreams: dict[str, list[Callable[[], bool]]] = {}
+        # stream -> whether each node in this process handing it over has nothing in flight,
+        # given the nodes already asking (a cycle through a drift detector leads back to them)
+        self.upstreams: dict[str, list[Callable[[tuple[Any, ...]], bool]]] = {}
 
-    def upstream_idle(self, stream: str) -> bool:
+    def upstream_idle(self, stream: str, asking: tuple[Any, ...] = ()) -> bool:
         """Whether every upstream node here that hands ``stream`` over has nothing in flight:
         a chained input read to its head is caught up only then (its next records may still
-        be in the upstream's hands, not yet in the log)."""
-        return all(idle() for idle in self.upstreams.get(stream, ()))
+        be in the upstream's hands, not yet in the log). ``asking``: the nodes whose question
+        this is; met again upstream (a cycle), they count as idle: a node asking is in its
+        own batch, every output it wrote before already handed over."""
+        return all(idle(asking) for idle in self.upstreams.get(stream, ()))
 
     def offer(self, tp: TopicPartition, records: Sequence[RawRecord]) -> None:
         """Queue ``records`` (consecutive offsets of ``tp``) and wake the worker."""

@@ -237,25 +237,30 @@ class NodeWorker(PartitionedNode):
             st.first_batch_at = st.last_batch_at
         self._count_uncommitted()
 
-    def _caught_up(self, stream: str, p: int) -> bool:
+    def _caught_up(self, stream: str, p: int, asking: tuple[Any, ...] = ()) -> bool:
         assert self._consumer is not None
         tp = TopicPartition(stream, p)
         high = self._consumer.highwater(tp)
         # Nothing fetched since the assignment: the consumer sits where the snapshot left it
         # (a partition read to its end before the restart is caught up).
         at = self._fetched.get(tp, self.positions.get(p, {}).get(stream, 0))
-        return high is not None and at >= high and self.handoff.upstream_idle(stream)
+        return high is not None and at >= high and \
+            self.handoff.upstream_idle(stream, (*asking, self))
 
-    def idle(self) -> bool:
+    def idle(self, asking: tuple[Any, ...] = ()) -> bool:
         """Nothing in flight: no batch in hand, nothing handed over or merged waiting, every
         assigned input fetched to the broker's last known end (a chained one: its upstream
-        idle too). A chained downstream's merge asks (``Handoff.upstream_idle``)."""
+        idle too). A chained downstream's merge asks (``Handoff.upstream_idle``); a node
+        among ``asking`` (a cycle led back to it) counts as idle."""
         consumer = self._consumer
+        if self in asking:
+            return True
         if consumer is None:
             return not self._busy  # stopped: it will not write again
         if self._busy or self.handoff.pending or any(self._merges.values()):
             return False
-        return all(self._caught_up(tp.topic, tp.partition) for tp in consumer.assignment())
+        return all(self._caught_up(tp.topic, tp.partition, asking)
+                   for tp in consumer.assignment())
 
     def _offsets(self) -> dict[TopicPartition, int]:
         """The offsets to commit: those the latest snapshot covers, never more (a restart
