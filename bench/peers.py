@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=1000, help="--latency: records/s")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="--latency: measured seconds per variant")
+    parser.add_argument("--kafka", action="store_true",
+                        help="--latency: on a local Apache Kafka instead of the embedded broker")
     parser.add_argument("--untuned", action="store_true",
                         help="--latency: each variant keeps its throughput settings (linger "
                              "5 ms, fetch wait 10 ms) instead of linger 0, fetch wait 5 ms")
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
         peers_latency.main(a.variants.split(",") if a.variants else LATENCY_DEFAULT,
                            a.rate, a.seconds, LABELS, rounds=a.rounds or 1,
-                           tuned=not a.untuned)
+                           tuned=not a.untuned, kafka=a.kafka)
         return
     n = a.records or (10_000 if a.quick or a.profile else 40_000)
     rounds = a.rounds or (2 if a.quick else 3)

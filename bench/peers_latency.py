@@ -1,21 +1,21 @@
 """End-to-end latency of the peers variants at a paced rate (``python -m bench peers --latency``).
 
     python -m bench peers --latency [--rate 1000] [--seconds 10] [--variants a,b,...]
-                                    [--untuned]
+                                    [--untuned] [--kafka]
 
-One embedded broker (tansu). Per variant, in turn: fresh input topics (``NAME.txns``,
-``NAME.labels``) and a fresh consumer group, so runs never mix; the variant's process
-(:mod:`bench.peers_run` with ``--records 0``) starts on them empty. Records of the throughput
-mode's workload (a transaction and its label, the label 1 ms later, as the preload writes
-them) are sent one every 50 ms until outputs come back, also for a record sent after the first
-output came back (the process has joined its group, is polling, and any backlog a slow start
-held up is through), then at ``--rate`` records/s paced by the wall clock: a warm-up second,
-then ``--seconds`` measured. Each record's Kafka timestamp is its send time (ms); every variant
-keeps its input's timestamp on its output (doa's outputs carry the input's event time; the
-hand-written loops and Quix Streams pass it through), so a consumer of the variant's final
-output stream records ``now - output timestamp`` for each. Reported per variant: p50, p99 and
-max in ms over the measured records' outputs (the warm-up's are left out), and outputs
-received / records sent. Writes bench/results/peers-latency.json and peers-latency.md.
+One embedded broker (tansu), or with ``--kafka`` a local Apache Kafka. Per variant, in turn:
+fresh input topics (``NAME.txns``, ``NAME.labels``) and a fresh consumer group, so runs never
+mix; the variant's process (:mod:`bench.peers_run` with ``--records 0``) starts on them empty.
+Records of the throughput mode's workload (a transaction and its label, the label 1 ms later, as
+the preload writes them) are sent one every 50 ms until outputs come back, also for a record
+sent after the first output came back (the process has joined its group, is polling, and any
+backlog a slow start held up is through), then at ``--rate`` records/s paced by the wall clock:
+a warm-up second, then ``--seconds`` measured. Each record's Kafka timestamp is its send time
+(ms); every variant keeps its input's timestamp on its output (doa's outputs carry the input's
+event time; the hand-written loops and Quix Streams pass it through), so a consumer of the
+variant's final output stream records ``now - output timestamp`` for each. Reported per variant:
+p50, p99 and max in ms over the measured records' outputs (the warm-up's are left out), and
+outputs received / records sent. Writes bench/results/peers-latency.json and peers-latency.md.
 
 ``direct`` is the harness's floor: no variant, the bench's consumer reads ``NAME.txns``
 itself (the bench's producer queue, the broker and the bench's fetch). Every variant runs
@@ -310,22 +310,24 @@ def table(results: dict[str, dict[str, Any]], errors: dict[str, str], rate: floa
 
 
 def main(variants: list[str], rate: int, seconds: float, labels: dict[str, str],
-         rounds: int = 1, tuned: bool = True) -> None:
-    """Run the latency mode over ``variants`` (``rounds`` times, interleaved); print and
-    write the results."""
+         rounds: int = 1, tuned: bool = True, kafka: bool = False) -> None:
+    """Run the latency mode over ``variants`` (``rounds`` times, interleaved) on the embedded
+    broker, or a local Apache Kafka (``kafka``); print and write the results."""
     unknown = [v for v in variants if v not in KIND]
     if unknown:
         sys.exit(f"--latency cannot run {', '.join(unknown)} (it runs: {', '.join(KIND)})")
+    from doa.local.apache_kafka import LocalKafka
     from doa.local.embedded import EmbeddedBroker
 
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     errors: dict[str, str] = {}
     tag = f"{int(time.time()) % 100_000}"
     began = time.monotonic()
-    with EmbeddedBroker() as broker:
+    with LocalKafka() if kafka else EmbeddedBroker() as broker:
         schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-")))
         print(f"peers latency: {rate} records/s, {WARM_S:g} s warm-up then {seconds:g} s "
-              f"measured per variant, {rounds} round(s), embedded broker, "
+              f"measured per variant, {rounds} round(s), "
+              f"{'Apache Kafka' if kafka else 'embedded broker'}, "
               + ("tuned for latency" if tuned else "untuned"), flush=True)
         for rnd in range(rounds):
             for v in variants:
@@ -351,7 +353,8 @@ def main(variants: list[str], rate: int, seconds: float, labels: dict[str, str],
     meta = {"rate": rate, "seconds": seconds, "warm_up_s": WARM_S, "partitions": w.PARTITIONS,
             "rounds": rounds, "tuned": tuned, "linger_ms": LINGER_MS if tuned else None,
             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS if tuned else None,
-            "broker": "tansu", "cpus": os.cpu_count(), "python": platform.python_version(),
+            "broker": "kafka" if kafka else "tansu", "cpus": os.cpu_count(),
+            "python": platform.python_version(),
             "machine": platform.platform()}
     (out / "peers-latency.json").write_text(json.dumps(
         {"meta": meta, "results": results, "runs": runs, "errors": errors}, indent=2) + "\n")
