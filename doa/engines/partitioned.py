@@ -131,12 +131,15 @@ async def load_snapshot(reader: Any, topic: str, p: int,
     ``reader`` is an ``AIOKafkaConsumer`` with no group. The tail is read in growing
     windows from the end until a complete snapshot is found. tansu answers
     ListOffsets(latest) with the last batch's base offset + 1, not the log end, so ``end``
-    is a lower bound: each window is read until the partition is exhausted.
+    is a lower bound (see :func:`read_tail`). An empty partition (a node's first start) is
+    not read at all: the read would wait out a fetch that brings nothing.
     """
     tp = TopicPartition(topic, p)
     reader.assign([tp])
     end = (await reader.end_offsets([tp]))[tp]
     begin = (await reader.beginning_offsets([tp]))[tp]
+    if end <= begin:
+        return None
     window = 16
     refused: dict[int, Refused] = {}
     while True:
@@ -154,8 +157,12 @@ async def load_snapshot(reader: Any, topic: str, p: int,
 
 async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
                     timeout_s: float = 30.0) -> list[tuple[int, bytes]]:
-    """Every ``(offset, value)`` of ``tp`` from ``start``: at least up to ``end``, then until
-    a fetch comes back empty (the first fetch after a seek may come back empty: keep reading)."""
+    """Every ``(offset, value)`` of ``tp`` from ``start`` up to ``end`` at least (the first
+    fetch after a seek may come back empty: keep reading).
+
+    ``end`` may be the last batch's base offset + 1 (tansu), not the log end: a fetch brings
+    whole batches, so once the position has passed ``end`` that last batch was read whole.
+    """
     reader.seek(tp, start)
     values: list[tuple[int, bytes]] = []
     deadline = time.monotonic() + timeout_s
@@ -163,6 +170,8 @@ async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
         messages = (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
         if messages:
             values.extend((m.offset, m.value) for m in messages)
+            if messages[-1].offset + 1 >= end:
+                return values
         elif await reader.position(tp) >= end:
             return values
         elif time.monotonic() > deadline:
