@@ -328,8 +328,10 @@ class NodeWorker(PartitionedNode):
         assert self._consumer is not None
         if self._pauses is not None:
             self._pauses.forget(partitions)
-        for p in sorted({tp.partition for tp in partitions}):
-            snap = await self.load(p)
+        ps = sorted({tp.partition for tp in partitions})
+        bounds = await self.bounds(ps)  # two requests for all, not two per partition
+        for p in ps:
+            snap = await self.load(p, bounds[p])
             if snap is None:
                 self.states[p] = self.node.state()
                 self.positions[p] = {s: 0 for s in self.node.reads}

@@ -117,14 +117,29 @@ class PartitionedNode:
         self.stats.snapshots += 1
         self.runner.meter.snapshot_bytes += sum(len(v) for _k, v in records)
 
-    async def load(self, p: int) -> Snapshot | None:
-        """The latest complete snapshot of partition ``p`` (None: start from the beginning)."""
+    async def load(self, p: int, bounds: tuple[int, int] | None = None) -> Snapshot | None:
+        """The latest complete snapshot of partition ``p`` (None: start from the beginning);
+        ``bounds``: its state partition's first and end offsets, if already asked
+        (:meth:`bounds`)."""
         assert self._reader is not None
-        return await load_snapshot(self._reader, self.state_topic, p, self.signing_key)
+        return await load_snapshot(self._reader, self.state_topic, p, self.signing_key, bounds)
+
+    async def bounds(self, partitions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The first and end offsets of each of ``partitions`` of the state topic, in two
+        requests (asking partition by partition cost two round trips each, under the lock
+        that holds the node's first batch)."""
+        assert self._reader is not None
+        tps = [TopicPartition(self.state_topic, p) for p in partitions]
+        if not tps:
+            return {}
+        self._reader.assign(tps)
+        ends = await self._reader.end_offsets(tps)
+        begins = await self._reader.beginning_offsets(tps)
+        return {tp.partition: (begins[tp], ends[tp]) for tp in tps}
 
 
-async def load_snapshot(reader: Any, topic: str, p: int,
-                        key: bytes | None = None) -> Snapshot | None:
+async def load_snapshot(reader: Any, topic: str, p: int, key: bytes | None = None,
+                        bounds: tuple[int, int] | None = None) -> Snapshot | None:
     """The latest complete snapshot of partition ``p`` of ``topic`` that ``key`` vouches for
     (None: there is none). Each refused snapshot is logged once, with what is restored instead.
 
@@ -135,11 +150,15 @@ async def load_snapshot(reader: Any, topic: str, p: int,
     not read at all: the read would wait out a fetch that brings nothing.
     """
     tp = TopicPartition(topic, p)
-    reader.assign([tp])
-    end = (await reader.end_offsets([tp]))[tp]
-    begin = (await reader.beginning_offsets([tp]))[tp]
+    if bounds is None:
+        reader.assign([tp])
+        end = (await reader.end_offsets([tp]))[tp]
+        begin = (await reader.beginning_offsets([tp]))[tp]
+    else:
+        begin, end = bounds
     if end <= begin:
         return None
+    reader.assign([tp])
     window = 16
     refused: dict[int, Refused] = {}
     while True:
