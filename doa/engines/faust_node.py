@@ -37,6 +37,7 @@ from doa.errors import DoaError
 from doa.local.embedded import BrokerError
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
+from doa.runtime.snapshot import Snapshot
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,13 @@ class MountedNode(PartitionedNode):
         await self.open()
         mine = {TopicPartition(t, p) for t, p in assignment if t in self.node.reads}
         async with self._lock:
-            for p in sorted({tp.partition for tp in mine} - self._ready):
-                await self._load(p, {tp for tp in mine if tp.partition == p})
+            snaps = await self.load(sorted({tp.partition for tp in mine} - self._ready))
+            for p, snap in snaps.items():
+                await self._load(p, snap, {tp for tp in mine if tp.partition == p})
             return {tp: self._next[tp] for tp in mine if tp in self._next}
 
-    async def _load(self, p: int, tps: set[TopicPartition]) -> None:
+    async def _load(self, p: int, snap: Snapshot | None, tps: set[TopicPartition]) -> None:
         assert self._reader is not None
-        snap = await self.load(p)
         self.states[p] = snap.state if snap else self.node.state()
         self.positions[p] = dict(snap.offsets) if snap else {}
         self.seq[p] = snap.seq if snap else 0

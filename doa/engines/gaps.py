@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import TopicPartition
 
@@ -53,8 +53,8 @@ class OutOfRange(logging.Filter):
         if not str(record.msg).startswith("Fetch offset %s is out of range") or \
                 not isinstance(record.args, tuple) or len(record.args) != 2:
             return True
-        offset, tp = record.args
-        key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(str(offset)))
+        offset, tp = cast("tuple[int, Any]", record.args)
+        key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(offset))
         if key not in self.seen:
             self.seen.add(key)
             log.warning("%s partition %s: offset %s is no longer in the log (retention or "

@@ -32,7 +32,7 @@ from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
 from doa.engines.delivery import deliver, retriable
-from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401
+from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401 (tests)
 from doa.engines.partitioned import PartitionedNode
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
@@ -328,10 +328,8 @@ class NodeWorker(PartitionedNode):
         assert self._consumer is not None
         if self._pauses is not None:
             self._pauses.forget(partitions)
-        ps = sorted({tp.partition for tp in partitions})
-        bounds = await self.bounds(ps)  # two requests for all, not two per partition
-        for p in ps:
-            snap = await self.load(p, bounds[p])
+        snaps = await self.load(sorted({tp.partition for tp in partitions}))
+        for p, snap in snaps.items():
             if snap is None:
                 self.states[p] = self.node.state()
                 self.positions[p] = {s: 0 for s in self.node.reads}

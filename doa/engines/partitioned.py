@@ -117,47 +117,39 @@ class PartitionedNode:
         self.stats.snapshots += 1
         self.runner.meter.snapshot_bytes += sum(len(v) for _k, v in records)
 
-    async def load(self, p: int, bounds: tuple[int, int] | None = None) -> Snapshot | None:
-        """The latest complete snapshot of partition ``p`` (None: start from the beginning);
-        ``bounds``: its state partition's first and end offsets, if already asked
-        (:meth:`bounds`)."""
-        assert self._reader is not None
-        return await load_snapshot(self._reader, self.state_topic, p, self.signing_key, bounds)
-
-    async def bounds(self, partitions: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """The first and end offsets of each of ``partitions`` of the state topic, in two
-        requests (asking partition by partition cost two round trips each, under the lock
-        that holds the node's first batch)."""
-        assert self._reader is not None
+    async def load(self, partitions: Sequence[int]) -> dict[int, Snapshot | None]:
+        """The latest complete snapshot of each of ``partitions`` (None: start from the
+        beginning). The state partitions' first and end offsets are asked in two requests for
+        all of them (partition by partition cost two round trips each, under the lock that
+        holds the node's first batch)."""
+        reader = self._reader
+        assert reader is not None
         tps = [TopicPartition(self.state_topic, p) for p in partitions]
         if not tps:
             return {}
-        self._reader.assign(tps)
-        ends = await self._reader.end_offsets(tps)
-        begins = await self._reader.beginning_offsets(tps)
-        return {tp.partition: (begins[tp], ends[tp]) for tp in tps}
+        reader.assign(tps)
+        ends = await reader.end_offsets(tps)
+        begins = await reader.beginning_offsets(tps)
+        return {tp.partition: await load_snapshot(reader, self.state_topic, tp.partition,
+                                                  (begins[tp], ends[tp]), self.signing_key)
+                for tp in tps}
 
 
-async def load_snapshot(reader: Any, topic: str, p: int, key: bytes | None = None,
-                        bounds: tuple[int, int] | None = None) -> Snapshot | None:
+async def load_snapshot(reader: Any, topic: str, p: int, bounds: tuple[int, int],
+                        key: bytes | None = None) -> Snapshot | None:
     """The latest complete snapshot of partition ``p`` of ``topic`` that ``key`` vouches for
     (None: there is none). Each refused snapshot is logged once, with what is restored instead.
 
-    ``reader`` is an ``AIOKafkaConsumer`` with no group. The tail is read in growing
-    windows from the end until a complete snapshot is found. tansu answers
-    ListOffsets(latest) with the last batch's base offset + 1, not the log end, so ``end``
-    is a lower bound (see :func:`read_tail`). An empty partition (a node's first start) is
-    not read at all: the read would wait out a fetch that brings nothing.
+    ``reader`` is an ``AIOKafkaConsumer`` with no group; ``bounds`` the partition's first and
+    end offsets. The tail is read in growing windows from the end until a complete snapshot
+    is found. tansu answers ListOffsets(latest) with the last batch's base offset + 1, not the
+    log end, so ``end`` is a lower bound (see :func:`read_tail`). An empty partition (a node's
+    first start) is not read at all: the read would wait out a fetch that brings nothing.
     """
-    tp = TopicPartition(topic, p)
-    if bounds is None:
-        reader.assign([tp])
-        end = (await reader.end_offsets([tp]))[tp]
-        begin = (await reader.beginning_offsets([tp]))[tp]
-    else:
-        begin, end = bounds
+    begin, end = bounds
     if end <= begin:
         return None
+    tp = TopicPartition(topic, p)
     reader.assign([tp])
     window = 16
     refused: dict[int, Refused] = {}
@@ -187,11 +179,8 @@ async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
     deadline = time.monotonic() + timeout_s
     while True:
         messages = (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
-        if messages:
-            values.extend((m.offset, m.value) for m in messages)
-            if messages[-1].offset + 1 >= end:
-                return values
-        elif await reader.position(tp) >= end:
+        values.extend((m.offset, m.value) for m in messages)
+        if await reader.position(tp) >= end:
             return values
-        elif time.monotonic() > deadline:
+        if not messages and time.monotonic() > deadline:
             raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")
