@@ -30,7 +30,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -50,6 +49,7 @@ from doa.local.kafka_node import (
     _properties,
     assemble,
     cache_root,
+    free_ports,
     java_command,
     kafka_version,
     new_uuid,
@@ -133,14 +133,15 @@ class LocalKafka:
         began = time.monotonic()
         assembly = assemble(self.version)
         java = java_command()
-        _sweep_stale_homes()
+        held = _sweep_stale_homes()
         self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
         (self.home / "owner").write_text(f"{os.getpid()}\n")
         self._watchdog = _watch(self.home)
         per = 3 if self.auth.secured else 2
-        ports = _free_ports(per * self.brokers, exclude={self.port} if self.port else set())
+        ports = free_ports(per * self.brokers, exclude=held | ({self.port} if self.port else set()))
         if self.port:
             ports[0] = self.port
+        (self.home / "ports").write_text(" ".join(map(str, ports)))  # held while we live
         self.nodes = [_NodeSpec(i + 1, ports[per * i], ports[per * i + 1],
                                 self.home / f"node-{i + 1}" / "data",
                                 ports[per * i + 2] if self.auth.secured else None)
@@ -297,24 +298,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def _free_ports(n: int, exclude: set[int]) -> list[int]:
-    """``n`` distinct free loopback ports not in ``exclude`` (held open together so none
-    repeats)."""
-    sockets: list[socket.socket] = []
-    try:
-        while len(sockets) < n:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            if s.getsockname()[1] in exclude:
-                s.close()
-                continue
-            sockets.append(s)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 WATCHDOG = """
 import os, shutil, sys, time
 fd, home = int(sys.argv[1]), sys.argv[2]
@@ -359,9 +342,12 @@ def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
     return write, proc
 
 
-def _sweep_stale_homes() -> None:
+def _sweep_stale_homes() -> set[int]:
     """Remove the data of local Kafkas whose owner died without cleaning up (kill -9: its
-    JVMs died with it, by PR_SET_PDEATHSIG, but a killed process removes nothing)."""
+    JVMs died with it, by PR_SET_PDEATHSIG, but a killed process removes nothing); return the
+    ports the others hold, running or stopped to be restarted on them (a port free now may be
+    a stopped node's, which another process's Kafka must not take)."""
+    held: set[int] = set()
     for home in Path(tempfile.gettempdir()).glob("doa-kafka-*"):
         try:
             owner = int((home / "owner").read_text().strip())
@@ -371,8 +357,12 @@ def _sweep_stale_homes() -> None:
             os.kill(owner, 0)
         except ProcessLookupError:
             shutil.rmtree(home, ignore_errors=True)
-        except PermissionError:
             continue
+        except PermissionError:
+            pass  # alive: another user's
+        with contextlib.suppress(OSError, ValueError):
+            held.update(int(p) for p in (home / "ports").read_text().split())
+    return held
 
 
 def _format_storage(java: str, assembly: Assembly, properties: Path, cluster_id: str,

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -365,3 +366,21 @@ def _meta_properties(cluster_id: str, node_id: int) -> str:
     """What StorageTool writes into a formatted log directory (meta.properties v1)."""
     return (f"#\n#Written by doa.local.apache_kafka\nnode.id={node_id}\ndirectory.id={new_uuid()}\n"
             f"version=1\ncluster.id={cluster_id}\n")
+
+
+def free_ports(n: int, exclude: set[int]) -> list[int]:
+    """``n`` distinct free loopback ports not in ``exclude`` (held open together so none
+    repeats)."""
+    sockets: list[socket.socket] = []
+    try:
+        while len(sockets) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] in exclude:
+                s.close()
+                continue
+            sockets.append(s)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

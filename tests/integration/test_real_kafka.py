@@ -90,6 +90,21 @@ def test_local_kafka_serves_a_topology_and_leaves_nothing_behind() -> None:
 
 
 @pytest.mark.usefixtures("kafka_assembly")
+def test_a_stopped_nodes_ports_stay_held_until_its_kafka_stops() -> None:
+    """Another process's LocalKafka must not take the port of a node killed to be restarted
+    (the CI saw two tests' Kafkas end up on one port: each read the other's records)."""
+    from doa.local.apache_kafka import _sweep_stale_homes
+
+    with LocalKafka() as kafka:
+        ports = {n.port for n in kafka.nodes} | {n.controller_port for n in kafka.nodes}
+        kafka.kill(1)
+        assert ports <= _sweep_stale_homes(), "a killed node's ports were given up"
+        kafka.restart(1)
+        assert ports <= _sweep_stale_homes()
+    assert not ports & _sweep_stale_homes(), "a stopped Kafka still holds its ports"
+
+
+@pytest.mark.usefixtures("kafka_assembly")
 def test_doa_broker_kafka_runs_a_cluster_and_its_jvms_die_with_it_even_by_kill_9() -> None:
     from doa.local.embedded import free_port
 
