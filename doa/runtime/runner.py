@@ -206,6 +206,7 @@ class NodeRunner:
         partitions = self._partitions
         versioned = self._versioned
         single = self._single
+        out = self._out
         for item in outputs:
             if (item.__class__ is tuple and len(item) == 2 and single is not None
                     and item[0].__class__ is Event and isinstance(item[1], dict)):
@@ -213,6 +214,13 @@ class NodeRunner:
                 anchor, record = item
                 parents: list[Event] = [anchor]
                 stream, model_version = single, None
+            elif (item.__class__ is tuple and len(item) == 3 and item[0].__class__ is Event
+                  and item[1].__class__ is str and item[1] in out
+                  and isinstance(item[2], dict)):
+                # (parent, stream name, record): a node writing several streams (a learner)
+                anchor, stream, record = item
+                parents = [anchor]
+                model_version = None
             else:
                 parents, stream, record, model_version = self._unpack(item)
                 anchor = parents[-1]
