@@ -10,7 +10,8 @@ per record over the same span. ``--records 0`` runs until the process is termina
 latency mode, :mod:`bench.peers_latency`, whose inputs are ``PREFIX``txns and ``PREFIX``labels).
 Every variant's output carries its input's timestamp, as doa's outputs carry the input's event
 time, so that the latency mode measures all variants alike. ``--profile`` runs the variant
-under cProfile and prints the top 25 functions by own time after the JSON line.
+under cProfile and prints the top 25 functions by own time after the JSON line
+(``PEERS_PROFILE_OUT=FILE`` also writes the whole profile there, for ``pstats``).
 ``--linger-ms`` and ``--fetch-max-wait-ms`` set every variant's producer linger and consumer
 fetch wait (the latency mode sets them as a user tuning for latency would; by default each
 variant keeps its own: 5 and 10 ms for the loops and doa, the clients' defaults for Quix).
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -362,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
         f" ({GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3)))
     stats = pstats.Stats(PROFILER, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(25)
+    if os.environ.get("PEERS_PROFILE_OUT"):  # the whole profile, for pstats / snakeviz
+        PROFILER.dump_stats(os.environ["PEERS_PROFILE_OUT"])
 
 
 if __name__ == "__main__":
