@@ -132,3 +132,60 @@ def retriable(exc: BaseException) -> None:
     if isinstance(exc, KafkaError) and (exc.retriable or isinstance(exc, KafkaTimeoutError)):
         return
     raise exc
+
+
+class InFlight:
+    """The one delivery a worker has in flight while it fetches and steps its next batch.
+
+    A worker starts a batch's delivery (:func:`deliver`, then the hand-over to chained nodes)
+    and goes on to its next batch; before that batch's outputs are sent, and before any
+    snapshot, commit of a revocation or stop, it settles the delivery in flight: outputs
+    leave in the order they were made (a retried batch never overtakes the next), and no
+    snapshot claims to cover an output the broker does not hold. A delivery that failed
+    stays failed: every later :meth:`settle` raises its error, so no snapshot follows it.
+
+    Examples
+    --------
+    >>> async def demo():
+    ...     flight = InFlight()
+    ...     async def slow(): await asyncio.sleep(0.01)
+    ...     flight.start(slow())
+    ...     busy = flight.busy()
+    ...     await flight.settle()
+    ...     return busy, flight.busy()
+    >>> asyncio.run(demo())
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def busy(self) -> bool:
+        """Whether a delivery is still waiting for its acknowledgements."""
+        return self._task is not None and not self._task.done()
+
+    def start(self, delivery: Any) -> None:
+        """Run ``delivery`` (a coroutine); the one before must be settled."""
+        assert self._task is None, "settle the delivery in flight first"
+        self._task = asyncio.ensure_future(delivery)
+
+    async def settle(self) -> None:
+        """Wait until the delivery in flight is done; raise its error if it failed. A caller
+        cancelled while it waits leaves the delivery running (see :meth:`cancel`)."""
+        task = self._task
+        if task is None:
+            return
+        await asyncio.wait({task})
+        task.result()  # raises a failed delivery's error, now and at every later settle
+        self._task = None
+
+    def check(self) -> None:
+        """Raise the error of a delivery that failed (an idle worker learns of it here)."""
+        task = self._task
+        if task is not None and task.done() and not task.cancelled() and task.exception():
+            task.result()
+
+    def cancel(self) -> None:
+        """Drop the delivery in flight (the worker is abandoned after its shutdown grace)."""
+        if self._task is not None:
+            self._task.cancel()

@@ -5,7 +5,9 @@ state per assigned input partition. On assignment the worker loads each partitio
 snapshot and seeks its inputs to the offsets the snapshot covers (no snapshot: the beginning,
 so state is always a function of the log prefix consumed). Outputs are acknowledged before
 offsets are committed and before a snapshot claims to cover them; on revocation and on stop
-the worker snapshots first. Delivery is at-least-once with stable event ids.
+the worker snapshots first. Delivery is at-least-once with stable event ids. A batch's
+outputs are acknowledged while the next batch is fetched and stepped, and that batch's
+outputs leave only after them (:class:`doa.engines.delivery.InFlight`).
 
 While the broker is away the worker waits: an output the broker did not acknowledge is sent
 again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
@@ -25,15 +27,15 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
-from doa.engines.delivery import deliver, retriable
+from doa.engines.delivery import InFlight, deliver, retriable
 from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401 (tests)
-from doa.engines.partitioned import PartitionedNode
+from doa.engines.outage import stop_client
+from doa.engines.partitioned import PartitionedNode, Rebalance
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
@@ -63,6 +65,7 @@ class NodeWorker(PartitionedNode):
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
         self._busy = True  # a batch in hand (and until started): see idle()
+        self._flight = InFlight()  # the last batch's outputs, until acknowledged
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,7 +95,7 @@ class NodeWorker(PartitionedNode):
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             fetch_max_wait_ms=s.fetch_max_wait_ms, client_id=f"doa-{self.node.name}",
             **s.extra_consumer)
-        self._consumer.subscribe(list(self.node.reads), listener=_Listener(self))
+        self._consumer.subscribe(list(self.node.reads), listener=Rebalance(self))
         self._pauses = Pauses(self._consumer)
         try:
             await self._consumer.start()  # returns once the first assignment is loaded
@@ -107,6 +110,7 @@ class NodeWorker(PartitionedNode):
             while not stop.is_set():
                 self._busy = False
                 data = await fetch.next()
+                self._flight.check()
                 self._busy = bool(data)
                 async with self._lock:
                     handed = self.handoff.take() if self.handoff.pending else None
@@ -119,6 +123,7 @@ class NodeWorker(PartitionedNode):
                         self._pauses.check(time.monotonic())
         except asyncio.CancelledError:
             self._abandoned = True  # the shutdown grace is over: leave without the broker
+            self._flight.cancel()
             raise
         finally:
             self._busy = False
@@ -134,21 +139,12 @@ class NodeWorker(PartitionedNode):
                         await self._snapshot_all()
                         await self._commit(consumer)
                 finally:
-                    await self._stop_client(consumer)
+                    await stop_client(consumer, self._abandoned, self.node.name)
         finally:
             for client in (self._producer, self._reader):
                 if client is not None:
-                    await self._stop_client(client)
+                    await stop_client(client, self._abandoned, self.node.name)
             self._producer = self._reader = None
-
-    async def _stop_client(self, client: Any) -> None:
-        if not self._abandoned:
-            await client.stop()
-            return
-        try:  # flushing or leaving the group needs the broker: give up after a second
-            await asyncio.wait_for(client.stop(), 1.0)
-        except (asyncio.TimeoutError, KafkaError) as exc:
-            log.debug("node %s: client not stopped cleanly (%s)", self.node.name, exc)
 
     def _account(self) -> None:
         """Keep ``stats`` saying how many partitions have state not yet snapshotted."""
@@ -180,13 +176,18 @@ class NodeWorker(PartitionedNode):
             if raws:
                 outputs.extend(self._step(p, raws))
         self._batch_done()
-        if outputs:  # acknowledged before commit and snapshot
-            offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
-            if self.chained:
-                hand_over(self.chained, outputs, offsets)
-            if self.stats.first_output_s is None:
-                self.stats.first_output_s = time.monotonic() - self._started
+        await self._flight.settle()  # the batch before: acknowledged before these leave
+        if outputs:  # acknowledged before a snapshot covers them (InFlight)
+            self._flight.start(self._deliver(outputs))
         await self._commit(self._consumer)
+
+    async def _deliver(self, outputs: list[OutRecord]) -> None:
+        assert self._producer is not None
+        offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
+        if self.chained:
+            hand_over(self.chained, outputs, offsets)
+        if self.stats.first_output_s is None:
+            self.stats.first_output_s = time.monotonic() - self._started
 
     def _collect(self, data: dict[TopicPartition, list[Any]]) -> dict[int, list[RawRecord]]:
         """The fetched records to process, per partition: none from a partition whose
@@ -257,7 +258,8 @@ class NodeWorker(PartitionedNode):
             return True
         if consumer is None:
             return not self._busy  # stopped: it will not write again
-        if self._busy or self.handoff.pending or any(self._merges.values()):
+        if self._busy or self._flight.busy() or self.handoff.pending or \
+                any(self._merges.values()):
             return False
         return all(self._caught_up(tp.topic, tp.partition, asking)
                    for tp in consumer.assignment())
@@ -290,6 +292,7 @@ class NodeWorker(PartitionedNode):
         taken = False
         for p in list(self.states):
             if self._snapshot_due(p, now):
+                await self._flight.settle()
                 if not await self._try_snapshot(p):
                     return  # the broker is away: try again when next due
                 taken = True
@@ -299,6 +302,7 @@ class NodeWorker(PartitionedNode):
             await self._commit(self._consumer)
 
     async def _snapshot_all(self) -> None:
+        await self._flight.settle()
         for p in list(self.states):
             if self._since_snapshot[p] > 0 and not await self._try_snapshot(p):
                 break
@@ -368,6 +372,7 @@ class NodeWorker(PartitionedNode):
             await self._revoked(partitions)
 
     async def _revoked(self, partitions: set[TopicPartition]) -> None:
+        await self._flight.settle()
         self._ready -= {tp.partition for tp in partitions}
         if self._pauses is not None:
             self._pauses.forget(partitions)
@@ -383,14 +388,3 @@ class NodeWorker(PartitionedNode):
             self.positions.pop(p, None)
             self.covered.pop(p, None)
             self._merges.pop(p, None)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: NodeWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.worker.revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.worker.assigned(set(assigned))

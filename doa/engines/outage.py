@@ -21,14 +21,19 @@ will be reprocessed on restart (same event ids)
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiokafka.errors import KafkaError
 
 from doa.cluster.reach import reachable
 from doa.engines import NodeStats
 from doa.errors import DoaError
 
+log = logging.getLogger(__name__)
 ENV_GRACE = "DOA_SHUTDOWN_GRACE_S"
 DEFAULT_GRACE_S = 10.0
 
@@ -138,3 +143,15 @@ def unfinished(address: str, stats: Mapping[str, NodeStats], unreachable: bool,
     if not parts:
         return f"{why}: the nodes did not leave their consumer groups (nothing was pending)"
     return f"{why}: {', '.join(parts)}; they will be reprocessed on restart (same event ids)"
+
+
+async def stop_client(client: Any, abandoned: bool, node: str) -> None:
+    """Stop an aiokafka client; a worker ``abandoned`` after its shutdown grace gives up
+    after a second (flushing or leaving the group needs the broker)."""
+    if not abandoned:
+        await client.stop()
+        return
+    try:
+        await asyncio.wait_for(client.stop(), 1.0)
+    except (asyncio.TimeoutError, KafkaError) as exc:
+        log.debug("node %s: client not stopped cleanly (%s)", node, exc)

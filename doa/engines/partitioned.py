@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 
 from doa.cluster import signing as signing
 from doa.cluster.admin import state_topic
@@ -184,3 +185,16 @@ async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
             return values
         if not messages and time.monotonic() > deadline:
             raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A consumer's rebalance callbacks, passed on to its worker's ``revoked``/``assigned``."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.assigned(set(assigned))

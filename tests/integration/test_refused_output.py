@@ -1,0 +1,55 @@
+"""An output the broker refuses for good (larger than its topic takes) stops the node with the
+broker's error, and no snapshot claims to cover it: once the topic takes it, a restart makes it.
+
+A batch's delivery runs while the next batch is fetched and stepped
+(:class:`doa.engines.delivery.InFlight`); a delivery that fails must still keep the stop's
+final snapshot from covering the batch whose outputs the broker never held.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from doa.client import Publisher
+from doa.engines.launch import prepare
+from doa.topology.loader import load_topology
+from tests.integration.conftest import COUNTING
+from tests.integration.helpers import drain, read_stream
+
+pytestmark = pytest.mark.broker
+
+N = 12
+
+
+def _limit(broker: str, topic: str, max_bytes: int) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                            configs={"max.message.bytes": str(max_bytes)})])
+    finally:
+        admin.close()
+
+
+@pytest.mark.brokers("kafka", reason="tansu accepts records of any size; only Apache Kafka "
+                                     "refuses one over a topic's max.message.bytes")
+def test_a_refused_output_stops_the_node_and_a_restart_makes_it(broker: str) -> None:
+    from aiokafka.errors import KafkaError
+
+    topology = load_topology(COUNTING)
+    prepare(topology, broker)
+    with Publisher("events", broker=broker, topology=topology) as pub:
+        for i in range(N):
+            pub.send({"key": f"k{i % 3}", "n": i, "payload": ""})
+    _limit(broker, "counts", 60)  # no batch of counts fits
+    with pytest.raises(KafkaError) as refused:
+        drain(topology, broker, N, timeout=60)
+    assert "TooLarge" in type(refused.value).__name__, repr(refused.value)
+    _limit(broker, "counts", 1_048_588)
+    report = drain(topology, broker, N, timeout=60)
+    assert report.stats["count"].records_in == N  # every input again: nothing was covered
+    counts = read_stream(broker, topology, "counts", N, idle_s=2)
+    assert sorted(c["n"] for c in counts) == list(range(N))
+    assert {(c["key"], c["count"]) for c in counts} == {
+        (f"k{k}", c) for k in range(3) for c in range(1, N // 3 + 1)}
