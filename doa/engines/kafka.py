@@ -5,9 +5,9 @@ state per assigned input partition. On assignment the worker loads each partitio
 snapshot and seeks its inputs to the offsets the snapshot covers (no snapshot: the beginning,
 so state is always a function of the log prefix consumed). Outputs are acknowledged before
 offsets are committed and before a snapshot claims to cover them; on revocation and on stop
-the worker snapshots first. Delivery is at-least-once with stable event ids. A batch's
-outputs are acknowledged while the next batch is fetched and stepped, and that batch's
-outputs leave only after them (:class:`doa.engines.delivery.InFlight`).
+the worker snapshots first. Delivery is at-least-once with stable event ids; a delivery that
+failed for good keeps every later snapshot from covering its batch
+(:class:`doa.engines.delivery.InFlight`).
 
 While the broker is away the worker waits: an output the broker did not acknowledge is sent
 again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
@@ -65,7 +65,7 @@ class NodeWorker(PartitionedNode):
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
         self._busy = True  # a batch in hand (and until started): see idle()
-        self._flight = InFlight()  # the last batch's outputs, until acknowledged
+        self._flight = InFlight()  # the last batch's delivery; a failed one stays failed
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,7 +110,6 @@ class NodeWorker(PartitionedNode):
             while not stop.is_set():
                 self._busy = False
                 data = await fetch.next()
-                self._flight.check()
                 self._busy = bool(data)
                 async with self._lock:
                     handed = self.handoff.take() if self.handoff.pending else None
@@ -176,9 +175,9 @@ class NodeWorker(PartitionedNode):
             if raws:
                 outputs.extend(self._step(p, raws))
         self._batch_done()
-        await self._flight.settle()  # the batch before: acknowledged before these leave
-        if outputs:  # acknowledged before a snapshot covers them (InFlight)
+        if outputs:  # acknowledged before commit and snapshot (a failure: none follows)
             self._flight.start(self._deliver(outputs))
+            await self._flight.settle()
         await self._commit(self._consumer)
 
     async def _deliver(self, outputs: list[OutRecord]) -> None:
