@@ -294,6 +294,7 @@ class FaustWorker:
                     await asyncio.wait_for(stop.wait(), timeout=0.1)
         finally:
             await self.close()
+        self._raise_failure()  # the agent failed while the stop came: the run failed too
 
     async def close(self) -> None:
         """Stop the app: the node snapshots every partition first (``on_before_shutdown``).

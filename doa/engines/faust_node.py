@@ -116,15 +116,17 @@ class MountedNode(PartitionedNode):
         gone = {p for t, p in revoked if t in self.node.reads}
         async with self._lock:
             for p in sorted(gone & self._ready):
-                if self._since_snapshot[p] > 0:
+                if self._since_snapshot[p] > 0 and self.failure is None:
                     await self.snapshot(p)
             self._forget(gone)
 
     async def shutdown(self) -> None:
-        """Snapshot every partition (the app is stopping); later records are ignored."""
+        """Snapshot every partition (the app is stopping); later records are ignored. After
+        a failure of the agent (a delivery the broker refused for good) nothing is snapshotted:
+        the states may cover outputs the broker does not hold, so a restart replays them."""
         async with self._lock:
             for p in sorted(self._ready):
-                if self._since_snapshot[p] > 0:
+                if self._since_snapshot[p] > 0 and self.failure is None:
                     await self.snapshot(p)
             self._forget(set(self._ready))
 
