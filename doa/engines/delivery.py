@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from doa.engines import NodeStats
+from doa.errors import DoaError
 from doa.runtime.runner import OutRecord
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
         results = await asyncio.gather(*(f for f, _ in sent), return_exceptions=True)
         for r, (_, group) in zip(results, sent, strict=True):
             if isinstance(r, BaseException):
-                retriable(r)
+                try:
+                    retriable(r)
+                except KafkaError as exc:
+                    raise refused(node, group[0].stream, group[0].partition, exc) from exc
             else:  # a batch's records have consecutive offsets from its base offset
                 base = getattr(r, "offset", -1)
                 for i, o in enumerate(group):
@@ -124,6 +128,32 @@ async def _submit(producer: AIOKafkaProducer, batch: Any, stream: str, partition
     ``linger_ms`` for more records (none will come: :func:`deliver` waits for it)."""
     batch.close()
     return await producer.send_batch(batch, stream, partition=partition)
+
+
+class OutputsRefused(DoaError):
+    """The broker refused a node's outputs for good (see :func:`refused`)."""
+
+
+def refused(node: str, stream: str, partition: int, exc: BaseException) -> OutputsRefused:
+    """The one-line error of outputs the broker refused for good: what, where, what to do.
+
+    >>> from aiokafka.errors import MessageSizeTooLargeError
+    >>> e = refused("count", "counts", 2, MessageSizeTooLargeError())
+    >>> str(e).startswith("node 'count': the broker refused its outputs to stream 'counts' "
+    ...                   "(partition 2): MessageSizeTooLargeError: a record batch over")
+    True
+    >>> "nothing is lost" in str(e), chr(10) in str(e)
+    (True, False)
+    """
+    name = type(exc).__name__
+    why = {"MessageSizeTooLargeError": "a record batch over the topic's max.message.bytes (doa "
+                                       "sends up to 256 KiB per batch, a larger record alone)",
+           "RecordTooLargeError": "a record over the producer's largest request",
+           }.get(name, str(exc) or "not retriable")
+    return OutputsRefused(
+        f"node {node!r}: the broker refused its outputs to stream {stream!r} (partition "
+        f"{partition}): {name}: {why}; nothing is lost: no snapshot covers them, and a "
+        "restart makes them again once the stream takes them")
 
 
 def retriable(exc: BaseException) -> None:

@@ -29,9 +29,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats
+from doa.engines.delivery import refused
 from doa.engines.partitioned import PartitionedNode
 from doa.errors import DoaError
 from doa.local.embedded import BrokerError
@@ -254,7 +256,12 @@ class MountedNode(PartitionedNode):
                 list(out.headers))
             future.add_done_callback(acknowledged)
             pending.append(future)
-        await asyncio.gather(*pending)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for out, result in zip(outputs, results, strict=True):
+            if isinstance(result, KafkaError) and not result.retriable:
+                raise refused(self.node.name, out.stream, out.partition, result) from result
+            if isinstance(result, BaseException):
+                raise result
         st.outputs_unacked = 0
 
     def _note(self) -> None:
