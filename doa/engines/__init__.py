@@ -96,9 +96,7 @@ class EngineSettings:
     node reading several streams waits this long for an empty, caught-up input before it
     releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
     ``chain``: 1 (the default) hands outputs to nodes in the same process, 0 does not
-    (``DOA_CHAIN=0``). ``gc_threshold``: while nodes run, Python's cyclic GC collects its
-    youngest generation after this many allocations (0: Python's 700; see
-    :func:`doa.engines.launch._freeze_heap`).
+    (``DOA_CHAIN=0``).
     """
 
     max_records: int = 500
@@ -112,7 +110,6 @@ class EngineSettings:
     chunk_size: int = 512 * 1024
     max_idle_ms: int = 20
     chain: int = 1  # 1: nodes hand their outputs to nodes in the process (doa.engines.chain)
-    gc_threshold: int = 10_000
     extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod

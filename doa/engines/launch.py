@@ -186,36 +186,25 @@ async def _run_then_stop(workers: list[Any], stop: asyncio.Event, started: float
     """Start the workers, run them until a stop condition, then wind them down within
     ``grace``. Returns their tasks and whether the wind-down ended in time."""
     tasks: list[asyncio.Task[None]] = []
-    threshold: tuple[int, int, int] | None = None
     try:
         if await _start(workers, stop):
-            threshold = _freeze_heap((options.settings or EngineSettings.from_env()).gc_threshold)
+            _freeze_heap()
             tasks = [asyncio.create_task(w.run(stop), name=f"node {w.node.name}")
                      for w in workers]
             await _wait(tasks, stop, started, options, report)
     finally:
         gc.unfreeze()
-        if threshold is not None:
-            gc.set_threshold(*threshold)
         stop.set()
         done = await _wind_down(tasks, workers, grace)
     return tasks, done
 
 
-def _freeze_heap(young: int) -> tuple[int, int, int]:
+def _freeze_heap() -> None:
     """Move what start-up made (models, compiled code, clients) out of the cyclic GC's
     reach until the run ends: the per-record tuples and dicts otherwise set off full
-    collections that walk that whole heap (~100 ms each for a River learner node). Then
-    collect the youngest generation every ``young`` allocations (0: Python's default, 700):
-    a batch's events, records and outputs live until the batch is delivered, so at 700
-    they outlive collection after collection and are walked again each time. Returns the
-    thresholds to restore."""
+    collections that walk that whole heap (~100 ms each for a River learner node)."""
     gc.collect()
     gc.freeze()
-    before = gc.get_threshold()
-    if young > 0:
-        gc.set_threshold(young, before[1], before[2])
-    return before
 
 
 async def _left_undone(report: RunReport, watch: BrokerWatch, done: bool,

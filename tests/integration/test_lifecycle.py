@@ -196,32 +196,3 @@ def test_sigterm_of_doa_exits_0_and_takes_its_embedded_broker_down() -> None:
         assert wait_until(lambda: not _listening(port), 5), f"port {port} still open"
     finally:
         _cleanup(proc, tansu)
-
-
-@pytest.mark.brokers("tansu", reason="the collector's settings are the runtime's; the broker "
-                                     "kind changes nothing about them")
-@pytest.mark.parametrize("young", [0, 4321])
-def test_a_run_sets_the_gc_threshold_it_is_given_and_restores_it(broker: str,
-                                                                 young: int) -> None:
-    import asyncio
-    import gc
-
-    from doa.engines import EngineSettings
-    from doa.engines.launch import run_nodes
-
-    topology = load_topology(COUNTING)
-    prepare(topology, broker)
-    with Publisher("events", broker=broker, topology=topology) as pub:
-        for i in range(50):
-            pub.send({"key": f"k{i % 3}", "n": i, "payload": "p"})
-    before = gc.get_threshold()
-    seen: list[tuple[int, int, int]] = []
-
-    def done(stats: dict[str, object]) -> bool:
-        seen.append(gc.get_threshold())
-        return sum(s.records_in for s in stats.values()) >= 50  # type: ignore[attr-defined]
-
-    asyncio.run(run_nodes(topology, broker, list(topology.nodes), seconds=60, signals=False,
-                          until=done, settings=EngineSettings(gc_threshold=young)))
-    assert seen and set(seen) == {(young or before[0], before[1], before[2])}
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
