@@ -336,17 +336,33 @@ def test_nodes_mounted_on_a_users_faust_app_run_under_faust_worker(broker: str,
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")),  # type: ignore[union-attr]
                               daemon=True)
     reader.start()
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+
+    def committed() -> int:  # the app's group commits the offsets of what it processed
+        try:
+            offsets = admin.list_group_offsets({"sensors-app": None}).get("sensors-app", {})
+        except KafkaError:  # the coordinator is moving: ask again
+            return 0
+        return sum(o.offset for tp, o in offsets.items() if tp.topic == "readings")
+
     try:
         with Tail(broker, "alerts") as alerts:  # doa wrote alerts; the user's agent read them
             paged = wait_until(lambda: alerts.poll(50) >= 0 and len(alerts.records) >= 10
                                and any(b"page: sensor-" in line for line in lines), 40)
+        # Stop only once every reading was processed: the stop's snapshot must then cover
+        # them all (a stop before would rightly cover fewer: the CI saw 2,991 once).
+        done = wait_until(lambda: committed() >= len(records), 60, interval=0.5)
     finally:
+        admin.close()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         reader.join(5)
         taken.close()
     out = b"".join(lines).decode(errors="replace")
-    assert paged, out[-3000:]
+    assert paged and done, out[-3000:]
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out and "address already in use" not in out, out[-3000:]
     assert "localhost:6066" not in out, "the web server moved to a free port"
