@@ -27,8 +27,7 @@ from sklearn.tree import DecisionTreeRegressor
 from doa.client import Publisher
 from doa.engines.launch import prepare, run_nodes
 from doa.topology.loader import load_topology
-from tests.integration.helpers import doa_command, read_stream
-from tests.integration.test_kill9 import Log
+from tests.integration.helpers import Tail, doa_command, read_stream
 
 pytestmark = [pytest.mark.broker,
               pytest.mark.brokers("tansu", reason="the story is broker-independent; CI time")]
@@ -51,7 +50,7 @@ class Story:
         self.broker = broker
         self.t = load_topology(CLAIMS)
         prepare(self.t, broker)
-        self.logs = {s: Log(broker, s) for s in ("payouts", "payout.outcomes",
+        self.logs = {s: Tail(broker, s) for s in ("payouts", "payout.outcomes",
                                                   "payout.events")}
         self.stop = threading.Event()
         self.rows: dict[str, dict[str, Any]] = {}

@@ -23,6 +23,7 @@ from doa.runtime.snapshot import _head, latest_snapshot
 from doa.testing import Harness
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process, kill9
+from tests.integration.helpers import Tail
 
 pytestmark = pytest.mark.broker
 
@@ -36,38 +37,11 @@ WORKER_ENV = {
 }
 
 
-class Log:
-    """Reads a topic as it grows (kafka-python, no group)."""
-
-    def __init__(self, address: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False,
-                                      fetch_max_wait_ms=10)
-        tps = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
-        self.records: list = []
-
-    def poll(self, timeout_ms: int = 50) -> list:
-        new = [m for batch in self.consumer.poll(timeout_ms=timeout_ms).values() for m in batch]
-        self.records.extend(new)
-        return new
-
-    def drain(self, idle_ms: int = 1500) -> list:
-        while self.poll(idle_ms):
-            pass
-        return self.records
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 def _worker(address: str):  # type: ignore[no-untyped-def]
     return doa_process("run", COUNTING, "--broker", address, "--quiet", env=WORKER_ENV)
 
 
-def _wait_for_progress(outputs: Log, seen: int, timeout: float = 30.0) -> float:
+def _wait_for_progress(outputs: Tail, seen: int, timeout: float = 30.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         outputs.poll()
@@ -85,8 +59,8 @@ def test_kill_9_loses_nothing_and_counts_everything_once(broker: str) -> None:
         for rec in inputs:
             pub.send(rec)
 
-    outputs = Log(broker, "counts")
-    snapshots = Log(broker, state_topic(topology, "count"))
+    outputs = Tail(broker, "counts")
+    snapshots = Tail(broker, state_topic(topology, "count"))
     recoveries, torn_kills = [], 0
     for kill in range(6):
         outputs.drain(idle_ms=300)  # everything the killed worker wrote is counted as seen
@@ -99,8 +73,10 @@ def test_kill_9_loses_nothing_and_counts_everything_once(broker: str) -> None:
             else:  # right after the first chunk of a snapshot of several chunks
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
+                    seen_before = len(snapshots.records)
+                    snapshots.poll(5)
                     if any((h := _head(m.value)) and h[1] == 0 and h[2] > 1
-                           for m in snapshots.poll(5)):
+                           for m in snapshots.records[seen_before:]):
                         break
                 torn_kills += 1
         finally:

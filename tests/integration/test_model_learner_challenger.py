@@ -19,8 +19,7 @@ import pytest
 from doa.client import Publisher
 from doa.engines.launch import prepare, run_nodes
 from doa.topology.loader import load_topology
-from tests.integration.helpers import doa_command, read_stream
-from tests.integration.test_kill9 import Log
+from tests.integration.helpers import Tail, doa_command, read_stream
 from tests.test_learner import SCHEMAS, phishing
 
 pytestmark = [pytest.mark.broker,
@@ -46,7 +45,7 @@ topology.learner("model", features="features", labels="labels", predictions="pre
 '''
 
 
-def wait(log: Log, count: int, timeout: float = 30.0) -> list[Any]:
+def wait(log: Tail, count: int, timeout: float = 30.0) -> list[Any]:
     deadline = time.monotonic() + timeout
     while len(log.records) < count and time.monotonic() < deadline:
         log.poll(20)
@@ -60,7 +59,7 @@ def test_compare_then_promote_a_challenger_learner(broker: str, tmp_path: Path) 
     t = load_topology(str(path))
     prepare(t, broker)
     data = phishing()[: N + 5]
-    logs = {s: Log(broker, s) for s in ("metrics", "models", "predictions")}
+    logs = {s: Tail(broker, s) for s in ("metrics", "models", "predictions")}
     started = threading.Event()
     result: dict[str, Any] = {}
 

@@ -26,8 +26,7 @@ from doa.model.artifacts import chunk_records
 from doa.testing import Harness
 from doa.topology.loader import load_topology
 from tests.integration.conftest import doa_process, kill9
-from tests.integration.helpers import doa_command, read_stream
-from tests.integration.test_kill9 import Log
+from tests.integration.helpers import Tail, doa_command, read_stream
 from tests.test_model_versions import SCHEMAS, Scaled, rows
 
 pytestmark = [pytest.mark.broker,
@@ -136,7 +135,7 @@ def test_kill_9_while_a_version_is_read_recovers_to_the_right_version(broker: st
     send(t, broker, data[200:], 1_300)
     env = {"DOA_MAX_RECORDS": "8", "DOA_SNAPSHOT_EVERY_RECORDS": "16",
            "DOA_SNAPSHOT_EVERY_MS": "50"}
-    outputs = Log(broker, "scores")
+    outputs = Tail(broker, "scores")
     kills = 0
     for wait_for in (150, None, None):  # just before the switch, then twice at random
         seen = len(outputs.drain(idle_ms=300))
@@ -172,6 +171,6 @@ def test_kill_9_while_a_version_is_read_recovers_to_the_right_version(broker: st
     outputs.close()
 
 
-def by_join_count(outputs: Log) -> int:
+def by_join_count(outputs: Tail) -> int:
     outputs.poll(5)
     return len({lineage_of(m.headers).id for m in outputs.records})
