@@ -52,7 +52,6 @@ class MountedNode(PartitionedNode):
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
         super().__init__(topology, node, address, settings, stats)
         self.app = app
-        self.failure: BaseException | None = None  # an error of the agent (doa run raises it)
         self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
         self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
         self._warmed = False
@@ -118,17 +117,16 @@ class MountedNode(PartitionedNode):
         gone = {p for t, p in revoked if t in self.node.reads}
         async with self._lock:
             for p in sorted(gone & self._ready):
-                if self._since_snapshot[p] > 0 and self.failure is None:
+                if self._since_snapshot[p] > 0:
                     await self.snapshot(p)
             self._forget(gone)
 
     async def shutdown(self) -> None:
-        """Snapshot every partition (the app is stopping); later records are ignored. After
-        a failure of the agent (a delivery the broker refused for good) nothing is snapshotted:
-        the states may cover outputs the broker does not hold, so a restart replays them."""
+        """Snapshot every partition (the app is stopping; none after a failure of the agent:
+        :meth:`PartitionedNode.snapshot`); later records are ignored."""
         async with self._lock:
             for p in sorted(self._ready):
-                if self._since_snapshot[p] > 0 and self.failure is None:
+                if self._since_snapshot[p] > 0:
                     await self.snapshot(p)
             self._forget(set(self._ready))
 

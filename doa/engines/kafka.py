@@ -7,7 +7,7 @@ so state is always a function of the log prefix consumed). Outputs are acknowled
 offsets are committed and before a snapshot claims to cover them; on revocation and on stop
 the worker snapshots first. Delivery is at-least-once with stable event ids; a delivery that
 failed for good keeps every later snapshot from covering its batch
-(:class:`doa.engines.delivery.InFlight`).
+(:meth:`doa.engines.partitioned.PartitionedNode.snapshot`).
 
 While the broker is away the worker waits: an output the broker did not acknowledge is sent
 again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
@@ -32,7 +32,7 @@ from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
-from doa.engines.delivery import InFlight, deliver, retriable
+from doa.engines.delivery import deliver, retriable
 from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401 (tests)
 from doa.engines.outage import stop_client
 from doa.engines.partitioned import PartitionedNode, Rebalance
@@ -65,7 +65,6 @@ class NodeWorker(PartitionedNode):
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
         self._busy = True  # a batch in hand (and until started): see idle()
-        self._flight = InFlight()  # the last batch's delivery; a failed one stays failed
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,7 +121,6 @@ class NodeWorker(PartitionedNode):
                         self._pauses.check(time.monotonic())
         except asyncio.CancelledError:
             self._abandoned = True  # the shutdown grace is over: leave without the broker
-            self._flight.cancel()
             raise
         finally:
             self._busy = False
@@ -176,17 +174,16 @@ class NodeWorker(PartitionedNode):
                 outputs.extend(self._step(p, raws))
         self._batch_done()
         if outputs:  # acknowledged before commit and snapshot (a failure: none follows)
-            self._flight.start(self._deliver(outputs))
-            await self._flight.settle()
+            try:
+                offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
+            except Exception as exc:
+                self.failure = exc
+                raise
+            if self.chained:
+                hand_over(self.chained, outputs, offsets)
+            if self.stats.first_output_s is None:
+                self.stats.first_output_s = time.monotonic() - self._started
         await self._commit(self._consumer)
-
-    async def _deliver(self, outputs: list[OutRecord]) -> None:
-        assert self._producer is not None
-        offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
-        if self.chained:
-            hand_over(self.chained, outputs, offsets)
-        if self.stats.first_output_s is None:
-            self.stats.first_output_s = time.monotonic() - self._started
 
     def _collect(self, data: dict[TopicPartition, list[Any]]) -> dict[int, list[RawRecord]]:
         """The fetched records to process, per partition: none from a partition whose
@@ -257,8 +254,7 @@ class NodeWorker(PartitionedNode):
             return True
         if consumer is None:
             return not self._busy  # stopped: it will not write again
-        if self._busy or self._flight.busy() or self.handoff.pending or \
-                any(self._merges.values()):
+        if self._busy or self.handoff.pending or any(self._merges.values()):
             return False
         return all(self._caught_up(tp.topic, tp.partition, asking)
                    for tp in consumer.assignment())
@@ -291,7 +287,6 @@ class NodeWorker(PartitionedNode):
         taken = False
         for p in list(self.states):
             if self._snapshot_due(p, now):
-                await self._flight.settle()
                 if not await self._try_snapshot(p):
                     return  # the broker is away: try again when next due
                 taken = True
@@ -301,7 +296,6 @@ class NodeWorker(PartitionedNode):
             await self._commit(self._consumer)
 
     async def _snapshot_all(self) -> None:
-        await self._flight.settle()
         for p in list(self.states):
             if self._since_snapshot[p] > 0 and not await self._try_snapshot(p):
                 break
@@ -371,7 +365,6 @@ class NodeWorker(PartitionedNode):
             await self._revoked(partitions)
 
     async def _revoked(self, partitions: set[TopicPartition]) -> None:
-        await self._flight.settle()
         self._ready -= {tp.partition for tp in partitions}
         if self._pauses is not None:
             self._pauses.forget(partitions)

@@ -61,6 +61,7 @@ class PartitionedNode:
         # Input offsets the latest written (or restored) snapshot covers: all a node commits,
         # so the group's offsets are never ahead of the state a restart restores.
         self.covered: dict[int, dict[str, int]] = {}
+        self.failure: BaseException | None = None  # the error that stopped the node: no snapshot
         self.seq: dict[int, int] = {}
         self._since_snapshot: dict[int, int] = defaultdict(int)
         self._snapshot_at: dict[int, float] = {}
@@ -104,7 +105,11 @@ class PartitionedNode:
         self._snapshot_at[p] = time.monotonic()
 
     async def snapshot(self, p: int) -> None:
-        """Write partition ``p``'s state and input offsets to the state topic, acknowledged."""
+        """Write partition ``p``'s state and input offsets to the state topic, acknowledged.
+        Nothing once ``failure`` is set (outputs the broker refused for good): the states may
+        cover outputs it does not hold, so a restart must replay them from the last snapshot."""
+        if self.failure is not None:
+            return
         seq = self.seq.get(p, 0) + 1
         records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
                                    self.settings.chunk_size, key=self.signing_key,
