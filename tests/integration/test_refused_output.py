@@ -13,6 +13,7 @@ from doa.client import Publisher
 from doa.engines.delivery import OutputsRefused
 from doa.engines.launch import prepare
 from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import drain, read_stream
 
@@ -32,6 +33,17 @@ def _limit(broker: str, topic: str, max_bytes: int) -> None:
         admin.close()
 
 
+def _refusing(broker: str) -> Topology:
+    """The counting topology, ``N`` events in, and a ``counts`` topic no batch of counts fits."""
+    topology = load_topology(COUNTING)
+    prepare(topology, broker)
+    with Publisher("events", broker=broker, topology=topology) as pub:
+        for i in range(N):
+            pub.send({"key": f"k{i % 3}", "n": i, "payload": ""})
+    _limit(broker, "counts", 60)
+    return topology
+
+
 def _says_what_and_where(message: str) -> None:
     assert "\n" not in message, message
     assert message.startswith("node 'count': the broker refused its outputs to stream 'counts' "
@@ -43,12 +55,7 @@ def _says_what_and_where(message: str) -> None:
 @pytest.mark.brokers("kafka", reason="tansu accepts records of any size; only Apache Kafka "
                                      "refuses one over a topic's max.message.bytes")
 def test_a_refused_output_stops_the_node_and_a_restart_makes_it(broker: str) -> None:
-    topology = load_topology(COUNTING)
-    prepare(topology, broker)
-    with Publisher("events", broker=broker, topology=topology) as pub:
-        for i in range(N):
-            pub.send({"key": f"k{i % 3}", "n": i, "payload": ""})
-    _limit(broker, "counts", 60)  # no batch of counts fits
+    topology = _refusing(broker)
     with pytest.raises(OutputsRefused) as refused:
         drain(topology, broker, N, timeout=60)
     _says_what_and_where(str(refused.value))
@@ -67,12 +74,7 @@ def test_a_refused_output_on_the_faust_engine_is_made_after_a_restart(broker: st
 
     from doa.engines.launch import run_nodes
 
-    topology = load_topology(COUNTING)
-    prepare(topology, broker)
-    with Publisher("events", broker=broker, topology=topology) as pub:
-        for i in range(N):
-            pub.send({"key": f"k{i % 3}", "n": i, "payload": ""})
-    _limit(broker, "counts", 60)
+    topology = _refusing(broker)
 
     def run() -> None:
         asyncio.run(run_nodes(topology, broker, ["count"], seconds=30, signals=False,
