@@ -42,6 +42,7 @@ LABELS = {
     "aiokafka-learner": "aiokafka getmany(256) loop, learner workload",
     "confluent-learner": "confluent-kafka consume(256) loop, learner workload",
     "quix-learner": "Quix Streams, learner workload",
+    "quix-pair": "Quix Streams as users write the pair: features -> learner joining labels",
     "faust-learner": "faust agent take(256), learner workload",
     "doa-custom": "doa custom node, learner workload (River)",
     "doa-custom-compiled": "doa custom node, learner workload (compiled learner)",
@@ -58,7 +59,10 @@ LATENCY_DEFAULT = ["direct", "aiokafka-pass", "doa-pass", "aiokafka-learner", "d
 RATIOS = [("doa-pass", "aiokafka-pass"), ("doa-custom", "aiokafka-learner"),
           ("doa-custom", "quix-learner"), ("doa-custom-compiled", "aiokafka-learner"),
           ("doa-custom-compiled", "quix-learner"), ("doa-pair", "quix-learner"),
-          ("doa-pair-compiled", "quix-learner"), ("confluent-learner", "aiokafka-learner")]
+          ("doa-pair-compiled", "quix-learner"), ("doa-pair", "quix-pair"),
+          ("doa-pair-compiled", "quix-pair"), ("confluent-learner", "aiokafka-learner")]
+PAIRS = {"quix-pair", "doa-pair", "doa-pair-compiled", "doa-pair-chained",
+         "doa-pair-unchained"}
 
 
 def preload(address: str, n: int, schemas: Path) -> None:
@@ -122,11 +126,12 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def table(summary: dict[str, Any], errors: dict[str, str]) -> str:
-    rows = ["| variant | records/s | node CPU µs/record | vs aiokafka loop | vs Quix |",
-            "|---|---:|---:|---:|---:|"]
+    rows = ["| variant | records/s | node CPU µs/record | vs aiokafka loop | vs Quix | "
+            "vs Quix pair |", "|---|---:|---:|---:|---:|---:|"]
     base_pass = summary.get("aiokafka-pass", {}).get("records_per_s")
     base_loop = summary.get("aiokafka-learner", {}).get("records_per_s")
     quix = summary.get("quix-learner", {}).get("records_per_s")
+    quix_pair = summary.get("quix-pair", {}).get("records_per_s")
     labels = {x: LABELS[x] for x in LABELS}
     for v in summary:
         name, _, before = v.partition("@")
@@ -135,7 +140,7 @@ def table(summary: dict[str, Any], errors: dict[str, str]) -> str:
     for v, label in sorted(labels.items(), key=lambda kv: list(LABELS).index(
             kv[0].partition("@")[0]) - 0.5 * bool(kv[0].partition("@")[2])):
         if v in errors:
-            rows.append(f"| {label} | failed: {errors[v][:80]} | | | |")
+            rows.append(f"| {label} | failed: {errors[v][:80]} | | | | |")
         if v not in summary:
             continue
         r = summary[v]["records_per_s"]
@@ -143,8 +148,10 @@ def table(summary: dict[str, Any], errors: dict[str, str]) -> str:
         base = base_pass if passthrough else base_loop
         vs_loop = f"{r / base:.2f}x" if base else "-"
         vs_quix = f"{r / quix:.2f}x" if quix and not passthrough else "-"
+        paired = v.partition("@")[0] in PAIRS
+        vs_pair = f"{r / quix_pair:.2f}x" if quix_pair and paired else "-"
         rows.append(f"| {label} | {r:,.0f} | {summary[v]['cpu_us_per_record']:.1f} | "
-                    f"{vs_loop} | {vs_quix} |")
+                    f"{vs_loop} | {vs_quix} | {vs_pair} |")
     return "\n".join(rows)
 
 

@@ -47,7 +47,8 @@ from bench import peers_workload as w
 
 ROOT = Path(__file__).resolve().parents[1]
 KIND = {"aiokafka-pass": "loop", "confluent-pass": "loop", "aiokafka-learner": "loop",
-        "confluent-learner": "loop", "quix-learner": "loop", "doa-pass": "passthrough",
+        "confluent-learner": "loop", "quix-learner": "loop", "quix-pair": "pair",
+        "doa-pass": "passthrough",
         "doa-custom": "custom", "doa-custom-compiled": "custom", "doa-pair": "pair",
         "doa-pair-compiled": "pair", "doa-pair-chained": "pair", "doa-pair-unchained": "pair",
         "direct": "direct"}  # the variants the latency mode runs (not faust)

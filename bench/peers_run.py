@@ -24,91 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
+from bench import peers_base as base
 from bench import peers_workload as w
-
-HEADER_SIZE = 10
-PROFILER: Any = None  # a cProfile.Profile under --profile
-GC_TIME = [0.0, 0.0, 0.0]  # seconds in cyclic GC per generation, under --profile
-GC_COUNT = [0, 0, 0]
-
-
-def watch_gc() -> None:
-    """Count collections and their time per generation (``gc.callbacks``)."""
-    import gc
-
-    began = [0.0]
-
-    def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            GC_TIME[info["generation"]] += time.perf_counter() - began[0]
-            GC_COUNT[info["generation"]] += 1
-
-    gc.callbacks.append(callback)
-
-
-class Clock:
-    """Marks the first batch and the end: wall and process CPU time (and the profiler's span,
-    when ``PROFILER`` is set: start-up and group join are left out)."""
-
-    def __init__(self) -> None:
-        self.t0 = self.c0 = self.t1 = self.c1 = 0.0
-
-    def first(self) -> None:
-        if not self.t0:
-            self.t0, self.c0 = time.monotonic(), time.process_time()
-            if PROFILER is not None:
-                PROFILER.enable()
-                GC_TIME[:], GC_COUNT[:] = [0.0] * 3, [0] * 3
-
-    def end(self) -> None:
-        if not self.t1 and PROFILER is not None:
-            PROFILER.disable()
-        self.t1, self.c1 = time.monotonic(), time.process_time()
-
-    def result(self, n: int, outputs: int) -> dict[str, Any]:
-        wall = self.t1 - self.t0
-        return {"records": n, "outputs": outputs, "records_per_s": n / wall if wall else 0.0,
-                "cpu_us_per_record": (self.c1 - self.c0) / n * 1e6}
-
-
-def avro(schemas: Any) -> tuple[Any, Any, bytes]:
-    """fastavro's parsed reader (Txn) and writer (Scored) schemas, and the output header."""
-    from fastavro import parse_schema
-
-    from doa.wire.schema import Schema
-
-    scored = Schema.from_json(w.SCORED)
-    return parse_schema(w.TXN), parse_schema(w.SCORED), b"\xc3\x01" + scored.fingerprint
-
-
-def learner_codec() -> tuple[Any, Any]:
-    """decode(bytes) -> dict and encode(dict) -> bytes as a hand-written loop does them."""
-    from fastavro import schemaless_reader, schemaless_writer
-
-    reader, writer, header = avro(None)
-
-    def decode(value: bytes) -> Any:
-        buf = io.BytesIO(value)
-        buf.seek(HEADER_SIZE)
-        return schemaless_reader(buf, reader, None)
-
-    def encode(record: dict[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        buf.write(header)
-        schemaless_writer(buf, writer, record)
-        return buf.getvalue()
-
-    return decode, encode
+from bench.peers_base import Clock, learner_codec, pick
+from bench.peers_quix import quix_learner, quix_pair
 
 
 # -- aiokafka ------------------------------------------------------------------------------------
@@ -185,51 +110,6 @@ def confluent_loop(a: argparse.Namespace, learn: bool) -> dict[str, Any]:
     finally:
         consumer.close()
     return clock.result(seen, seen)
-
-
-# -- Quix Streams ----------------------------------------------------------------------------------
-def quix_app(a: argparse.Namespace) -> dict[str, Any]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="peers-quix-") as state:
-        return quix_run(a, state)
-
-
-def quix_run(a: argparse.Namespace, state: str) -> dict[str, Any]:
-    from quixstreams import Application
-
-    # a session timeout as the confluent-kafka loop's: with librdkafka's 45 s default a fresh
-    # group's first records came ~27 s after start on tansu (the latency mode waits for them);
-    # state in a temporary directory, not ./state
-    consumer: dict[str, Any] = {"session.timeout.ms": 6000}
-    producer: dict[str, Any] = {}
-    if a.fetch_max_wait_ms is not None:
-        consumer["fetch.wait.max.ms"] = a.fetch_max_wait_ms
-    if a.linger_ms is not None:
-        producer["linger.ms"] = a.linger_ms
-    app = Application(broker_address=a.broker, consumer_group=a.name,
-                      auto_offset_reset="earliest", loglevel="WARNING",
-                      use_changelog_topics=False, consumer_poll_timeout=0.1,
-                      consumer_extra_config=consumer, producer_extra_config=producer,
-                      state_dir=state)
-    src = app.topic(f"{a.inputs}txns", value_deserializer="bytes", key_deserializer="bytes")
-    out = app.topic(f"{a.name}.out", value_serializer="bytes", key_serializer="bytes")
-    decode, encode = learner_codec()
-    learner = w.Learner()
-    clock, count = Clock(), [0]
-
-    def work(value: bytes) -> bytes:
-        clock.first()
-        encoded: bytes = encode(learner.step(decode(value)))
-        count[0] += 1
-        if a.records and count[0] >= a.records:
-            clock.end()
-            app.stop()
-        return encoded
-
-    app.dataframe(src).apply(work).to_topic(out)  # to_topic keeps the input's timestamp
-    app.run()
-    return clock.result(count[0], count[0])
 
 
 # -- faust -----------------------------------------------------------------------------------------
@@ -316,7 +196,8 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "doa-pass": lambda a: doa_node(a, "passthrough"),
     "aiokafka-learner": lambda a: asyncio.run(aiokafka_loop(a, learn=True)),
     "confluent-learner": lambda a: confluent_loop(a, learn=True),
-    "quix-learner": quix_app,
+    "quix-learner": quix_learner,
+    "quix-pair": quix_pair,
     "faust-learner": lambda a: asyncio.run(faust_agent(a)),
     "doa-custom": lambda a: doa_node(a, "custom"),
     "doa-custom-compiled": lambda a: doa_node(a, "custom", compiled=True),
@@ -325,15 +206,6 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "doa-pair-chained": lambda a: doa_node(a, "pair", chain=True),
     "doa-pair-unchained": lambda a: doa_node(a, "pair", chain=False),
 }
-
-
-def pick(value: int | None, default: int) -> int:
-    """``value`` unless it is None.
-
-    >>> pick(None, 5), pick(0, 5)
-    (5, 0)
-    """
-    return default if value is None else value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -354,18 +226,17 @@ def main(argv: list[str] | None = None) -> None:
     import cProfile
     import pstats
 
-    global PROFILER
-    PROFILER = cProfile.Profile()
-    watch_gc()
+    profiler = base.PROFILER = cProfile.Profile()
+    base.watch_gc()
     result = VARIANTS[a.variant](a)
     print(json.dumps(result), flush=True)
     print("cyclic GC, first batch to last: " + ", ".join(
-        f"gen {g}: {GC_COUNT[g]} collections {GC_TIME[g] * 1e3:.0f} ms"
-        f" ({GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3)))
-    stats = pstats.Stats(PROFILER, stream=sys.stdout)
+        f"gen {g}: {base.GC_COUNT[g]} collections {base.GC_TIME[g] * 1e3:.0f} ms"
+        f" ({base.GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3)))
+    stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(25)
     if os.environ.get("PEERS_PROFILE_OUT"):  # the whole profile, for pstats / snakeviz
-        PROFILER.dump_stats(os.environ["PEERS_PROFILE_OUT"])
+        profiler.dump_stats(os.environ["PEERS_PROFILE_OUT"])
 
 
 if __name__ == "__main__":
