@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from doa.cluster.fetchwait import FetchWait, apply_kafka_python
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DecodeError, DoaError
@@ -236,8 +237,9 @@ class Subscriber(Generic[_Item]):
             bootstrap_servers=broker, **kafka_python_options(broker),
             group_id=group, enable_auto_commit=group is not None,
             auto_offset_reset="earliest" if from_beginning else "latest",
-            session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10,
-            consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"))
+            session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10)
+        self._idle_s = idle_timeout_s or None
+        self._wait = FetchWait(10)
         if group is None:
             tps = [TopicPartition(s, p) for s in self.streams
                    for p in sorted(self._consumer.partitions_for_topic(s) or [])]
@@ -273,13 +275,26 @@ class Subscriber(Generic[_Item]):
                         id=lin.id if lin else None, headers=headers)
 
     def _messages(self, join_timeout_s: float = 30.0) -> Iterator[Any]:
-        """The consumer's messages. The idle timeout counts only once partitions are assigned:
-        joining a group takes seconds on tansu, longer than a short idle timeout."""
+        """The consumer's messages, until ``idle_timeout_s`` without one. The idle time counts
+        only once partitions are assigned (joining a group takes seconds on tansu, longer than
+        a short idle timeout) and not while the broker starves the consumer of records it holds
+        (the fetch wait stretches meanwhile: :mod:`doa.cluster.fetchwait`)."""
         joined_by = time.monotonic() + join_timeout_s
+        last = time.monotonic()
         while True:
-            assigned = bool(self._consumer.assignment())
-            yield from self._consumer  # stops after idle_timeout_s without a record
-            if assigned or time.monotonic() > joined_by:
+            polled = self._consumer.poll(timeout_ms=max(100, 2 * self._wait.ms))
+            got = any(polled.values())
+            before = self._wait.ms
+            apply_kafka_python(self._consumer, self._wait, got)
+            now = time.monotonic()
+            if got:
+                for messages in polled.values():
+                    yield from messages
+                last = time.monotonic()
+            elif self._wait.ms > before or (not self._consumer.assignment() and
+                                            now < joined_by):
+                last = now  # starved, or not joined yet: not idle
+            elif self._idle_s is not None and now - last >= self._idle_s:
                 return
 
     def close(self, timeout_s: float = 5.0) -> None:

@@ -58,6 +58,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.runtime.runner import OutRecord, RawRecord
 
 
@@ -121,12 +122,15 @@ class Handoff:
 class Fetch:
     """A worker's next input: what its consumer fetches or, for a worker an upstream hands
     records to, whichever comes first of a fetch and a hand-over. A fetch still waiting when a
-    hand-over comes is kept for the next call (never two ``getmany`` at once)."""
+    hand-over comes is kept for the next call (never two ``getmany`` at once). The consumer's
+    fetch wait stretches while the broker starves it (:mod:`doa.cluster.fetchwait`)."""
 
-    def __init__(self, consumer: Any, max_records: int, handoff: Handoff) -> None:
+    def __init__(self, consumer: Any, max_records: int, handoff: Handoff,
+                 wait_ms: int = 10) -> None:
         self.consumer = consumer
         self.max_records = max_records
         self.handoff = handoff
+        self.wait = FetchWait(wait_ms)
         self._task: asyncio.Future[Any] | None = None
 
     async def next(self) -> dict[TopicPartition, list[Any]]:
@@ -134,6 +138,7 @@ class Fetch:
         if not self.handoff.linked:
             data: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
                 timeout_ms=100, max_records=self.max_records)
+            apply_aiokafka(self.consumer, self.wait, bool(data))
             return data
         if self._task is None:
             self._task = asyncio.ensure_future(self.consumer.getmany(
@@ -148,6 +153,7 @@ class Fetch:
             return {}
         task, self._task = self._task, None
         result: dict[TopicPartition, list[Any]] = task.result()
+        apply_aiokafka(self.consumer, self.wait, bool(result))
         return result
 
     def cancel(self) -> None:

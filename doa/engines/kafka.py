@@ -104,7 +104,8 @@ class NodeWorker(PartitionedNode):
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until ``stop`` is set, then snapshot, commit and leave the group."""
         assert self._consumer is not None
-        fetch = Fetch(self._consumer, self.settings.max_records, self.handoff)
+        fetch = Fetch(self._consumer, self.settings.max_records, self.handoff,
+                      self.settings.fetch_max_wait_ms)
         try:
             while not stop.is_set():
                 self._busy = False

@@ -26,6 +26,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from doa.cluster import signing as signing
 from doa.cluster.admin import state_topic
+from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.engines import EngineSettings, NodeStats
 from doa.local.embedded import BrokerError
 from doa.node import Node
@@ -183,8 +184,10 @@ async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
     reader.seek(tp, start)
     values: list[tuple[int, bytes]] = []
     deadline = time.monotonic() + timeout_s
+    wait = FetchWait(getattr(getattr(reader, "_fetcher", None), "_fetch_max_wait_ms", 10))
     while True:
         messages = (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
+        apply_aiokafka(reader, wait, bool(messages))  # a long state partition on tansu
         values.extend((m.offset, m.value) for m in messages)
         if await reader.position(tp) >= end:
             return values
