@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.errors import DecodeError, DoaError
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
@@ -54,7 +53,6 @@ class Reader:
         self.timeout_s = timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None  # __enter__ makes it
         self._consumer: Any = None
-        self._wait = FetchWait(50)
 
     def __enter__(self) -> Reader:
         from aiokafka import AIOKafkaConsumer
@@ -159,7 +157,6 @@ class Reader:
         deadline = time.monotonic() + self.timeout_s
         while position < end:
             got = self._run(c.getmany(tp, timeout_ms=200, max_records=size)).get(tp, [])
-            apply_aiokafka(c, self._wait, bool(got))  # a partition of many batches on tansu
             if got:
                 deadline = time.monotonic() + self.timeout_s
                 if got[-1].offset >= end:
