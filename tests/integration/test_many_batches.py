@@ -82,14 +82,6 @@ def test_streams_of_one_record_batches_are_read_whole(broker: str) -> None:
     _counted(broker, topology, "kafka")
 
 
-def test_the_faust_engine_reads_them_whole(broker: str, broker_kind: str) -> None:
-    # Faust's own fetch loop did not starve here even before the fix (its consumer was not
-    # stretched): this guards that it stays so
-    if broker_kind != "tansu":
-        pytest.skip("Apache Kafka answers a fetch as soon as it has records: no starving there")
-    _counted(broker, _filled(broker), "faust")
-
-
 def test_a_snapshot_is_read_from_deep_in_a_long_state_partition(broker: str) -> None:
     """Loading a snapshot reads the end of the node's state partition (``read_tail``): one
     that has gathered many batches (a snapshot every few seconds, for hours; tansu never
