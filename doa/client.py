@@ -282,20 +282,35 @@ class Subscriber(Generic[_Item]):
         joined_by = time.monotonic() + join_timeout_s
         last = time.monotonic()
         while True:
-            polled = self._consumer.poll(timeout_ms=max(100, 2 * self._wait.ms))
+            polled = self._consumer.poll(timeout_ms=max(100, 2 * self._wait.ms),
+                                         update_offsets=False)
             got = any(polled.values())
             before = self._wait.ms
             apply_kafka_python(self._consumer, self._wait, got)
             now = time.monotonic()
             if got:
-                for messages in polled.values():
-                    yield from messages
+                yield from self._advancing(polled)
                 last = time.monotonic()
             elif self._wait.ms > before or (not self._consumer.assignment() and
                                             now < joined_by):
                 last = now  # starved, or not joined yet: not idle
             elif self._idle_s is not None and now - last >= self._idle_s:
                 return
+
+    def _advancing(self, polled: dict[Any, list[Any]]) -> Iterator[Any]:
+        """``polled``'s messages, the position moved past each one as it is handed out (as
+        kafka-python's own iterator does): a caller that stops early leaves the rest to be
+        read again, and a group commits only what was handed out."""
+        from kafka.structs import OffsetAndMetadata
+
+        subscription = self._consumer._subscription
+        for tp, messages in polled.items():
+            for m in messages:
+                if not subscription.is_fetchable(tp):  # revoked, paused or reset meanwhile
+                    break
+                subscription.assignment[tp].position = OffsetAndMetadata(
+                    m.offset + 1, "", getattr(m, "leader_epoch", -1))
+                yield m
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Close the consumer (committing a group's position), waiting at most ``timeout_s``."""

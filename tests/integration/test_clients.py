@@ -65,6 +65,29 @@ def test_subscribe_limit_ends_when_idle_with_fewer_records(broker: str) -> None:
     assert "none new for 1 s" in quick.stderr.decode()
 
 
+def test_a_group_subscriber_that_stops_early_leaves_the_rest_to_its_group(broker: str) -> None:
+    """A group remembers only the records its subscriber handed out: the next subscriber of
+    the group reads the rest, none twice and none skipped (the subscriber polls batches of up
+    to 500 itself, so this is its bookkeeping, not kafka-python's iterator's)."""
+    topology = load_topology(COUNTING)
+    prepare(topology, broker)
+    with Publisher("events", broker=broker, topology=topology) as pub:
+        for i in range(40):
+            pub.send({"key": "k", "n": i, "payload": ""})  # one key: one partition, in order
+    first: list[int] = []
+    with Subscriber(["events"], broker=broker, topology=topology, group="early",
+                    from_beginning=True, idle_timeout_s=10) as sub:
+        for e in sub:
+            first.append(e["n"])
+            if len(first) == 7:
+                break
+    with Subscriber(["events"], broker=broker, topology=topology, group="early",
+                    from_beginning=True, idle_timeout_s=3) as sub:
+        rest = [e["n"] for e in sub]
+    assert first == list(range(7))
+    assert rest == list(range(7, 40))
+
+
 def test_subscribe_reports_each_undecodable_record_once_and_counts_them(broker: str) -> None:
     bad = _mixed(broker)
     got = doa_command("subscribe", "events", "--broker", broker, "-t", COUNTING,
