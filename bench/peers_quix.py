@@ -14,7 +14,6 @@ where doa's nodes snapshot theirs; doa's predictions also carry their feature ma
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from typing import Any
 
@@ -71,28 +70,18 @@ def quix_learner(a: argparse.Namespace) -> dict[str, Any]:
     return clock.result(count[0], count[0])
 
 
-class Features:
+class Features(w.Learner):
     """The features stage: per-account EW mean and variance of ``amount`` and its z-score
-    before the record updates them (as ``doa.kernels.ewm``)."""
+    before the record updates them (as ``doa.kernels.ewm``; the learner's own z-score)."""
 
     def __init__(self) -> None:
-        self.stats: dict[str, list[float]] = {}
+        self.stats = {}
 
     def __call__(self, r: dict[str, Any]) -> dict[str, Any]:
-        amount = r["amount"]
-        s = self.stats.get(r["account"])
-        if s is None:
-            s = self.stats[r["account"]] = [amount, 0.0]
-            z = 0.0
-        else:
-            mean, var = s
-            z = (amount - mean) / math.sqrt(var) if var > 0 else 0.0
-            diff = amount - mean
-            incr = w.ALPHA * diff
-            s[0] = mean + incr
-            s[1] = (1 - w.ALPHA) * (var + diff * incr)
-        return {"id": r["id"], "account": r["account"], "amount": amount, "x1": r["x1"],
-                "x2": r["x2"], "x3": r["x3"], "amount_mean": s[0], "amount_var": s[1],
+        z = self.zscore(r["account"], r["amount"])
+        mean, var = self.stats[r["account"]]
+        return {"id": r["id"], "account": r["account"], "amount": r["amount"], "x1": r["x1"],
+                "x2": r["x2"], "x3": r["x3"], "amount_mean": mean, "amount_var": var,
                 "amount_zscore": z}
 
 

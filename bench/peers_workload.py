@@ -75,20 +75,23 @@ class Learner:
         self.stats: dict[str, list[float]] = {}
         self.model = new_model()
 
+    def zscore(self, account: str, amount: float) -> float:
+        """The EW z-score of ``amount`` before it updates the account's mean/variance."""
+        s = self.stats.get(account)
+        if s is None:
+            self.stats[account] = [amount, 0.0]
+            return 0.0
+        mean, var = s
+        diff = amount - mean
+        incr = ALPHA * diff
+        s[0] = mean + incr
+        s[1] = (1 - ALPHA) * (var + diff * incr)
+        return diff / math.sqrt(var) if var > 0 else 0.0
+
     def step(self, r: dict[str, Any]) -> dict[str, Any]:
         """One record: z-score, predict, learn; the ``scored`` record."""
-        s = self.stats.get(r["account"])
         amount = r["amount"]
-        if s is None:
-            s = self.stats[r["account"]] = [amount, 0.0]
-            z = 0.0
-        else:
-            mean, var = s
-            z = (amount - mean) / math.sqrt(var) if var > 0 else 0.0
-            diff = amount - mean
-            incr = ALPHA * diff
-            s[0] = mean + incr
-            s[1] = (1 - ALPHA) * (var + diff * incr)
+        z = self.zscore(r["account"], amount)
         x = {"amount": amount, "amount_zscore": z, "x1": r["x1"], "x2": r["x2"], "x3": r["x3"]}
         score = self.model.predict_proba_one(x).get(True, 0.0)
         self.model.learn_one(x, r["label"])
@@ -104,19 +107,6 @@ class CompiledLearner(Learner):
         warm_up()  # the kernels' compilation is start-up, as the learner node's start() does
         self.stats = {}
         self.model = compile_model(new_model(), features=FEATURE_FIELDS)
-
-    def zscore(self, account: str, amount: float) -> float:
-        """The EW z-score of ``amount`` before it updates the account's mean/variance."""
-        s = self.stats.get(account)
-        if s is None:
-            self.stats[account] = [amount, 0.0]
-            return 0.0
-        mean, var = s
-        diff = amount - mean
-        incr = ALPHA * diff
-        s[0] = mean + incr
-        s[1] = (1 - ALPHA) * (var + diff * incr)
-        return diff / math.sqrt(var) if var > 0 else 0.0
 
     def steps(self, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """:meth:`Learner.step` on every record of ``rs``, in order (prequential)."""
