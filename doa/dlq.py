@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from doa.cluster.fetchwait import FetchWait, apply_kafka_python
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
@@ -109,9 +110,10 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     producer = KafkaProducer(bootstrap_servers=address, **options, acks="all", linger_ms=5,
                              client_id="doa-dlq-replay")
     report = ReplayReport()
+    poll = _Poll(consumer)
     try:
-        starts, ends = _bounds(consumer, topology.dead_letters.name, timeout_s)
-        sent, commit = _republish(consumer, producer, topology, starts, ends, report, timeout_s)
+        starts, ends = _bounds(poll, topology.dead_letters.name, timeout_s)
+        sent, commit = _republish(poll, producer, topology, starts, ends, report, timeout_s)
         _settle(producer, sent, commit, report, timeout_s)
         if commit:
             from kafka.structs import OffsetAndMetadata
@@ -123,7 +125,23 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     return report
 
 
-def _bounds(consumer: Any, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
+class _Poll:
+    """The replay's consumer, polled with a fetch wait that stretches while the embedded
+    broker starves it (:mod:`doa.cluster.fetchwait`: a dead-letter partition of thousands of
+    one-record batches, each letter written as it failed, answers a 10 ms fetch with nothing)."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.wait = FetchWait(10)
+
+    def __call__(self) -> dict[Any, list[Any]]:
+        polled: dict[Any, list[Any]] = self.consumer.poll(
+            timeout_ms=max(200, 2 * self.wait.ms))
+        apply_kafka_python(self.consumer, self.wait, any(polled.values()))
+        return polled
+
+
+def _bounds(poll: _Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
     """Per partition of ``dlq``: where this group resumes, and the end when replay starts.
 
     The broker's end offset can be a lower bound (tansu answers the base offset of the last
@@ -132,6 +150,7 @@ def _bounds(consumer: Any, dlq: str, timeout_s: float) -> tuple[dict[Any, int], 
     """
     from kafka import TopicPartition
 
+    consumer = poll.consumer
     tps = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or [])]
     if not tps:
         return {}, {}
@@ -147,7 +166,7 @@ def _bounds(consumer: Any, dlq: str, timeout_s: float) -> tuple[dict[Any, int], 
         consumer.seek(tp, ends[tp] - 1)
     deadline = time.monotonic() + timeout_s
     while probe and time.monotonic() < deadline:
-        for tp, messages in consumer.poll(timeout_ms=200).items():
+        for tp, messages in poll().items():
             if tp in probe and messages:
                 ends[tp] = max(ends[tp], messages[-1].offset + 1)
                 probe.remove(tp)
@@ -161,12 +180,13 @@ def _bounds(consumer: Any, dlq: str, timeout_s: float) -> tuple[dict[Any, int], 
     return starts, ends
 
 
-def _republish(consumer: Any, producer: Any, topology: Topology, starts: dict[Any, int],
+def _republish(poll: _Poll, producer: Any, topology: Topology, starts: dict[Any, int],
                ends: dict[Any, int], report: ReplayReport,
                timeout_s: float) -> tuple[list[_Sent], dict[Any, int]]:
     """Send every letter in [start, end) of each partition; the sends, and how far each
     partition was read (what may be committed if every send before it is acknowledged)."""
     codec = topology.codec(topology.dead_letters.name)
+    consumer = poll.consumer
     pending = {tp for tp in ends if ends[tp] > starts[tp]}
     done: dict[Any, int] = {}
     sent: list[_Sent] = []
@@ -178,7 +198,7 @@ def _republish(consumer: Any, producer: Any, topology: Topology, starts: dict[An
         if time.monotonic() > deadline:
             raise DoaError(f"dead-letter stream {topology.dead_letters.name!r}: letters "
                            f"still unread after {timeout_s:g} s; nothing was committed")
-        for tp, messages in consumer.poll(timeout_ms=200).items():
+        for tp, messages in poll().items():
             for m in messages:
                 if tp not in pending or m.offset >= ends[tp]:
                     break

@@ -1,5 +1,6 @@
 """A stream whose records came one at a time (a record batch each: a service publishing events
-as they happen) is read whole by a node and by a subscriber, on both brokers.
+as they happen) is read whole by a node, by a subscriber and by dead-letter replay, on both
+brokers.
 
 The embedded broker (tansu 0.6) lists a partition's batches on every fetch and answers with
 what it has read when the fetch's wait is over: past a few thousand batches a 10 ms fetch
@@ -114,3 +115,37 @@ def test_a_snapshot_is_read_from_deep_in_a_long_state_partition(broker: str) -> 
     got = asyncio.run(run())
     assert [o for o, _ in got] == list(range(7_000, PER_PARTITION))
     assert [int(v) for _, v in got] == list(range(7_000, PER_PARTITION))
+
+
+def test_dead_letters_written_one_at_a_time_are_replayed_whole(broker: str) -> None:
+    """A node dead-letters each bad record as it fails: at low rates a letter a batch. Replay
+    (``doa dlq --replay``) reads the dead-letter stream with kafka-python: without the stretch
+    it could not even read the last letter of such a partition (``could not read partitions
+    [0] in 60 s``)."""
+    from doa.dlq import replay
+
+    topology = load_topology(COUNTING)
+    prepare(topology, broker)
+    letters = topology.codec(topology.dead_letters.name)
+    raw = topology.codec("events").encode({"key": "k1", "n": 0, "payload": "p"})
+
+    async def fill() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0, acks="all")
+        await producer.start()
+        try:
+            for i in range(PER_PARTITION):  # each a letter of a different record of events
+                value = letters.encode({
+                    "stream": "events", "partition": 1, "offset": i, "node": "count",
+                    "error_type": "ValueError", "message": "a bug, since fixed", "key": b"k1",
+                    "raw": raw, "timestamp": 0, "record_timestamp": 0, "attempt": 0,
+                    "original": None})
+                await (await producer.send(topology.dead_letters.name, value, partition=0))
+        finally:
+            await producer.stop()
+
+    asyncio.run(fill())
+    report = replay(broker, topology, timeout_s=60)
+    assert (report.replayed, report.failed, report.skipped) == ({"events": PER_PARTITION}, [],
+                                                                [])
+    events = read_stream(broker, topology, "events", expected=PER_PARTITION, idle_s=10)
+    assert len(events) == PER_PARTITION and {e.partition for e in events} == {1}
