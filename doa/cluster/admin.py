@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -133,3 +134,41 @@ async def _partition_counts(admin: object, names: list[str]) -> dict[str, int]:
         if topic.get("error_code", 0) == 0 and topic.get("partitions"):
             out[topic["topic"]] = len(topic["partitions"])
     return out
+
+
+async def batch_limits(address: str, topics: list[str], timeout_s: float = 5.0
+                       ) -> dict[str, int]:
+    """Each of ``topics``' ``max.message.bytes`` as the broker enforces it (the topic's own
+    setting, or the broker's default): the largest record batch it takes. A topic the broker
+    says nothing of is left out, and so is every topic of a broker that cannot tell (tansu
+    closes the connection on DescribeConfigs; it takes batches of any size).
+
+    A producer batching beyond it has whole batches refused though each record fits
+    (:mod:`doa.engines.delivery` sizes its batches to it).
+    """
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    if not topics:
+        return {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=address, **aiokafka_options(address),
+                                request_timeout_ms=int(timeout_s * 1000))
+    limits: dict[str, int] = {}
+    try:
+        await admin.start()
+        answers = await asyncio.wait_for(admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None})
+             for t in topics]), timeout_s)
+        for answer in answers:
+            for error, _, _, name, entries, *_ in answer.resources:
+                for key, value, *_ in entries if error == 0 else ():
+                    if key == "max.message.bytes" and str(value).isdigit():
+                        limits[name] = int(value)
+    except Exception as exc:  # a broker that cannot tell: batches as large as doa's own
+        log.debug("max.message.bytes of %s: %s: %s", topics, type(exc).__name__, exc)
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return limits

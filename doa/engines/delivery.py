@@ -21,8 +21,9 @@ raised
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stats: NodeStats,
-                  node: str) -> list[int]:
+                  node: str, limits: Mapping[str, int] | None = None) -> list[int]:
     """Send ``outputs`` in order (per partition) until the broker acknowledged each; a batch
     that fails on a retriable error (the broker is away) is sent again, same ids.
     ``stats.outputs_unacked`` counts those not yet acknowledged while it waits. Returns each
@@ -45,13 +46,17 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
     Outputs go in record batches built here (aiokafka's ``create_batch``/``send_batch``), one
     future per batch instead of one per record: the per-record ``send`` path costs several µs
     of Python and a future each. Each batch is closed when handed over, so it leaves without
-    lingering. A record larger than half a batch goes alone through ``send``.
+    lingering. A record larger than half a batch goes alone through ``send``. ``limits``: the
+    largest batch each stream's topic takes (its ``max.message.bytes``, from
+    :func:`doa.cluster.admin.batch_limits`); a stream whose limit is below the producer's batch
+    size gets batches of that size, a record alone in its own (a topic that refuses one record
+    refuses it however it is batched).
     """
     todo, pause = list(outputs), 0.1
     at: dict[int, int] = {}  # id(output) -> its offset
     while todo:
         stats.outputs_unacked = len(todo)
-        sent = await _send(producer, todo)
+        sent = await _send(producer, todo, limits or {})
         results = await asyncio.gather(*(f for f, _ in sent), return_exceptions=True)
         for r, (_, group) in zip(results, sent, strict=True):
             if isinstance(r, BaseException):
@@ -76,8 +81,8 @@ async def deliver(producer: AIOKafkaProducer, outputs: Sequence[OutRecord], stat
     return [at.get(id(o), -1) for o in outputs]
 
 
-async def _send(producer: AIOKafkaProducer,
-                todo: Sequence[OutRecord]) -> list[tuple[Any, list[OutRecord]]]:
+async def _send(producer: AIOKafkaProducer, todo: Sequence[OutRecord],
+                limits: Mapping[str, int]) -> list[tuple[Any, list[OutRecord]]]:
     """Hand ``todo`` to the producer, each partition's records in order; the future of each
     batch it took with the records in it (it stops at the first it refused with a retriable
     error: those after it are handed over again later)."""
@@ -89,13 +94,17 @@ async def _send(producer: AIOKafkaProducer,
         else:
             group.append(out)
     accumulator = getattr(producer, "_message_accumulator", None)  # none: send one by one
-    limit = accumulator._batch_size // 2 if hasattr(producer, "create_batch") and \
-        accumulator is not None else -1
+    batch_size = accumulator._batch_size if hasattr(producer, "create_batch") and \
+        accumulator is not None else -2
     sent: list[tuple[Any, list[OutRecord]]] = []
     try:
         for (stream, partition), group in groups.items():
             batch: Any = None
             members: list[OutRecord] = []
+            cap = limits.get(stream, batch_size)
+            create: Any = getattr(producer, "create_batch", None) if cap >= batch_size else \
+                functools.partial(_capped_batch, producer, cap)  # none: all through send
+            limit = batch_size // 2 if cap >= batch_size else 1 << 62
             for out in group:
                 if len(out.value) > limit:  # alone, through send (its size is checked there)
                     if batch is not None:
@@ -106,12 +115,12 @@ async def _send(producer: AIOKafkaProducer,
                         timestamp_ms=out.timestamp, headers=list(out.headers)), [out]))
                     continue
                 if batch is None:
-                    batch = producer.create_batch()
+                    batch = create()
                 if batch.append(timestamp=out.timestamp, key=out.key, value=out.value,
                                 headers=list(out.headers)) is None:  # full: send it, start another
                     sent.append((await _submit(producer, batch, stream, partition),
                                  members))
-                    batch, members = producer.create_batch(), []
+                    batch, members = create(), []
                     batch.append(timestamp=out.timestamp, key=out.key, value=out.value,
                                  headers=list(out.headers))
                 members.append(out)
@@ -121,6 +130,16 @@ async def _send(producer: AIOKafkaProducer,
     except KafkaError as exc:
         retriable(exc)
     return sent
+
+
+def _capped_batch(producer: AIOKafkaProducer, cap: int) -> Any:
+    """An empty batch for a topic taking batches of at most ``cap`` bytes (its first record
+    goes in whatever its size: one the topic refuses alone is refused for good)."""
+    from aiokafka.producer.message_accumulator import BatchBuilder
+
+    accumulator: Any = getattr(producer, "_message_accumulator", None)
+    return BatchBuilder(cap, getattr(accumulator, "_compression_type", 0),
+                        key_serializer=None, value_serializer=None)
 
 
 async def _submit(producer: AIOKafkaProducer, batch: Any, stream: str, partition: int) -> Any:
@@ -147,7 +166,9 @@ def refused(node: str, stream: str, partition: int, exc: BaseException) -> Outpu
     """
     name = type(exc).__name__
     why = {"MessageSizeTooLargeError": "a record batch over the topic's max.message.bytes (doa "
-                                       "sends up to 256 KiB per batch, a larger record alone)",
+                                       "sizes its batches to the limit the topic had when the "
+                                       "node started: a record over it, or a limit lowered "
+                                       "since)",
            "RecordTooLargeError": "a record over the producer's largest request",
            }.get(name, str(exc) or "not retriable")
     return OutputsRefused(

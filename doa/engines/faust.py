@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from doa.cluster.admin import batch_limits
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.faust_node import MountedNode, abandon_app, free_port, fresh_datadir
@@ -260,8 +261,12 @@ class FaustWorker:
     async def start(self) -> None:
         s = self.settings
         brokers = ";".join(f"kafka://{a.strip()}" for a in self.address.split(","))
+        # Faust's producer batches up to 16 KiB: less if an output's topic takes less
+        limits = await batch_limits(self.address, [*self.node.writes,
+                                                   self.topology.dead_letters.name])
         app = faust.App(group_id(self.topology, self.node), broker=brokers,
                         broker_client_id=f"doa-{self.node.name}", **app_settings(s),
+                        producer_max_batch_size=min([16384, *limits.values()]),
                         **broker_credentials(self.address))
         [self.mounted] = mount(app, self.topology, [self.node.name], s)
         self.mounted.stats = self.stats

@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
 
+from doa.cluster.admin import batch_limits
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
@@ -54,6 +55,7 @@ class NodeWorker(PartitionedNode):
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
         super().__init__(topology, node, address, settings, stats)
         self._consumer: AIOKafkaConsumer | None = None
+        self._limits: dict[str, int] = {}
         self._producer: AIOKafkaProducer | None = None
         self._started = time.monotonic()
         self._refetched: dict[TopicPartition, tuple[int, int]] = {}  # (offset, seeks)
@@ -80,6 +82,9 @@ class NodeWorker(PartitionedNode):
             enable_idempotence=False, max_request_size=2 * s.chunk_size + 65536,
             max_batch_size=OUTPUT_BATCH_BYTES, client_id=f"doa-{self.node.name}")
         await self._producer.start()
+        # a topic taking smaller batches than ours gets batches of its size (doa.engines.delivery)
+        self._limits = await batch_limits(self.address, [*self.node.writes,
+                                                         self.topology.dead_letters.name])
         self._reader = AIOKafkaConsumer(bootstrap_servers=self.address,
                                         **aiokafka_options(self.address),
                                         enable_auto_commit=False,
@@ -176,7 +181,8 @@ class NodeWorker(PartitionedNode):
         self._batch_done()
         if outputs:  # acknowledged before commit and snapshot (a failure: none follows)
             try:
-                offsets = await deliver(self._producer, outputs, self.stats, self.node.name)
+                offsets = await deliver(self._producer, outputs, self.stats, self.node.name,
+                                        self._limits)
             except Exception as exc:
                 self.failure = exc
                 raise

@@ -42,14 +42,15 @@ def test_a_chained_learner_waits_for_its_busy_upstream(broker: str,
         if worker.node.name == "model":
             learner_ready.set()
 
-    async def slow_acks(producer: Any, outputs: Any, stats: Any, node: str) -> list[int]:
+    async def slow_acks(producer: Any, outputs: Any, stats: Any, node: str,
+                        *rest: Any) -> list[int]:
         if node == "prep":
             # The chain hands a batch over only to a learner that holds its partition: wait
             # for it (under CPU load its assignment came after all 600 records were written,
             # and nothing was handed over), then take 300 ms over each acknowledgement.
             await asyncio.wait_for(learner_ready.wait(), timeout=60)
             await asyncio.sleep(0.3)
-        return await deliver(producer, outputs, stats, node)
+        return await deliver(producer, outputs, stats, node, *rest)
 
     monkeypatch.setattr(kafka.NodeWorker, "_assigned", noting)
     monkeypatch.setattr(kafka, "deliver", slow_acks)
