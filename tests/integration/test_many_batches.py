@@ -117,12 +117,15 @@ def test_a_snapshot_is_read_from_deep_in_a_long_state_partition(broker: str) -> 
     assert [int(v) for _, v in got] == list(range(7_000, PER_PARTITION))
 
 
-def test_dead_letters_written_one_at_a_time_are_replayed_whole(broker: str) -> None:
+def test_dead_letters_written_one_at_a_time_are_replayed_whole(broker: str,
+                                                               broker_kind: str) -> None:
     """A node dead-letters each bad record as it fails: at low rates a letter a batch. Replay
     (``doa dlq --replay``) reads the dead-letter stream with kafka-python: without the stretch
-    it could not even read the last letter of such a partition (``could not read partitions
-    [0] in 60 s``)."""
+    it gave up on 15,000 such letters (``letters still unread after 60 s``)."""
     from doa.dlq import replay
+
+    if broker_kind != "tansu":  # replay itself is tested on both in test_dlq_replay.py
+        pytest.skip("Apache Kafka answers a fetch as soon as it has records: no starving there")
 
     topology = load_topology(COUNTING)
     prepare(topology, broker)
