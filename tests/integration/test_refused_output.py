@@ -44,6 +44,17 @@ def _refusing(broker: str) -> Topology:
     return topology
 
 
+def _run_faust(topology: Topology, broker: str, outputs: int, seconds: float) -> None:
+    """The count node on the Faust engine until it wrote ``outputs`` records (or failed)."""
+    import asyncio
+
+    from doa.engines.launch import run_nodes
+
+    asyncio.run(run_nodes(topology, broker, ["count"], seconds=seconds, signals=False,
+                          engine="faust", until=lambda stats: sum(
+                              s.records_out for s in stats.values()) >= outputs))
+
+
 def _says_what_and_where(message: str) -> None:
     assert "\n" not in message, message
     assert message.startswith("node 'count': the broker refused its outputs to stream 'counts' "
@@ -70,22 +81,12 @@ def test_a_refused_output_stops_the_node_and_a_restart_makes_it(broker: str) -> 
 
 @pytest.mark.brokers("kafka", reason="as above")
 def test_a_refused_output_on_the_faust_engine_is_made_after_a_restart(broker: str) -> None:
-    import asyncio
-
-    from doa.engines.launch import run_nodes
-
     topology = _refusing(broker)
-
-    def run() -> None:
-        asyncio.run(run_nodes(topology, broker, ["count"], seconds=30, signals=False,
-                              engine="faust", until=lambda stats: sum(
-                                  s.records_out for s in stats.values()) >= N))
-
     with pytest.raises(OutputsRefused) as refused:  # the agent's failure stops the run
-        run()
+        _run_faust(topology, broker, N, seconds=30)
     _says_what_and_where(str(refused.value))
     _limit(broker, "counts", 1_048_588)
-    run()
+    _run_faust(topology, broker, N, seconds=30)
     counts = read_stream(broker, topology, "counts", N, idle_s=2)
     assert sorted(c["n"] for c in counts) == list(range(N))
 
@@ -108,13 +109,7 @@ def test_a_topic_taking_small_batches_gets_batches_it_takes(broker: str, engine:
     if engine == "kafka":
         assert drain(topology, broker, n, timeout=60).stats["count"].records_out == n
     else:
-        import asyncio
-
-        from doa.engines.launch import run_nodes
-
-        asyncio.run(run_nodes(topology, broker, ["count"], seconds=60, signals=False,
-                              engine="faust", until=lambda stats: sum(
-                                  s.records_out for s in stats.values()) >= n))
+        _run_faust(topology, broker, n, seconds=60)
     counts = read_stream(broker, topology, "counts", n, idle_s=2)
     assert sorted(c["n"] for c in counts) == list(range(n))
     for k in range(3):  # each key's counts in order, in its partition
