@@ -57,9 +57,12 @@ def file_transport(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 
 
 def events_in(path: Path) -> list[dict[str, Any]]:
+    """The events written whole so far: the transport appends each event's line while a test's
+    ``until`` may be reading, so a last line without its newline is one still being written."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    whole = path.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in whole if line.strip()]
 
 
 def by_job(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
