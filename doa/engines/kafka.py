@@ -177,7 +177,7 @@ class NodeWorker(PartitionedNode):
         outputs: list[OutRecord] = []
         for p, raws in by_partition.items():
             if raws:
-                outputs.extend(self._step(p, raws))
+                outputs.extend(self._tagged(p, self._step(p, raws)))
         self._batch_done()
         if outputs:  # acknowledged before commit and snapshot (a failure: none follows)
             try:
@@ -186,6 +186,8 @@ class NodeWorker(PartitionedNode):
             except Exception as exc:
                 self.failure = exc
                 raise
+            if self._cuts is not None:
+                self._cuts.delivered(outputs, offsets)
             if self.chained:
                 hand_over(self.chained, outputs, offsets)
             if self.stats.first_output_s is None:
@@ -362,6 +364,7 @@ class NodeWorker(PartitionedNode):
                 self._refetched.pop(tp, None)
                 self._committed.pop(tp, None)
             self._merges.pop(p, None)
+            await self._load_plan(p, snap)
             self._ready.add(p)
             self.stats.partitions = len(self._ready)
             log.info("node %s: partition %s from %s", self.node.name, p,

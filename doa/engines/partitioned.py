@@ -31,8 +31,9 @@ from doa.engines import EngineSettings, NodeStats
 from doa.local.embedded import BrokerError
 from doa.node import Node
 from doa.observe.meter import MeteredRunner
+from doa.runtime.cuts import HEADER, MAX_PENDING, CutLog, plan
 from doa.runtime.merge import TimestampMerge
-from doa.runtime.runner import RawRecord
+from doa.runtime.runner import OutRecord, RawRecord
 from doa.runtime.snapshot import Refused, Snapshot, restore_outcome, scan, snapshot_records
 from doa.topology.topology import Topology
 
@@ -69,6 +70,9 @@ class PartitionedNode:
         self._ready: set[int] = set()  # partitions whose snapshot is loaded
         self._merges: dict[int, TimestampMerge] = {}  # multi-input nodes: per partition
         self._reader: Any = None
+        # a merging node's batch ends, carried on its outputs for a restart (doa.runtime.cuts)
+        self._cuts = CutLog(node.name, node.reads) if len(node.reads) > 1 else None
+        self._plans: dict[int, list[tuple[int, ...]]] = {}  # a restart's, per partition
         self.signing_key = signing.state_key()  # None: warned once, nothing is checked
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
@@ -88,15 +92,42 @@ class PartitionedNode:
         for p in self._ready:
             merge = self._merges.get(p)
             if merge is None:
-                merge = self._merges[p] = TimestampMerge(self.node.reads,
-                                                         self.settings.max_idle_ms)
+                merge = self._merges[p] = TimestampMerge(
+                    self.node.reads, self.settings.max_idle_ms, at=self.positions.get(p),
+                    plan=self._plans.pop(p, None))
             merge.add(fetched.get(p, ()))
             released[p] = merge.release(now, partial(self._caught_up, p=p))
         return released
 
+    def _tagged(self, p: int, outputs: list[OutRecord]) -> list[OutRecord]:
+        """A batch of partition ``p`` is done: its outputs, carrying where the node's batches
+        ended if it merges inputs (:mod:`doa.runtime.cuts`)."""
+        if self._cuts is None:
+            return outputs
+        return self._cuts.tag(p, self.positions.get(p, {}), outputs)
+
+    async def _load_plan(self, p: int, snap: Snapshot | None) -> None:
+        """Read where the previous run's batches of partition ``p`` ended after ``snap``
+        (from the node's outputs since), for its merge to take the records so again."""
+        if self._cuts is None:
+            return
+        since = snap.outputs if snap is not None else {}
+        self._cuts.restored(since)
+        covered = tuple(self.positions[p].get(s, 0) for s in self.node.reads)
+        tps = [TopicPartition(s, q) for s in self.node.writes
+               for q in range(self.topology.streams[s].partitions)]
+        values = await read_headers(self._reader, tps, since, HEADER)
+        self._plans[p] = plan(values, self.node.name, p, covered)
+        if self._plans[p]:
+            log.info("node %s: partition %s takes its inputs as its previous run did up to %s",
+                     self.node.name, p, dict(zip(self.node.reads, self._plans[p][-1],
+                                                 strict=True)))
+
     def _snapshot_due(self, p: int, now: float) -> bool:
         s = self.settings
         if self._since_snapshot[p] >= s.snapshot_every_records:
+            return True
+        if self._cuts is not None and self._cuts.backlog(p) >= MAX_PENDING:
             return True
         return (self._since_snapshot[p] > 0
                 and (now - self._snapshot_at.get(p, 0.0)) * 1000 >= s.snapshot_every_ms)
@@ -114,13 +145,16 @@ class PartitionedNode:
         seq = self.seq.get(p, 0) + 1
         records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
                                    self.settings.chunk_size, key=self.signing_key,
-                                   topic=self.state_topic)
+                                   topic=self.state_topic,
+                                   outputs=self._cuts.ends if self._cuts else None)
         covered = dict(self.positions.get(p, {}))
         for key, value in records:  # one at a time: each chunk acknowledged before the next
             await self._send_state(key, value, p)
         self.covered[p] = covered
         self.seq[p] = seq
         self._snapshot_taken(p)
+        if self._cuts is not None:
+            self._cuts.covered(p)
         self.stats.snapshots += 1
         self.runner.meter.snapshot_bytes += sum(len(v) for _k, v in records)
 
@@ -206,3 +240,36 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.worker.assigned(set(assigned))
+
+
+async def read_headers(reader: Any, tps: Sequence[TopicPartition],
+                       since: Mapping[tuple[str, int], int], header: str,
+                       timeout_s: float = 30.0) -> list[bytes]:
+    """The values of ``header`` on the records of ``tps`` from ``since`` (default: the
+    beginning) to their end (tansu's end may be a lower bound: see :func:`read_tail`)."""
+    if not tps:
+        return []
+    reader.assign(list(tps))
+    ends = await reader.end_offsets(list(tps))
+    begins = await reader.beginning_offsets(list(tps))
+    todo = {}
+    for tp in tps:
+        start = max(begins[tp], since.get((tp.topic, tp.partition), 0))
+        if start < ends[tp]:
+            reader.seek(tp, start)
+            todo[tp] = ends[tp]
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    wait = FetchWait(getattr(getattr(reader, "_fetcher", None), "_fetch_max_wait_ms", 10))
+    while todo:
+        data = await reader.getmany(*todo, timeout_ms=300)
+        apply_aiokafka(reader, wait, bool(data))
+        values.extend(v for messages in data.values() for m in messages
+                      for k, v in m.headers or () if k == header)
+        for tp in [tp for tp, end in todo.items() if await reader.position(tp) >= end]:
+            del todo[tp]
+        if todo and not data and time.monotonic() > deadline:
+            tp = next(iter(todo))
+            raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset "
+                              f"{todo[tp]}")
+    return values

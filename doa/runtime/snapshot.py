@@ -49,7 +49,7 @@ import pickle
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from doa.cluster.signing import ENV_KEY, TAG_SIZE, sign, verify
@@ -73,6 +73,8 @@ class Snapshot:
     offsets: dict[str, int]
     created_ms: int
     at: int = -1  # the offset of its last record in the state topic
+    # where the node's outputs ended when it was taken (a merging node's: doa.runtime.cuts)
+    outputs: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,17 @@ class Refused:
 
 def snapshot_records(partition: int, seq: int, state: Any, offsets: dict[str, int],
                      chunk_size: int = CHUNK_SIZE, *, key: bytes | None = None,
-                     topic: str = "") -> list[tuple[bytes, bytes]]:
+                     topic: str = "", outputs: dict[tuple[str, int], int] | None = None
+                     ) -> list[tuple[bytes, bytes]]:
     """The ``(key, value)`` records of one snapshot, in the order to produce them.
 
-    With ``key``, the snapshot is signed for state topic ``topic`` (format 2).
+    With ``key``, the snapshot is signed for state topic ``topic`` (format 2). ``outputs``:
+    where the node's outputs end, per output partition (a merging node's).
     """
-    payload = pickle.dumps({"state": state, "offsets": dict(offsets),
-                            "created_ms": time.time_ns() // 1_000_000}, protocol=5)
+    data = {"state": state, "offsets": dict(offsets), "created_ms": time.time_ns() // 1_000_000}
+    if outputs:
+        data["outputs"] = dict(outputs)
+    payload = pickle.dumps(data, protocol=5)
     form = UNSIGNED
     if key is not None:
         payload = sign(key, payload, "snapshot", topic, partition, seq) + payload
@@ -167,7 +173,8 @@ def scan(values: Sequence[bytes], key: bytes | None = None, *, topic: str = "",
             i = start - 1
             continue
         data = pickle.loads(blob[TAG_SIZE:] if form == SIGNED else blob)
-        return Snapshot(seq, data["state"], data["offsets"], data["created_ms"], at[i]), refused
+        return Snapshot(seq, data["state"], data["offsets"], data["created_ms"], at[i],
+                        data.get("outputs", {})), refused
     return None, refused
 
 

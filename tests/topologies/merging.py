@@ -1,0 +1,23 @@
+"""Test topology: one node merging two streams by record timestamp; each output counts the
+records the node had taken when its input came, so it shows the order the node took them in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from doa import Topology
+
+topology = Topology("merging", schemas="../schemas")
+first = topology.stream("first", schema="testing.Event", key="key")
+second = topology.stream("second", schema="testing.Event", key="key")
+seen = topology.stream("seen", schema="testing.Count", key="key")
+
+
+@topology.node(reads=[first, second], writes=seen, state=int)
+def order(state: int, batch: list[Any]) -> tuple[Any, list[Any]]:
+    out = []
+    for e in batch:
+        state += 1
+        out.append((e, {"key": e["key"], "n": e["n"], "count": state, "total": 0}))
+    return state, out
