@@ -71,7 +71,8 @@ class PartitionedNode:
         self._merges: dict[int, TimestampMerge] = {}  # multi-input nodes: per partition
         self._reader: Any = None
         # a merging node's batch ends, carried on its outputs for a restart (doa.runtime.cuts)
-        self._cuts = CutLog(node.name, node.reads) if len(node.reads) > 1 else None
+        self._cuts = CutLog(node.name, node.reads, node.writes) if len(node.reads) > 1 \
+            else None
         self._plans: dict[int, list[tuple[int, ...]]] = {}  # a restart's, per partition
         self.signing_key = signing.state_key()  # None: warned once, nothing is checked
 

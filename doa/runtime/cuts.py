@@ -21,7 +21,7 @@ reads only what came after.
 Examples
 --------
 >>> from doa.runtime.runner import OutRecord
->>> log = CutLog("order", ["first", "second"])
+>>> log = CutLog("order", ["first", "second"], writes=["seen"])
 >>> log.tag(0, {"first": 3, "second": 0}, [])  # a batch without outputs
 []
 >>> out = OutRecord("seen", 0, b"k", b"v", 5, (), b"id")
@@ -81,23 +81,27 @@ class CutLog:
     """The cuts a running node has made since its last outputs, per input partition, and
     where its outputs end (for its snapshots)."""
 
-    def __init__(self, node: str, streams: Sequence[str]) -> None:
+    def __init__(self, node: str, streams: Sequence[str], writes: Iterable[str]) -> None:
         self.node = node
         self.streams = list(streams)
+        self.writes = frozenset(writes)  # what a restart reads (not the dead-letter stream)
         self.pending: dict[int, list[Cut]] = {}
         self.ends: dict[tuple[str, int], int] = {}  # (stream, partition) -> next offset
 
     def tag(self, partition: int, positions: Mapping[str, int],
             outputs: list[OutRecord]) -> list[OutRecord]:
-        """Note a batch of ``partition`` that ended at ``positions``; its ``outputs`` with the
-        header saying where it and the batches without outputs before it ended."""
+        """Note a batch of ``partition`` that ended at ``positions``; its ``outputs``, those to
+        the node's streams with the header saying where it and the batches before it that
+        wrote none ended (dead letters alone do not carry it: a restart does not read them)."""
         pending = self.pending.setdefault(partition, [])
         pending.append(tuple(positions.get(s, 0) for s in self.streams))
-        if not outputs:
+        writes = self.writes
+        if not any(o.stream in writes for o in outputs):
             return outputs
         header = (HEADER, pack(self.node, partition, pending))
         pending.clear()
-        return [o._replace(headers=(*o.headers, header)) for o in outputs]
+        return [o._replace(headers=(*o.headers, header)) if o.stream in writes else o
+                for o in outputs]
 
     def backlog(self, partition: int) -> int:
         """Cuts of ``partition`` that no output carries yet."""
