@@ -22,7 +22,8 @@ STREAMS = ["labels", "features", "drift"]
 
 @st.composite
 def runs(draw: st.DrawFn) -> tuple[dict[str, list[RawRecord]], list[tuple[str, int]]]:
-    """Records per stream and a schedule: ("arrive", stream, n) or ("tick", ms, 0)."""
+    """Records per stream and a schedule of steps: (stream, n) makes its next n records
+    arrive, ("tick", ms) moves the clock."""
     logs = {s: [RawRecord(s, 0, o, draw(st.integers(0, 50)), None, b"")
                 for o in range(draw(st.integers(0, 12)))] for s in STREAMS}
     steps = draw(st.lists(st.tuples(st.sampled_from([*STREAMS, "tick"]), st.integers(1, 30)),
