@@ -107,6 +107,7 @@ class MountedNode(PartitionedNode):
             self._seeking.discard(tp)
         self._snapshot_taken(p)
         self._merges.pop(p, None)
+        await self._load_plan(p, snap)
         self._ready.add(p)
         self._note()
         log.info("node %s: partition %s from %s", self.node.name, p,
@@ -203,7 +204,7 @@ class MountedNode(PartitionedNode):
         outputs: list[OutRecord] = []
         for p, raws in by_partition.items():
             if raws:
-                outputs.extend(self._step(p, raws))
+                outputs.extend(self._tagged(p, self._step(p, raws)))
         if not any(by_partition.values()):
             return
         now = time.monotonic()
@@ -258,6 +259,8 @@ class MountedNode(PartitionedNode):
         for out, result in zip(outputs, results, strict=True):
             if isinstance(result, KafkaError) and not result.retriable:
                 raise refused(self.node.name, out.stream, out.partition, result) from result
+        if self._cuts is not None:
+            self._cuts.delivered(outputs, [getattr(r, "offset", -1) for r in results])
             if isinstance(result, BaseException):
                 raise result
         st.outputs_unacked = 0

@@ -8,7 +8,8 @@ logs whole, would put it before them, so a node restarted after ``kill -9`` from
 snapshot would write other outputs for the same inputs than the ones already in its streams
 (the compose test saw 3 of 20,000 fraud outcomes differ so). Each output batch carries the
 input positions its batch ended at (:mod:`doa.runtime.cuts`), and a restart replays up to
-those positions in the order they say.
+those positions in the order they say: from the beginning (no snapshot) and from a snapshot
+(which says where the outputs it covers end), on both engines.
 """
 
 from __future__ import annotations
@@ -34,17 +35,19 @@ def _grown_to(tail: Tail, n: int) -> bool:
     return len(tail.records) >= n
 
 
-@pytest.mark.parametrize(("env", "replayed"), [(NO_SNAPSHOT, 11), (EVERY_4, 3)],
-                         ids=["from-the-beginning", "from-a-snapshot"])
+@pytest.mark.parametrize(("engine", "env", "replayed"),
+                         [("kafka", NO_SNAPSHOT, 11), ("kafka", EVERY_4, 3),
+                          ("faust", EVERY_4, 3)],
+                         ids=["from-the-beginning", "from-a-snapshot", "faust-engine"])
 def test_a_restart_replays_a_late_record_where_the_first_run_took_it(
-        broker: str, env: dict[str, str], replayed: int) -> None:
+        broker: str, engine: str, env: dict[str, str], replayed: int) -> None:
     # One record at a time, each its own batch: with a snapshot every 4 records, the last is
     # taken after the 8th, and the restart replays 8, 9 and the late record (from the
     # outputs' end that snapshot names); without snapshots it replays all 11.
     t = load_topology(MERGING)
     prepare(t, broker)
     with Tail(broker, "seen") as tail:
-        node = doa_process("run", MERGING, "--broker", broker, "-q", env=env)
+        node = doa_process("run", MERGING, "--broker", broker, "--engine", engine, "-q", env=env)
         try:
             with Publisher("first", broker=broker, topology=t) as pub:
                 for n in range(10):
@@ -57,7 +60,7 @@ def test_a_restart_replays_a_late_record_where_the_first_run_took_it(
             assert wait_until(lambda: _grown_to(tail, 11), 60), "the late record was not taken"
         finally:
             kill9(node)
-        node = doa_process("run", MERGING, "--broker", broker, "-q", env=env)
+        node = doa_process("run", MERGING, "--broker", broker, "--engine", engine, "-q", env=env)
         try:
             assert wait_until(lambda: _grown_to(tail, 11 + replayed), 90), \
                 "the restart replayed too little"
