@@ -262,8 +262,7 @@ class FaustWorker:
         s = self.settings
         brokers = ";".join(f"kafka://{a.strip()}" for a in self.address.split(","))
         # Faust's producer batches up to 16 KiB: less if an output's topic takes less
-        limits = await batch_limits(self.address, [*self.node.writes,
-                                                   self.topology.dead_letters.name])
+        limits = await batch_limits(self.address, self.topology.outputs(self.node.name))
         app = faust.App(group_id(self.topology, self.node), broker=brokers,
                         broker_client_id=f"doa-{self.node.name}", **app_settings(s),
                         producer_max_batch_size=min([16384, *limits.values()]),

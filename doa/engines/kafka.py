@@ -83,8 +83,7 @@ class NodeWorker(PartitionedNode):
             max_batch_size=OUTPUT_BATCH_BYTES, client_id=f"doa-{self.node.name}")
         await self._producer.start()
         # a topic taking smaller batches than ours gets batches of its size (doa.engines.delivery)
-        self._limits = await batch_limits(self.address, [*self.node.writes,
-                                                         self.topology.dead_letters.name])
+        self._limits = await batch_limits(self.address, self.topology.outputs(self.node.name))
         self._reader = AIOKafkaConsumer(bootstrap_servers=self.address,
                                         **aiokafka_options(self.address),
                                         enable_auto_commit=False,

@@ -226,7 +226,6 @@ class LineageEmitter:
                            facets={"jobType": job_type_job.JobTypeJobFacet(
                                processingType="STREAMING", integration="DOA",
                                jobType=node.kind.upper(), producer=self.producer)})
-        outputs = [*node.writes, self.topology.dead_letters.name]
         return event_v2.RunEvent(
             eventType=getattr(event_v2.RunState, kind),
             eventTime=datetime.now(timezone.utc).isoformat(),
@@ -237,7 +236,7 @@ class LineageEmitter:
                     for s in node.reads],
             outputs=[event_v2.OutputDataset(namespace_of(self.address), s,
                                             facets=self._dataset_facets(s))
-                     for s in dict.fromkeys(outputs)])
+                     for s in self.topology.outputs(node.name)])
 
     def _dataset_facets(self, stream: str) -> dict[str, Any]:
         from openlineage.client.facet_v2 import schema_dataset

@@ -181,6 +181,19 @@ class Topology:
         """Names of the nodes that write ``stream``."""
         return [n.name for n in self.nodes.values() if stream in n.writes]
 
+    def outputs(self, node: str) -> list[str]:
+        """The streams node ``node`` may write: its own, then the dead-letter stream.
+
+        >>> t = Topology("t")
+        >>> _ = t.stream("a", schema="doa.Metric")
+        >>> @t.node(reads="a", writes="a")
+        ... def copy(state, batch):
+        ...     return state, []
+        >>> t.outputs("copy")
+        ['a', 't.dlq']
+        """
+        return list(dict.fromkeys([*self.nodes[node].writes, self.dead_letters.name]))
+
     def readers(self, stream: str) -> list[str]:
         """Names of the nodes that read ``stream``."""
         return [n.name for n in self.nodes.values() if stream in n.reads]
