@@ -259,10 +259,10 @@ class MountedNode(PartitionedNode):
         for out, result in zip(outputs, results, strict=True):
             if isinstance(result, KafkaError) and not result.retriable:
                 raise refused(self.node.name, out.stream, out.partition, result) from result
-        if self._cuts is not None:
-            self._cuts.delivered(outputs, [getattr(r, "offset", -1) for r in results])
             if isinstance(result, BaseException):
                 raise result
+        if self._cuts is not None:
+            self._cuts.delivered(outputs, [getattr(r, "offset", -1) for r in results])
         st.outputs_unacked = 0
 
     def _note(self) -> None:

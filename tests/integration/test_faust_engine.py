@@ -401,9 +401,9 @@ class _HeldProducer:
         return future
 
 
-def test_a_faust_node_counts_the_outputs_its_broker_has_not_acknowledged() -> None:
-    """What the stop line of ``doa run --engine faust`` reports as "N outputs not
-    acknowledged" (issue 25): every output of the batch until the broker acknowledges it."""
+def _mounted_count() -> tuple[Any, Any, list[Any]]:
+    """The counting node mounted on a stand-in app whose producer holds every send, its
+    partition 0 assigned from the beginning, and 7 records for it."""
     from aiokafka import TopicPartition
 
     from doa.engines.faust_node import MountedNode
@@ -420,6 +420,13 @@ def test_a_faust_node_counts_the_outputs_its_broker_has_not_acknowledged() -> No
     records = [RawRecord("events", 0, i, 1000 + i, b"k",
                          codec.encode({"key": "k", "n": i, "payload": ""}), ())
                for i in range(7)]
+    return m, app, records
+
+
+def test_a_faust_node_counts_the_outputs_its_broker_has_not_acknowledged() -> None:
+    """What the stop line of ``doa run --engine faust`` reports as "N outputs not
+    acknowledged" (issue 25): every output of the batch until the broker acknowledges it."""
+    m, app, records = _mounted_count()
 
     async def scenario() -> list[int]:
         seen = []
@@ -442,3 +449,24 @@ def test_a_faust_node_counts_the_outputs_its_broker_has_not_acknowledged() -> No
     assert asyncio.run(scenario()) == [7, 4, 0]
     assert (m.stats.records_in, m.stats.records_out) == (7, 7)
     assert m.positions[0] == {"events": 7}
+
+
+def test_a_faust_node_raises_a_delivery_that_failed_and_counts_it_unacknowledged() -> None:
+    """An output the producer could not deliver (here a retriable timeout, given up) stops
+    the batch with that error: never taken as acknowledged, so no snapshot covers it."""
+    from aiokafka.errors import RequestTimedOutError
+
+    m, app, records = _mounted_count()
+
+    async def scenario() -> None:
+        batch = asyncio.create_task(m.process(records))
+        while len(app.producer.futures) < 7 and not batch.done():
+            await asyncio.sleep(0)
+        for future in app.producer.futures[:6]:
+            future.set_result(None)
+        app.producer.futures[6].set_exception(RequestTimedOutError())
+        await batch
+
+    with pytest.raises(RequestTimedOutError):
+        asyncio.run(scenario())
+    assert m.stats.outputs_unacked == 1
