@@ -94,6 +94,7 @@ class MountedNode(PartitionedNode):
             snaps = await self.load(sorted({tp.partition for tp in mine} - self._ready))
             for p, snap in snaps.items():
                 await self._load(p, snap, {tp for tp in mine if tp.partition == p})
+            await self._load_plans(snaps)  # before any record of them is merged (the lock)
             return {tp: self._next[tp] for tp in mine if tp in self._next}
 
     async def _load(self, p: int, snap: Snapshot | None, tps: set[TopicPartition]) -> None:
@@ -107,7 +108,6 @@ class MountedNode(PartitionedNode):
             self._seeking.discard(tp)
         self._snapshot_taken(p)
         self._merges.pop(p, None)
-        await self._load_plan(p, snap)
         self._ready.add(p)
         self._note()
         log.info("node %s: partition %s from %s", self.node.name, p,

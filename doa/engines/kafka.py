@@ -363,11 +363,11 @@ class NodeWorker(PartitionedNode):
                 self._refetched.pop(tp, None)
                 self._committed.pop(tp, None)
             self._merges.pop(p, None)
-            await self._load_plan(p, snap)
             self._ready.add(p)
             self.stats.partitions = len(self._ready)
             log.info("node %s: partition %s from %s", self.node.name, p,
                      f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
+        await self._load_plans(snaps)  # before any record of them is merged (the lock)
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:

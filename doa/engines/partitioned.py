@@ -107,22 +107,28 @@ class PartitionedNode:
             return outputs
         return self._cuts.tag(p, self.positions.get(p, {}), outputs)
 
-    async def _load_plan(self, p: int, snap: Snapshot | None) -> None:
-        """Read where the previous run's batches of partition ``p`` ended after ``snap``
-        (from the node's outputs since), for its merge to take the records so again."""
-        if self._cuts is None:
+    async def _load_plans(self, snaps: Mapping[int, Snapshot | None]) -> None:
+        """Read where the previous run's batches of the newly loaded partitions ended after
+        their snapshots ``snaps`` (from the node's outputs since), for each merge to take the
+        records so again. One read of the outputs for all of them, from the earliest place
+        any snapshot says the outputs ended (:func:`plan` keeps each partition's own cuts)."""
+        if self._cuts is None or not snaps:
             return
-        since = snap.outputs if snap is not None else {}
-        self._cuts.restored(since)
-        covered = tuple(self.positions[p].get(s, 0) for s in self.node.reads)
         tps = [TopicPartition(s, q) for s in self.node.writes
                for q in range(self.topology.streams[s].partitions)]
+        since = {(tp.topic, tp.partition): min(
+            snap.outputs.get((tp.topic, tp.partition), 0) if snap is not None else 0
+            for snap in snaps.values()) for tp in tps}
+        for snap in snaps.values():
+            self._cuts.restored(snap.outputs if snap is not None else {})
         values = await read_headers(self._reader, tps, since, HEADER)
-        self._plans[p] = plan(values, self.node.name, p, covered)
-        if self._plans[p]:
-            log.info("node %s: partition %s takes its inputs as its previous run did up to %s",
-                     self.node.name, p, dict(zip(self.node.reads, self._plans[p][-1],
-                                                 strict=True)))
+        for p in snaps:
+            covered = tuple(self.positions[p].get(s, 0) for s in self.node.reads)
+            self._plans[p] = plan(values, self.node.name, p, covered)
+            if self._plans[p]:
+                log.info("node %s: partition %s takes its inputs as its previous run did up "
+                         "to %s", self.node.name, p,
+                         dict(zip(self.node.reads, self._plans[p][-1], strict=True)))
 
     def _snapshot_due(self, p: int, now: float) -> bool:
         s = self.settings
@@ -210,24 +216,44 @@ async def load_snapshot(reader: Any, topic: str, p: int, bounds: tuple[int, int]
 
 async def read_tail(reader: Any, tp: TopicPartition, start: int, end: int,
                     timeout_s: float = 30.0) -> list[tuple[int, bytes]]:
-    """Every ``(offset, value)`` of ``tp`` from ``start`` up to ``end`` at least (the first
-    fetch after a seek may come back empty: keep reading).
+    """Every ``(offset, value)`` of ``tp`` from ``start`` up to ``end`` at least (see
+    :func:`read_ranges`)."""
+    messages = await read_ranges(reader, {tp: (start, end)}, timeout_s)
+    return [(m.offset, m.value) for m in messages]
 
-    ``end`` may be the last batch's base offset + 1 (tansu), not the log end: a fetch brings
-    whole batches, so once the position has passed ``end`` that last batch was read whole.
+
+async def read_ranges(reader: Any, ranges: Mapping[TopicPartition, tuple[int, int]],
+                      timeout_s: float = 30.0) -> list[Any]:
+    """The records of each partition in ``ranges`` from its start up to its end at least,
+    each partition's in offset order (the first fetch after a seek may come back empty:
+    keep reading). ``reader``: an ``AIOKafkaConsumer`` without group.
+
+    An end may be the last batch's base offset + 1 (tansu's ListOffsets(latest)), not the log
+    end: a fetch brings whole batches, so once the position has passed it that last batch was
+    read whole. A partition that brings nothing for ``timeout_s`` raises ``BrokerError``.
     """
-    reader.seek(tp, start)
-    values: list[tuple[int, bytes]] = []
+    todo = {tp: end for tp, (start, end) in ranges.items() if start < end}
+    if not todo:
+        return []
+    if not set(todo) <= reader.assignment():
+        reader.assign(list(todo))
+    for tp in todo:
+        reader.seek(tp, ranges[tp][0])
+    found: list[Any] = []
     deadline = time.monotonic() + timeout_s
     wait = FetchWait(getattr(getattr(reader, "_fetcher", None), "_fetch_max_wait_ms", 10))
-    while True:
-        messages = (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
-        apply_aiokafka(reader, wait, bool(messages))  # a long state partition on tansu
-        values.extend((m.offset, m.value) for m in messages)
-        if await reader.position(tp) >= end:
-            return values
-        if not messages and time.monotonic() > deadline:
-            raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset {end}")
+    while todo:
+        data = await reader.getmany(*todo, timeout_ms=300)
+        apply_aiokafka(reader, wait, bool(data))  # a long partition on tansu
+        for messages in data.values():
+            found.extend(messages)
+        for tp in [tp for tp, end in todo.items() if await reader.position(tp) >= end]:
+            del todo[tp]
+        if todo and not data and time.monotonic() > deadline:
+            tp = next(iter(todo))
+            raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset "
+                              f"{todo[tp]}")
+    return found
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -247,30 +273,13 @@ async def read_headers(reader: Any, tps: Sequence[TopicPartition],
                        since: Mapping[tuple[str, int], int], header: str,
                        timeout_s: float = 30.0) -> list[bytes]:
     """The values of ``header`` on the records of ``tps`` from ``since`` (default: the
-    beginning) to their end (tansu's end may be a lower bound: see :func:`read_tail`)."""
+    beginning) to their end (see :func:`read_ranges`)."""
     if not tps:
         return []
     reader.assign(list(tps))
     ends = await reader.end_offsets(list(tps))
     begins = await reader.beginning_offsets(list(tps))
-    todo = {}
-    for tp in tps:
-        start = max(begins[tp], since.get((tp.topic, tp.partition), 0))
-        if start < ends[tp]:
-            reader.seek(tp, start)
-            todo[tp] = ends[tp]
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    wait = FetchWait(getattr(getattr(reader, "_fetcher", None), "_fetch_max_wait_ms", 10))
-    while todo:
-        data = await reader.getmany(*todo, timeout_ms=300)
-        apply_aiokafka(reader, wait, bool(data))
-        values.extend(v for messages in data.values() for m in messages
-                      for k, v in m.headers or () if k == header)
-        for tp in [tp for tp, end in todo.items() if await reader.position(tp) >= end]:
-            del todo[tp]
-        if todo and not data and time.monotonic() > deadline:
-            tp = next(iter(todo))
-            raise BrokerError(f"could not read {tp.topic}/{tp.partition} up to offset "
-                              f"{todo[tp]}")
-    return values
+    ranges = {tp: (max(begins[tp], since.get((tp.topic, tp.partition), 0)), ends[tp])
+              for tp in tps}
+    return [v for m in await read_ranges(reader, ranges, timeout_s)
+            for k, v in m.headers or () if k == header]
