@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from doa.cluster.fetchwait import FetchWait, apply_kafka_python
+from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DecodeError, DoaError
@@ -239,7 +239,7 @@ class Subscriber(Generic[_Item]):
             auto_offset_reset="earliest" if from_beginning else "latest",
             session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10)
         self._idle_s = idle_timeout_s or None
-        self._wait = FetchWait(10)
+        self._poll = Poll(self._consumer)  # the fetch wait stretches while starved
         if group is None:
             tps = [TopicPartition(s, p) for s in self.streams
                    for p in sorted(self._consumer.partitions_for_topic(s) or [])]
@@ -282,16 +282,13 @@ class Subscriber(Generic[_Item]):
         joined_by = time.monotonic() + join_timeout_s
         last = time.monotonic()
         while True:
-            polled = self._consumer.poll(timeout_ms=max(100, 2 * self._wait.ms),
-                                         update_offsets=False)
+            polled = self._poll(update_offsets=False)
             got = any(polled.values())
-            before = self._wait.ms
-            apply_kafka_python(self._consumer, self._wait, got)
             now = time.monotonic()
             if got:
                 yield from self._advancing(polled)
                 last = time.monotonic()
-            elif self._wait.ms > before or (not self._consumer.assignment() and
+            elif self._poll.stretched or (not self._consumer.assignment() and
                                             now < joined_by):
                 last = now  # starved, or not joined yet: not idle
             elif self._idle_s is not None and now - last >= self._idle_s:

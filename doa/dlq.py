@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from doa.cluster.fetchwait import FetchWait, apply_kafka_python
+from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
@@ -110,7 +110,9 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     producer = KafkaProducer(bootstrap_servers=address, **options, acks="all", linger_ms=5,
                              client_id="doa-dlq-replay")
     report = ReplayReport()
-    poll = _Poll(consumer)
+    # a dead-letter partition of thousands of one-record batches (each letter written as it
+    # failed) answers a short fetch on the embedded broker with nothing: the wait stretches
+    poll = Poll(consumer, floor_ms=200)
     try:
         starts, ends = _bounds(poll, topology.dead_letters.name, timeout_s)
         sent, commit = _republish(poll, producer, topology, starts, ends, report, timeout_s)
@@ -125,23 +127,7 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     return report
 
 
-class _Poll:
-    """The replay's consumer, polled with a fetch wait that stretches while the embedded
-    broker starves it (:mod:`doa.cluster.fetchwait`: a dead-letter partition of thousands of
-    one-record batches, each letter written as it failed, answers a 10 ms fetch with nothing)."""
-
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-        self.wait = FetchWait(10)
-
-    def __call__(self) -> dict[Any, list[Any]]:
-        polled: dict[Any, list[Any]] = self.consumer.poll(
-            timeout_ms=max(200, 2 * self.wait.ms))
-        apply_kafka_python(self.consumer, self.wait, any(polled.values()))
-        return polled
-
-
-def _bounds(poll: _Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
+def _bounds(poll: Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
     """Per partition of ``dlq``: where this group resumes, and the end when replay starts.
 
     The broker's end offset can be a lower bound (tansu answers the base offset of the last
@@ -180,7 +166,7 @@ def _bounds(poll: _Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], di
     return starts, ends
 
 
-def _republish(poll: _Poll, producer: Any, topology: Topology, starts: dict[Any, int],
+def _republish(poll: Poll, producer: Any, topology: Topology, starts: dict[Any, int],
                ends: dict[Any, int], report: ReplayReport,
                timeout_s: float) -> tuple[list[_Sent], dict[Any, int]]:
     """Send every letter in [start, end) of each partition; the sends, and how far each

@@ -112,6 +112,34 @@ def apply_kafka_python(consumer: Any, wait: FetchWait, got: bool) -> None:
     _set(fetcher.config, "fetch_max_wait_ms", wait, got, behind(consumer, positions))
 
 
+class Poll:
+    """A kafka-python consumer's ``poll`` with a fetch wait that stretches while the broker
+    starves it, each poll waiting longer than the fetch (at least ``floor_ms``).
+
+    Examples
+    --------
+    >>> class Stub:  # a consumer without kafka-python's fetcher: the wait stays as it is
+    ...     def poll(self, timeout_ms, **kw): return {"tp": [timeout_ms, kw]}
+    >>> poll = Poll(Stub(), floor_ms=200)
+    >>> poll(update_offsets=False), poll.stretched
+    ({'tp': [200, {'update_offsets': False}]}, False)
+    """
+
+    def __init__(self, consumer: Any, base_ms: int = 10, floor_ms: int = 100) -> None:
+        self.consumer = consumer
+        self.wait = FetchWait(base_ms)
+        self.floor_ms = floor_ms
+        self.stretched = False  # the last poll's answer made the wait longer (starved)
+
+    def __call__(self, **options: Any) -> dict[Any, list[Any]]:
+        polled: dict[Any, list[Any]] = self.consumer.poll(
+            timeout_ms=max(self.floor_ms, 2 * self.wait.ms), **options)
+        before = self.wait.ms
+        apply_kafka_python(self.consumer, self.wait, any(polled.values()))
+        self.stretched = self.wait.ms > before
+        return polled
+
+
 def _set(target: Any, name: str, wait: FetchWait, got: bool, lagging: bool | None) -> None:
     before = wait.ms
     ms = wait.after(got, lagging)
