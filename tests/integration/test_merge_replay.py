@@ -77,8 +77,9 @@ def test_a_restart_replays_a_late_record_where_the_first_run_took_it(
         [(e["n"], e["count"], e.timestamp) for e in first[-replayed:]]
 
 
+@pytest.mark.parametrize("engine", ["kafka", "faust"])
 def test_each_partition_of_a_restart_replays_as_its_first_run_took_it(
-        broker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        broker: str, engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Two partitions, their records interleaved: each partition's snapshots (every 4 of its
     # records) name another place where the node's outputs ended, and the restart reads the
     # outputs once for both (from the earliest) and plans each partition from its own cuts.
@@ -88,7 +89,8 @@ def test_each_partition_of_a_restart_replays_as_its_first_run_took_it(
     keys = [next(k for k in (f"k{i}" for i in range(100))
                  if partition_for(key_bytes(k), 2) == p) for p in (0, 1)]
     with Tail(broker, "seen") as tail:
-        node = doa_process("run", MERGING, "--broker", broker, "-q", env=EVERY_4)
+        node = doa_process("run", MERGING, "--broker", broker, "--engine", engine, "-q",
+                           env=EVERY_4)
         try:
             with Publisher("first", broker=broker, topology=t) as pub:
                 for n in range(10):
@@ -103,7 +105,8 @@ def test_each_partition_of_a_restart_replays_as_its_first_run_took_it(
             assert wait_until(lambda: _grown_to(tail, 22), 60), "the late records were not taken"
         finally:
             kill9(node)
-        node = doa_process("run", MERGING, "--broker", broker, "-q", env=EVERY_4)
+        node = doa_process("run", MERGING, "--broker", broker, "--engine", engine, "-q",
+                           env=EVERY_4)
         try:
             assert wait_until(lambda: _grown_to(tail, 28), 90), "the restart replayed too little"
             tail.drain(1500)
