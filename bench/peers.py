@@ -1,7 +1,7 @@
 """doa against the loops a user would otherwise write, Quix Streams and Faust, in one run.
 
     python -m bench peers [--quick] [--records N] [--rounds R] [--variants a,b,...]
-    python -m bench peers --profile VARIANT [--records N]
+    python -m bench peers --profile VARIANT [--records N] [--sampler cprofile|py-spy]
     python -m bench peers --latency [--rate R] [--seconds S] [--rounds R] [--untuned]
                                     [--variants a,b,...]
 
@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run doa's variants with doa and bench from DIR (e.g. "
                              "`git archive BASE doa bench | tar -x -C DIR`), as VARIANT@before")
     parser.add_argument("--profile", metavar="VARIANT", choices=sorted(LABELS),
-                        help="run VARIANT once under cProfile: top 25 by own time")
+                        help="run VARIANT once under a profiler: top 25 functions")
+    parser.add_argument("--sampler", choices=("cprofile", "py-spy"), default="cprofile",
+                        help="--profile: cProfile (every call timed; overstates small "
+                             "calls) or py-spy (sampled from outside; bench.peers_sample)")
     parser.add_argument("--latency", action="store_true",
                         help="p50/p99/max end-to-end latency at --rate records/s instead "
                              "(variants: " + ", ".join(LATENCY_DEFAULT) + " unless --variants)")
@@ -197,7 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     with EmbeddedBroker() as broker:
         preload(broker.address, n, w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-"))))
         if a.profile:
-            result, profile = run_variant(a.profile, broker.address, n, "profile", True)
+            if a.sampler == "py-spy":
+                from bench.peers_sample import sample
+
+                result, profile = sample(a.profile, broker.address, n, "profile", ROOT)
+            else:
+                result, profile = run_variant(a.profile, broker.address, n, "profile", True)
             print(json.dumps(result))
             print(profile)
             return
