@@ -47,6 +47,7 @@ def catalog_cmd(broker: str | None, as_json: bool, html_file: str | None, show_a
     if not out.is_terminal:  # a pipe or a file: tables as wide as they need (up to 200)
         from rich.console import Console
 
-        console = Console(file=out.file, width=200, highlight=False, soft_wrap=True)
+        console = Console(file=out.file, width=200, highlight=False, soft_wrap=True,
+                          emoji=False)
     for part in renderables(catalog, fields=fields):
         console.print(part)

@@ -1,9 +1,9 @@
-"""``doa`` commands that talk to a broker: run, publish, subscribe, broker, dlq."""
+"""``doa`` commands that talk to a broker: run, publish, subscribe (``doa broker`` and
+``doa dlq`` are in :mod:`doa.cli.broker` and :mod:`doa.cli.dlq`)."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
@@ -11,30 +11,17 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
+from doa.cli.broker import broker_cmd
 from doa.cli.console import err, out
+from doa.cli.dlq import dlq_cmd
+from doa.cli.options import broker_option, json_default, need_broker, topology_option
 from doa.engines import NodeStats
 from doa.errors import DoaError
 from doa.local.embedded import configured_broker
 
-broker_option = click.option("--broker", envvar="DOA_BROKER", default=None, metavar="HOST:PORT",
-                             help="Kafka bootstrap address (default: $DOA_BROKER).")
-topology_option = click.option("--topology", "-t", default=None, metavar="TOPOLOGY",
-                               help="Take the stream's schema from this topology "
-                                    "(default: the version registered on the broker).")
-
-
-def need_broker(broker: str | None) -> str:
-    if not broker:
-        raise DoaError("no broker: give --broker HOST:PORT or set DOA_BROKER "
-                       "(`doa broker` runs one)")
-    return broker
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    raise TypeError(f"cannot show a {type(value).__name__} as JSON")
-
+__all__ = ["broker_cmd", "broker_option", "dlq_cmd", "need_broker", "publish_cmd", "run_cmd",
+           "subscribe_cmd", "topology_option"]
+_json_default = json_default  # as doa.cli.lineage imports it
 
 def summary_line(elapsed: float, stats: dict[str, NodeStats]) -> str:
     parts = [f"{name}: in {s.records_in} out {s.records_out} dead {s.dead_letters}"
@@ -57,11 +44,13 @@ def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
 @click.argument("topology")
 @broker_option
 @click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
-@click.option("--for", "seconds", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--for", "seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No status line of the nodes' counts (broker status lines still show).")
 @click.option("--engine", default="kafka", show_default=True,
-              help="The engine running the nodes (kafka: the aiokafka batch loop).")
+              help="The engine running the nodes: kafka (the aiokafka batch loop) or faust "
+                   "(Faust agents; needs doa[faust]).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               envvar="DOA_METRICS_PORT", metavar="PORT",
               help="Serve Prometheus /metrics on PORT (default: $DOA_METRICS_PORT, else off; "
@@ -85,6 +74,9 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     # as a stop during the run does; doa.engines.launch.run then installs its own handlers.
     signal.signal(signal.SIGTERM, stop_before_start)
     worker_class(engine)  # an unknown engine first: the broker does not matter then
+    if nodes is not None and not [n for n in nodes.split(",") if n.strip()]:
+        raise click.BadParameter("give node names, e.g. --nodes a,b (or leave --nodes out to "
+                                 "run them all)", param_hint="'--nodes'")
     from doa.observe import check_extras
 
     check_extras(metrics_port)  # --metrics-port or OpenLineage set up without their extra
@@ -180,7 +172,8 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
                 if pub.acknowledged < sending.sent:
                     sending.exit_now()
                 raise SystemExit(sending.exit_code)
-    err.print(f"published {pub.acknowledged} records to {stream} (acknowledged)")
+    n = pub.acknowledged
+    err.print(f"published {n} record{'s' if n != 1 else ''} to {stream} (acknowledged)")
 
 
 def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
@@ -214,7 +207,8 @@ IDLE_S = 5.0
 @broker_option
 @topology_option
 @click.option("--from-beginning", is_flag=True, help="Start at the beginning of the streams.")
-@click.option("--limit", "-n", type=int, default=None, help="Stop after N records.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None,
+              help="Stop after N records.")
 @click.option("--group", "-g", default=None, help="Consumer group (default: none).")
 @click.option("--idle", type=float, default=None, metavar="SECONDS",
               help=f"Stop after this many seconds without a record (default: {IDLE_S:g}).")
@@ -256,7 +250,7 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
                         "id": event.id.hex(), "node": lineage.node if lineage else None,
                         "parents": [p.hex() for p in lineage.parents] if lineage else [],
                         "record": item}
-            sys.stdout.buffer.write(orjson.dumps(item, default=_json_default) + b"\n")
+            sys.stdout.buffer.write(orjson.dumps(item, default=json_default) + b"\n")
             sys.stdout.flush()
             n += 1
             if limit is not None and n >= limit:
@@ -267,128 +261,3 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
     if idle_s is not None and (limit is None or n < limit):
         err.print(f"{n} record{'s' if n != 1 else ''}; none new for {idle_s:g} s, stopped "
                   "(--follow waits for more)")
-
-
-@click.command("broker")
-@click.option("--port", type=int, default=9092, show_default=True,
-              help="The client port (with --kafka: of the first node).")
-@click.option("--kafka", "kafka", is_flag=True,
-              help="Run Apache Kafka (KRaft; needs Java 17+, and Maven on first use) "
-                   "instead of the embedded in-memory broker.")
-@click.option("--brokers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --kafka: how many nodes (each broker and controller).")
-@click.option("--kafka-version", default=None, metavar="VERSION",
-              help="With --kafka: the Apache Kafka release (default: $DOA_KAFKA_VERSION or "
-                   "doa's).")
-@click.option("--listen", default="127.0.0.1", show_default=True, metavar="HOST",
-              help="With --kafka: the interface clients connect on (0.0.0.0 in a container).")
-@click.option("--advertise", default=None, metavar="HOST[:PORT]",
-              help="With --kafka: the address clients are told to use (e.g. kafka:9092 in a "
-                   "compose network).")
-def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None, listen: str,
-               advertise: str | None) -> None:
-    """Run a broker in the foreground for other processes: the embedded one (tansu, in
-    memory), or with --kafka a local Apache Kafka (for tests and local realism, not for
-    production)."""
-    import contextlib
-    import signal
-
-    from doa.local.embedded import EmbeddedBroker
-
-    if not kafka and (brokers != 1 or kafka_version or advertise or listen != "127.0.0.1"):
-        raise DoaError("--brokers, --kafka-version, --listen and --advertise need --kafka")
-    stop: list[int] = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    if kafka:
-        from doa.local import apache_kafka as kafka_local
-
-        version = kafka_local.kafka_version(kafka_version)
-        if not (kafka_local.cache_root() / version / "complete").exists():
-            err.print(f"assembling Apache Kafka {version} into "
-                      f"{kafka_local.cache_root() / version} (first use: Maven downloads "
-                      "its jars, ~45 MB)")
-        server = kafka_local.LocalKafka(brokers, port=port, version=version, listen=listen,
-                                        advertise=advertise)
-        with server:
-            address = advertise if advertise and ":" in advertise else server.address
-            err.print(f"Apache Kafka {version} (KRaft, {brokers} node"
-                      f"{'s' if brokers > 1 else ''}) on {address}, up in "
-                      f"{server.started_in:.1f} s (data in {server.home}: deleted when it "
-                      f"stops); export DOA_BROKER={address}")
-            with contextlib.suppress(KeyboardInterrupt):
-                while not stop and server.alive():
-                    time.sleep(0.2)
-            failed = None if stop else server.exited()
-            if failed:
-                raise DoaError(failed)
-        err.print("broker stopped")
-        return
-    with EmbeddedBroker(port=port) as b:
-        err.print(f"embedded broker on {b.address} (in memory: data is lost when it stops); "
-                  f"export DOA_BROKER={b.address}")
-        try:
-            while not stop and b.process is not None and b.process.poll() is None:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
-    err.print("broker stopped")
-
-
-@click.command("dlq")
-@click.argument("topology")
-@broker_option
-@click.option("--replay", is_flag=True,
-              help="Re-publish the dead letters not replayed before to their streams, once.")
-@click.option("--limit", "-n", type=int, default=50, show_default=True)
-def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None:
-    """List a topology's dead letters, or replay them after a fix."""
-    from doa import dlq
-    from doa.client import RecordError
-    from doa.cluster.reach import check_reachable
-    from doa.topology.loader import load_topology
-
-    address = need_broker(broker)
-    check_reachable(address, timeout_s=4.0)
-    t = load_topology(topology)
-    if replay:
-        _replay(address, t)
-        return
-    table = Table(title=f"dead letters of {t.name} ({t.dead_letters.name})")
-    for col in ("where", "node", "error", "message", "bytes"):
-        # Narrow output (a pipe is 80 columns) folds the message, never cuts the error type.
-        table.add_column(col, no_wrap=col != "message", overflow="fold")
-    shown = bad = 0
-    for letter in dlq.dead_letters(address, t):
-        if isinstance(letter, RecordError):
-            err.print(f"undecodable letter: {escape(str(letter))}")
-            bad += 1
-            continue
-        if shown < limit:
-            where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
-            original = letter.get("original")
-            if original:
-                where += (f" (replay {letter['attempt']} of {original['stream']}/"
-                          f"{original['partition']}@{original['offset']})")
-            table.add_row(where, letter["node"], letter["error_type"], escape(letter["message"]),
-                          str(len(letter["raw"])))
-        shown += 1
-    out.print(table)
-    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else "")
-              + (f"; {bad} that cannot be decoded" if bad else ""))
-
-
-def _replay(address: str, topology: Any) -> None:
-    from doa import dlq
-
-    report = dlq.replay(address, topology)
-    for line in report.skipped:
-        err.print(f"skipped: {escape(line)}")
-    for line in report.failed:
-        err.print(escape(line))
-    per_stream = ", ".join(f"{n} to {s}" for s, n in report.replayed.items())
-    out.print(f"replayed {report.total} dead letters" + (f": {per_stream}" if per_stream else "")
-              + f"; {len(report.failed)} failed, {len(report.skipped)} skipped")
-    if report.failed:
-        raise DoaError(f"{len(report.failed)} dead letter{'s' if len(report.failed) != 1 else ''}"
-                       f" not replayed: they stay in {topology.dead_letters.name} and the next "
-                       "--replay tries them again")

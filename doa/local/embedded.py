@@ -58,6 +58,26 @@ def tansu_binary() -> str:
         raise BrokerError(f"no tansu binary for the embedded broker: {exc}") from exc
 
 
+def _check_free(port: int) -> None:
+    """Raise a one-line :class:`DoaError` if ``port`` on the loopback interface is taken.
+
+    >>> with socket.socket() as s:
+    ...     s.bind(("127.0.0.1", 0)); s.listen()
+    ...     try:
+    ...         _check_free(s.getsockname()[1])
+    ...     except DoaError as e:
+    ...         print(str(e).split(" (")[0])
+    port ... on 127.0.0.1 is in use
+    """
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed one's TIME_WAIT is free
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise BrokerError(f"port {port} on 127.0.0.1 is in use (another broker, or another "
+                              f"program: {exc.strerror}); pick another port") from None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     os.setpgrp()
     if sys.platform.startswith("linux"):
@@ -84,6 +104,7 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedBroker:
+        _check_free(self.port)  # else the broker already there answers, and this one exits
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
                url, "--storage-engine", "memory://tansu/"]

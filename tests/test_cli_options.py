@@ -1,0 +1,63 @@
+"""Options a user gets wrong are refused in one line, before anything starts (no broker
+needed): a port already taken, a limit or a duration that cannot be meant, empty node names."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def doa(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "doa.cli.app", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=timeout, check=False)
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text, text
+    return lines[0]
+
+
+def test_a_broker_on_a_port_already_taken_is_refused() -> None:
+    # Before: the broker already on the port answered doa's readiness probe, so `doa broker`
+    # said "embedded broker on 127.0.0.1:PORT" and exited 0 once its own tansu had died.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        began = time.monotonic()
+        done = doa("broker", "--port", str(port))
+        took = time.monotonic() - began
+    assert done.returncode == 1, done.stderr
+    line = one_line(done.stderr)
+    assert line.startswith(f"error: port {port} on 127.0.0.1 is in use"), line
+    assert "embedded broker on" not in done.stderr + done.stdout
+    assert took < 20, took
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (("subscribe", "events", "--broker", "127.0.0.1:1", "--limit", "0"), "'--limit'"),
+    (("subscribe", "events", "--broker", "127.0.0.1:1", "-n", "-3"), "'--limit'"),
+    (("run", "topologies/sensors.py", "--for", "0"), "'--for'"),
+    (("run", "topologies/sensors.py", "--for", "-1"), "'--for'"),
+    (("run", "topologies/sensors.py", "--nodes", ""), "'--nodes'"),
+    (("run", "topologies/sensors.py", "--nodes", ","), "'--nodes'"),
+    (("dlq", "topologies/sensors.py", "--limit", "-1"), "'--limit'"),
+], ids=["limit-0", "limit-negative", "for-0", "for-negative", "nodes-empty", "nodes-comma",
+        "dlq-limit-negative"])
+def test_a_value_that_cannot_be_meant_is_refused(args: tuple[str, ...], option: str) -> None:
+    # Before: --limit 0 and -3 printed one record, --for 0 and -1 ran ~2 s and exited 0,
+    # --nodes "" ran every node.
+    done = doa(*args)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and option in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
