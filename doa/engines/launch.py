@@ -61,7 +61,10 @@ def broker_for(address: str | None) -> Iterator[str]:
     if configured:
         yield configured
         return
+    from doa.cluster import signing
+
     with EmbeddedBroker() as broker:
+        signing.own_broker()  # its state dies with it: no warning about unsigned state
         yield broker.address
 
 

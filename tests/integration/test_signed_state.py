@@ -131,3 +131,15 @@ def test_without_a_key_doa_run_warns_once(broker: str) -> None:
     warnings = [line for line in err.decode().splitlines() if "no signing key" in line]
     assert len(warnings) == 1, err.decode()[-2000:]
     assert "writable only by this topology's own principal" in warnings[0]
+
+
+@pytest.mark.brokers("tansu", reason="the broker doa starts itself: no broker fixture used")
+def test_on_its_own_embedded_broker_doa_run_does_not_warn(broker_kind: str) -> None:
+    # Its state lives in a broker that dies with the process: no unsigned state can outlive
+    # the run, and the three-line warning on every `doa run`/`doa demo` was noise.
+    proc = doa_process("run", COUNTING, "--quiet", "--for", "2",
+                       env={"DOA_SIGNING_KEY": "", "DOA_BROKER": ""})
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "starting an embedded broker" in err.decode(), err.decode()[-2000:]
+    assert "no signing key" not in err.decode(), err.decode()[-2000:]
