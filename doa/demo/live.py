@@ -210,6 +210,7 @@ class LiveView:
         self.every = every  # seconds between status lines when not on a terminal
         self.rates: dict[str, float] = {}
         self.peaks: dict[str, float] = {}
+        self._busy: dict[str, tuple[int, float]] = {}  # events, seconds: ticks that moved
         self.stats: dict[str, Any] = {}
         self.elapsed = 0.0
         self._last: tuple[float, dict[str, int]] | None = None
@@ -232,9 +233,12 @@ class LiveView:
             dt = elapsed - self._last[0]
             if dt > 0:
                 for name, n in counts.items():
-                    rate = (n - self._last[1].get(name, 0)) / dt
-                    self.rates[name] = rate
+                    moved = n - self._last[1].get(name, 0)
+                    rate = self.rates[name] = moved / dt
                     self.peaks[name] = max(self.peaks.get(name, 0.0), rate)
+                    if moved > 0:
+                        events, seconds = self._busy.get(name, (0, 0.0))
+                        self._busy[name] = (events + moved, seconds + dt)
         self._last = (elapsed, counts)
         self.stats = dict(stats)
         self.elapsed = elapsed
@@ -244,6 +248,14 @@ class LiveView:
             if elapsed - self._printed_at >= self.every:
                 self._printed_at = elapsed
                 self.console.print(self.status_line(), markup=False, highlight=False)
+
+    @property
+    def means(self) -> dict[str, float]:
+        """Each node's events per second over the ticks in which it took events: the same
+        windows as :attr:`peaks`, so a mean never tops the best (a mean over the node's own
+        first and last batch did, when it took its events in bursts shorter than a tick)."""
+        return {name: events / seconds for name, (events, seconds) in self._busy.items()
+                if seconds > 0}
 
     def stop(self) -> None:
         if self._live is not None:

@@ -328,7 +328,7 @@ def run_broker_demo(spec: str, n: int, seconds: float, broker: str | None,
         console.print(f"{source.progress()} in {report.seconds:.1f} s")
         for renderable in summary(track, drift_points(module, n), _positions(items),
                                   report.stats, topology, view.peaks,
-                                  rate=getattr(module, "RATE", None)):
+                                  rate=getattr(module, "RATE", None), means=view.means):
             console.print(renderable)
 
 

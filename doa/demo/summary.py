@@ -23,10 +23,12 @@ from doa.demo.live import Detection, Track, _pct
 def summary(track: Track, points: Sequence[int], n: int,
             stats: Mapping[str, Any] | None = None,
             topology: Any = None, peaks: Mapping[str, float] | None = None,
-            rate: float | None = None) -> list[RenderableType]:
+            rate: float | None = None, means: Mapping[str, float] | None = None
+            ) -> list[RenderableType]:
     """The end of the demo: accuracy around each drift point, detections, model changes,
     and (on a broker) what each node did. ``rate``: events per second of event time, to
-    give detection delays in seconds too."""
+    give detection delays in seconds too. ``peaks`` and ``means``: each node's best and mean
+    events per second over the live view's one-second ticks (:class:`doa.demo.live.LiveView`)."""
     out: list[RenderableType] = [_headline(track, n)]
     detections = track.detections(points)
     if points:
@@ -35,7 +37,7 @@ def summary(track: Track, points: Sequence[int], n: int,
         out += [Text(f"drift: {d.node} fired at position {d.position}") for d in detections]
     out += [_models(track), _unmatched(track)]
     if stats and topology is not None:
-        out.append(_nodes(stats, topology, peaks or {}))
+        out.append(_nodes(stats, topology, peaks or {}, means or {}))
     return out
 
 
@@ -108,19 +110,18 @@ def _unmatched(track: Track) -> Text:
         if reasons else "none"))
 
 
-def _nodes(stats: Mapping[str, Any], topology: Any, peaks: Mapping[str, float]) -> Table:
+def _nodes(stats: Mapping[str, Any], topology: Any, peaks: Mapping[str, float],
+           means: Mapping[str, float]) -> Table:
     """A row per node: records in, out and dead, mean and best rate, warm-up time."""
-    table = _table("nodes (events/s: mean while busy, and the best second)")
+    table = _table("nodes (events/s: mean over the seconds it took events, and the best one)")
     for col in ("node", "kind", "in", "out", "dead", "events/s", "best/s", "warm-up"):
         table.add_column(col, justify="left" if col in ("node", "kind") else "right",
                          no_wrap=True)
     for name, s in stats.items():
-        busy = (s.last_batch_at - s.first_batch_at) if s.first_batch_at and \
-            s.last_batch_at else 0.0
         table.add_row(name, topology.nodes[name].kind, f"{s.records_in:,}",
                       f"{s.records_out:,}", f"{s.dead_letters:,}",
-                      f"{s.records_in / busy:,.0f}" if busy > 0 else "-",
-                      f"{peaks.get(name, 0.0):,.0f}", f"{s.warm_up_s:.2f} s")
+                      f"{means[name]:,.0f}" if name in means else "-",
+                      f"{peaks[name]:,.0f}" if name in peaks else "-", f"{s.warm_up_s:.2f} s")
     return table
 
 
