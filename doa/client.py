@@ -63,7 +63,8 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
     versions = read_registry(broker).get(stream)
     if not versions:
         raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
-                       "topology once (doa run registers schemas) or pass topology=")
+                       "topology once (doa run registers schemas) or give its topology "
+                       "(-t TOPOLOGY on the command line, topology= in Python)")
     current = versions[-1].schema
     return (Codec(stream, current, [v.schema for v in versions[:-1]]),
             Stream(stream, current.fullname, versions[-1].key, _partitions(broker, stream)))

@@ -151,6 +151,20 @@ def test_publish_with_a_bad_line_2_sends_nothing_and_names_it(broker: str,
     assert ok.returncode == 0, ok.stderr.decode()
     assert "published 7 records to events (acknowledged)" in ok.stderr.decode()
     assert len(raw_records(broker, "events", idle_s=1)) == 7
+    path.write_bytes(orjson.dumps({"key": "a", "n": 7, "payload": ""}) + b"\n")
+    one = doa_command("publish", "events", "--broker", broker, "-t", COUNTING, "-f", str(path))
+    assert "published 1 record to events (acknowledged)" in one.stderr.decode()
+
+
+def test_publish_to_a_stream_no_run_has_registered_says_how_on_the_command_line(
+        broker: str, tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"key": "a", "n": 1, "payload": ""}\n')
+    done = doa_command("publish", "events", "--broker", broker, "-f", str(path))
+    assert done.returncode == 1
+    line = _one_line(done.stderr)
+    assert "stream 'events' has no registered schema" in line, line
+    assert "-t TOPOLOGY" in line, line  # was only "pass topology=", the Python argument
 
 
 def test_subscribe_meta_shows_lineage_parents_as_hex_ids(broker: str) -> None:
