@@ -61,3 +61,18 @@ def test_a_value_that_cannot_be_meant_is_refused(args: tuple[str, ...], option: 
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and option in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_integer_beyond_64_bits_is_named_as_written() -> None:
+    from doa.cli.streams import _valid_lines
+    from doa.errors import DoaError
+    from doa.topology.loader import load_topology
+
+    encode = load_topology(str(REPO / "topologies" / "sensors.py")).codec("readings").encode
+    line = ('{"sensor_id": "s1", "ts": 99999999999999999999999, "value": 1.5, '
+            '"location": {"lat": 1.0, "lon": 2.0}}')
+    with pytest.raises(DoaError) as caught:
+        _valid_lines([line], encode)
+    # orjson reads the literal as the float 1e+23: the error said "got float 1e+23"
+    assert str(caught.value) == ("line 1: stream 'readings': field reading.ts expected long, "
+                                 "got int 99999999999999999999999; nothing was published")

@@ -194,9 +194,32 @@ def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
         try:
             encode(record)
         except DoaError as exc:
-            raise DoaError(f"line {number}: {exc}; nothing was published") from exc
+            raise DoaError(f"line {number}: {_exact(line, encode, exc)}; nothing was "
+                           "published") from exc
         records.append(record)
     return records
+
+
+def _exact(line: str, encode: Any, exc: DoaError) -> DoaError:
+    """The error of ``line`` as the user wrote it: orjson reads an integer beyond 64 bits as a
+    float (``1e+23``), so an error naming such a value comes again from Python's own reader.
+
+    >>> from doa.errors import DoaError
+    >>> def encode(r):
+    ...     raise DoaError(f"ts expected long, got {type(r['ts']).__name__} {r['ts']}")
+    >>> big = '{"ts": 99999999999999999999999}'
+    >>> str(_exact(big, encode, DoaError("ts expected long, got float 1e+23")))
+    'ts expected long, got int 99999999999999999999999'
+    """
+    import json
+
+    try:
+        encode(json.loads(line))
+    except DoaError as exact:
+        return exact
+    except ValueError:
+        pass
+    return exc
 
 
 IDLE_S = 5.0
