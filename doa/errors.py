@@ -17,6 +17,9 @@ class SchemaError(DoaError):
     """A schema file is missing, does not parse, or references an unknown type."""
 
 
+UNKNOWN_FIELD = "no such field"  # what doa.wire.explain "expects" of a field a record has not
+
+
 class EncodeError(DoaError):
     """A record does not match its stream's schema; nothing was produced.
 
@@ -25,6 +28,8 @@ class EncodeError(DoaError):
     >>> e = EncodeError("readings", "reading.location.lat", "double", "north")
     >>> str(e)
     "stream 'readings': field reading.location.lat expected double, got str 'north'"
+    >>> print(EncodeError("readings", "reading.x", UNKNOWN_FIELD + " (record reading has: ts)", 3))
+    stream 'readings': field reading.x is not in the schema (record reading has: ts), got int 3
     """
 
     def __init__(self, stream: str, path: str, expected: str, value: object,
@@ -35,7 +40,11 @@ class EncodeError(DoaError):
         self.value = value
         self.detail = detail
         got = "missing" if value is _MISSING else f"{type(value).__name__} {_short(value)}"
-        msg = f"stream {stream!r}: field {path} expected {expected}, got {got}"
+        if expected.startswith(UNKNOWN_FIELD):  # a field the schema has not: no "expected"
+            msg = (f"stream {stream!r}: field {path} is not in the schema"
+                   f"{expected[len(UNKNOWN_FIELD):]}, got {got}")
+        else:
+            msg = f"stream {stream!r}: field {path} expected {expected}, got {got}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)

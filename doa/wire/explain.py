@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from doa.errors import MISSING
+from doa.errors import MISSING, UNKNOWN_FIELD
 from doa.wire.schema import PRIMITIVES, named_types, resolve_name, type_name
 
 _RANGES = {"int": 2**31, "long": 2**63}
@@ -163,7 +163,7 @@ def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str
     for k in value:
         if k not in names:
             known = ", ".join(sorted(names))
-            return (f"{path}.{k}", f"no such field (record {schema['name']} has: {known})",
+            return (f"{path}.{k}", f"{UNKNOWN_FIELD} (record {schema['name']} has: {known})",
                     value[k])
     return None
 
