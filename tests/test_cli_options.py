@@ -76,3 +76,15 @@ def test_an_integer_beyond_64_bits_is_named_as_written() -> None:
     # orjson reads the literal as the float 1e+23: the error said "got float 1e+23"
     assert str(caught.value) == ("line 1: stream 'readings': field reading.ts expected long, "
                                  "got int 99999999999999999999999; nothing was published")
+
+
+def test_a_line_that_is_not_json_is_named_once() -> None:
+    from doa.cli.streams import _valid_lines
+    from doa.errors import DoaError
+
+    with pytest.raises(DoaError) as caught:
+        _valid_lines(['{"a": 1}\n', '{"a": 1\n'], lambda record: None)
+    # was "line 2: not valid JSON (unexpected end of data: line 2 column 1 (char 8))": orjson
+    # counted the line's own newline as a second line
+    assert str(caught.value) == ("line 2, column 8: not valid JSON (unexpected end of data); "
+                                 "nothing was published")

@@ -184,10 +184,10 @@ def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise DoaError(f"line {number}: not valid JSON ({exc}); nothing was published"
-                           ) from exc
+            record = orjson.loads(line.rstrip("\r\n"))
+        except orjson.JSONDecodeError as exc:  # its own "line 1" would be a second number
+            raise DoaError(f"line {number}, column {exc.colno}: not valid JSON ({exc.msg}); "
+                           "nothing was published") from exc
         if not isinstance(record, dict):
             raise DoaError(f"line {number}: expected a JSON object, got "
                            f"{type(record).__name__}; nothing was published")
