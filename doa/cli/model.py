@@ -18,7 +18,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from doa.cli.console import out
+from doa.cli.console import err, out
 from doa.cli.streams import broker_option, need_broker
 from doa.errors import DoaError
 
@@ -173,17 +173,94 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
     if spec.kind == "model":
         from doa.model.versions import command
 
-        _send(address, t, spec.versions, [command(node, "rollback", version, reason)], None)
         stream = spec.versions
+        kept = model_kept(_read(address, t, stream), spec.version, spec.keep,
+                          t.streams[stream].partitions)
+        _refuse(f"model node {node!r}", version, kept)
+        _send(address, t, stream, [command(node, "rollback", version, reason)], None)
     else:
         if spec.control is None:
             raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
         stream = spec.control
+        if spec.models is None:
+            err.print(f"[yellow]warning[/yellow]: learner {node!r} declares no models= stream: "
+                      f"version {version} is not checked before it is sent")
+        else:
+            events = _read(address, t, spec.models)
+            if not events:
+                raise DoaError(f"learner {node!r} has made no versions yet (no model events on "
+                               f"{spec.models!r}; has it run?); nothing sent")
+            _refuse(f"learner {node!r}", version, learner_kept(
+                events, spec.keep_versions, t.streams[stream].partitions))
         _send(address, t, stream, [{"command": "rollback", "version": version,
                                     "reason": reason}], None)
     out.print(f"asked {node} to roll back to version {version} on "
               f"{t.streams[stream].partitions} partition(s); see `doa model list` for the "
               "result")
+
+
+def learner_kept(events: list[Any], keep: int, partitions: int) -> dict[int, list[int]]:
+    """Per partition, the versions a learner keeps, from its model events: its first model
+    (version 1) and every version it made since (created, rollback, reset, promoted), the
+    last ``keep`` of them, as :mod:`doa.learner.versions` keeps them.
+
+    >>> e = [{"action": a, "version": v, "partition": 0}
+    ...      for a, v in [("created", 2), ("candidate", 3), ("promoted", 3), ("reset", 4)]]
+    >>> learner_kept(e, keep=3, partitions=1)
+    {0: [2, 3, 4]}
+    """
+    kept: dict[int, list[int]] = {p: [1] for p in range(partitions)}
+    for e in events:
+        if e["action"] in ("created", "rollback", "reset", "promoted"):
+            versions = kept.setdefault(e["partition"], [1])
+            if e["version"] not in versions:
+                versions.append(e["version"])
+            del versions[:max(0, len(versions) - keep)]
+    return {p: sorted(v) for p, v in kept.items()}
+
+
+def model_kept(records: list[Any], own: int, keep: int,
+               partitions: int) -> dict[int, list[int]]:
+    """Per partition, the versions a model node can roll back to, from its versions stream:
+    its own version and the published versions whose bytes it keeps (the newest ``keep``,
+    and the live and candidate ones), as :mod:`doa.model.versions` decides.
+
+    >>> from doa.events import Event
+    >>> def rec(action, v, candidate=False): return Event(
+    ...     {"action": action, "version": v, "candidate": candidate, "chunk": 0, "chunks": 1},
+    ...     stream="m.versions", partition=0, offset=0, timestamp=0)
+    >>> model_kept([rec("publish", 2), rec("publish", 3), rec("publish", 4)], 1, 2, 1)
+    {0: [1, 3, 4]}
+    """
+    kept: dict[int, list[int]] = {}
+    for p in range(partitions):
+        live, candidate, published, gone = own, None, [own], set()
+        for r in (r for r in records if r.partition == p):
+            action, v = r["action"], int(r["version"])
+            if action == "publish" and r["chunk"] == r["chunks"] - 1 and v > max(published):
+                published.append(v)
+                live, candidate = (live, v) if r["candidate"] else (v, candidate)
+                held = [x for x in published[1:] if x not in gone]
+                gone |= {x for x in held[:max(0, len(held) - keep)] if x not in (live, candidate)}
+            elif action == "promote" and candidate is not None:
+                live, candidate = candidate, None
+            elif action == "rollback" and v in published and v not in gone:
+                live, candidate = v, None if candidate == v else candidate
+        kept[p] = [v for v in published if v not in gone]
+    return kept
+
+
+def _refuse(what: str, version: int, kept: dict[int, list[int]]) -> None:
+    """A one-line error when ``version`` is not kept on every partition (nothing is sent)."""
+    missing = sorted(p for p, versions in kept.items() if version not in versions)
+    if not missing:
+        return
+    if len({tuple(v) for v in kept.values()}) == 1:
+        where = f"kept versions are {kept[missing[0]]}"
+    else:
+        where = "kept versions are " + ", ".join(f"{kept[p]} on partition {p}"
+                                                 for p in missing)
+    raise DoaError(f"{what}: cannot roll back to version {version}: {where}; nothing sent")
 
 
 @model_cmd.command("promote")
