@@ -239,3 +239,52 @@ def test_feature_columns_and_table_types() -> None:
     table = to_table(data)
     assert [str(t) for t in table.schema.types] == ["bool", "string", "double"]
     assert table.schema.metadata == {b"doa.learner": b"m"}
+
+
+# -- doa export / doa dataset refuse before reading anything ---------------------------------
+def doa_cli(*args: str, cwd: Path) -> Any:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "DOA_BROKER"}
+    return subprocess.run([sys.executable, "-m", "doa.cli.app", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=60, check=False)
+
+
+FRAUD = str(Path(__file__).resolve().parent.parent / "topologies" / "fraud.py")
+NOWHERE = "127.0.0.1:9"  # nothing listens: the command must refuse before connecting
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["export", FRAUD, "predictions", "--out", "nodir/x.jsonl"],
+     "error: directory 'nodir' does not exist (for --out nodir/x.jsonl)"),
+    (["dataset", FRAUD, "scorer", "--out", "nodir/x.csv"],
+     "error: directory 'nodir' does not exist (for --out nodir/x.csv)"),
+    (["export", FRAUD, "predictions", "--out", "."],
+     "error: '.' is a directory; --out names the file to write"),
+    (["export", FRAUD, "predictions", "--from", "200", "--to", "100", "--out", "x.jsonl"],
+     "error: empty range: --from offset 200 is not before --to offset 100 (--from is "
+     "inclusive, --to exclusive)"),
+    (["dataset", FRAUD, "scorer", "--from", "100", "--to", "100", "--out", "x.jsonl"],
+     "error: empty range: --from offset 100 is not before --to offset 100 (--from is "
+     "inclusive, --to exclusive)"),
+    (["export", FRAUD, "predictions", "--from", "2024-05-02", "--to", "1714521600000ms",
+      "--out", "x.jsonl"],
+     "error: empty range: --from 2024-05-02T00:00:00.000Z is not before --to "
+     "2024-05-01T00:00:00.000Z (--from is inclusive, --to exclusive)"),
+])
+def test_export_and_dataset_refuse_at_once(tmp_path: Path, args: list[str],
+                                           expected: str) -> None:
+    proc = doa_cli(*args, "--broker", NOWHERE, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", expected + "\n")
+    assert list(tmp_path.iterdir()) == []  # no file, no .partial
+
+
+def test_only_comparable_bounds_make_an_empty_range() -> None:
+    from doa.collect.bounds import check_range
+
+    check_range(Bound(offset=200), Bound(time_ms=100))  # an offset and a time: not compared
+    check_range(parse_bound("-2h"), parse_bound("-1h"))
+    check_range(None, Bound(offset=0))
+    with pytest.raises(DoaError, match=r"^empty range: --from .* is not before --to "):
+        check_range(parse_bound("-1h"), parse_bound("-2h"))

@@ -32,10 +32,16 @@ def _options(fn: click.decorators.FC) -> click.decorators.FC:
     return broker_option(fn)
 
 
-def _bounds(start: str | None, end: str | None) -> tuple[Bound | None, Bound | None]:
-    from doa.collect.bounds import parse_bound
+def _bounds(start: str | None, end: str | None, out: str) -> tuple[Bound | None, Bound | None]:
+    """The range asked for; a one-line error, before anything is read, when it is empty or
+    ``out`` cannot be written."""
+    from doa.collect.bounds import check_range, parse_bound
+    from doa.collect.sinks import check_out
 
-    return (parse_bound(start) if start else None), (parse_bound(end) if end else None)
+    lo, hi = (parse_bound(start) if start else None), (parse_bound(end) if end else None)
+    check_range(lo, hi)
+    check_out(out)
+    return lo, hi
 
 
 @click.command("export")
@@ -56,7 +62,7 @@ def export_cmd(topology: str, stream: str, broker: str | None, start: str | None
     """
     from doa.collect.export import export
 
-    lo, hi = _bounds(start, end)
+    lo, hi = _bounds(start, end, out)
     report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
                     fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
                     on_error="skip" if skip_undecodable else "raise")
@@ -88,7 +94,7 @@ def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | No
     from doa.collect.sinks import Sink, format_of
 
     fmt = format_of(out, fmt)
-    lo, hi = _bounds(start, end)
+    lo, hi = _bounds(start, end, out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the counts are said below
         data = collect(topology, learner, broker=need_broker(configured_broker(broker)),

@@ -14,6 +14,8 @@ Bound(offset=1200, time_ms=None)
 1700000000000
 >>> parse_bound("2023-11-14T22:13:20Z").time_ms
 1700000000000
+>>> str(parse_bound("1700000000000ms"))
+'2023-11-14T22:13:20.000Z'
 >>> parse_bound("2023-11-14").time_ms
 1699920000000
 >>> parse_bound("-1h", now_ms=1700000000000).time_ms
@@ -47,7 +49,11 @@ class Bound:
     time_ms: int | None = None
 
     def __str__(self) -> str:
-        return f"offset {self.offset}" if self.offset is not None else f"{self.time_ms} ms"
+        """``offset 1200``, or the time in UTC (``2023-11-14T22:13:20.000Z``)."""
+        if self.offset is not None:
+            return f"offset {self.offset}"
+        moment = _EPOCH + timedelta(milliseconds=self.time_ms or 0)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_bound(text: str, now_ms: int | None = None) -> Bound:
@@ -79,6 +85,25 @@ def epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def check_range(start: Bound | None, end: Bound | None) -> None:
+    """A one-line error when ``[start, end)`` is empty: both offsets, or both times, and
+    ``start`` not before ``end`` (an offset and a time are not compared).
+
+    >>> check_range(Bound(offset=200), Bound(offset=100))
+    Traceback (most recent call last):
+    ...
+    doa.errors.DoaError: empty range: --from offset 200 is not before --to offset 100 \
+(--from is inclusive, --to exclusive)
+    >>> check_range(Bound(offset=200), Bound(time_ms=100))  # not comparable: no error
+    """
+    if start is None or end is None:
+        return
+    for a, b in ((start.offset, end.offset), (start.time_ms, end.time_ms)):
+        if a is not None and b is not None and a >= b:
+            raise DoaError(f"empty range: --from {start} is not before --to {end} "
+                           "(--from is inclusive, --to exclusive)")
 
 
 def first_offset(bound: Bound | None, begin: int) -> int:

@@ -39,7 +39,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from doa.collect.bounds import Bound, first_offset, in_time, last_offset
+from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
 from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
 from doa.events import coordinate_id, lineage_of
@@ -92,6 +92,7 @@ def aligned(t: Topology, spec: Any) -> bool:
 def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound | None = None,
             end: Bound | None = None) -> Dataset:
     """The training set of ``learner``; see the module docstring."""
+    check_range(start, end)
     began = time.perf_counter()
     t = load(topology)
     spec = learner_spec(t, learner)

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from doa.collect.bounds import Bound, first_offset, in_time, last_offset
+from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
 from doa.collect.read import Reader, codecs_for, load, off_loop
-from doa.collect.sinks import Sink, format_of
+from doa.collect.sinks import Sink, check_out, format_of
 from doa.errors import DoaError
 from doa.events import coordinate_id, lineage_of
 from doa.topology.topology import Topology
@@ -73,6 +73,8 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
             rows_per_group: int | None) -> ExportReport:
     if on_error not in ("raise", "skip"):
         raise DoaError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    check_range(start, end)
+    check_out(out)
     t = load(topology)
     fmt = format_of(out, fmt)
     codec = codecs_for(t, [stream], broker)[stream]

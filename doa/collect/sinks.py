@@ -61,6 +61,27 @@ def format_of(path: str, given: str | None) -> str:
     return found
 
 
+def check_out(path: str) -> None:
+    """A one-line error, before anything is read, when ``path`` cannot be written: its
+    directory is missing or not a directory, or it is a directory itself.
+
+    >>> check_out("nodir/x.jsonl")
+    Traceback (most recent call last):
+    ...
+    doa.errors.DoaError: directory 'nodir' does not exist (for --out nodir/x.jsonl)
+    """
+    if path == "-":
+        return
+    target = Path(path)
+    parent = target.parent
+    if not parent.exists():
+        raise DoaError(f"directory {str(parent)!r} does not exist (for --out {path})")
+    if not parent.is_dir():
+        raise DoaError(f"{str(parent)!r} is not a directory (for --out {path})")
+    if target.is_dir():
+        raise DoaError(f"{path!r} is a directory; --out names the file to write")
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
@@ -132,6 +153,7 @@ class Sink:
         self._partial = f"{path}.partial"
 
     def __enter__(self) -> Sink:
+        check_out(self.path)
         if self.path == "-":
             if self.fmt == "parquet":
                 raise DoaError("Parquet cannot go to standard output; give --out FILE.parquet")
