@@ -305,8 +305,9 @@ def test_graph_parses_with_mermaid(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "source", "expected"), [
     ("missing.py", None, "topology file 'missing.py' not found"),
     ("syntax.py", "from doa import Topology\ntopology = Topology(\n", "does not parse"),
-    ("empty.py", "x = 1\n", "has no Topology named 'topology' (found nothing)"),
-    ("number.py", "topology = 3\n", "has no Topology named 'topology' (found int)"),
+    ("empty.py", "x = 1\n", "has no Topology named 'topology' (found: no Topology)"),
+    ("number.py", "topology = 3\n",
+     "has no Topology named 'topology' ('topology' is of type int; found: no Topology)"),
     ("raises.py", "raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
     ("adir", "", "is a directory"),
 ])

@@ -87,15 +87,13 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
 
 
 def _check_against(against: tuple[str, str], level: str) -> None:
-    from doa.errors import SchemaError
     from doa.wire.compat import incompatibilities
-    from doa.wire.schema import Schema
 
-    new = Schema.from_file(against[1], _neighbours(against[1], against))
+    new = _schema(against[1], against[1], against)
     try:
-        old = Schema.from_file(against[0], _neighbours(against[0], against))
-    except SchemaError:  # OLD saved on its own (git show ...): resolve with NEW's types
-        old = Schema.from_file(against[0], _neighbours(against[1], against))
+        old = _schema(against[0], against[0], against)
+    except DoaError:  # OLD saved on its own (git show ...): resolve with NEW's types
+        old = _schema(against[0], against[1], against)
     found = incompatibilities(old.json, new.json, level)
     if found:
         for problem in found:
@@ -134,22 +132,42 @@ def demo(topology: str, records: int, seconds: float, broker: str | None, memory
         run_broker_demo(topology, records, seconds, broker, out)
 
 
+def _schema(path: str, beside: str, compared: tuple[str, ...]) -> Any:
+    """The schema in ``path``, its named types resolved with the schemas beside ``beside``.
+
+    When those schemas cannot be read together (two differing definitions of one type, a
+    file that does not parse) they are left out; if ``path`` then fails to resolve, the
+    error says first why they were left out.
+    """
+    from doa.errors import SchemaError
+    from doa.wire.schema import Schema
+
+    try:
+        known, problem = _neighbours(beside, compared), None
+    except DoaError as exc:
+        known, problem = None, exc
+    try:
+        return Schema.from_file(path, known)
+    except SchemaError as exc:
+        if problem is None:
+            raise
+        raise SchemaError(f"{problem}; so the schemas beside {beside} were left out, and "
+                          f"{exc}") from None
+
+
 def _neighbours(path: str, compared: tuple[str, ...] = ()) -> Any:
     """The schemas beside ``path``, so a file may reference named types defined there.
 
     The files being ``compared`` are left out: two versions of one type may sit side by side.
+    A one-line :class:`DoaError` when they cannot be read together.
     """
     from pathlib import Path
 
     from doa.wire.schema import SchemaSet
 
     skip = {Path(p).resolve() for p in compared}
-    files = [f for f in sorted(Path(path).resolve().parent.glob("*.avsc"))
-             if f.resolve() not in skip]
-    try:
-        return SchemaSet.from_files(files)
-    except DoaError:
-        return None
+    files = [f for f in sorted(Path(path).parent.glob("*.avsc")) if f.resolve() not in skip]
+    return SchemaSet.from_files(files)
 
 
 def _add_broker_commands() -> None:

@@ -9,6 +9,10 @@ Examples
 'sensors'
 >>> load_topology("topologies.sensors:topology").name
 'sensors'
+>>> load_topology("topologies.sensors:topo")
+Traceback (most recent call last):
+...
+doa.errors.DoaError: 'topologies.sensors' has no Topology named 'topo' (found: topology)
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ def load(spec: str) -> tuple[ModuleType, Topology]:
         module = _import(target)
     found = getattr(module, attr, None)
     if not isinstance(found, Topology):
-        what = "nothing" if found is None else type(found).__name__
-        raise DoaError(f"{target!r} has no Topology named {attr!r} (found {what})")
+        names = [k for k, v in vars(module).items() if isinstance(v, Topology)]
+        what = "" if found is None else f"{attr!r} is of type {type(found).__name__}; "
+        raise DoaError(f"{target!r} has no Topology named {attr!r} "
+                       f"({what}found: {', '.join(names) or 'no Topology'})")
     return module, found
 
 
