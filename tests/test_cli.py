@@ -308,7 +308,10 @@ def test_graph_parses_with_mermaid(tmp_path: Path) -> None:
     ("empty.py", "x = 1\n", "has no Topology named 'topology' (found: no Topology)"),
     ("number.py", "topology = 3\n",
      "has no Topology named 'topology' ('topology' is of type int; found: no Topology)"),
-    ("raises.py", "raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
+    ("raises.py", "raise RuntimeError('boom')\n",
+     "failed to import: RuntimeError: boom (raises.py, line 1)"),
+    ("typo.py", "from doa import Topology\n\ntopology = Topolgy('t')\n",
+     "failed to import: NameError: name 'Topolgy' is not defined (typo.py, line 3)"),
     ("adir", "", "is a directory"),
 ])
 @pytest.mark.parametrize("module", [False, True])

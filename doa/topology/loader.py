@@ -92,4 +92,22 @@ def _import_failure(what: str, exc: Exception) -> DoaError:
     if isinstance(exc, SyntaxError):
         where = f"{Path(exc.filename).name}, " if exc.filename else ""
         return DoaError(f"{what} does not parse: {exc.msg} ({where}line {exc.lineno})")
-    return DoaError(f"{what} failed to import: {type(exc).__name__}: {exc}")
+    return DoaError(f"{what} failed to import: {type(exc).__name__}: {exc}{_where(exc)}")
+
+
+def _where(exc: BaseException) -> str:
+    """`` (file.py, line N)``: the innermost frame of ``exc`` outside doa's and Python's own
+    import machinery (the user's line), or nothing.
+
+    >>> try:
+    ...     exec(compile("x = 1\\nundefined_name", "topo.py", "exec"))
+    ... except NameError as e:
+    ...     _where(e)
+    ' (topo.py, line 2)'
+    """
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "importlib" not in f.filename and not f.filename.startswith("<frozen")
+              and f.filename != __file__]
+    return f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})" if frames else ""
