@@ -52,7 +52,8 @@ from collections import Counter
 from typing import Any
 
 from doa.catalog.describe import alive
-from doa.catalog.read import BrokerView, internal_topic, read_broker
+from doa.catalog.read import BrokerView, read_broker
+from doa.cluster.admin import internal_topic
 
 FORGET_S = 86_400.0  # stopped or silent processes older than this are left out
 

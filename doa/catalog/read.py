@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doa.catalog.describe import DESCRIPTIONS, HEARTBEATS, TOPIC
-from doa.cluster.admin import SCHEMAS_TOPIC
+from doa.cluster.admin import SCHEMAS_TOPIC, internal_topic
 from doa.events import lineage_of
 
 log = logging.getLogger(__name__)
@@ -258,15 +258,3 @@ def node_groups(descriptions: Iterable[dict[str, Any]]) -> set[str]:
         for node in d.get("runs") or ():
             out.update((f"{d['topology']}.{node}", f"{d['topology']}.{node}.faust"))
     return out
-
-
-def internal_topic(name: str) -> bool:
-    """Topics of the machinery, not of the data: ``_*`` (doa's, Kafka's, Confluent's), node
-    state topics (``TOPOLOGY.NODE.state``) and Faust's internal topics.
-
-    >>> [internal_topic(t) for t in ("_doa_schemas", "__consumer_offsets", "fraud.scorer.state",
-    ...                              "app-__assignor-__leader", "readings", "fraud.dlq")]
-    [True, True, True, True, False, False]
-    """
-    return (name.startswith("_") or name.endswith(".state") or "__assignor" in name
-            or name.endswith("-changelog"))

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from doa.cli.console import out
-from doa.cli.streams import _json_default, broker_option, need_broker
+from doa.cli.options import broker_option, json_default, need_broker
 
 
 @click.command("lineage")
@@ -28,18 +28,20 @@ from doa.cli.streams import _json_default, broker_option, need_broker
               help="How long after a prediction its label is looked for (a learner with "
                    "max_delay_ms uses that).")
 @click.option("--stream", "streams", multiple=True, metavar="STREAM",
-              help="With an event id: the stream(s) to look in (default: all).")
+              help="With an event id: a stream to look in; repeatable (default: all the "
+                   "TOPOLOGY's streams; without a TOPOLOGY, required).")
 @click.option("--at", "at_ms", type=int, default=None, metavar="MS",
               help="With an event id: its event time, so only --window around it is read.")
 @click.option("--no-descendants", is_flag=True, help="Walk back only (no forward search).")
 def lineage_cmd(event: str, topology: str | None, broker: str | None, records: bool,
                 as_json: bool, prov: bool, depth: int, window_ms: int, horizon_ms: int,
                 streams: tuple[str, ...], at_ms: int | None, no_descendants: bool) -> None:
-    """Trace EVENT (STREAM:PARTITION:OFFSET, or a hex event id) back to the raw input
-    records it came from and forward to what came of it.
+    """Trace EVENT (STREAM:PARTITION:OFFSET, or a hex event id or its first 8+ digits) back
+    to the raw input records it came from and forward to what came of it.
 
     Ancestry is one fetch per parent (headers carry their coordinates); descendants are
-    searched in a bounded window after the record's time and need the TOPOLOGY file.
+    searched in a bounded window after the record's time and need the TOPOLOGY file. An id
+    is looked for in the --stream streams, else in the TOPOLOGY's.
     """
     import orjson
 
@@ -52,11 +54,14 @@ def lineage_cmd(event: str, topology: str | None, broker: str | None, records: b
 
     if as_json and prov:
         raise click.UsageError("give one of --json and --prov")
+    wanted = parse_event(event)  # a malformed EVENT first: the broker does not matter then
     address = need_broker(broker)
     check_reachable(address, timeout_s=4.0)
     t = load_topology(topology) if topology else None
     with Log(address, t) as log:
-        root = find(log, parse_event(event), streams, at_ms, window_ms)
+        for stream in streams:  # a misspelt --stream is an error, not a stream with nothing
+            log.require(stream)
+        root = find(log, wanted, streams, at_ms, window_ms)
         result = trace(log, root, depth=depth, window_ms=window_ms, horizon_ms=horizon_ms,
                        forward=not no_descendants and t is not None)
     if prov:
@@ -71,5 +76,5 @@ def lineage_cmd(event: str, topology: str | None, broker: str | None, records: b
         out.print(f"[dim]{result.fetches} fetches, {result.seconds * 1000:.0f} ms"
                   + ("" if t is not None else "; no TOPOLOGY given: ancestry only") + "[/dim]")
         return
-    sys.stdout.buffer.write(orjson.dumps(data, default=_json_default,
+    sys.stdout.buffer.write(orjson.dumps(data, default=json_default,
                                          option=orjson.OPT_INDENT_2) + b"\n")

@@ -49,6 +49,18 @@ def state_topic(topology: Topology, node: str) -> str:
     return f"{topology.name}.{node}.state"
 
 
+def internal_topic(name: str) -> bool:
+    """Topics of the machinery, not of the data: ``_*`` (doa's, Kafka's, Confluent's), node
+    state topics (``TOPOLOGY.NODE.state``) and Faust's internal topics.
+
+    >>> [internal_topic(t) for t in ("_doa_schemas", "__consumer_offsets", "fraud.scorer.state",
+    ...                              "app-__assignor-__leader", "readings", "fraud.dlq")]
+    [True, True, True, True, False, False]
+    """
+    return (name.startswith("_") or name.endswith(".state") or "__assignor" in name
+            or name.endswith("-changelog"))
+
+
 def topology_topics(topology: Topology) -> list[TopicSpec]:
     """Every topic ``topology`` uses, with partitions and configs."""
     specs = [TopicSpec(s.name, s.partitions, {**KEEP, **s.config})

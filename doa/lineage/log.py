@@ -16,19 +16,22 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import difflib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from doa.cluster.admin import internal_topic
 from doa.errors import DoaError
 from doa.events import Event, Lineage, coordinate_id, lineage_of
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
-__all__ = ["Log", "Record"]
+__all__ = ["Log", "Record", "listing"]
 
 _POLL_MS = 2_000  # a fetch of a record that exists; only bounds a failure
+_LISTED = 6  # stream names an error message shows
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Log:
         self._consumer = KafkaConsumer(
             bootstrap_servers=broker, **kafka_python_options(broker), enable_auto_commit=False,
             group_id=None, max_partition_fetch_bytes=64 * 1024, fetch_max_wait_ms=50,
-            consumer_timeout_ms=_POLL_MS)
+            consumer_timeout_ms=_POLL_MS, allow_auto_create_topics=False)
         self._codecs: dict[str, Codec] = {}
         self._high: dict[tuple[str, int], int] = {}
         self.fetches = 0
@@ -80,8 +83,27 @@ class Log:
 
     # -- what there is -------------------------------------------------------------------------
     def partitions(self, stream: str) -> list[int]:
+        """The stream's partitions (none if there is no such stream)."""
         found = self._consumer.partitions_for_topic(stream)
         return sorted(found) if found else []
+
+    def streams(self) -> list[str]:
+        """The names of all topics on the broker (fresh metadata; nothing is created)."""
+        return sorted(self._consumer.topics())
+
+    def require(self, stream: str, partition: int | None = None) -> None:
+        """A one-line :class:`DoaError` unless the broker has ``stream`` (and ``partition``).
+
+        Reads metadata only, at once: no fetch that would wait for a partition that never
+        comes, no topic created.
+        """
+        found = self.partitions(stream)
+        if not found:
+            raise DoaError(f"no stream {stream!r} on {self.broker} "
+                           f"({listing(stream, self.streams())})")
+        if partition is not None and partition not in found:
+            raise DoaError(f"stream {stream!r} has no partition {partition} "
+                           f"(it has {_spread(found)})")
 
     def end(self, stream: str, partition: int) -> int:
         """The partition's end offset (its high watermark, read from a fetch: the embedded
@@ -193,3 +215,23 @@ class Log:
                                                                   raw.offset),
                       headers=headers)
         return Record(event, lineage, error)
+
+
+def listing(near: str, names: Iterable[str]) -> str:
+    """A few stream names for an error message, those most like ``near`` first (the
+    machinery's topics, :func:`doa.cluster.admin.internal_topic`, left out)."""
+    shown = sorted(n for n in names if not internal_topic(n))
+    if not shown:
+        return "it has no streams"
+    close = difflib.get_close_matches(near, shown, n=3, cutoff=0.6)
+    shown = close + [n for n in shown if n not in close]
+    more = len(shown) - _LISTED
+    return "streams: " + ", ".join(shown[:_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _spread(partitions: list[int]) -> str:
+    """``'1 partition: 0'``, ``'4 partitions: 0-3'``, or the numbers if they have gaps."""
+    n = len(partitions)
+    gapless = n > 1 and partitions[-1] - partitions[0] == n - 1
+    numbers = f"{partitions[0]}-{partitions[-1]}" if gapless else ", ".join(map(str, partitions))
+    return f"{n} partition{'s' if n != 1 else ''}: {numbers}"
