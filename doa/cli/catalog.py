@@ -8,7 +8,7 @@ import click
 import orjson
 
 from doa.cli.console import err, out
-from doa.cli.streams import broker_option, need_broker
+from doa.cli.options import broker_option, need_broker
 
 
 @click.command("catalog")

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from doa.cli.console import err
-from doa.cli.streams import broker_option, need_broker
+from doa.cli.options import broker_option, need_broker
 from doa.collect.bounds import Bound
 from doa.local.embedded import configured_broker
 

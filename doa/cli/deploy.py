@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from doa.cli.console import err, out
-from doa.cli.streams import broker_option, need_broker
+from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
 
 

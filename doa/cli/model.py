@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from doa.cli.console import err, out
-from doa.cli.streams import broker_option, need_broker
+from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
 
 

@@ -19,9 +19,7 @@ from doa.engines import NodeStats
 from doa.errors import DoaError
 from doa.local.embedded import configured_broker
 
-__all__ = ["broker_cmd", "broker_option", "dlq_cmd", "need_broker", "publish_cmd", "run_cmd",
-           "subscribe_cmd", "topology_option"]
-_json_default = json_default  # as doa.cli.lineage imports it
+__all__ = ["broker_cmd", "dlq_cmd", "publish_cmd", "run_cmd", "subscribe_cmd"]
 
 def summary_line(elapsed: float, stats: dict[str, NodeStats]) -> str:
     parts = [f"{name}: in {s.records_in} out {s.records_out} dead {s.dead_letters}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from doa.cli.console import out
-from doa.cli.streams import broker_option, need_broker
+from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
 
 
