@@ -26,6 +26,8 @@ import json
 from html import escape
 from typing import Any
 
+from doa.catalog.read import HEADERLESS, NO_HEADER
+
 COLUMN_W, ROW_H, BOX_W, BOX_H = 210, 54, 170, 34
 
 STYLE = """
@@ -85,7 +87,8 @@ def _streams(catalog: dict[str, Any]) -> str:
             "<th>read by</th></tr>"]
     for s in catalog["streams"]:
         writers = [f"{escape(w['node'])} {_dot(w.get('alive'))}" for w in s.get("writers", ())]
-        writers += [f"{escape(p['name'])} <span class=dim>(publisher)</span>"
+        writers += [HEADERLESS if p["name"] == NO_HEADER else
+                    f"{escape(p['name'])} <span class=dim>(publisher)</span>"
                     for p in s.get("publishers", ())]
         readers = [f"{escape(r['group'])} <span class=dim>(lag "
                    f"{'-' if r.get('lag') is None else format(r['lag'], ',')})</span>"

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 NO_HEADER = "(no doa header)"
+HEADERLESS = "records without a doa header"  # NO_HEADER's publisher, as the catalog shows it
 
 
 @dataclass

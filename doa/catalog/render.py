@@ -34,6 +34,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from doa.catalog.read import HEADERLESS, NO_HEADER
+
 
 def renderables(catalog: dict[str, Any], *, fields: bool = False) -> list[RenderableType]:
     """What ``doa catalog`` prints: the streams, the nodes, optionally every stream's fields,
@@ -77,8 +79,14 @@ def _fields(schema: dict[str, Any]) -> str:
 
 
 def _writers(s: dict[str, Any]) -> str:
+    """Nodes and publishers that wrote the stream's sampled records.
+
+    >>> _writers({"publishers": [{"name": "demo"}, {"name": NO_HEADER}]})
+    'demo (publisher), records without a doa header'
+    """
     parts = [f"{w['node']} {_dot(w.get('alive'))}" for w in s.get("writers", ())]
-    parts += [f"{p['name']} (publisher)" for p in s.get("publishers", ())]
+    parts += [HEADERLESS if p["name"] == NO_HEADER else f"{p['name']} (publisher)"
+              for p in s.get("publishers", ())]
     return ", ".join(parts) or "-"
 
 
