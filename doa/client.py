@@ -238,12 +238,13 @@ class Subscriber(Generic[_Item]):
             bootstrap_servers=broker, **kafka_python_options(broker),
             group_id=group, enable_auto_commit=group is not None,
             auto_offset_reset="earliest" if from_beginning else "latest",
-            session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10)
+            session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10,
+            allow_auto_create_topics=False)  # a misspelt stream is not made a topic
         self._idle_s = idle_timeout_s or None
         self._poll = Poll(self._consumer)  # the fetch wait stretches while starved
         if group is None:
             tps = [TopicPartition(s, p) for s in self.streams
-                   for p in sorted(self._consumer.partitions_for_topic(s) or [])]
+                   for p in sorted(self._partitions(s, broker))]
             self._consumer.assign(tps)
             if from_beginning:
                 self._consumer.seek_to_beginning(*tps)
@@ -251,6 +252,16 @@ class Subscriber(Generic[_Item]):
                 self._consumer.seek_to_end(*tps)
         else:
             self._consumer.subscribe(self.streams)
+
+    def _partitions(self, stream: str, broker: str) -> set[int]:
+        """The stream's partitions; a one-line error if the broker has no such topic (it said
+        "ValueError: No partitions are currently assigned")."""
+        found = self._consumer.partitions_for_topic(stream)
+        if not found:
+            self._consumer.close()
+            raise DoaError(f"stream {stream!r} does not exist on {broker} yet (doa deploy or "
+                           "doa run creates a topology's streams)")
+        return set(found)
 
     def __iter__(self) -> Iterator[_Item]:
         for m in self._messages():

@@ -232,3 +232,24 @@ def test_ctrl_c_ends_a_subscribe_whose_broker_went_away(broker_kind: str) -> Non
         proc.wait()
         pytest.fail("doa subscribe ignored Ctrl-C for 15 s after its broker went away")
     assert code == 130, proc.stderr.read().decode() if proc.stderr else code
+
+
+def test_subscribe_to_a_stream_not_created_yet_is_one_line_and_creates_nothing(
+        broker: str) -> None:
+    from kafka import KafkaConsumer
+
+    began = time.monotonic()
+    done = doa_command("subscribe", "events", "--broker", broker, "-t", COUNTING,
+                       "--from-beginning", timeout=60)
+    took = time.monotonic() - began
+    assert done.returncode == 1
+    line = _one_line(done.stderr)
+    # was "error: unexpected ValueError: No partitions are currently assigned"
+    assert line == f"error: stream 'events' does not exist on {broker} yet (doa deploy or " \
+                   "doa run creates a topology's streams)", line
+    assert took < 20, took
+    consumer = KafkaConsumer(bootstrap_servers=broker)
+    try:
+        assert "events" not in consumer.topics()
+    finally:
+        consumer.close()
