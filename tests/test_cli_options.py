@@ -88,3 +88,18 @@ def test_a_line_that_is_not_json_is_named_once() -> None:
     # counted the line's own newline as a second line
     assert str(caught.value) == ("line 2, column 8: not valid JSON (unexpected end of data); "
                                  "nothing was published")
+
+
+def test_prepare_against_an_unreachable_broker_is_one_line_in_seconds() -> None:
+    # the Python API a Faust app calls (examples/faust_app.py): it raised aiokafka's
+    # KafkaConnectionError "Unable to bootstrap from [('127.0.0.1', 1, ...)]"
+    from doa.cluster.reach import BrokerUnreachable
+    from doa.engines.launch import prepare
+    from doa.topology.loader import load_topology
+
+    t = load_topology(str(REPO / "topologies" / "sensors.py"))
+    began = time.monotonic()
+    with pytest.raises(BrokerUnreachable) as caught:
+        prepare(t, "127.0.0.1:1")
+    assert time.monotonic() - began < 10
+    assert "127.0.0.1:1" in str(caught.value) and "\n" not in str(caught.value)

@@ -69,10 +69,15 @@ def broker_for(address: str | None) -> Iterator[str]:
 
 
 def prepare(topology: Topology, address: str) -> list[str]:
-    """Check the topology, create its topics, register its schemas; new schema versions."""
+    """Check the topology, create its topics, register its schemas; new schema versions.
+
+    An unreachable broker is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within
+    seconds (the admin client raised aiokafka's ``KafkaConnectionError`` after retrying)."""
+    from doa.cluster.reach import check_reachable
     from doa.cluster.registry import register
 
     topology.check()
+    check_reachable(address)
     asyncio.run(ensure_topics(address, topology_topics(topology)))
     return register(address, topology)
 
