@@ -191,3 +191,33 @@ def test_doa_check_names_wrong_fields_and_schemas_of_a_learner() -> None:
     assert any("predictions stream 'predictions' must have schema doa.Prediction, not "
                "doa.Outcome" in p for p in found)
     assert build().validate() == []
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+def test_doa_check_refuses_a_string_feature_for_a_compiled_model(tmp_path: Path,
+                                                                 compiled: bool | None) -> None:
+    # walkthrough: check said ok, then every record was a dead letter "compiled model:
+    # features must be numbers (could not convert string to float: 'c0')"
+    import json
+
+    (tmp_path / "txn.avsc").write_text(json.dumps({
+        "type": "record", "name": "Txn", "namespace": "t", "fields": [
+            {"name": "id", "type": "string"}, {"name": "amount", "type": "double"},
+            {"name": "card", "type": "string"}, {"name": "age", "type": ["null", "long"]}]}))
+    (tmp_path / "label.avsc").write_text(json.dumps({
+        "type": "record", "name": "Label", "namespace": "t", "fields": [
+            {"name": "id", "type": "string"}, {"name": "fraud", "type": "boolean"}]}))
+    t = Topology("strings", schemas=tmp_path)
+    t.stream("txns", schema="t.Txn")
+    t.stream("labels", schema="t.Label")
+    t.stream("predictions", schema="doa.Prediction")
+    t.learner("model", features="txns", labels="labels", predictions="predictions",
+              model=make_model(), metric=metrics.Accuracy(), join="id", label="fraud",
+              feature_fields=["amount", "card", "age"], compiled=compiled)
+    found = t.validate()
+    if compiled is False:  # River's own model takes what it is given
+        assert found == []
+    else:  # compiled by default when the model is supported and the fields are declared
+        assert found == ["learner 'model': feature field 'card' of stream 'txns' is string: a "
+                         "compiled model takes numbers (int, long, float, double, boolean); "
+                         "compiled=False runs River's own model"]

@@ -182,6 +182,18 @@ class LearnerSpec(NodeKind):
 
             warm_up()
 
+    def _numbers_only(self, node: Node, streams: StreamInfo) -> list[str]:
+        """A compiled model takes numbers: a feature field of another type is refused here,
+        not found at run time in every record's dead letter."""
+        fields = streams.fields(self.features) if self.compiled else None
+        if not fields:
+            return []
+        return [f"learner {node.name!r}: feature field {name!r} of stream {self.features!r} is "
+                f"{_type(fields[name])}: a compiled model takes numbers (int, long, float, double, "
+                "boolean); compiled=False runs River's own model"
+                for name in self.feature_fields or () if name in fields
+                and not _numeric(fields[name])]
+
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """The join field is in both inputs, the label in the labels, the feature fields in
         the features; each stream of a role has doa's schema for that role."""
@@ -189,7 +201,8 @@ class LearnerSpec(NodeKind):
                *missing_fields(node, streams, self.labels, [self.join], "join"),
                *missing_fields(node, streams, self.labels, [self.label], "label"),
                *missing_fields(node, streams, self.features, self.feature_fields or (),
-                               "feature")]
+                               "feature"),
+               *self._numbers_only(node, streams)]
         for role, expected in LEARNER_SCHEMAS.items():
             stream = getattr(self, role)
             declared = streams.schema(stream) if stream is not None else None
@@ -276,3 +289,29 @@ def group(name: str, given: dict[str, Any], flat: dict[str, Any]) -> dict[str, A
             need = "features= and labels=" if g == "reads" else "predictions="
             raise TypeError(f"learner {name!r}: give {g}= ({GROUPS[g].__name__}) or {need}")
     return out
+
+
+_NUMBERS = {"int", "long", "float", "double", "boolean"}
+
+
+def _numeric(avro: Any) -> bool:
+    """An Avro type a compiled model can take: a number or boolean, optionally null.
+
+    >>> [_numeric(t) for t in ("double", ["null", "long"], {"type": "long",
+    ...  "logicalType": "timestamp-millis"}, "string", ["null", "string"])]
+    [True, True, True, False, False]
+    """
+    if isinstance(avro, list):
+        return all(_numeric(t) for t in avro if t != "null") and any(t != "null" for t in avro)
+    if isinstance(avro, dict):
+        return _numeric(avro.get("type"))
+    return avro in _NUMBERS
+
+
+def _type(avro: Any) -> str:
+    """An Avro type as a message shows it: ``string``, ``null | string``."""
+    if isinstance(avro, list):
+        return " | ".join(_type(t) for t in avro)
+    if isinstance(avro, dict):
+        return str(avro.get("name") or avro.get("type"))
+    return str(avro)
