@@ -39,6 +39,7 @@ doa.errors.DoaError: DOA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs DOA_SASL_MECHANI
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,12 +186,19 @@ def client_security(env: Mapping[str, str] | None = None) -> ClientSecurity:
         if values["mechanism"] not in MECHANISMS:
             raise DoaError(f"DOA_SASL_MECHANISM={values['mechanism']}: not one of "
                            f"{', '.join(MECHANISMS)}")
+    if protocol in ("SSL", "SASL_SSL"):
+        for field in ("cafile", "certfile", "keyfile"):
+            path = values.get(field)
+            if path and not os.path.isfile(path):  # local: not the broker's refusal
+                variable, prop = _SETTINGS[field]
+                raise DoaError(f"{variable} (or {prop}): no file {path}")
     return ClientSecurity(**values)
 
 
 def authentication_error(address: str, security: ClientSecurity, error: BaseException) -> str:
     """The one line for a client that the broker refused (or that could not authenticate)."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = re.sub(r":?\s*<AIOKafkaConnection[^>]*>", "", reason)  # the client's repr: noise
     if "SSL" in type(error).__name__ or "CERTIFICATE" in reason:
         return (f"cannot trust broker {address} over {security.describe()} (set DOA_SSL_CAFILE "
                 f"to its CA): {reason}")
