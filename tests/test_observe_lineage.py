@@ -174,6 +174,33 @@ def test_a_hanging_transport_does_not_hold_the_stop() -> None:
     release.set()
 
 
+class SlowFailure(Recorder):
+    """A transport that fails after retrying (urllib3: ~1-2 s a send, a long message)."""
+
+    def emit(self, event: Any) -> None:
+        time.sleep(0.8)
+        raise ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=1): Max retries "
+                              "exceeded with url: /api/v1/lineage " + "(Caused by ...) " * 20)
+
+
+def test_a_transport_known_to_fail_holds_the_stop_one_second_at_most(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # walkthrough: OPENLINEAGE_URL=http://127.0.0.1:1 made `doa run --for 8` take 13 s, and
+    # its warning was 330 characters of urllib3's text
+    t = small()
+    emitter = LineageEmitter(t, "b:9092", [t.nodes["count"]], interval_s=3600,
+                             client=SlowFailure())
+    with caplog.at_level(logging.WARNING, logger="doa.observe.openlineage"):
+        emitter.start()
+        time.sleep(1.2)  # the START send has failed
+        began = time.monotonic()
+        emitter.close()  # STOP_WAIT_S is 5 s
+        took = time.monotonic() - began
+    assert took < 2.5, took
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert len(warning) < 300 and "..." in warning, warning
+
+
 def test_the_validator_rejects_what_the_spec_forbids() -> None:
     from jsonschema import ValidationError
 

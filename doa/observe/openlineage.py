@@ -157,10 +157,11 @@ class LineageEmitter:
         self._thread.start()
 
     def close(self, error: BaseException | None = None, wait_s: float = STOP_WAIT_S) -> None:
-        """Queue COMPLETE (or FAIL with ``error``), then wait up to ``wait_s`` for the sends."""
+        """Queue COMPLETE (or FAIL with ``error``), then wait up to ``wait_s`` for the sends
+        (1 s once a send has failed: a transport known to fail does not hold the stop)."""
         self._queue.put(("FAIL" if error is not None else "COMPLETE", error))
         self._queue.put(None)
-        self._thread.join(timeout=wait_s)
+        self._thread.join(timeout=min(wait_s, 1.0) if self._warned else wait_s)
 
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -199,8 +200,10 @@ class LineageEmitter:
     def _warn(self, what: str, exc: BaseException) -> None:
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True
-        log.log(level, "%s (%s: %s); the nodes go on", what, type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "")
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        if len(reason) > 160:  # urllib3's retries repeat the pool's and the cause's reprs
+            reason = reason[:157] + "..."
+        log.log(level, "%s (%s: %s); the nodes go on", what, type(exc).__name__, reason)
 
     # -- events --------------------------------------------------------------------------------
     def event(self, node: Node, kind: str, error: BaseException | None = None) -> Any:
