@@ -103,3 +103,22 @@ def test_prepare_against_an_unreachable_broker_is_one_line_in_seconds() -> None:
         prepare(t, "127.0.0.1:1")
     assert time.monotonic() - began < 10
     assert "127.0.0.1:1" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_run_says_a_topologys_problems_before_anything_else(tmp_path: Path) -> None:
+    # walkthrough: "compiling Numba kernels for fraud ..." came first, then the problem
+    source = (REPO / "topologies" / "fraud.py").read_text()
+    broken = tmp_path / "fraud_broken.py"
+    broken.write_text(source.replace('label="is_fraud"', 'label="is_frod"'))
+    assert broken.read_text() != source
+    (tmp_path / "schemas").symlink_to(REPO / "schemas")
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DOA_BROKER"}  # no broker is reached
+    done = subprocess.run([sys.executable, "-m", "doa.cli.app", "run", str(broken), "--for", "1"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, env=env,
+                          check=False)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: "), done.stderr
+    assert "is_frod" in done.stderr and "compiling" not in done.stderr, done.stderr

@@ -84,6 +84,7 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     from doa.topology.loader import load_topology
 
     t = load_topology(topology)
+    t.check()  # its problems before any notice of starting or compiling
     if not address:
         err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
     compiling = numba_nodes(t, nodes.split(",") if nodes else None)
