@@ -253,3 +253,19 @@ def test_the_server_thread_is_gone_after_close() -> None:
     server = MetricsServer(DoaCollector("obs", []), 0, addr="127.0.0.1")
     server.close()
     assert set(threading.enumerate()) <= before
+
+
+def test_a_detector_shows_its_drift_count_at_zero_before_any_drift() -> None:
+    # walkthrough: doa_drift_events_total was missing from /metrics until the first drift,
+    # so an alert on its rate had no series to watch
+    from doa.topology.loader import load_topology
+
+    t = load_topology("topologies/fraud.py")
+    w = FakeWorker(t, "watch_errors")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DoaCollector("fraud", [w]))
+    fams = families(registry)
+    drifts = t.nodes["watch_errors"].writes
+    assert len(drifts) == 1
+    assert value(fams, "doa_drift_events_total", topology="fraud", node="watch_errors",
+                 stream=drifts[0]) == 0

@@ -143,9 +143,10 @@ class DoaCollector:
                             ("dead", meter.dead_letters)):
             for stream, n in dict(counts).items():
                 f[key].add_metric([*labels, stream], n)
-        if node.kind == "detector":
-            for stream, n in dict(meter.records_out).items():
-                f["drift"].add_metric([*labels, stream], n)
+        if node.kind == "detector":  # every drift stream from the start, at 0 until a drift
+            out = dict(meter.records_out)
+            for stream in node.writes:
+                f["drift"].add_metric([*labels, stream], out.get(stream, 0))
         _histogram(f["step"], labels, meter.seconds)
         _histogram(f["batch"], labels, meter.sizes)
         f["snap_bytes"].add_metric(labels, meter.snapshot_bytes)
