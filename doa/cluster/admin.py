@@ -74,7 +74,8 @@ def topology_topics(topology: Topology) -> list[TopicSpec]:
 
 async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: float = 30.0
                         ) -> None:
-    """Create missing topics; refuse existing ones with fewer partitions than declared.
+    """Create missing topics; refuse existing ones with fewer partitions than declared, warn of
+    ones with more (another client created them: doa's keyed writers use the declared count).
 
     Topics are replicated ``min(3, brokers)`` times. Returns once every partition of every
     created topic has a leader (on Kafka the brokers learn of a new topic a moment after the
@@ -95,6 +96,11 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
             if have is not None and have < s.partitions:
                 raise BrokerError(f"topic {s.name!r} has {have} partitions on the broker, the "
                                   f"topology declares {s.partitions}")
+            if have is not None and have > s.partitions:  # e.g. auto-created by another client
+                log.warning("topic %r has %d partitions on the broker, the topology declares "
+                            "%d: doa keys its records into the first %d only (declare "
+                            "partitions=%d to use them all)", s.name, have, s.partitions,
+                            s.partitions, have)
         if missing:
             topics = [NewTopic(s.name, s.partitions, replication,
                                topic_configs=s.config or None) for s in missing]
