@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from doa.cli.model import learner_kept, model_kept
 from doa.events import Event
+from doa.model.kept import learner_kept, model_kept
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from doa.cli.console import err, out
 from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
+from doa.model.kept import learner_kept, model_kept, model_roles
 
 
 def _node(topology: str, node: str, kinds: tuple[str, ...] = ("learner", "model")
@@ -69,18 +70,24 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
                     metadata: dict[str, str] | None = None,
                     timestamp_ms: int | None = None) -> int:
     """Publish the model file ``path`` as the next version of model node ``node``; its
-    number. The file is loaded here first, so a file the node could not load is refused."""
+    number. The file is loaded here first, so a file the node could not load (an unknown
+    extension, bytes that do not load, another number of input features than the node
+    declares) is refused and nothing is sent."""
     from doa.cluster.signing import signing_key
     from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
-    from doa.model.formats import describe
+    from doa.model.formats import ModelLoadError, file_format
 
     spec = t.nodes[node].spec
-    data = Path(path).read_bytes()
-    fmt = describe(str(path))[0]
-    known = [e["version"] for e in _read(broker, t, spec.versions) if e["action"] == "publish"]
-    version = int(max([spec.version, *known])) + 1
-    load_bytes(data, fmt, node=node, version=version, features=spec.features,
-               classes=spec.classes)
+    try:
+        fmt = file_format(path, node=node)
+        data = Path(path).read_bytes()
+        known = [e["version"] for e in _read(broker, t, spec.versions)
+                 if e["action"] == "publish"]
+        version = int(max([spec.version, *known])) + 1
+        load_bytes(data, fmt, node=node, version=version, features=spec.features,
+                   classes=spec.classes, source=str(path))
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}; nothing sent") from None
     records = chunk_records(node, version, data, fmt=fmt,
                             chunk_bytes=chunk_bytes or CHUNK_BYTES,
                             publisher=f"{getpass.getuser()}@{socket.gethostname()}",
@@ -199,55 +206,21 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
               "result")
 
 
-def learner_kept(events: list[Any], keep: int, partitions: int) -> dict[int, list[int]]:
-    """Per partition, the versions a learner keeps, from its model events: its first model
-    (version 1) and every version it made since (created, rollback, reset, promoted), the
-    last ``keep`` of them, as :mod:`doa.learner.versions` keeps them.
-
-    >>> e = [{"action": a, "version": v, "partition": 0}
-    ...      for a, v in [("created", 2), ("candidate", 3), ("promoted", 3), ("reset", 4)]]
-    >>> learner_kept(e, keep=3, partitions=1)
-    {0: [2, 3, 4]}
-    """
-    kept: dict[int, list[int]] = {p: [1] for p in range(partitions)}
+def _refuse_promote(what: str, role: str, running: dict[int, int | None], events: list[Any],
+                    why: str) -> None:
+    """A one-line error when no partition runs a candidate (challenger) to promote: those
+    in ``running`` (partition: its version, -1 for any) less those whose model ``events``
+    show it promoted or rejected; a warning when only some partitions run one."""
     for e in events:
-        if e["action"] in ("created", "rollback", "reset", "promoted"):
-            versions = kept.setdefault(e["partition"], [1])
-            if e["version"] not in versions:
-                versions.append(e["version"])
-            del versions[:max(0, len(versions) - keep)]
-    return {p: sorted(v) for p, v in kept.items()}
-
-
-def model_kept(records: list[Any], own: int, keep: int,
-               partitions: int) -> dict[int, list[int]]:
-    """Per partition, the versions a model node can roll back to, from its versions stream:
-    its own version and the published versions whose bytes it keeps (the newest ``keep``,
-    and the live and candidate ones), as :mod:`doa.model.versions` decides.
-
-    >>> from doa.events import Event
-    >>> def rec(action, v, candidate=False): return Event(
-    ...     {"action": action, "version": v, "candidate": candidate, "chunk": 0, "chunks": 1},
-    ...     stream="m.versions", partition=0, offset=0, timestamp=0)
-    >>> model_kept([rec("publish", 2), rec("publish", 3), rec("publish", 4)], 1, 2, 1)
-    {0: [1, 3, 4]}
-    """
-    kept: dict[int, list[int]] = {}
-    for p in range(partitions):
-        live, candidate, published, gone = own, None, [own], set()
-        for r in (r for r in records if r.partition == p):
-            action, v = r["action"], int(r["version"])
-            if action == "publish" and r["chunk"] == r["chunks"] - 1 and v > max(published):
-                published.append(v)
-                live, candidate = (live, v) if r["candidate"] else (v, candidate)
-                held = [x for x in published[1:] if x not in gone]
-                gone |= {x for x in held[:max(0, len(held) - keep)] if x not in (live, candidate)}
-            elif action == "promote" and candidate is not None:
-                live, candidate = candidate, None
-            elif action == "rollback" and v in published and v not in gone:
-                live, candidate = v, None if candidate == v else candidate
-        kept[p] = [v for v in published if v not in gone]
-    return kept
+        v = running.get(e["partition"])
+        if e["action"] in ("promoted", "rejected") and v is not None and v in (-1, e["version"]):
+            running[e["partition"]] = None
+    idle = sorted(p for p, v in running.items() if v is None)
+    if len(idle) == len(running):
+        raise DoaError(f"{what}: cannot promote, no {role} runs ({why}); nothing sent")
+    if idle:
+        err.print(f"[yellow]warning[/yellow]: {what}: no {role} runs on partition(s) "
+                  f"{', '.join(map(str, idle))}; the command is refused there")
 
 
 def _refuse(what: str, version: int, kept: dict[int, list[int]]) -> None:
@@ -276,10 +249,24 @@ def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> No
     address = _reach(broker)
     t, spec = _node(topology, node)
     if spec.kind == "model":
+        partitions = t.streams[spec.versions].partitions
+        roles = model_roles(_read(address, t, spec.versions), spec.version, spec.keep,
+                            partitions)
+        running = {p: r["candidate"] for p, r in roles.items()}
+        ended = [] if spec.models is None else _read(address, t, spec.models)
+        _refuse_promote(f"model node {node!r}", "candidate", running, ended,
+                        "publish one with `doa model publish --candidate`")
         _send(address, t, spec.versions, [command(node, "promote", 0, reason)], None)
     elif spec.control is None:
         raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
-    else:
+    elif spec.challenger is None:
+        raise DoaError(f"learner {node!r} has no challenger to promote (declare one: "
+                       "topology.learner(..., challenger=MODEL, shadow=STREAM)); nothing sent")
+    else:  # a challenger runs from the start until it is promoted or rejected
+        ended = [] if spec.models is None else _read(address, t, spec.models)
+        running = {p: -1 for p in range(t.streams[spec.control].partitions)}
+        _refuse_promote(f"learner {node!r}", "challenger", running, ended,
+                        "it was promoted or rejected")
         _send(address, t, spec.control, [{"command": "promote", "version": 0,
                                           "reason": reason or "doa model promote"}], None)
     out.print(f"asked {node} to promote its candidate; see `doa model list` for the result")

@@ -104,8 +104,12 @@ def add_chunk(parts: dict[int, dict[str, Any]], record: Mapping[str, Any], *, no
 
 
 def load_bytes(data: bytes, fmt: str, *, node: str, version: int, features: Sequence[str],
-               classes: Sequence[Any] | None = None) -> Scorer:
-    """The scorer of an artifact's bytes: an ONNX model, else a pickle or joblib file.
+               classes: Sequence[Any] | None = None, source: str | None = None) -> Scorer:
+    """The scorer of an artifact's bytes: an ONNX model, else a pickle or joblib file;
+    ``source`` (the file published) is named in errors.
+
+    Raises :class:`~doa.model.formats.ModelLoadError` when the bytes do not load, or when
+    the model expects another number of input features than ``features`` has.
 
     >>> import pickle
     >>> import numpy as np
@@ -114,11 +118,18 @@ def load_bytes(data: bytes, fmt: str, *, node: str, version: int, features: Sequ
     >>> scorer = load_bytes(pickle.dumps(model), "sklearn", node="n", version=2, features=["x"])
     >>> scorer.format, scorer.score(np.array([[1.0], [2.0]])).predictions
     ('sklearn', [7.0, 7.0])
-    >>> load_bytes(b"junk", "sklearn", node="n", version=2, features=["x"])
+    >>> load_bytes(b"junk", "sklearn", node="n", version=2, features=["x"], source="m.pkl")
     Traceback (most recent call last):
     ...
-    doa.model.formats.ModelLoadError: model node 'n': cannot load version 2 (sklearn, 4 bytes): ...
+    doa.model.formats.ModelLoadError: model node 'n': cannot load version 2 from m.pkl (sklearn, \
+4 bytes): ...
+    >>> load_bytes(pickle.dumps(model), "sklearn", node="n", version=2, features=["x", "y"])
+    Traceback (most recent call last):
+    ...
+    doa.model.formats.ModelLoadError: model node 'n': version 2 (DummyRegressor) expects 1 \
+input features, the node declares 2 (x, y)
     """
+    what = f"version {version}" + ("" if source is None else f" from {source}")
     try:
         if fmt == "onnx":
             import onnxruntime
@@ -129,6 +140,6 @@ def load_bytes(data: bytes, fmt: str, *, node: str, version: int, features: Sequ
 
             model = joblib.load(io.BytesIO(data))
     except Exception as exc:
-        raise ModelLoadError(f"model node {node!r}: cannot load version {version} ({fmt}, "
-                             f"{len(data)} bytes): {type(exc).__name__}: {exc}") from None
-    return load(model, node=node, features=features, classes=classes)
+        raise ModelLoadError(f"model node {node!r}: cannot load {what} ({fmt}, {len(data)} "
+                             f"bytes): {type(exc).__name__}: {exc}") from None
+    return load(model, node=node, features=features, classes=classes, what=what)

@@ -40,9 +40,11 @@ import numpy as np
 
 from doa.errors import DoaError
 
-__all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "load"]
+__all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "file_format",
+           "input_width", "load"]
 
 ONNX_SUFFIXES = (".onnx",)
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 class ModelLoadError(DoaError):
@@ -229,6 +231,60 @@ def describe(model: Any) -> tuple[str, str]:
     return _format_of(model), type(model).__name__
 
 
+def file_format(path: str | Path, *, node: str) -> str:
+    """The format of a model file by its extension (``onnx`` or ``sklearn``).
+
+    Raises :class:`ModelLoadError` for an extension no loader reads.
+
+    Examples
+    --------
+    >>> file_format("models/claims.onnx", node="payout"), file_format("a.joblib", node="payout")
+    ('onnx', 'sklearn')
+    >>> file_format("model.txt", node="payout")
+    Traceback (most recent call last):
+    ...
+    doa.model.formats.ModelLoadError: model node 'payout': unknown model format '.txt' for \
+model.txt (expected .onnx, .joblib, .pkl, .pickle)
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in PICKLE_SUFFIXES:
+        return "sklearn"
+    raise ModelLoadError(f"model node {node!r}: unknown model format {suffix or '(none)'!r} "
+                         f"for {path} (expected {', '.join(ONNX_SUFFIXES + PICKLE_SUFFIXES)})")
+
+
+def input_width(model: Any) -> int | None:
+    """How many input features a loaded model says it expects: scikit-learn's
+    ``n_features_in_``, or the static width of an ONNX model's 2-D input; None when it
+    does not say.
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyRegressor
+    >>> input_width(DummyRegressor().fit([[1.0, 2.0]], [0.0])), input_width(object())
+    (2, None)
+    """
+    width = getattr(model, "n_features_in_", None)
+    if type(model).__module__.startswith("onnxruntime"):
+        inputs = model.get_inputs()
+        shape = inputs[0].shape if len(inputs) == 1 else None
+        width = shape[1] if shape is not None and len(shape) == 2 else None
+    if isinstance(width, (int, np.integer)) and not isinstance(width, bool):
+        return int(width)
+    return None
+
+
+def _check_width(model: Any, node: str, features: Sequence[str], what: str) -> None:
+    """Refuse a model whose input width is not the node's number of feature fields."""
+    width = input_width(model)
+    if width is not None and width != len(features):
+        raise ModelLoadError(f"model node {node!r}: {what} ({type(model).__name__}) expects "
+                             f"{width} input features, the node declares {len(features)} "
+                             f"({', '.join(features)})")
+
+
 def _format_of(model: Any) -> str:
     if callable(getattr(model, "predict_batch", None)):
         return "predict_batch"
@@ -243,16 +299,29 @@ def _format_of(model: Any) -> str:
 
 
 def load(model: Any, *, node: str, features: Sequence[str],
-         classes: Sequence[Any] | None = None) -> Scorer:
+         classes: Sequence[Any] | None = None, what: str | None = None) -> Scorer:
     """The :class:`Scorer` of ``model``: a file path (``.onnx``, else a pickle or joblib
-    file) or an object; ``classes`` names an ONNX model's probability columns.
+    file) or an object; ``classes`` names an ONNX model's probability columns; ``what``
+    names the model in errors (default: its file, else ``model``).
 
-    Raises :class:`ModelLoadError` naming the node and the file when it cannot be loaded, or
-    when the object is of no supported kind.
+    Raises :class:`ModelLoadError` naming the node and the file when it cannot be loaded,
+    when the object is of no supported kind, or when the model says it expects another
+    number of input features than ``features`` has (:func:`input_width`).
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyRegressor
+    >>> load(DummyRegressor().fit([[1.0, 2.0]], [0.0]), node="n", features=["x"])
+    Traceback (most recent call last):
+    ...
+    doa.model.formats.ModelLoadError: model node 'n': model (DummyRegressor) expects 2 input \
+features, the node declares 1 (x)
     """
     where = repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__
     if isinstance(model, (str, Path)):
+        what = what or f"model file {str(model)!r}"
         model = _read(Path(model), node)
+    _check_width(model, node, features, what or "model")
     fmt = _format_of(model)
     if fmt == "predict_batch":
         return BatchScorer(model)

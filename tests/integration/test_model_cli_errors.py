@@ -1,5 +1,7 @@
 """``doa model rollback`` to a version the node does not keep is refused at once, from the
-versions its models (or versions) stream shows, and nothing is sent."""
+versions its models (or versions) stream shows, and nothing is sent; so are ``doa model
+promote`` with no candidate (challenger) running, and ``doa model publish`` of a file the node
+could not load (an unknown extension, another number of input features)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 
 from doa.client import Publisher
@@ -35,7 +38,16 @@ topology.learner("learner", features="features", labels="labels", predictions="p
                  model=linear_model.LogisticRegression(), metric=metrics.Accuracy(),
                  join="id", label="label", version_every=100, keep_versions=3)
 topology.model("m", reads="pages", writes="scores", model=Scaled(1.0),
-               features=["age_of_domain", "https"], join="id", keep=2)
+               features=["age_of_domain", "https"], join="id", keep=2, models="m_models")
+topology.stream("m_models", schema="doa.ModelEvent")
+for name, schema in (("racer_predictions", "doa.Prediction"), ("racer_shadow", "doa.Prediction"),
+                     ("racer_models", "doa.ModelEvent"), ("racer_control", "doa.ModelCommand")):
+    topology.stream(name, schema=schema)
+topology.learner("racer", features="features", labels="labels",
+                 predictions="racer_predictions", shadow="racer_shadow", models="racer_models",
+                 control="racer_control", model=linear_model.LogisticRegression(),
+                 challenger=linear_model.LogisticRegression(), metric=metrics.Accuracy(),
+                 join="id", label="label")
 '''
 
 
@@ -52,9 +64,15 @@ def rollback(path: str, broker: str, node: str, version: int) -> tuple[int, str,
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-def refused(path: str, broker: str, node: str, version: int) -> str:
-    code, out, err = rollback(path, broker, node, version)
-    assert (code, out) == (1, ""), err
+def refused(path: str, broker: str, node: str, version: int | None = None,
+            *command: str) -> str:
+    if command:
+        done = doa_command("model", *command, "--broker", broker)
+        code, out, err = done.returncode, done.stdout.decode(), done.stderr.decode()
+    else:
+        assert version is not None
+        code, out, err = rollback(path, broker, node, version)
+    assert (code, out) == (1, ""), (out, err)
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     return err.strip()
 
@@ -97,3 +115,63 @@ def test_a_model_node_rollback_to_a_version_not_kept_is_refused(broker: str,
     assert len(read_stream(broker, t, "m.versions", idle_s=2)) == sent
     code, _out, err = rollback(path, broker, "m", 1)
     assert code == 0, err
+
+
+def test_publish_of_a_file_the_node_could_not_load_is_refused(broker: str,
+                                                              tmp_path: Path) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    path, t = setup(tmp_path, broker)
+    three = tmp_path / "three.joblib"
+    joblib.dump(DecisionTreeRegressor().fit([[1, 2, 3], [4, 5, 6]], [1, 2]), three)
+    text = tmp_path / "model.txt"
+    text.write_bytes(pickle.dumps(Scaled(2.0)))
+    assert refused(path, broker, "m", None, "publish", path, "m", str(three)) == (
+        f"error: model node 'm': version 2 from {three} (DecisionTreeRegressor) expects 3 "
+        "input features, the node declares 2 (age_of_domain, https); nothing sent")
+    assert refused(path, broker, "m", None, "publish", path, "m", str(text)) == (
+        f"error: model node 'm': unknown model format '.txt' for {text} (expected .onnx, "
+        ".joblib, .pkl, .pickle); nothing sent")
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"hello\n")
+    assert refused(path, broker, "m", None, "publish", path, "m", str(junk)).startswith(
+        f"error: model node 'm': cannot load version 2 from {junk} (sklearn, 6 bytes): ")
+    assert read_stream(broker, t, "m.versions", idle_s=2) == []
+    two = tmp_path / "two.joblib"
+    joblib.dump(DecisionTreeRegressor().fit([[1, 2], [3, 4]], [1, 2]), two)
+    done = doa_command("model", "publish", path, "m", str(two), "--broker", broker)
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(read_stream(broker, t, "m.versions", expected=1)) == 1
+
+
+def test_promote_with_no_candidate_running_is_refused(broker: str, tmp_path: Path) -> None:
+    path, t = setup(tmp_path, broker)
+    promote = ("promote", path, "m")
+    assert refused(path, broker, "m", None, *promote) == (
+        "error: model node 'm': cannot promote, no candidate runs (publish one with `doa "
+        "model publish --candidate`); nothing sent")
+    assert read_stream(broker, t, "m.versions", idle_s=2) == []
+    with Publisher("m.versions", broker=broker, topology=t) as pub:
+        for c in chunk_records("m", 2, pickle.dumps(Scaled(2.0)), fmt="sklearn",
+                               chunk_bytes=1000, publisher="test", published=0, key=None,
+                               candidate=True):
+            pub.send(c)
+    done = doa_command("model", *promote, "--broker", broker)
+    assert done.returncode == 0, done.stderr.decode()
+    assert [e["action"] for e in read_stream(broker, t, "m.versions", expected=2)] == [
+        "publish", "promote"]
+    assert refused(path, broker, "m", None, *promote).endswith("no candidate runs (publish "
+                                                               "one with `doa model publish "
+                                                               "--candidate`); nothing sent")
+    assert refused(path, broker, "learner", None, "promote", path, "learner") == (
+        "error: learner 'learner' has no challenger to promote (declare one: "
+        "topology.learner(..., challenger=MODEL, shadow=STREAM)); nothing sent")
+    assert read_stream(broker, t, "control", idle_s=2) == []
+    with Publisher("racer_models", broker=broker, topology=t) as pub:  # the policy decided
+        pub.send({"model": "racer", "action": "rejected", "version": 2, "from_version": 1,
+                  "reason": "", "labels": 100, "metric": None, "partition": 0,
+                  "timestamp": 1, "blob": None})
+    assert refused(path, broker, "racer", None, "promote", path, "racer") == (
+        "error: learner 'racer': cannot promote, no challenger runs (it was promoted or "
+        "rejected); nothing sent")
+    assert read_stream(broker, t, "racer_control", idle_s=2) == []

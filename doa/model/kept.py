@@ -1,0 +1,73 @@
+"""Which versions a learner or a model node keeps, and which runs live or as candidate,
+replayed from its model events / versions stream: what ``doa model rollback`` and ``doa model
+promote`` check before they send a command (the nodes' own rules, in
+:mod:`doa.learner.versions` and :mod:`doa.model.versions`; tests/test_cli_errors.py keeps the
+two in step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["learner_kept", "model_kept", "model_roles"]
+
+
+def learner_kept(events: list[Any], keep: int, partitions: int) -> dict[int, list[int]]:
+    """Per partition, the versions a learner keeps, from its model events: its first model
+    (version 1) and every version it made since (created, rollback, reset, promoted), the
+    last ``keep`` of them, as :mod:`doa.learner.versions` keeps them.
+
+    >>> e = [{"action": a, "version": v, "partition": 0}
+    ...      for a, v in [("created", 2), ("candidate", 3), ("promoted", 3), ("reset", 4)]]
+    >>> learner_kept(e, keep=3, partitions=1)
+    {0: [2, 3, 4]}
+    """
+    kept: dict[int, list[int]] = {p: [1] for p in range(partitions)}
+    for e in events:
+        if e["action"] in ("created", "rollback", "reset", "promoted"):
+            versions = kept.setdefault(e["partition"], [1])
+            if e["version"] not in versions:
+                versions.append(e["version"])
+            del versions[:max(0, len(versions) - keep)]
+    return {p: sorted(v) for p, v in kept.items()}
+
+
+def model_kept(records: list[Any], own: int, keep: int,
+               partitions: int) -> dict[int, list[int]]:
+    """Per partition, the versions a model node can roll back to, from its versions stream:
+    its own version and the published versions whose bytes it keeps (the newest ``keep``,
+    and the live and candidate ones), as :mod:`doa.model.versions` decides.
+
+    >>> from doa.events import Event
+    >>> def rec(action, v, candidate=False): return Event(
+    ...     {"action": action, "version": v, "candidate": candidate, "chunk": 0, "chunks": 1},
+    ...     stream="m.versions", partition=0, offset=0, timestamp=0)
+    >>> model_kept([rec("publish", 2), rec("publish", 3), rec("publish", 4)], 1, 2, 1)
+    {0: [1, 3, 4]}
+    >>> model_roles([rec("publish", 2), rec("publish", 3, candidate=True)], 1, 2, 1)
+    {0: {'live': 2, 'candidate': 3, 'kept': [1, 2, 3]}}
+    """
+    return {p: r["kept"] for p, r in model_roles(records, own, keep, partitions).items()}
+
+
+def model_roles(records: list[Any], own: int, keep: int,
+                partitions: int) -> dict[int, dict[str, Any]]:
+    """Per partition, a model node's ``live`` and ``candidate`` versions and the versions it
+    ``kept``, from its versions stream (see :func:`model_kept`)."""
+    roles: dict[int, dict[str, Any]] = {}
+    for p in range(partitions):
+        live, candidate, published, gone = own, None, [own], set()
+        for r in (r for r in records if r.partition == p):
+            action, v = r["action"], int(r["version"])
+            if action == "publish" and r["chunk"] == r["chunks"] - 1 and v > max(published):
+                published.append(v)
+                live, candidate = (live, v) if r["candidate"] else (v, candidate)
+                held = [x for x in published[1:] if x not in gone]
+                gone |= {x for x in held[:max(0, len(held) - keep)] if x not in (live, candidate)}
+            elif action == "promote" and candidate is not None:
+                live, candidate = candidate, None
+            elif action == "rollback" and v in published and v not in gone:
+                live, candidate = v, None if candidate == v else candidate
+        roles[p] = {"live": live, "candidate": candidate,
+                    "kept": [v for v in published if v not in gone]}
+    return roles
