@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -40,8 +41,8 @@ def _catalog(n: int = 1) -> dict[str, Any]:
 def _run(app_collect: Callable[[], dict[str, Any]],
          scenario: Callable[[TestClient[Any, Any]], Awaitable[Any]], **options: Any) -> Any:
     async def main() -> Any:
-        app = make_app("127.0.0.1:1", options.pop("topologies", ()), collect=app_collect,
-                       **options)
+        app = make_app(options.pop("broker", "127.0.0.1:1"), options.pop("topologies", ()),
+                       collect=app_collect, **options)
         async with TestClient(TestServer(app)) as client:
             return await scenario(client)
 
@@ -136,14 +137,21 @@ def test_errors_are_one_line_of_json() -> None:
     assert _run(_catalog, scenario) == [
         (400, {"error": "query stream=: name a stream"}),
         (400, {"error": "query n='ab': expected a count of records"}),
-        (400, {"error": "event 'nonsense': give STREAM:PARTITION:OFFSET or a 32-digit hex "
-                        "event id"}),
-        (400, {"error": "query event=: give STREAM:PARTITION:OFFSET or a hex event id"})]
+        (400, {"error": "event 'nonsense': give STREAM:PARTITION:OFFSET or a hex event id "
+                        "(32 digits, or its first 8 or more)"}),
+        (400, {"error": "query event=: give STREAM:PARTITION:OFFSET or a hex event id "
+                        "(32 digits, or its first 8 or more)"})]
 
     async def catalog(client: TestClient[Any, Any]) -> tuple[int, Any]:
         return await ask(client, "/api/catalog")
 
-    assert _run(broken, catalog) == (502, {"error": "RuntimeError: broker gone"})
+    with socket.socket() as up:  # a broker that answers (the probe only connects): 502
+        up.bind(("127.0.0.1", 0))
+        up.listen()
+        broker = f"127.0.0.1:{up.getsockname()[1]}"
+        assert _run(broken, catalog, broker=broker) == (
+            502, {"error": "RuntimeError: broker gone"})
+    assert _run(broken, catalog)[0] == 503  # nothing at 127.0.0.1:1: the broker is gone
 
 
 def test_layout_of_the_fraud_topology_puts_every_edge_left_to_right_but_the_cycle() -> None:

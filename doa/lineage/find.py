@@ -31,9 +31,11 @@ from doa.errors import DoaError
 from doa.events import Coordinates
 from doa.lineage.log import Log, Record, listing
 
-__all__ = ["SHORTEST", "find", "parse_event"]
+__all__ = ["SHORTEST", "TAKES", "find", "parse_event"]
 
 SHORTEST = 8  # hex digits of the shortest id prefix looked up (as ``doa lineage`` prints ids)
+TAKES = (f"give STREAM:PARTITION:OFFSET or a hex event id (32 digits, or its first {SHORTEST} "
+         "or more)")
 
 
 def parse_event(text: str) -> Coordinates | bytes | str:
@@ -45,8 +47,7 @@ def parse_event(text: str) -> Coordinates | bytes | str:
         return Coordinates(parts[0], int(parts[1]), int(parts[2]))
     digits = text.removesuffix("…").removesuffix("...").lower()
     if not digits or any(c not in string.hexdigits for c in digits):
-        raise DoaError(f"event {text!r}: give STREAM:PARTITION:OFFSET or a 32-digit hex "
-                       "event id")
+        raise DoaError(f"event {text!r}: {TAKES}")
     if len(digits) == 32:
         return bytes.fromhex(digits)
     if not SHORTEST <= len(digits) < 32:

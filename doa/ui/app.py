@@ -11,8 +11,13 @@ its Content-Security-Policy forbids it to):
 - ``/api/events?n=N``: the last N drift and model-version events (:func:`doa.ui.reads.events`);
 - ``/api/lineage?event=E``: the lineage of a record (:func:`doa.ui.reads.lineage`).
 
+Every read of the broker first probes it (:func:`doa.cluster.reach.check_reachable`, within
+:data:`PROBE_S` seconds), so a broker that is gone is an answer in seconds, not a client's
+30 s bootstrap timeout; once it is back, the next request reads it again.
+
 An error is a JSON object ``{"error": "one line"}`` with status 400 (a :class:`DoaError`:
-the request names something that is not there) or 502 (anything else, e.g. the broker).
+the request names something that is not there), 503 (the broker is unreachable: the text of
+:class:`~doa.cluster.reach.BrokerUnreachable`, as the CLI prints it) or 502 (anything else).
 
 Examples
 --------
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +41,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from doa.cluster.reach import BrokerUnreachable, check_reachable
 from doa.errors import DoaError
 from doa.topology.topology import Topology
 from doa.ui import reads
@@ -43,6 +51,7 @@ __all__ = ["CatalogCache", "make_app", "serve"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_AGE_S = 2.0
+PROBE_S = 2.0  # the most a request waits to learn that the broker is unreachable
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
@@ -95,7 +104,8 @@ def make_app(broker: str, topologies: Sequence[Topology] = (),
     if collect is None:
         from doa.catalog import collect as collect_catalog
 
-        collect = functools.partial(collect_catalog, broker, timeout_s=5.0)
+        collect = functools.partial(_probed, broker, functools.partial(
+            collect_catalog, broker, timeout_s=5.0))
     app = web.Application(middlewares=[_headers, _errors])
     app[BROKER] = broker
     app[TOPOLOGIES] = tuple(topologies)
@@ -133,10 +143,33 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except BrokerUnreachable as exc:
+        return _json({"error": _one_line(str(exc))}, 503)
     except DoaError as exc:
         return _json({"error": _one_line(str(exc))}, 400)
-    except Exception as exc:
+    except Exception as exc:  # e.g. the broker went away during the read: say so if it did
+        gone = await _unreachable(request)
+        if gone is not None:
+            return _json({"error": _one_line(str(gone))}, 503)
         return _json({"error": _one_line(f"{type(exc).__name__}: {exc}")}, 502)
+
+
+async def _unreachable(request: web.Request) -> BrokerUnreachable | None:
+    """The broker's :class:`BrokerUnreachable` if it is unreachable now, else None."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            request.app[POOL], check_reachable, request.app[BROKER], PROBE_S)
+    except BrokerUnreachable as exc:
+        return exc
+    except Exception:  # an address that is not HOST:PORT: not the broker being gone
+        return None
+    return None
+
+
+def _probed(broker: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` once ``broker`` answers a TCP connect (else :class:`BrokerUnreachable`)."""
+    check_reachable(broker, PROBE_S)
+    return fn(*args)
 
 
 def _one_line(text: str) -> str:
@@ -149,7 +182,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 async def _blocking(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(request.app[POOL], fn, *args)
+    """``fn(*args)``, a read of the broker, in a worker thread once the broker answers."""
+    return await asyncio.get_running_loop().run_in_executor(
+        request.app[POOL], _probed, request.app[BROKER], fn, *args)
 
 
 def _count(request: web.Request, default: int) -> int:
@@ -190,9 +225,7 @@ async def _events(request: web.Request) -> web.Response:
 
 
 async def _lineage(request: web.Request) -> web.Response:
-    event = request.query.get("event", "").strip()
-    if not event:
-        raise DoaError("query event=: give STREAM:PARTITION:OFFSET or a hex event id")
+    event = _event(request.query.get("event", "").strip())
     catalog = await request.app[CACHE].get()
     streams = [s["name"] for s in catalog.get("streams", ())]
     result = await _blocking(request, reads.lineage, request.app[BROKER], event,
@@ -200,10 +233,31 @@ async def _lineage(request: web.Request) -> web.Response:
     return _json(result)
 
 
+def _event(text: str) -> str:
+    """``text`` if it names a record as :func:`doa.lineage.find.parse_event` takes one; else
+    its one-line :class:`DoaError` saying what it takes.
+
+    >>> _event("1198ef9c…")
+    '1198ef9c…'
+    >>> try:
+    ...     _event("zzz")
+    ... except DoaError as exc:
+    ...     print(str(exc).split(": ", 1)[1])
+    give STREAM:PARTITION:OFFSET or a hex event id (32 digits, or its first 8 or more)
+    """
+    from doa.lineage.find import TAKES, parse_event
+
+    if not text:
+        raise DoaError(f"query event=: {TAKES}")
+    parse_event(text)
+    return text
+
+
 async def serve(app: web.Application, host: str, port: int,
                 ready: Callable[[list[str]], None], stop: asyncio.Event | None = None) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (or SIGINT/SIGTERM); ``ready``
-    gets the bound URLs (port 0 picks a free port)."""
+    gets the bound URLs (port 0 picks a free port). A port in use or a host that is not of
+    this machine is a one-line :class:`DoaError` naming the option to change."""
     import signal
 
     stop = stop or asyncio.Event()
@@ -214,11 +268,31 @@ async def serve(app: web.Application, host: str, port: int,
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise _bind_error(exc, host, port) from None
         ready([_url(a) for a in runner.addresses])
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> DoaError:
+    """What to change when ``host:port`` cannot be served on, in one line.
+
+    >>> print(_bind_error(OSError(errno.EADDRINUSE, "in use"), "127.0.0.1", 8765))
+    port 8765 on 127.0.0.1 is in use; give another --port
+    """
+    if isinstance(exc, socket.gaierror):
+        return DoaError(f"host {host!r} is unknown ({exc.strerror}); give another --host")
+    if exc.errno == errno.EADDRINUSE:
+        return DoaError(f"port {port} on {host} is in use; give another --port")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return DoaError(f"{host} is not an address of this machine; give another --host")
+    if exc.errno == errno.EACCES:
+        return DoaError(f"port {port} on {host} needs privileges; give a --port above 1023")
+    return DoaError(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
 
 def _url(address: Any) -> str:

@@ -244,9 +244,13 @@ async function refreshEvents() {
     });
     state.seenEvents = new Set(data.events.map((ev) => ev.where));
     document.getElementById('events').replaceChildren(...items);
-    document.getElementById('events-none').style.display = items.length ? 'none' : '';
+    const none = document.getElementById('events-none');
+    none.textContent = 'no drift or model-version events yet';  // after an error, once back
+    none.style.display = items.length ? 'none' : '';
   } catch (e) {
-    document.getElementById('events-none').textContent = 'events: ' + e.message;
+    const none = document.getElementById('events-none');
+    none.textContent = 'events: ' + e.message;
+    none.style.display = '';
   }
   setTimeout(refreshEvents, POLL_MS);
 }
