@@ -32,16 +32,10 @@ def _options(fn: click.decorators.FC) -> click.decorators.FC:
     return broker_option(fn)
 
 
-def _bounds(start: str | None, end: str | None, out: str) -> tuple[Bound | None, Bound | None]:
-    """The range asked for; a one-line error, before anything is read, when it is empty or
-    ``out`` cannot be written."""
-    from doa.collect.bounds import check_range, parse_bound
-    from doa.collect.sinks import check_out
+def _bounds(start: str | None, end: str | None) -> tuple[Bound | None, Bound | None]:
+    from doa.collect.bounds import parse_bound
 
-    lo, hi = (parse_bound(start) if start else None), (parse_bound(end) if end else None)
-    check_range(lo, hi)
-    check_out(out)
-    return lo, hi
+    return (parse_bound(start) if start else None), (parse_bound(end) if end else None)
 
 
 @click.command("export")
@@ -62,7 +56,7 @@ def export_cmd(topology: str, stream: str, broker: str | None, start: str | None
     """
     from doa.collect.export import export
 
-    lo, hi = _bounds(start, end, out)
+    lo, hi = _bounds(start, end)  # export() checks the range and --out before it reads
     report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
                     fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
                     on_error="skip" if skip_undecodable else "raise")
@@ -91,10 +85,11 @@ def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | No
     import warnings
 
     from doa.collect.dataset import collect
-    from doa.collect.sinks import Sink, format_of
+    from doa.collect.sinks import Sink, check_out, format_of
 
     fmt = format_of(out, fmt)
-    lo, hi = _bounds(start, end, out)
+    lo, hi = _bounds(start, end)
+    check_out(out)  # now: the Sink opens only once collect() (it checks the range) has read
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the counts are said below
         data = collect(topology, learner, broker=need_broker(configured_broker(broker)),
