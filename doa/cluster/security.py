@@ -206,6 +206,7 @@ def authentication_error(address: str, security: ClientSecurity, error: BaseExce
 
 
 _CHECKED: set[tuple[str, ClientSecurity]] = set()
+TLS_HANDSHAKE_S = 3.0  # a broker answers a TLS hello in milliseconds
 
 
 def preflight(address: str, security: ClientSecurity) -> None:
@@ -238,6 +239,8 @@ def preflight(address: str, security: ClientSecurity) -> None:
     failure: BaseException | None = None
     for broker in address.split(","):
         host, _, port = broker.strip().rpartition(":")
+        if security.tls:
+            _tls_answers(host, int(port), security)
         try:  # in a thread of its own: callers may be inside a running event loop
             with ThreadPoolExecutor(1) as pool:
                 pool.submit(asyncio.run, connect(host, int(port))).result()
@@ -251,6 +254,36 @@ def preflight(address: str, security: ClientSecurity) -> None:
         return
     assert failure is not None
     raise DoaError(authentication_error(address, security, failure)) from failure
+
+
+def _tls_answers(host: str, port: int, security: ClientSecurity) -> None:
+    """Raise one line if ``host:port`` takes a TCP connection but no TLS handshake.
+
+    A plaintext listener reads a TLS hello as the start of a request and waits for the rest
+    (tansu) or closes the connection (Apache Kafka): the clients then report a bare timeout
+    after their whole request timeout, or a reset connection. A refused connection or a
+    failed certificate check is left to the login check after this one.
+    """
+    import socket
+    import ssl
+
+    try:
+        sock = socket.create_connection((host, port), timeout=TLS_HANDSHAKE_S)
+    except OSError:
+        return
+    try:
+        security.ssl_context().wrap_socket(sock, server_hostname=host).close()
+    except TimeoutError:
+        raise DoaError(f"broker {host}:{port} did not answer a TLS handshake within "
+                       f"{TLS_HANDSHAKE_S:g} s: is it a PLAINTEXT listener? (doa speaks "
+                       f"{security.protocol})") from None
+    except (ssl.SSLEOFError, ConnectionResetError):
+        raise DoaError(f"broker {host}:{port} closed the connection on a TLS handshake: is it "
+                       f"a PLAINTEXT listener? (doa speaks {security.protocol})") from None
+    except (OSError, ssl.SSLError):
+        return
+    finally:
+        sock.close()
 
 
 def kafka_python_options(address: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ and the mechanism. tansu has no SASL at all, so this runs on Kafka only.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -192,3 +193,18 @@ def test_sasl_ssl_works_with_the_ca_and_fails_in_one_line_without_it(
         assert drain(topology, address, 100, timeout=60).stats["count"].records_in == 100
         outputs = read_stream(address, topology, "counts", 100)
         assert sorted(e["count"] for e in outputs if e["key"] == "k0") == list(range(1, 35))
+
+
+def test_a_tls_client_of_a_plaintext_listener_is_one_line_within_seconds(
+        broker: str, as_env: pytest.MonkeyPatch) -> None:
+    """A TLS hello to a plaintext port is read as a request's start and never answered: the
+    clients waited their 10 s request timeout, then said "refused SSL: TimeoutError" (tansu);
+    Apache Kafka closes the connection ("refused SSL: ConnectionResetError")."""
+    env = doa_env(unset=("DOA_BROKER", *VARIABLES), DOA_SECURITY_PROTOCOL="SSL")
+    done = doa_command("subscribe", "anything", "--broker", broker, "--limit", "1", env=env)
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, lines
+    assert re.fullmatch(
+        f"error: broker {re.escape(broker)} (did not answer a TLS handshake within 3 s|closed "
+        r"the connection on a TLS handshake): is it a PLAINTEXT listener\? \(doa speaks SSL\)",
+        lines[0]), lines
