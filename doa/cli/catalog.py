@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
-from doa.cli.console import err, out
+from doa.cli.console import err, tables
 from doa.cli.options import broker_option, need_broker
 
 
@@ -43,11 +43,6 @@ def catalog_cmd(broker: str | None, as_json: bool, html_file: str | None, show_a
         return
     from doa.catalog.render import renderables
 
-    console = out
-    if not out.is_terminal:  # a pipe or a file: tables as wide as they need (up to 200)
-        from rich.console import Console
-
-        console = Console(file=out.file, width=200, highlight=False, soft_wrap=True,
-                          emoji=False)
+    console = tables()
     for part in renderables(catalog, fields=fields):
         console.print(part)

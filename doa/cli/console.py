@@ -20,7 +20,28 @@ from __future__ import annotations
 
 from rich.console import Console
 
-__all__ = ["err", "out"]
+__all__ = ["err", "out", "tables"]
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+PIPE_WIDTH = 200  # a table printed to a pipe or a file: as wide as it needs, up to this
+
+
+def tables() -> Console:
+    """``out`` on a terminal (its width); in a pipe or a file a console ``PIPE_WIDTH`` wide,
+    so a table's rows stay one line each (rich takes 80 columns when it sees no terminal).
+
+    >>> import io
+    >>> from contextlib import redirect_stdout
+    >>> from rich.table import Table
+    >>> t = Table("version", "note")
+    >>> t.add_row("1", "a note " * 14)
+    >>> with redirect_stdout(io.StringIO()) as seen:
+    ...     tables().print(t)
+    >>> max(len(line) for line in seen.getvalue().splitlines()) > 80
+    True
+    """
+    if out.is_terminal:
+        return out
+    return Console(file=out.file, width=PIPE_WIDTH, highlight=False, soft_wrap=True,
+                   emoji=False)

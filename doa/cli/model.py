@@ -18,7 +18,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from doa.cli.console import err, out
+from doa.cli.console import err, out, tables
 from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
 from doa.model.kept import learner_kept, model_kept, model_roles
@@ -150,7 +150,7 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
                 table.add_row(str(e["version"]), e["action"], str(e["candidate"]),
                               e["sha256"][:12], e["format"], str(e["size"] or ""),
                               e["publisher"], e["note"] or e["reason"])
-        out.print(table)
+        tables().print(table)
     if spec.models is None:
         if spec.kind == "learner":
             raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
@@ -162,7 +162,7 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
         metric = "-" if e["metric"] is None else f"{e['metric']:.4f}"
         table.add_row(str(e["partition"]), str(e["version"]), e["action"],
                       str(e["from_version"]), str(e["labels"]), metric, e["reason"])
-    out.print(table)
+    tables().print(table)
 
 
 @model_cmd.command("rollback")
@@ -329,8 +329,13 @@ def compare_cmd(topology: str, node: str, broker: str | None) -> None:
     for p, r in sorted(roles.items()):
         for role in ("live", "candidate"):
             v = r[role]
+            if v is None and role == "candidate":
+                continue
             m = r["metrics"].get(v)
             table.add_row(str(p), role, "-" if v is None else str(v),
                           "-" if m is None else str(m["labels"]),
                           "-" if m is None else f"{m['value']:.4f}")
-    out.print(table)
+    if not any(r["candidate"] is not None for r in roles.values()):
+        table.caption = ("no candidate runs: " + ("a learner's challenger= runs beside it"
+                         if spec.kind == "learner" else "doa model publish --candidate"))
+    tables().print(table)

@@ -125,6 +125,8 @@ def test_the_claims_story(broker: str, tmp_path: Path) -> None:
         story.settle(400, 400)
         X, y = story.collected(tmp_path)
         assert len(X) == 800
+        alone = doa_command("model", "compare", CLAIMS, "payout", "--broker", broker)
+        assert alone.returncode == 0, alone.stderr.decode()
         boosted = GradientBoostingRegressor(random_state=0).fit(X, y)
         joblib.dump(boosted, tmp_path / "boosted.joblib")
         publish(tmp_path / "boosted.joblib", "--candidate", broker=broker)
@@ -157,6 +159,10 @@ def test_the_claims_story(broker: str, tmp_path: Path) -> None:
     events = [(e["action"], e["version"]) for e in read_stream(broker, story.t,
                                                                "payout.events", idle_s=1)]
     assert events == [("created", 2), ("candidate", 3), ("promoted", 3)]
+    # Before the candidate: the live row, and a caption saying how one runs (no empty row).
+    rows = [line.replace("│", " ").split() for line in alone.stdout.decode().splitlines()]
+    assert [r[1] for r in rows if r[:1] == ["0"]] == ["live"], alone.stdout.decode()
+    assert "no candidate runs: doa model publish --candidate" in alone.stdout.decode()
     lines = {line.split()[1]: line for line in table.replace("│", " ").splitlines()
              if line.replace("│", " ").split()[:1] == ["0"]}
     live, candidate = lines["live"].split(), lines["candidate"].split()

@@ -117,6 +117,9 @@ def test_publish_while_running_then_rollback(broker: str, tmp_path: Path) -> Non
     assert listed.returncode == 0, listed.stderr.decode()
     text = listed.stdout.decode()
     assert "doubled" in text and "rollback" in text and "created" in text
+    # a pipe gets each version on one line (rich wrapped the table at 80 columns)
+    assert any(" publish " in line and "doubled" in line and " sklearn " in line
+               for line in text.replace("│", " ").splitlines()), text
 
 
 def test_kill_9_while_a_version_is_read_recovers_to_the_right_version(broker: str,
