@@ -128,10 +128,18 @@ class Codec:
             else:
                 record = self._decode_other(data, fp)
         except Malformed as exc:
-            raise DecodeError(self.stream, exc.reason, str(exc)) from None
+            raise DecodeError(self.stream, exc.reason, self._locate(data, fp, exc)) from None
         if record.__class__ is not dict:
             raise DecodeError(self.stream, "corrupt", "stream schemas must be records")
         return record
+
+    def _locate(self, data: bytes, fp: bytes, exc: Malformed) -> str:
+        """The reader's reason, after the field it is in (a second walk: refused bodies only)."""
+        from doa.wire.locate import where
+
+        writer = self.schema if fp == self._fingerprint else self.history.get(fp)
+        path = None if writer is None else where(writer.json, data, HEADER_SIZE)
+        return f"{exc} (in field {path})" if path else str(exc)
 
     def _decode_other(self, data: bytes, fp: bytes) -> Any:
         """A short or foreign header, or a body written with an older registered version."""
