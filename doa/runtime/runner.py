@@ -58,6 +58,7 @@ from doa.events import (
     replay_fields,
 )
 from doa.node import Node
+from doa.runtime.tell import LetterLines
 from doa.topology.topology import Topology
 
 Headers = Sequence[tuple[str, bytes]]
@@ -121,6 +122,7 @@ class NodeRunner:
         self._versioned = {s for s, c in self._out.items() if _has_model_version(c.schema.json)}
         self._partitions: dict[tuple[str, bytes], int] = {}  # murmur2 is slow in Python
         self._ids = OutputIds(node.name)
+        self.letters = LetterLines(node.name)
 
     # -- public --------------------------------------------------------------------------------
     def start(self) -> float:
@@ -320,6 +322,7 @@ class NodeRunner:
             ((LINEAGE_HEADER, pack_lineage(lineage)),), out_id,
         ))
         result.dead_letters += 1
+        self.letters.tell(raw.stream, raw.partition, raw.offset, kind, message)
 
 
 def lineage_id(raw: RawRecord) -> bytes:
