@@ -153,8 +153,9 @@ class Codec:
         writer = self.history.get(fp)
         if writer is None:
             raise DecodeError(self.stream, "unknown-fingerprint",
-                              f"fingerprint {fp.hex()} is not a known version of "
-                              f"{self.schema.fullname}")
+                              f"fingerprint {fp.hex()} is not a version of "
+                              f"{self.schema.fullname} this process knows (registered after it "
+                              "started? a restart reads the registry again)")
         if fp not in self._old_readers:
             self._old_readers[fp] = compile_reader(writer.json)
         self._old_readers[fp](data, HEADER_SIZE)  # well-formed for its writer: then resolve
