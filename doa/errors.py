@@ -28,6 +28,8 @@ class EncodeError(DoaError):
     >>> e = EncodeError("readings", "reading.location.lat", "double", "north")
     >>> str(e)
     "stream 'readings': field reading.location.lat expected double, got str 'north'"
+    >>> str(EncodeError("readings", "reading.n", "int", 2**40)).split(", ")[1]
+    "got int 1099511627776 (out of the int's 32-bit range)"
     >>> print(EncodeError("readings", "reading.x", UNKNOWN_FIELD + " (record reading has: ts)", 3))
     stream 'readings': field reading.x is not in the schema (record reading has: ts), got int 3
     """
@@ -45,6 +47,8 @@ class EncodeError(DoaError):
                    f"{expected[len(UNKNOWN_FIELD):]}, got {got}")
         else:
             msg = f"stream {stream!r}: field {path} expected {expected}, got {got}"
+            if _out_of_range(expected, value):
+                msg += f" (out of the {expected}'s {_BITS[expected]}-bit range)"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
@@ -112,3 +116,14 @@ MISSING: object = _MISSING
 def _short(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_BITS = {"int": 32, "long": 64}
+
+
+def _out_of_range(expected: str, value: object) -> bool:
+    """Whether ``value`` is an integer beyond the ``int``/``long`` it was given for."""
+    if expected not in _BITS or type(value) is not int:
+        return False
+    bound = 2 ** (_BITS[expected] - 1)
+    return not -bound <= value < bound

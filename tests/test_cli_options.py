@@ -75,7 +75,8 @@ def test_an_integer_beyond_64_bits_is_named_as_written() -> None:
         _valid_lines([line], encode)
     # orjson reads the literal as the float 1e+23: the error said "got float 1e+23"
     assert str(caught.value) == ("line 1: stream 'readings': field reading.ts expected long, "
-                                 "got int 99999999999999999999999; nothing was published")
+                                 "got int 99999999999999999999999 (out of the long's 64-bit "
+                                 "range); nothing was published")
 
 
 def test_a_line_that_is_not_json_is_named_once() -> None:
