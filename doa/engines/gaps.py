@@ -7,7 +7,8 @@ markers, records deleted), processed past and reported at WARNING, never skipped
 An offset the log no longer has (retention or DeleteRecords removed it; doa's streams keep
 their records unless their config bounds them) makes the client read on from the log's start;
 :func:`report_deleted` turns aiokafka's INFO line about it into one WARNING naming the stream,
-partition and offset, once per offset.
+partition and offset, once per offset. When the log starts again below that offset (it was
+made anew), :func:`made_anew` says so and the node takes the new log's records.
 
 Examples
 --------
@@ -55,12 +56,42 @@ class OutOfRange(logging.Filter):
             return True
         offset, tp = cast("tuple[int, Any]", record.args)
         key = (getattr(tp, "topic", str(tp)), getattr(tp, "partition", -1), int(offset))
+        _OUT_OF_RANGE.add(key)
         if key not in self.seen:
             self.seen.add(key)
-            log.warning("%s partition %s: offset %s is no longer in the log (retention or "
-                        "DeleteRecords removed it); reading on from the log's start, the "
-                        "records before it are lost to the nodes reading it", *key)
+            log.warning("%s partition %s: offset %s is not in the log (retention or "
+                        "DeleteRecords removed it, or the log was made anew); reading on from "
+                        "the log's start", *key)
         return False
+
+
+def made_anew(node: str, tp: TopicPartition, expected: int | None,
+              messages: list[Any]) -> bool:
+    """Whether ``messages`` come from a log made anew below the offset ``expected``.
+
+    A broker that lost its data (the embedded one keeps none; a Kafka node whose data
+    directory went) or a topic deleted and created again: the client's position was out of
+    range, it read on from the log's start (:class:`OutOfRange` saw it), and the records come
+    with offsets below the one the node's state expects. They are new records, not ones the
+    state covers: the node must take them, not skip them as a prefetch from before its seek.
+
+    >>> from types import SimpleNamespace as M
+    >>> tp = TopicPartition("events", 0)
+    >>> _OUT_OF_RANGE.add(("events", 0, 70))
+    >>> made_anew("count", tp, 70, [M(offset=0)]), made_anew("count", tp, 12, [M(offset=0)])
+    (True, False)
+    """
+    if expected is None or messages[0].offset >= expected or \
+            (tp.topic, tp.partition, expected) not in _OUT_OF_RANGE:
+        return False
+    log.warning("%s partition %s: the log starts again at offset %s, below offset %s where "
+                "node %r was: it was made anew (a broker that lost its data, or the topic "
+                "created again); the node reads it from there, its state kept",
+                tp.topic, tp.partition, messages[0].offset, expected, node)
+    return True
+
+
+_OUT_OF_RANGE: set[tuple[str, int, int]] = set()  # (topic, partition, offset) reset, per process
 
 
 def report_deleted() -> None:

@@ -34,7 +34,12 @@ from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
 from doa.engines.delivery import deliver, retriable
-from doa.engines.gaps import GAP_REFETCHES, check_gaps, report_deleted  # noqa: F401 (tests)
+from doa.engines.gaps import (  # noqa: F401 (tests)
+    GAP_REFETCHES,
+    check_gaps,
+    made_anew,
+    report_deleted,
+)
 from doa.engines.outage import stop_client
 from doa.engines.partitioned import PartitionedNode, Rebalance
 from doa.node import Node
@@ -202,6 +207,8 @@ class NodeWorker(PartitionedNode):
             if tp.partition not in self._ready or not messages:
                 continue  # fetched before the assignment was loaded; re-read after the seek
             expected = self._expected(tp)
+            if made_anew(self.node.name, tp, expected, messages):
+                expected = None  # its records are new: none is covered by the state
             if not check_gaps(self._consumer, self._refetched, self.node.name, tp, expected,
                               messages):
                 continue
