@@ -5,9 +5,16 @@ Replay is bounded and loses nothing:
 - it reads the dead-letter stream's end offsets first and replays only the letters that exist
   when it starts, then stops (a replayed record that fails again becomes a new letter beyond
   that end, and a letter whose original record was already replayed by this run is skipped);
+- a replayed record is the original as it was read: its key, its value (a tombstone's null
+  too: the runtime's letter of a tombstone says so, :func:`was_tombstone`) and its timestamp
+  (``record_timestamp``: outputs carry event time, so a timestamp merge downstream puts it
+  where the original was, not at the time of the replay);
 - each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt and
   where the record was first read); a node that dead-letters it again copies that into the new
   letter's ``attempt`` and ``original`` fields (:func:`replay_fields`);
+- its lineage header (version 2) names its letter by id and coordinates, and its id is
+  :func:`replay_id` of the letter's place: ``doa lineage`` walks replayed record -> dead letter
+  -> original record, and from a dead letter forward to its replay;
 - the consumer group ``TOPOLOGY.dlq-replay`` remembers what was replayed, and its offsets are
   committed only up to the first letter whose re-publish the broker did not acknowledge: a
   failed letter is reported with its coordinates and is replayed again by the next run.
@@ -17,6 +24,10 @@ Examples
 >>> header = pack_replay(Replay(1, "readings", 2, 40))
 >>> replay_fields([(REPLAY_HEADER, header)])["original"]
 {'stream': 'readings', 'partition': 2, 'offset': 40}
+>>> replay_id("sensors.dlq", 0, 7) == replay_id("sensors.dlq", 0, 7)
+True
+>>> replay_id("sensors.dlq", 0, 7) == replay_id("sensors.dlq", 0, 8)
+False
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from doa.errors import DoaError
 from doa.events import (
     LINEAGE_HEADER,
     REPLAY_HEADER,
+    Coordinates,
     Event,
     Lineage,
     Replay,
@@ -48,18 +60,57 @@ from doa.topology.topology import Topology
 if TYPE_CHECKING:
     from doa.client import RecordError
 
-__all__ = ["REPLAY_HEADER", "Replay", "pack_replay", "replay", "replay_fields", "unpack_replay"]
+__all__ = ["REPLAY_HEADER", "REPLAY_NODE", "Replay", "pack_replay", "replay", "replay_fields",
+           "replay_id", "unpack_replay", "was_tombstone"]
+
+REPLAY_NODE = "doa-dlq-replay"  # the node a replayed record's lineage header names
+_TOMBSTONE = "record has no value (a tombstone)"  # what the runtime says of a null value
+
+
+def replay_id(dlq: str, partition: int, offset: int) -> bytes:
+    """The event id of the record replayed from the letter at ``dlq/partition@offset``.
+
+    Stable: replaying the same letter twice writes the same id (consumers de-duplicate).
+    """
+    letter = Event({}, stream=dlq, partition=partition, offset=offset, timestamp=0)
+    return output_id(REPLAY_NODE, letter, 0)
+
+
+def was_tombstone(letter: dict[str, Any]) -> bool:
+    """Whether a letter's record had no value (null), not an empty one.
+
+    The letter's ``raw`` is bytes either way (``b""``); the runtime dead-letters a null value,
+    and only a null value, as a ``DoaError`` saying it is a tombstone (an empty value is a
+    ``DecodeError/truncated``).
+
+    >>> was_tombstone({"raw": b"", "error_type": "DoaError",
+    ...                "message": "stream 'events': record has no value (a tombstone)"})
+    True
+    >>> was_tombstone({"raw": b"", "error_type": "DecodeError/truncated", "message": "..."})
+    False
+    """
+    return (letter["raw"] == b"" and letter["error_type"] == "DoaError"
+            and str(letter["message"]).endswith(_TOMBSTONE))
+
 
 def dead_letters(address: str, topology: Topology, *, group: str | None = None,
                  idle_s: float = 2.0) -> Iterator[Event | RecordError]:
     """The dead-letter envelopes of ``topology`` (from the group's position, or all); a letter
-    that cannot be decoded comes as a :class:`doa.client.RecordError`."""
+    that cannot be decoded comes as a :class:`doa.client.RecordError`.
+
+    A dead-letter stream that does not exist is a :class:`DoaError` at once, not when the
+    letters are first read.
+    """
     from doa.client import Subscriber
 
     _with_history(address, topology)
-    with Subscriber([topology.dead_letters.name], broker=address, topology=topology,
-                    group=group, from_beginning=True, idle_timeout_s=idle_s,
-                    on_error="yield") as sub:
+    sub = Subscriber([topology.dead_letters.name], broker=address, topology=topology,
+                     group=group, from_beginning=True, idle_timeout_s=idle_s, on_error="yield")
+    return _read(sub)
+
+
+def _read(sub: Any) -> Iterator[Event | RecordError]:
+    with sub:
         yield from sub
 
 
@@ -114,7 +165,7 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     # failed) answers a short fetch on the embedded broker with nothing: the wait stretches
     poll = Poll(consumer, floor_ms=200)
     try:
-        starts, ends = _bounds(poll, topology.dead_letters.name, timeout_s)
+        starts, ends = _bounds(poll, address, topology.dead_letters.name, timeout_s)
         sent, commit = _republish(poll, producer, topology, starts, ends, report, timeout_s)
         _settle(producer, sent, commit, report, timeout_s)
         if commit:
@@ -127,7 +178,8 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     return report
 
 
-def _bounds(poll: Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
+def _bounds(poll: Poll, address: str, dlq: str,
+            timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
     """Per partition of ``dlq``: where this group resumes, and the end when replay starts.
 
     The broker's end offset can be a lower bound (tansu answers the base offset of the last
@@ -138,8 +190,9 @@ def _bounds(poll: Poll, dlq: str, timeout_s: float) -> tuple[dict[Any, int], dic
 
     consumer = poll.consumer
     tps = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or [])]
-    if not tps:
-        return {}, {}
+    if not tps:  # as the listing says it (doa.client.Subscriber)
+        raise DoaError(f"stream {dlq!r} does not exist on {address} yet (doa deploy or "
+                       "doa run creates a topology's streams)")
     consumer.assign(tps)
     first = consumer.beginning_offsets(tps)
     ends = consumer.end_offsets(tps)
@@ -222,19 +275,16 @@ def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[s
         return None
     seen.add(first)
     attempt = int(letter.get("attempt") or 0) + 1
-    letter_event = Event({}, stream=m.topic, partition=m.partition, offset=m.offset,
-                         timestamp=m.timestamp)
-    raw: bytes = letter["raw"]
-    fingerprint = raw[2:10] if raw[:2] == b"\xc3\x01" and len(raw) >= 10 else b"\0" * 8
-    # A stable id (from the letter's place): replaying the same letter twice writes the same id.
-    lineage = Lineage(output_id("doa-dlq-replay", letter_event, 0), "doa-dlq-replay",
-                      fingerprint, (_letter_id(m),))
+    raw: bytes | None = None if was_tombstone(letter) else letter["raw"]
+    fingerprint = raw[2:10] if raw and raw[:2] == b"\xc3\x01" and len(raw) >= 10 else b"\0" * 8
+    lineage = Lineage(replay_id(m.topic, m.partition, m.offset), REPLAY_NODE, fingerprint,
+                      (_letter_id(m),), 0, (Coordinates(m.topic, m.partition, m.offset),))
     headers = [(LINEAGE_HEADER, pack_lineage(lineage)),
                (REPLAY_HEADER, pack_replay(Replay(attempt, *first)))]
     partition = letter["partition"] if 0 <= letter["partition"] < spec.partitions else None
     try:
         future = producer.send(stream, value=raw, key=letter["key"], partition=partition,
-                               headers=headers)
+                               headers=headers, timestamp_ms=_event_time(letter))
     except Exception as exc:  # e.g. no metadata for the stream in time: a failed send
         report.failed.append(f"not replayed: {where} ({_at(first)}, attempt {attempt}): "
                              f"{_why(exc)}")
@@ -259,6 +309,12 @@ def _settle(producer: Any, sent: list[_Sent], commit: dict[Any, int], report: Re
             why = _why(f.exception) if f.is_done else f"no acknowledgement in {timeout_s:g} s"
             report.failed.append(f"not replayed: {s.where}: {why}")
         commit[s.tp] = min(commit[s.tp], s.offset)
+
+
+def _event_time(letter: dict[str, Any]) -> int | None:
+    """The original record's timestamp (None, the producer's clock, if it had none: -1)."""
+    ts = int(letter["record_timestamp"])
+    return ts if ts >= 0 else None
 
 
 def _why(exc: BaseException | None) -> str:

@@ -136,3 +136,28 @@ def test_json_and_tree_show_every_step() -> None:
 def test_parse_event() -> None:
     assert parse_event("fraud.dlq:2:17") == Coordinates("fraud.dlq", 2, 17)
     assert parse_event("ab" * 16) == b"\xab" * 16
+
+
+def test_a_dead_lettered_record_derives_its_letter_and_the_replay() -> None:
+    txn = _rec("transactions", 5, 1000, "source", txn_id=5)
+    letter = _rec("fraud.dlq", 0, 99_000, "featurize", (txn,), error_type="ValueError")
+    replay = _rec("transactions", 9, 1000, "doa-dlq-replay", (letter,), txn_id=5)
+    feat = _rec("card_features", 9, 1000, "featurize", (replay,), txn_id=5)
+    down = [Step("dead letter", letter, [Step("replay", replay, [Step("child", feat)])],
+                 note="ValueError: bad txn")]
+    t = Trace(txn, [], down)
+    doc = json.loads(json.dumps(document(t)))
+    _valid(doc)
+    ent = {n: f"doa:record-{r.event.id.hex()}" for n, r in
+           {"txn": txn, "letter": letter, "replay": replay, "feat": feat}.items()}
+    assert _pairs(doc, "wasDerivedFrom", "prov:generatedEntity", "prov:usedEntity") == {
+        (ent["letter"], ent["txn"]), (ent["replay"], ent["letter"]),
+        (ent["feat"], ent["replay"])}
+    [step] = as_dict(t)["descendants"]
+    assert (step["relation"], step["note"], step["steps"][0]["relation"]) == (
+        "dead letter", "ValueError: bad txn", "replay")
+    lines = tree(t)
+    assert lines[1] == "├─ ancestry: none (a source record: no parents)"
+    assert lines[3].startswith("   └─ dead letter: fraud.dlq:0:0  t=99000")
+    assert lines[3].endswith("(ValueError: bad txn)")
+    assert lines[4].startswith("      └─ replay: transactions:0:9  t=1000")

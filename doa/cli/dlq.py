@@ -32,11 +32,12 @@ def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None
     if replay:
         _replay(address, t)
         return
+    letters = dlq.dead_letters(address, t)  # no dead-letter stream: one line, no heading
     # One letter, two lines: where, node, error type and size (the line to grep), then why. A
     # table cut them short at 80 columns (a pipe, or a terminal): the message went first.
     out.print(escape(f"dead letters of {t.name} ({t.dead_letters.name})"))
     shown = bad = 0
-    for letter in dlq.dead_letters(address, t):
+    for letter in letters:
         if isinstance(letter, RecordError):
             err.print(f"undecodable letter: {escape(str(letter))}")
             bad += 1

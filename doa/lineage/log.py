@@ -70,6 +70,8 @@ class Log:
             consumer_timeout_ms=_POLL_MS, allow_auto_create_topics=False)
         self._codecs: dict[str, Codec] = {}
         self._high: dict[tuple[str, int], int] = {}
+        self._by_parent: dict[str, dict[bytes, list[tuple[int, int]]]] = {}
+        self._committed: dict[tuple[str, str], dict[int, int]] = {}
         self.fetches = 0
 
     def close(self) -> None:
@@ -149,17 +151,50 @@ class Log:
              until_ts: int | None = None, stop: int | None = None) -> Iterator[Record]:
         """Records from ``start`` on, until one is later than ``until_ts``, ``stop`` (an
         offset, excluded) or the end."""
-        end = self.end(stream, partition) if stop is None else stop
-        pos = start
-        while pos < end:
-            raws = self._fetch(stream, partition, pos, 500)
-            if not raws:
+        for raw in self._raws(stream, partition, start, stop):
+            if until_ts is not None and raw.timestamp > until_ts:
                 return
-            for raw in raws:
-                if raw.offset >= end or (until_ts is not None and raw.timestamp > until_ts):
-                    return
-                yield self._record(raw)
-            pos = raws[-1].offset + 1
+            yield self._record(raw)
+
+    def headers(self, stream: str, partition: int, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[int, Lineage | None]]:
+        """The offset and lineage header of each record from ``start`` on (to ``stop`` or the
+        end), the records not decoded: a search by id reads only what it matches."""
+        for raw in self._raws(stream, partition, start, stop):
+            yield raw.offset, _lineage(tuple((k, bytes(v)) for k, v in raw.headers or ()))
+
+    def by_parent(self, stream: str) -> dict[bytes, list[tuple[int, int]]]:
+        """Where each record of the whole ``stream`` is (partition, offset), by each parent id
+        its header lists; headers only, read once and kept (for a short stream that is not
+        searched by time: the dead letters, stamped when they were written)."""
+        if stream not in self._by_parent:
+            found: dict[bytes, list[tuple[int, int]]] = {}
+            for p in self.partitions(stream):
+                for offset, lin in self.headers(stream, p):
+                    for parent in lin.parents if lin else ():
+                        found.setdefault(parent, []).append((p, offset))
+            self._by_parent[stream] = found
+        return self._by_parent[stream]
+
+    def committed(self, group: str, stream: str) -> dict[int, int]:
+        """The offsets consumer group ``group`` committed on ``stream``'s partitions (read
+        only: the group is not joined; kept)."""
+        key = (group, stream)
+        if key not in self._committed:
+            from kafka import KafkaConsumer, TopicPartition
+
+            from doa.cluster.security import kafka_python_options
+
+            reader = KafkaConsumer(bootstrap_servers=self.broker,
+                                   **kafka_python_options(self.broker), group_id=group,
+                                   enable_auto_commit=False, allow_auto_create_topics=False)
+            try:
+                found = {p: reader.committed(TopicPartition(stream, p))
+                         for p in self.partitions(stream)}
+            finally:
+                reader.close(autocommit=False)
+            self._committed[key] = {p: o for p, o in found.items() if o is not None}
+        return self._committed[key]
 
     def backwards(self, stream: str, partition: int, before: int) -> Iterator[Record]:
         """Records at ``before - 1``, ``before - 2``, ... (one fetch each)."""
@@ -169,6 +204,19 @@ class Log:
                 yield rec
 
     # -- internals -----------------------------------------------------------------------------
+    def _raws(self, stream: str, partition: int, start: int, stop: int | None) -> Iterator[Any]:
+        end = self.end(stream, partition) if stop is None else stop
+        pos = start
+        while pos < end:
+            raws = self._fetch(stream, partition, pos, 500)
+            if not raws:
+                return
+            for raw in raws:
+                if raw.offset >= end:
+                    return
+                yield raw
+            pos = raws[-1].offset + 1
+
     def _fetch(self, stream: str, partition: int, offset: int, most: int) -> list[Any]:
         from kafka import TopicPartition
 
@@ -201,9 +249,7 @@ class Log:
 
     def _record(self, raw: Any) -> Record:
         headers = tuple((k, bytes(v)) for k, v in raw.headers or ())
-        lineage: Lineage | None = None
-        with contextlib.suppress(ValueError):
-            lineage = lineage_of(headers)
+        lineage = _lineage(headers)
         error = None
         try:
             body = self.codec(raw.topic).decode(raw.value) if raw.value is not None else {}
@@ -215,6 +261,13 @@ class Log:
                                                                   raw.offset),
                       headers=headers)
         return Record(event, lineage, error)
+
+
+def _lineage(headers: tuple[tuple[str, bytes], ...]) -> Lineage | None:
+    """The lineage header, or None if there is none or it is malformed."""
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        return lineage_of(headers)
+    return None
 
 
 def listing(near: str, names: Iterable[str]) -> str:

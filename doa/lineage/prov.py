@@ -4,10 +4,10 @@ Entities are records (``doa:record-<event id>``: a replayed duplicate is the sam
 activities are node runs (``doa:run-<node>-<event id>``: the run of a node that generated
 that record), agents are the nodes (``prov:SoftwareAgent``). Each record ``wasGeneratedBy``
 its run, which ``used`` the record's parents and ``wasAssociatedWith`` its node; each record
-``wasDerivedFrom`` each parent. A learner's prediction adds ``used`` edges that the headers
-do not hold: the run that made the prediction used the model version that made it, the run
-that made the outcome used the prediction, and the runs of the next model version and metric
-used the label.
+``wasDerivedFrom`` each parent (a dead letter from its record, a replay from its letter). A
+learner's prediction adds ``used`` edges that the headers do not hold: the run that made the
+prediction used the model version that made it, the run that made the outcome used the
+prediction, and the runs of the next model version and metric used the label.
 
 Examples
 --------
@@ -110,7 +110,7 @@ class _Doc:
         rec = s.record
         if rec is None:
             return
-        if s.relation == "child":
+        if s.relation in ("child", "dead letter", "replay"):
             self.derived(rec, parent)
         elif s.relation == "made by":
             self.used(parent, rec)  # the prediction's run used that model version

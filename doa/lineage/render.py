@@ -10,6 +10,11 @@ Examples
 s:0:3  t=5  id=d38b3b4e…  node=?  model=0
 └─ ancestry
    └─ parent: not found (gone)
+>>> print("\\n".join(tree(Trace(root, [], [Step("dead letter", root, note="ValueError: x")]))))
+s:0:3  t=5  id=d38b3b4e…  node=?  model=0
+├─ ancestry: none (a source record: no parents)
+└─ descendants
+   └─ dead letter: s:0:3  t=5  id=d38b3b4e…  node=?  model=0  (ValueError: x)
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ def _tree(steps: list[Step], prefix: str, records: bool) -> Iterator[str]:
     for i, s in enumerate(steps):
         last = i == len(steps) - 1
         head = f"{prefix}{'└─' if last else '├─'} {s.relation}: "
-        body = _line(s.record) if s.record is not None else f"not found ({s.note})"
+        body = f"not found ({s.note})" if s.record is None else \
+            _line(s.record) + (f"  ({s.note})" if s.note else "")
         yield head + body
         deeper = prefix + ("   " if last else "│  ")
         if records and s.record is not None:
@@ -90,9 +96,11 @@ def tree(t: Trace, records: bool = False) -> list[str]:
         lines.append(f"  {_short(dict(t.root.event))}")
     parts = [("ancestry", t.ancestry), ("descendants", t.descendants)]
     parts = [(n, s) for n, s in parts if s or n == "ancestry"]
+    source = t.root.lineage is None or not t.root.lineage.parents
     for i, (name, steps) in enumerate(parts):
         last = i == len(parts) - 1
-        lines.append(f"{'└─' if last else '├─'} {name}")
+        none = ": none (a source record: no parents)" if not steps and source else ""
+        lines.append(f"{'└─' if last else '├─'} {name}{none}")
         lines.extend(_tree(steps, "   " if last else "│  ", records))
     return lines
 

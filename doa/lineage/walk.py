@@ -15,6 +15,10 @@ until a record is later than the parent's time plus ``window``, keeping records 
 lists the parent. It stops sooner once every writing node has emitted an output anchored on a
 later offset of the parent's partition (a node processes a partition in offset order).
 
+**A record that failed** leads to its dead letter (the failing node and the error) and, once
+``doa dlq --replay`` re-published it, to the replay and what came of that
+(:mod:`doa.lineage.letters`); a dead letter's own descendants are its replay.
+
 **A learner's prediction** also leads to its label (the labels stream record with the same
 join value, searched from the prediction's time up to ``horizon`` ms later: the learner's
 ``max_delay_ms`` when it has one), the label's outcome (a child of the label), the first
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doa.events import Event
+from doa.lineage import letters
 from doa.lineage.log import Log, Record
 from doa.topology.topology import Topology
 
@@ -120,17 +125,35 @@ def descendants(log: Log, rec: Record, depth: int, window_ms: int = WINDOW_MS,
     """The records derived from ``rec``, ``depth`` levels deep (see module docstring)."""
     if depth <= 0 or log.topology is None:
         return []
+    if rec.event.stream == log.topology.dead_letters.name:
+        return _replays(log, rec, depth, window_ms, horizon_ms)
     steps = [Step("child", c, descendants(log, c, depth - 1, window_ms, horizon_ms))
              for c in children(log, rec, window_ms)]
+    for letter in letters.letters(log, rec):
+        steps.append(Step("dead letter", letter,
+                          _replays(log, letter, depth - 1, window_ms, horizon_ms),
+                          note=letters.summary(letter.event)))
     learner = _learner_of_predictions(log.topology, rec.event.stream)
     if learner is not None:
         steps.extend(_prediction_links(log, rec, learner, depth, window_ms, horizon_ms))
     return steps
 
 
+def _replays(log: Log, letter: Record, depth: int, window_ms: int,
+             horizon_ms: int) -> list[Step]:
+    """The replay of a dead letter (with what came of it), or why there is none."""
+    if depth <= 0:
+        return []
+    again, note = letters.replay(log, letter)
+    if again is None:
+        return [Step("replay", None, note=note)]
+    return [Step("replay", again, descendants(log, again, depth - 1, window_ms, horizon_ms))]
+
+
 def children(log: Log, rec: Record, window_ms: int = WINDOW_MS,
              streams: list[str] | None = None) -> list[Record]:
-    """Records whose header lists ``rec`` as a parent (first copy of each id)."""
+    """Records whose header lists ``rec`` as a parent (first copy of each id); dead letters
+    are not searched here (:func:`doa.lineage.letters.letters`)."""
     topology = log.topology
     assert topology is not None
     e = rec.event

@@ -1,0 +1,162 @@
+"""A dead-lettered record on real brokers: `doa dlq --replay` re-publishes it as it was read
+(its event time, a tombstone's null) with a lineage header that names its letter, and
+`doa lineage` follows it both ways: record -> dead letter -> replay -> what came of that, and
+replay -> dead letter -> record."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doa.client import Publisher
+from doa.engines.launch import prepare
+from doa.events import lineage_of
+from doa.keys import partition_for
+from doa.topology.loader import load_topology
+from doa.topology.topology import Topology
+from tests.integration.conftest import COUNTING
+from tests.integration.helpers import doa_command, drain
+from tests.integration.test_dlq_replay import FIXED
+
+pytestmark = pytest.mark.broker
+
+T0 = 1_700_000_000_000  # event times far from the wall clock: a replay stamped now shows
+POISON = 3  # the record the counting node dead-letters (payload "poison")
+
+
+def _fail(broker: str, extra: list[tuple[bytes | None, int]] = ()) -> tuple[Topology, int]:
+    """Records n = 0..5 of key k1 (one partition, event times T0 + 10 n; n = 3 poison), then
+    ``extra`` raw values (with their event times) of key k1; the node runs over them. Returns
+    the topology and the partition of k1."""
+    from kafka import KafkaProducer
+
+    topology = load_topology(COUNTING)
+    prepare(topology, broker)
+    with Publisher("events", broker=broker, topology=topology) as pub:
+        for n in range(6):
+            pub.send({"key": "k1", "n": n, "payload": "poison" if n == POISON else ""},
+                     timestamp_ms=T0 + 10 * n)
+    partition = partition_for(b"k1", topology.streams["events"].partitions)
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+    try:
+        for value, ts in extra:
+            producer.send("events", value=value, key=b"k1", partition=partition,
+                          timestamp_ms=ts).get(timeout=30)
+    finally:
+        producer.close()
+    assert drain(topology, broker, 6 + len(extra)).stats["count"].dead_letters == 1 + len(extra)
+    return topology, partition
+
+
+def _messages(address: str, stream: str, partition: int) -> list[Any]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=address, consumer_timeout_ms=1500,
+                             enable_auto_commit=False)
+    try:
+        tp = TopicPartition(stream, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def _replay(topology_path: str, broker: str, count: int) -> None:
+    done = doa_command("dlq", topology_path, "--broker", broker, "--replay", timeout=120)
+    text = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, text
+    assert f"replayed {count} dead letters: {count} to events; 0 failed" in text, text
+
+
+def _lineage(broker: str, event: str, topology_path: str) -> list[str]:
+    done = doa_command("lineage", event, topology_path, "--broker", broker, timeout=120)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    return done.stdout.decode().splitlines()[:-1]  # the last line: fetches and time
+
+
+def _at(line: str) -> str:
+    """The coordinates a tree line shows (``├─ child: counts:1:4  t=...``)."""
+    found = re.search(r"[├└]─ [a-z ]+: (\S+)  t=(\d+)", line)
+    assert found, line
+    return found.group(1)
+
+
+def test_replay_keeps_event_time_and_a_tombstone_stays_null(broker: str) -> None:
+    tombstone, empty = (None, T0 + 100), (b"", T0 + 110)
+    topology, p = _fail(broker, [tombstone, empty])
+    before = _messages(broker, "events", p)
+    assert [(m.value, m.timestamp) for m in before[6:]] == [tombstone, empty]
+
+    _replay(COUNTING, broker, 3)
+    replayed = _messages(broker, "events", p)[8:]
+    # each as it was read: value (null stays null, empty stays empty) and event time (the
+    # letters, hence the replays, come in the order the node failed on them)
+    assert sorted(((m.value, m.timestamp) for m in replayed), key=repr) == sorted(
+        [(before[POISON].value, T0 + 10 * POISON), tombstone, empty], key=repr)
+
+    # failing again, the tombstone says so (it came back as b"": "truncated: 0 bytes")
+    drain(topology, broker, 3)
+    dlq = topology.dead_letters
+    letters = _messages(broker, dlq.name, partition_for(b"count", dlq.partitions))
+    codec = topology.codec(dlq.name)
+    kinds = sorted(codec.decode(m.value)["error_type"] for m in letters)
+    assert kinds == sorted(["ValueError", "DoaError", "DecodeError/truncated"] * 2), kinds
+
+
+def test_lineage_follows_a_dead_lettered_record_to_its_replay_and_back(
+        broker: str, tmp_path: Path) -> None:
+    topology, p = _fail(broker)
+    original = f"events:{p}:{POISON}"
+    dlq = topology.dead_letters
+    [letter] = _messages(broker, dlq.name, partition_for(b"count", dlq.partitions))
+    at_letter = f"{dlq.name}:{letter.partition}:{letter.offset}"
+
+    # Dead-lettered, not replayed yet: the record is not lost, it says where it went.
+    lines = _lineage(broker, original, COUNTING)
+    assert lines[1] == "├─ ancestry: none (a source record: no parents)", lines
+    assert lines[2] == "└─ descendants", lines
+    assert _at(lines[3]) == at_letter and " dead letter: " in lines[3], lines
+    assert "node=count" in lines[3] and lines[3].endswith(
+        f"(ValueError: poison event n={POISON})"), lines
+    assert lines[4].endswith("replay: not found (none yet: doa dlq --replay re-publishes it)")
+
+    fixed = tmp_path / "counting_fixed.py"
+    fixed.write_text(FIXED)
+    _replay(str(fixed), broker, 1)
+    [replayed] = _messages(broker, "events", p)[6:]
+    assert replayed.timestamp == T0 + 10 * POISON
+    lin = lineage_of(replayed.headers)
+    assert lin is not None and [str(c) for c in lin.coordinates] == [at_letter]
+    assert drain(load_topology(str(fixed)), broker, 1).stats["count"].dead_letters == 0
+    counted = [m for m in _messages(broker, "counts", p)
+               if replayed.offset in [c.offset for c in lineage_of(m.headers).coordinates]]
+    assert len(counted) == 1
+
+    # replayed record -> dead letter -> original record (the walker: "version-1 header")
+    lines = _lineage(broker, f"events:{p}:{replayed.offset}", str(fixed))
+    assert "node=doa-dlq-replay" in lines[0], lines
+    assert [_at(x) for x in lines[2:4]] == [at_letter, original], lines
+    assert "parent: " in lines[2] and "parent: " in lines[3], lines
+    assert _at(lines[5]) == f"counts:{p}:{counted[0].offset}", lines
+
+    # original -> dead letter -> replay -> the count the fixed node made of it
+    lines = _lineage(broker, original, str(fixed))
+    assert [_at(x) for x in lines[3:6]] == [at_letter,
+                                            f"events:{p}:{replayed.offset}",
+                                            f"counts:{p}:{counted[0].offset}"], lines
+    assert [x.split("─ ")[1].split(":")[0] for x in lines[3:6]] == [
+        "dead letter", "replay", "child"], lines
+
+
+def test_replay_of_a_topology_never_deployed_is_the_listing_one_line(broker: str) -> None:
+    for args in (("--replay",), ()):
+        done = doa_command("dlq", COUNTING, "--broker", broker, *args, timeout=60)
+        assert done.returncode == 1, (args, done.stdout.decode(), done.stderr.decode())
+        assert done.stdout.decode() == "", args
+        assert done.stderr.decode().splitlines() == [
+            f"error: stream 'counting.dlq' does not exist on {broker} yet (doa deploy or doa "
+            "run creates a topology's streams)"], args
