@@ -28,7 +28,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -37,6 +36,7 @@ from typing import Any
 from doa.learner import challenger as race
 from doa.learner import held
 from doa.learner import records as values
+from doa.learner.checks import declaring, kinds
 from doa.learner.ops import Ops
 from doa.learner.spec import Inputs, LearnerSpec, Outputs, Pending, Versions, group, resolve
 from doa.model.labels import Promote
@@ -101,10 +101,11 @@ challenger, promote_when, max_pending, max_delay_ms, label_wait_ms
             "on_drift": on_drift, "max_pending": max_pending, "max_delay_ms": max_delay_ms,
             "label_wait_ms": label_wait_ms, "shadow": shadow, "challenger": challenger,
             "promote_when": promote_when}
-    groups = group(name, {"reads": reads, "writes": writes, "versions": versions,
-                          "pending": pending}, flat)
-    spec = resolve(name, compiled=compiled, model=model, metric=metric, **groups)
-    learner = _Learner(spec, model, metric)
+    with declaring():  # a mistake names the topology's line
+        groups = group(name, {"reads": reads, "writes": writes, "versions": versions,
+                              "pending": pending}, flat)
+        spec = resolve(name, compiled=compiled, model=model, metric=metric, **groups)
+        learner = _Learner(spec, model, metric)
     learner.spec = spec = replace(spec, compiled=learner.compiled)
     options: dict[str, Any] = {"spec": spec, "compiled": learner.compiled}
     if learner.compiled:
@@ -126,15 +127,11 @@ class _Learner:
         self.is_classifier = isinstance(model, base.Classifier)
         self.is_anomaly = isinstance(model, base.AnomalyDetector)
         self.supervised = bool(getattr(model, "_supervised", True))
+        kinds(spec.name, model, metric, spec.challenger)
         # River's progressive_val_score: probabilities for classifiers unless the metric
         # needs labels; scores for anomaly detectors; predict_one otherwise.
         self.use_proba = self.is_classifier and not metric.requires_labels
-        for m in (model, spec.challenger):
-            if m is not None and not (metric.works_with(m) and self.is_classifier ==
-                                      isinstance(m, base.Classifier) and self.is_anomaly ==
-                                      isinstance(m, base.AnomalyDetector)):
-                raise ValueError(f"learner {spec.name!r}: {type(metric).__name__} does not "
-                                 f"work with {m}, or it is not the same kind as {model}")
+        self.warned: set[str] = set()  # what was logged once (a non-finite feature, metric)
         self.compiled = self._use_compiled(spec, model)
 
     @staticmethod
@@ -215,12 +212,8 @@ class _Learner:
         return value
 
     def _features(self, event: Any) -> dict[str, Any]:
-        fields = self.spec.feature_fields
-        if fields is not None:
-            return {f: event[f] for f in fields}
-        skip = {self.spec.join, self.spec.key}
-        return {k: v for k, v in event.items()
-                if k not in skip and isinstance(v, (int, float)) and v is not None}
+        x = values.features(event, self.spec.feature_fields, (self.spec.join, self.spec.key))
+        return values.finite(x, event, self.spec.name, self.compiled, self.warned)
 
     def _on_features(self, state: dict[str, Any], event: Any, ops: Ops,
                      out: list[Any]) -> None:
@@ -349,6 +342,8 @@ class _Learner:
         if event.stream == spec.drift:
             change = models.on_drift(state, spec.on_drift, self.model, spec.name, event,
                                      spec.keep_versions)
+            if change is None:  # another partition's drift: not applied (and logged)
+                return
         elif event["command"] == "promote":
             if "challenger" not in state:
                 raise ValueError(f"learner {spec.name!r}: promote, but no challenger runs")
@@ -375,12 +370,10 @@ class _Learner:
 
     def metric_record(self, state: dict[str, Any], timestamp: int,
                       labels: int | None = None) -> dict[str, Any]:
-        value = state["metric"].get()
+        n = state["labels"] if labels is None else labels
         return {"model": self.spec.name, "model_version": state["version"],
-                "metric": type(state["metric"]).__name__,
-                "value": float(value) if value is not None else math.nan,
-                "labels": state["labels"] if labels is None else labels,
-                "timestamp": timestamp}
+                "metric": type(state["metric"]).__name__, "labels": n, "timestamp": timestamp,
+                "value": values.metric_value(state["metric"], self.spec.name, n, self.warned)}
 
     def _reporter(self, ops: Ops, out: list[Any]) -> held.Report:
         return lambda event, reason, join, detail, anchor: self._unmatched(

@@ -1,7 +1,20 @@
-"""Small value helpers of the learner node: how features are logged and predictions scored.
+"""Small value helpers of the learner node: which features the model sees, how they are
+logged and how predictions are scored.
+
+A NaN or infinite feature is left out of what a River model sees (:func:`finite`): River
+takes an absent feature as unknown, while one NaN would make every later prediction, and
+the metric, NaN. The first time, per learner, a warning names the feature and the record.
 
 Examples
 --------
+>>> from doa.events import Event
+>>> event = Event({"id": 7, "temp": 21.5, "gap_ms": float("nan"), "status": "ok"},
+...               stream="features", partition=0, offset=3, timestamp=0)
+>>> x = features(event, None, ("id", None))
+>>> x
+{'temp': 21.5, 'gap_ms': nan}
+>>> finite(x, event, "m", compiled=False, warned=set())
+{'temp': 21.5}
 >>> split({"amount": 3, "country": "FR", "night": True, "note": None})
 ({'amount': 3.0, 'night': 1.0}, {'country': 'FR'})
 >>> split({"amount": 3.5, "zscore": -0.2})
@@ -12,13 +25,69 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def argmax(proba: dict[Any, float]) -> Any:
     # River's Classifier.predict_one: max(y_pred, key=y_pred.get), None when empty.
     return max(proba, key=proba.__getitem__) if proba else None
+
+
+def features(event: Any, fields: Sequence[str] | None, skip: Sequence[str | None]
+             ) -> dict[str, Any]:
+    """The features of ``event`` given to the model: ``fields``, or (None) every number and
+    boolean but the fields in ``skip``."""
+    if fields is not None:
+        return {f: event[f] for f in fields}
+    return {k: v for k, v in event.items()
+            if k not in skip and isinstance(v, (int, float)) and v is not None}
+
+
+def non_finite(x: dict[str, Any]) -> list[str]:
+    """The features of ``x`` that are NaN or infinite floats."""
+    return [k for k, v in x.items() if v.__class__ is float and not math.isfinite(v)]
+
+
+def finite(x: dict[str, Any], event: Any, name: str, compiled: bool,
+           warned: set[str]) -> dict[str, Any]:
+    """``x`` without its NaN or infinite features, the first one per learner (``warned``)
+    logged; a compiled model cannot leave a feature out: ValueError (a dead letter)."""
+    bad = non_finite(x)
+    if not bad:
+        return x
+    what = (f"learner {name!r}: feature {bad[0]!r} is {x[bad[0]]} (stream {event.stream!r} "
+            f"partition {event.partition} offset {event.offset})")
+    if compiled:
+        raise ValueError(f"{what}: a compiled model cannot leave a feature out; drop it from "
+                         "feature_fields, or give compiled=False (River leaves it out)")
+    warn_once(warned, "feature", f"{what}: left out of what the model sees, as River takes "
+              "an absent feature; told once per learner")
+    return {k: v for k, v in x.items() if k not in bad}
+
+
+def metric_value(metric: Any, name: str, labels: int, warned: set[str]) -> float:
+    """The metric's value as a ``doa.Metric`` record has it (NaN: none yet); a NaN or
+    infinite value is logged, once per learner (``warned``)."""
+    value = metric.get()
+    if value is None:
+        return math.nan
+    if not math.isfinite(value):
+        warn_once(warned, "metric", f"learner {name!r}: its {type(metric).__name__} is "
+                  f"{value} after {labels} labels: a prediction or a label was not a finite "
+                  "number; told once per learner")
+    return float(value)
+
+
+def warn_once(warned: set[str], what: str, message: str) -> None:
+    """Log ``message`` unless ``what`` is in ``warned`` already (then add it)."""
+    if what not in warned:
+        warned.add(what)
+        log.warning("%s", message)
 
 
 def split(x: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:

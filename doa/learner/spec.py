@@ -137,7 +137,8 @@ class LearnerSpec(NodeKind):
 
     The groups' fields, flat, with the streams as names; ``compiled`` is what the node
     decided (True: it runs the compiled model); ``model_name`` and ``metric_name`` are for
-    the live view and the catalog.
+    the live view and the catalog; ``model_kind`` is the model's kind
+    (:func:`doa.learner.checks.kind_of`), the label field's type is checked against it.
     """
 
     kind = "learner"
@@ -168,6 +169,7 @@ class LearnerSpec(NodeKind):
     shadow: str | None = None
     challenger: Any = field(default=None, compare=False, repr=False)
     promote_when: Promote | None = None
+    model_kind: str = ""
 
     def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         reads = (self.labels, self.features, self.drift, self.control)
@@ -196,13 +198,18 @@ class LearnerSpec(NodeKind):
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """The join field is in both inputs, the label in the labels, the feature fields in
-        the features; each stream of a role has doa's schema for that role."""
+        the features; each stream of a role has doa's schema for that role; the label's type
+        fits the model and the drift stream reaches the right partition
+        (:mod:`doa.learner.checks`)."""
+        from doa.learner.checks import drift_problems, label_problems
+
         out = [*missing_fields(node, streams, self.features, [self.join], "join"),
                *missing_fields(node, streams, self.labels, [self.join], "join"),
                *missing_fields(node, streams, self.labels, [self.label], "label"),
                *missing_fields(node, streams, self.features, self.feature_fields or (),
                                "feature"),
-               *self._numbers_only(node, streams)]
+               *self._numbers_only(node, streams), *label_problems(self, streams),
+               *drift_problems(self, streams)]
         for role, expected in LEARNER_SCHEMAS.items():
             stream = getattr(self, role)
             declared = streams.schema(stream) if stream is not None else None
@@ -229,6 +236,7 @@ def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | N
             pending: Pending | None = None, compiled: bool | None = None,
             model: Any = None, metric: Any = None) -> LearnerSpec:
     """The :class:`LearnerSpec` of learner ``name`` from its groups (missing ones: defaults)."""
+    from doa.learner.checks import kind_of
     from doa.learner.versions import POLICIES
 
     v, p = versions or Versions(), pending or Pending()
@@ -247,7 +255,7 @@ def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | N
         stream_name(v.control), stream_name(v.drift), v.on_drift, v.keep, compiled,
         p.label_wait_ms, "" if model is None else str(model),
         "" if metric is None else type(metric).__name__, stream_name(writes.shadow),
-        v.challenger, v.promote_when)
+        v.challenger, v.promote_when, "" if model is None else kind_of(model))
 
 
 # learner_node's flat keywords: keyword -> (group, field of the group)

@@ -32,6 +32,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 from collections import OrderedDict
@@ -41,6 +42,7 @@ from typing import Any
 from doa.cluster.signing import SignatureError, seal, signing_key, unseal
 
 POLICIES = ("ignore", "reset", "rollback")
+log = logging.getLogger(__name__)
 
 
 def start_versions(state: dict[str, Any], timestamp: int) -> None:
@@ -150,15 +152,34 @@ def version_before(state: dict[str, Any], timestamp: int) -> int | None:
 
 
 def on_drift(state: dict[str, Any], policy: str, prototype: Any, name: str, drift: Any,
-             keep: int) -> dict[str, Any]:
+             keep: int) -> dict[str, Any] | None:
     """Apply ``policy`` to a ``doa.DriftEvent``; the resulting ``doa.ModelEvent``.
 
     ``rollback`` loads the newest version created before the drift event's triggering record
     (the model before drift was suspected); with none kept, it resets.
+
+    The event applies to the learner of the partition whose record made the detector fire
+    (its ``partition`` field). Read on another partition (a keyed drift stream), it is not
+    applied: None, and a warning line naming it.
+
+    >>> from doa.events import Event
+    >>> elsewhere = Event({"detector": "ADWIN", "signal": "error", "position": 9,
+    ...                    "partition": 1, "timestamp": 5}, stream="drift", partition=0,
+    ...                    offset=4, timestamp=5)
+    >>> on_drift({}, "reset", None, "m", elsewhere, keep=5) is None
+    True
     """
     reason = (f"{drift.get('detector', 'detector')} on {drift.get('signal', '?')} fired at "
               f"position {drift.get('position', '?')}")
     partition, timestamp = drift.partition, drift.timestamp
+    fired_on = drift.get("partition")
+    if fired_on is not None and fired_on != partition:
+        log.warning("learner %r partition %s: drift event at stream %r partition %s offset %s "
+                    "(%s) was fired by partition %s's records; not applied here (a drift "
+                    "stream with a key sends it to its key's partition: declare it with "
+                    "key=None)", name, partition, drift.stream, partition, drift.offset, reason,
+                    fired_on)
+        return None
     if policy == "reset":
         return reset(state, prototype, name, partition=partition, timestamp=timestamp,
                      reason=reason, keep=keep)
