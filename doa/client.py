@@ -39,9 +39,9 @@ from doa.events import (
     Event,
     Lineage,
     key_bytes,
+    lineage_of,
     pack_lineage,
     partition_for,
-    unpack_lineage,
 )
 from doa.node import Stream
 from doa.topology.topology import Topology
@@ -52,14 +52,15 @@ _Item = TypeVar("_Item", covariant=True)
 
 
 def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
-    """The codec and declaration of ``stream``, from the topology or the broker's registry."""
+    """The codec and declaration of ``stream``, from the topology (a :class:`RegisteredCodec`)
+    or the broker's registry (the latest version reads)."""
     from doa.cluster.registry import read_registry
 
     if topology is not None:
         if stream not in topology.streams:
             raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
                            f"(streams: {', '.join(topology.streams)})")
-        return topology.codec(stream), topology.streams[stream]
+        return RegisteredCodec(topology.codec(stream), broker), topology.streams[stream]
     versions = read_registry(broker).get(stream)
     if not versions:
         raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
@@ -68,6 +69,31 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
     current = versions[-1].schema
     return (Codec(stream, current, [v.schema for v in versions[:-1]]),
             Stream(stream, current.fullname, versions[-1].key, _partitions(broker, stream)))
+
+
+class RegisteredCodec(Codec):
+    """A topology stream's codec (its schema reads every record) that reads the broker's
+    registry once, on a first payload of an unknown version: a record written under another
+    registered version decodes with it, then resolves into the topology's schema."""
+
+    def __init__(self, codec: Codec, broker: str) -> None:
+        super().__init__(codec.stream, codec.schema, codec.history.values())
+        self.broker = broker
+        self._registry_read = False
+
+    def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
+        try:
+            return super().decode(data)
+        except DecodeError as exc:
+            if exc.reason != "unknown-fingerprint" or self._registry_read:
+                raise
+        from doa.cluster.registry import read_registry
+
+        self._registry_read = True
+        for v in read_registry(self.broker).get(self.stream, []):
+            if v.schema.fingerprint != self.schema.fingerprint:
+                self.history.setdefault(v.schema.fingerprint, v.schema)
+        return super().decode(data)
 
 
 def _partitions(broker: str, stream: str) -> int:
@@ -175,12 +201,14 @@ class RecordError(DoaError):
     """A record that could not be decoded: where it is (stream, partition, offset) and why.
 
     Raised by a :class:`Subscriber` with ``on_error="raise"``, yielded in the record's place
-    with ``on_error="yield"``. ``value`` holds the record's bytes as they were read.
+    with ``on_error="yield"``. ``value`` holds the record's bytes as read; ``record`` its decoded
+    value when only its lineage header is unreadable (reason ``bad-lineage``).
     """
 
     def __init__(self, stream: str, partition: int, offset: int, reason: str, detail: str, *,
                  key: bytes | None = None, value: bytes | None = None,
-                 timestamp: int = 0) -> None:
+                 timestamp: int = 0, record: dict[str, Any] | None = None) -> None:
+        self.record = record
         self.stream = stream
         self.partition = partition
         self.offset = offset
@@ -266,25 +294,23 @@ class Subscriber(Generic[_Item]):
     def __iter__(self) -> Iterator[_Item]:
         for m in self._messages():
             try:
-                if m.value is None:
-                    raise DecodeError(m.topic, "tombstone", "the record has no value")
-                record = self.codecs[m.topic].decode(m.value)
-            except Exception as exc:
-                error = _record_error(m, exc)
+                event = self._event(m)
+            except RecordError as error:
                 self.errors += 1
                 if self.on_error == "raise":
-                    raise error from exc
+                    raise
                 if self.on_error == "yield":
                     yield error  # type: ignore[misc]  # only in Subscriber[Event | RecordError]
                 continue
-            headers = tuple(m.headers or ())
-            lin = None
-            for name, value in headers:
-                if name == LINEAGE_HEADER:
-                    lin = unpack_lineage(value)
-            yield Event(record, stream=m.topic, partition=m.partition,  # type: ignore[misc]
-                        offset=m.offset, timestamp=m.timestamp, key=m.key,
-                        id=lin.id if lin else None, headers=headers)
+            yield event  # type: ignore[misc]
+
+    def _event(self, m: Any) -> Event:
+        """Message ``m`` as an :class:`Event`; a :class:`RecordError` if it cannot be read."""
+        record = decode_at(self.codecs[m.topic], m)
+        lin = lineage_at(m, record)
+        return Event(record, stream=m.topic, partition=m.partition, offset=m.offset,
+                     timestamp=m.timestamp, key=m.key, id=lin.id if lin else None,
+                     headers=tuple(m.headers or ()))
 
     def _messages(self, join_timeout_s: float = 30.0) -> Iterator[Any]:
         """The consumer's messages, until ``idle_timeout_s`` without one. The idle time counts
@@ -331,6 +357,28 @@ class Subscriber(Generic[_Item]):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close(5.0 if exc is None else 1.0)
+
+
+def decode_at(codec: Codec, m: Any) -> dict[str, Any]:
+    """Message ``m``'s value, decoded; else a :class:`RecordError` at ``m``'s place."""
+    try:
+        if m.value is None:
+            raise DecodeError(m.topic, "tombstone", "the record has no value")
+        return codec.decode(m.value)
+    except Exception as exc:
+        raise _record_error(m, exc) from exc
+
+
+def lineage_at(m: Any, record: dict[str, Any] | None = None) -> Lineage | None:
+    """The ``doa`` lineage header of consumed message ``m`` (None without one); a malformed
+    one is a :class:`RecordError` at ``m``'s place, reason ``bad-lineage``, holding ``record``
+    (``m``'s decoded value, when the caller has it)."""
+    try:
+        return lineage_of(m.headers)
+    except ValueError as exc:
+        raise RecordError(m.topic, m.partition, m.offset, "bad-lineage",
+                          f"{LINEAGE_HEADER!r} header: {_reason(exc)}", key=m.key,
+                          value=m.value, timestamp=m.timestamp, record=record) from None
 
 
 def _record_error(m: Any, exc: BaseException) -> RecordError:

@@ -280,6 +280,32 @@ def test_export_and_dataset_refuse_at_once(tmp_path: Path, args: list[str],
     assert list(tmp_path.iterdir()) == []  # no file, no .partial
 
 
+@pytest.mark.parametrize("command", [["export", FRAUD, "predictions"],
+                                     ["dataset", FRAUD, "scorer"]])
+def test_a_format_that_contradicts_the_suffix_is_refused(tmp_path: Path,
+                                                         command: list[str]) -> None:
+    proc = doa_cli(*command, "--out", "x.parquet", "--format", "jsonl", "--broker", NOWHERE,
+                   cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        1, "", "error: --format jsonl contradicts --out x.parquet (a .parquet file is parquet);"
+               " name the file .jsonl, or leave --format out\n")
+    assert list(tmp_path.iterdir()) == []
+    assert format_of("x.json", "jsonl") == "jsonl" and format_of("x.txt", "csv") == "csv"
+    assert format_of("-", "csv") == "csv"
+
+
+@pytest.mark.parametrize("command", [["export", FRAUD, "predictions"],
+                                     ["dataset", FRAUD, "scorer"]])
+def test_an_unwritable_out_names_it_not_the_partial_file(tmp_path: Path,
+                                                         command: list[str]) -> None:
+    proc = doa_cli(*command, "--out", "/proc/nope.jsonl", "--broker", NOWHERE, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("error: cannot write /proc/nope.jsonl (--out): "), proc.stderr
+    assert ".partial" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    with pytest.raises(DoaError, match=r"^cannot write /proc/nope.csv \(--out\): "):
+        Sink("/proc/nope.csv", "csv", ["a"]).__enter__()
+
+
 def test_only_comparable_bounds_make_an_empty_range() -> None:
     from doa.collect.bounds import check_range
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
@@ -66,8 +67,7 @@ def export_cmd(topology: str, stream: str, broker: str | None, start: str | None
                      f"({report.format}) in {report.seconds:.1f} s, {report.rate:,.0f}/s; "
                      f"offsets read per partition {ranges}"))
     if report.skipped:
-        err.print(f"[yellow]warning[/yellow]: {report.skipped:,} records could not be decoded "
-                  "and were skipped")
+        err.print(f"[yellow]warning[/yellow]: {escape(skipped_line(report, topology))}")
 
 
 @click.command("dataset")
@@ -113,3 +113,24 @@ def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | No
     if data.missing:
         err.print(f"[yellow]warning[/yellow]: {data.missing:,} outcomes have no prediction "
                   "in the log (deleted by retention?) and are left out")
+
+
+def skipped_line(report: Any, topology: str) -> str:
+    r"""What ``--skip-undecodable`` left out: how many, the first few, and how to see each.
+
+    >>> from doa.client import RecordError
+    >>> from doa.collect.export import ExportReport
+    >>> report = ExportReport("s", "x.jsonl", "jsonl", skipped=5, first_skipped=[
+    ...     RecordError("s", 0, 9, "bad-marker", "starts with '6a75'"),
+    ...     RecordError("s", 1, 2, "tombstone", "the record has no value")])
+    >>> print(skipped_line(report, "t.py").replace("; ", ";\n"))
+    5 records could not be decoded and were skipped (first: s:0:9 bad-marker, s:1:2 tombstone);
+    to see each (one line on stderr): doa subscribe s -t t.py --from-beginning --idle 2 >/dev/null
+    """
+    first = ", ".join(f"{e.stream}:{e.partition}:{e.offset} {e.reason}"
+                      for e in report.first_skipped)
+    n = report.skipped
+    return (f"{n:,} record{'s' if n != 1 else ''} could not be decoded and "
+            f"{'were' if n != 1 else 'was'} skipped (first: {first}); to see each (one line on "
+            f"stderr): doa subscribe {report.stream} -t {shlex.quote(topology)} "
+            "--from-beginning --idle 2 >/dev/null")

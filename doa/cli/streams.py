@@ -252,7 +252,7 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
     address = need_broker(broker)
     check_reachable(address, timeout_s=4.0)
     t = load_topology(topology) if topology else None
-    n = 0
+    n = shown = 0
     from doa.cli.interrupt import interrupt_within
 
     interrupt_within(5.0)
@@ -262,24 +262,41 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
         for event in sub:
             if isinstance(event, RecordError):
                 err.print(f"undecodable: {escape(str(event))}")
-                continue
-            item: Any = dict(event)
-            if meta:
-                lineage = event.lineage
-                item = {"stream": event.stream, "partition": event.partition,
-                        "offset": event.offset, "timestamp": event.timestamp,
-                        "key": event.key.decode(errors="replace") if event.key else None,
-                        "id": event.id.hex(), "node": lineage.node if lineage else None,
-                        "parents": [p.hex() for p in lineage.parents] if lineage else [],
-                        "record": item}
+                if not (meta and event.record is not None):
+                    continue
+                shown += 1  # only its lineage header is unreadable: --meta shows it so
+            item = dict(event) if not meta and not isinstance(event, RecordError) \
+                else meta_item(event)
             sys.stdout.buffer.write(orjson.dumps(item, default=json_default) + b"\n")
             sys.stdout.flush()
             n += 1
             if limit is not None and n >= limit:
                 break
     if sub.errors:
-        err.print(f"{sub.errors} undecodable record{'s' if sub.errors != 1 else ''} "
-                  f"(not printed on stdout)")
+        err.print(f"{sub.errors} undecodable record{'s' if sub.errors != 1 else ''} ("
+                  + (f"{shown} with an unreadable lineage header on stdout with "
+                     "\"lineage_error\", the others " if shown else "")
+                  + "not printed on stdout)")
     if idle_s is not None and (limit is None or n < limit):
         err.print(f"{n} record{'s' if n != 1 else ''}; none new for {idle_s:g} s, stopped "
                   "(--follow waits for more)")
+
+
+def meta_item(event: Any) -> dict[str, Any]:
+    """What ``--meta`` prints of an :class:`doa.events.Event`, or of a
+    :class:`doa.client.RecordError` whose only fault is its lineage header (``id``, ``node``
+    null, ``parents`` empty and ``lineage_error`` saying why)."""
+    from doa.client import RecordError
+
+    unreadable = isinstance(event, RecordError)
+    lineage = None if unreadable else event.lineage
+    item = {"stream": event.stream, "partition": event.partition, "offset": event.offset,
+            "timestamp": event.timestamp,
+            "key": event.key.decode(errors="replace") if event.key else None,
+            "id": None if unreadable else event.id.hex(),
+            "node": lineage.node if lineage else None,
+            "parents": [p.hex() for p in lineage.parents] if lineage else [],
+            "record": event.record if unreadable else dict(event)}
+    if unreadable:
+        item["lineage_error"] = event.detail
+    return item

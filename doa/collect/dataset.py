@@ -27,7 +27,9 @@ Columns, in order:
 
 Rows come in learning order: partition by partition, each in the order the learner learned.
 An outcome written twice (a replay after a crash: same event id) counts once. ``--from`` and
-``--to`` bound the outcomes (offsets, or learning times).
+``--to`` bound the outcomes (offsets, or learning times). A record read that cannot be
+decoded, has no value, or has a malformed lineage header stops the collect with a one-line
+:class:`doa.client.RecordError` naming stream, partition, offset and reason.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from doa.client import decode_at, lineage_at
 from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
 from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
-from doa.events import coordinate_id, lineage_of
+from doa.events import coordinate_id
 from doa.topology.topology import Topology
 
 HEAD = ("outcome_id", "prediction_id", "features_id", "label_id", "predicted_at",
@@ -116,7 +119,7 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
 
 
 def _id(m: Any) -> bytes:
-    lin = lineage_of(m.headers)
+    lin = lineage_at(m)
     return lin.id if lin else coordinate_id(m.topic, m.partition, m.offset)
 
 
@@ -140,12 +143,12 @@ def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: B
                     duplicates += 1
                     continue
                 seen.add(event_id)
-                record = codec.decode(m.value)
+                record = decode_at(codec, m)
                 if record["model"] != spec.name:
                     continue
                 rank += 1
                 if m.offset >= lo and in_time(m.timestamp, start, end):
-                    lin = lineage_of(m.headers)
+                    lin = lineage_at(m)
                     record.update(_id=event_id, _n=rank, _p=p, _ts=m.timestamp,
                                   _label=lin.parents[0] if lin and lin.parents else None)
                     rows.append(record)
@@ -176,13 +179,13 @@ def _predictions(reader: Reader, spec: Any, codec: Any,
                 if event_id in seen:
                     continue
                 seen.add(event_id)
-                record = codec.decode(m.value)
+                record = decode_at(codec, m)
                 if record["model"] != spec.name:
                     continue
                 waiting = wanted.get(_key(record["model_version"], record["join"],
                                           record["timestamp"]))
                 if waiting:
-                    lin = lineage_of(m.headers)
+                    lin = lineage_at(m)
                     found[waiting.popleft()] = (
                         event_id, lin.parents[0] if lin and lin.parents else None, record)
             if len(found) == len(outcomes):
@@ -203,7 +206,7 @@ def _version_starts(reader: Reader, spec: Any,
                 if event_id in seen:
                     continue
                 seen.add(event_id)
-                e = codec.decode(m.value)
+                e = decode_at(codec, m)
                 if e["model"] == spec.name and e["action"] != "drift_ignored":
                     events[e["partition"]].append((e["labels"], e["action"], e["version"]))
     for items in events.values():

@@ -4,13 +4,16 @@ The range is fixed when the export starts (:meth:`doa.collect.read.Reader.ends`)
 by itself. Records are decoded with the stream's registered schema versions
 (:func:`doa.collect.read.codecs_for`): one written under an older version decodes with that
 version, then is resolved into the topology's, so every row has the same columns. The rows
-come partition by partition, each in offset order. A record that cannot be decoded stops the
-export with a one-line error naming stream, partition and offset (``on_error="skip"``: it
-is counted in :attr:`ExportReport.skipped` instead).
+come partition by partition, each in offset order. A record that cannot be decoded (or has no
+value: a tombstone) stops the export with a one-line error naming stream, partition, offset
+and reason (``on_error="skip"``: it is counted in :attr:`ExportReport.skipped` instead, the
+first few kept in :attr:`ExportReport.first_skipped`).
 
 With ``with_lineage`` each row also has ``_partition``, ``_offset``, ``_timestamp`` (ms),
 ``_id`` and ``_parents`` (the lineage header's ids, hex; a record without one is identified
-by its coordinates, as :func:`doa.events.coordinate_id` says).
+by its coordinates, as :func:`doa.events.coordinate_id` says). A record whose lineage header
+is malformed cannot be given these columns: it is undecodable as above (reason
+``bad-lineage``). Without ``with_lineage`` the header is not read.
 
 Examples
 --------
@@ -25,16 +28,20 @@ from __future__ import annotations
 import datetime
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
 from doa.collect.read import Reader, codecs_for, load, off_loop
 from doa.collect.sinks import Sink, check_out, format_of
 from doa.errors import DoaError
-from doa.events import coordinate_id, lineage_of
+from doa.events import coordinate_id
 from doa.topology.topology import Topology
 
+if TYPE_CHECKING:
+    from doa.client import RecordError
+
 LINEAGE_COLUMNS = ("_partition", "_offset", "_timestamp", "_id", "_parents")
+FIRST_SKIPPED = 3  # the skipped records an export report keeps, to name them
 
 
 @dataclass
@@ -46,6 +53,7 @@ class ExportReport:
     format: str
     records: int = 0
     skipped: int = 0
+    first_skipped: list[RecordError] = field(default_factory=list)  # the first FIRST_SKIPPED
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -75,8 +83,8 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
         raise DoaError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
     check_range(start, end)
     check_out(out)
-    t = load(topology)
     fmt = format_of(out, fmt)
+    t = load(topology)
     codec = codecs_for(t, [stream], broker)[stream]
     schema = codec.schema.json
     names = [f["name"] for f in schema["fields"]]
@@ -114,37 +122,36 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
 
 def _rows(batch: list[Any], codec: Any, start: Bound | None, end: Bound | None,
           with_lineage: bool, on_error: str, report: ExportReport) -> list[dict[str, Any]]:
-    from doa.client import RecordError
+    from doa.client import RecordError, decode_at
 
-    decode = codec.decode
     timed = (start is not None and start.time_ms is not None) or \
         (end is not None and end.time_ms is not None)
     rows = []
     for m in batch:
         if timed and not in_time(m.timestamp, start, end):
             continue
-        try:
-            if m.value is None:
-                raise DoaError(f"stream {m.topic!r}: record has no value (a tombstone)")
-            row = decode(m.value)
-        except Exception as exc:
-            if on_error == "skip":
-                report.skipped += 1
-                continue
-            reason = getattr(exc, "reason", None) or "corrupt"
-            text = (str(exc) or type(exc).__name__).splitlines()[0]
-            prefix = f"stream {m.topic!r}: cannot decode ({reason}): "
-            raise RecordError(m.topic, m.partition, m.offset, reason,
-                              text.removeprefix(prefix)) from None
-        if with_lineage:
-            row.update(lineage_columns(m))
+        try:  # a tombstone, a value, or (for the lineage columns) a header it cannot read
+            row = decode_at(codec, m)
+            if with_lineage:
+                row.update(lineage_columns(m))
+        except RecordError as error:
+            if on_error != "skip":
+                raise error from None
+            report.skipped += 1
+            if len(report.first_skipped) < FIRST_SKIPPED:
+                report.first_skipped.append(error)
+            continue
         rows.append(row)
     return rows
 
 
 def lineage_columns(m: Any) -> dict[str, Any]:
-    """The ``--with-lineage`` columns of a consumed record ``m``."""
-    lin = lineage_of(m.headers)
+    """The ``--with-lineage`` columns of a consumed record ``m``; a
+    :class:`doa.client.RecordError` (reason ``bad-lineage``) if its lineage header is
+    malformed."""
+    from doa.client import lineage_at
+
+    lin = lineage_at(m)
     return {"_partition": m.partition, "_offset": m.offset,
             "_timestamp": _utc(m.timestamp),
             "_id": (lin.id if lin else coordinate_id(m.topic, m.partition, m.offset)).hex(),

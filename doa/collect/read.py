@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from doa.errors import DecodeError, DoaError
+from doa.errors import DoaError
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
@@ -180,48 +180,12 @@ def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return pool.submit(fn, *args, **kwargs).result()
 
 
-class RegisteredCodec:
-    """A stream's codec that reads the broker's schema registry when it first meets a
-    payload its topology's schema did not write (once per stream; most exports never do).
+def codecs_for(topology: Topology, streams: Iterable[str], broker: str) -> dict[str, Codec]:
+    """The codec of each of ``streams``: the topology's schema reads; a record written under
+    another registered version decodes with it (:class:`doa.client.RegisteredCodec`)."""
+    from doa.client import resolve_codec
 
-    The topology's schema reads every record; one written under another registered version
-    decodes with that version first (:class:`doa.wire.codec.Codec` ``history``).
-    """
-
-    def __init__(self, topology: Topology, stream: str, broker: str) -> None:
-        self.stream = stream
-        self.broker = broker
-        self.codec = topology.codec(stream)
-        self.schema = self.codec.schema
-        self._registry_read = False
-
-    def decode(self, data: bytes) -> dict[str, Any]:
-        try:
-            return self.codec.decode(data)
-        except DecodeError as exc:
-            if exc.reason != "unknown-fingerprint" or self._registry_read:
-                raise
-        self._read_registry()
-        return self.codec.decode(data)
-
-    def _read_registry(self) -> None:
-        from doa.cluster.registry import read_registry
-
-        self._registry_read = True
-        versions = [v.schema for v in read_registry(self.broker).get(self.stream, [])]
-        self.codec = Codec(self.stream, self.schema, [*self.codec.history.values(), *versions])
-
-
-def codecs_for(topology: Topology, streams: Iterable[str],
-               broker: str) -> dict[str, RegisteredCodec]:
-    """A :class:`RegisteredCodec` for each of ``streams``."""
-    out = {}
-    for stream in streams:
-        if stream not in topology.streams:
-            raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
-                           f"(streams: {', '.join(topology.streams)})")
-        out[stream] = RegisteredCodec(topology, stream, broker)
-    return out
+    return {stream: resolve_codec(stream, topology, broker)[0] for stream in streams}
 
 
 def load(topology: Topology | str) -> Topology:

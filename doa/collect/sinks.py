@@ -26,11 +26,12 @@ n,tags,raw
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -47,14 +48,24 @@ ROWS_PER_GROUP = 65_536
 
 def format_of(path: str, given: str | None) -> str:
     """The format to write: ``given``, else from the file's suffix (standard output: JSON
-    lines); a one-line error when neither says."""
+    lines); a one-line error when neither says, or when they disagree.
+
+    >>> format_of("x.parquet", "jsonl")                               # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    doa.errors.DoaError: --format jsonl contradicts --out x.parquet (a .parquet file is ...
+    """
+    suffix = Path(path).suffix.lower() if path != "-" else ""
+    found = _SUFFIXES.get(suffix)
     if given:
         if given not in FORMATS:
             raise DoaError(f"format {given!r}: expected one of {', '.join(FORMATS)}")
+        if found is not None and found != given:
+            raise DoaError(f"--format {given} contradicts --out {path} (a {suffix} file is "
+                           f"{found}); name the file .{given}, or leave --format out")
         return given
     if path == "-":
         return "jsonl"
-    found = _SUFFIXES.get(Path(path).suffix.lower())
     if found is None:
         raise DoaError(f"{path}: cannot tell the format from its suffix; name it .jsonl, .csv "
                        "or .parquet, or give --format")
@@ -63,7 +74,8 @@ def format_of(path: str, given: str | None) -> str:
 
 def check_out(path: str) -> None:
     """A one-line error, before anything is read, when ``path`` cannot be written: its
-    directory is missing or not a directory, or it is a directory itself.
+    directory is missing or not a directory, it is a directory itself, or the file it is
+    written to first (``PATH.partial``, created and removed again) cannot be created.
 
     >>> check_out("nodir/x.jsonl")
     Traceback (most recent call last):
@@ -80,6 +92,28 @@ def check_out(path: str) -> None:
         raise DoaError(f"{str(parent)!r} is not a directory (for --out {path})")
     if target.is_dir():
         raise DoaError(f"{path!r} is a directory; --out names the file to write")
+    partial = f"{path}.partial"
+    existed = os.path.exists(partial)
+    with _writing(path):  # try: a read-only or virtual file system (/proc) says so only here
+        open(partial, "ab").close()
+    if not existed:
+        os.remove(partial)
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """A one-line :class:`DoaError` naming ``--out`` for an ``OSError`` writing ``path``.
+
+    >>> with _writing("/proc/x.jsonl"):
+    ...     raise PermissionError(13, "Permission denied", "/proc/x.jsonl.partial")
+    Traceback (most recent call last):
+    ...
+    doa.errors.DoaError: cannot write /proc/x.jsonl (--out): Permission denied
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise DoaError(f"cannot write {path} (--out): {exc.strerror or exc}") from None
 
 
 def _default(value: Any) -> Any:
@@ -154,6 +188,11 @@ class Sink:
 
     def __enter__(self) -> Sink:
         check_out(self.path)
+        with _writing(self.path):
+            self._open()
+        return self
+
+    def _open(self) -> None:
         if self.path == "-":
             if self.fmt == "parquet":
                 raise DoaError("Parquet cannot go to standard output; give --out FILE.parquet")
@@ -165,12 +204,11 @@ class Sink:
             self._schema, self._convert = self._arrow()
             self._writer = pq.ParquetWriter(self._partial, self._schema)
         else:
-            self._file = (open(self._partial, "wb") if self.fmt == "jsonl" else
-                          open(self._partial, "w", newline="", encoding="utf-8"))
+            self._file = (open(self._partial, "wb") if self.fmt == "jsonl" else  # noqa: SIM115
+                          open(self._partial, "w", newline="", encoding="utf-8"))  # noqa: SIM115
         if self.fmt == "csv":
             assert self._file is not None
             write_csv_rows(self._file, self.columns, ())
-        return self
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Write ``rows`` (Parquet: buffered up to a row group)."""
@@ -205,21 +243,22 @@ class Sink:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            if exc is None and self._pending:
-                self._flush(self._pending)
-            if self._writer is not None:
-                self._writer.close()
-            if self._file is not None and self.path != "-":
-                self._file.close()
-            elif self._file is not None:
-                self._file.flush()
+            with _writing(self.path):  # a full disk says so here, when buffers are written
+                if exc is None and self._pending:
+                    self._flush(self._pending)
+                if self._writer is not None:
+                    self._writer.close()
+                if self._file is not None and self.path != "-":
+                    self._file.close()
+                elif self._file is not None:
+                    self._file.flush()
+                if exc is None and self.path != "-":
+                    os.replace(self._partial, self.path)
         except BaseException:
             self._discard()
             raise
         if exc is not None:
             self._discard()
-        elif self.path != "-":
-            os.replace(self._partial, self.path)
 
     def _discard(self) -> None:
         if self.path != "-" and os.path.exists(self._partial):

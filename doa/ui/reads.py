@@ -5,7 +5,10 @@ and model-version events, and a record's lineage. Each call is blocking (kafka-p
 - :func:`tail`: the last ``n`` records of a stream, newest first: per partition, the range
   ``[end - n, end)`` with ``end`` the high watermark when the read starts, so a read ends by
   itself however fast the stream grows. Records are decoded with the schema of a topology
-  file that declares the stream, else with the versions registered on the broker.
+  file that declares the stream (a record of an older registered version is read with that
+  version: :class:`doa.client.RegisteredCodec`), else with the versions registered on the
+  broker. A tombstone shows as ``value`` null with a ``note``; a malformed lineage header as
+  ``lineage_error`` (:func:`record_dict`).
 - :func:`events`: the tails of the streams whose schema is ``doa.DriftEvent`` or
   ``doa.ModelEvent``, merged, newest first.
 - :func:`lineage`: :func:`doa.lineage.find.find` then :func:`doa.lineage.walk.trace`;
@@ -30,7 +33,7 @@ from typing import Any
 import orjson
 
 from doa.errors import DoaError
-from doa.events import Coordinates
+from doa.events import Coordinates, lineage_of
 from doa.lineage.log import Log, Record
 from doa.topology.topology import Topology
 
@@ -38,6 +41,7 @@ __all__ = ["EVENT_SCHEMAS", "event_kind", "events", "lineage", "record_dict", "t
 
 EVENT_SCHEMAS = {"doa.DriftEvent": "drift", "doa.ModelEvent": "model"}
 MOST = 500  # the most records one tail returns
+TOMBSTONE = "tombstone: the record has no value (in a compacted stream it deletes its key)"
 
 
 def _default(value: Any) -> Any:
@@ -65,8 +69,19 @@ def declaring(topologies: Sequence[Topology], stream: str) -> Topology | None:
     return next((t for t in topologies if stream in t.streams), None)
 
 
-def record_dict(rec: Record) -> dict[str, Any]:
-    """One record as the page shows it: where, when, its id and header, its decoded value."""
+def record_dict(rec: Record, tombstone: bool = False) -> dict[str, Any]:
+    """One record as the page shows it: where, when, its id and header, its decoded value.
+
+    A ``tombstone`` (a record without a value) has ``value`` null and a ``note`` saying so;
+    a record whose lineage header is malformed has ``lineage_error`` (its id is then the
+    one of its coordinates, :func:`doa.events.coordinate_id`).
+
+    >>> from doa.events import Event
+    >>> e = Event({}, stream="s", partition=0, offset=7, timestamp=1, headers=(("doa", b"x"),))
+    >>> d = record_dict(Record(e, None), tombstone=True)
+    >>> d["value"], d["note"][:9], d["lineage_error"][:32]
+    (None, 'tombstone', 'truncated lineage header (1 byte')
+    """
     e, lin = rec.event, rec.lineage
     key: str | None = None
     if e.key is not None:
@@ -77,10 +92,25 @@ def record_dict(rec: Record) -> dict[str, Any]:
     out = {"stream": e.stream, "partition": e.partition, "offset": e.offset,
            "where": rec.where, "timestamp": e.timestamp, "key": key, "id": e.id.hex(),
            "node": lin.node if lin else None, "model_version": lin.model_version if lin else 0,
-           "value": dict(e)}
+           "value": None if tombstone else dict(e)}
+    if tombstone:
+        out["note"] = TOMBSTONE
     if rec.error:
         out["error"] = rec.error
+    unreadable = _lineage_error(e.headers) if lin is None else None
+    if unreadable:
+        out["lineage_error"] = unreadable
     return out
+
+
+def _lineage_error(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """Why the ``doa`` lineage header in ``headers`` cannot be read (None: it can, or there
+    is none)."""
+    try:
+        lineage_of(headers)
+    except ValueError as exc:
+        return str(exc).splitlines()[0] or type(exc).__name__
+    return None
 
 
 def tail(broker: str, stream: str, n: int, topologies: Sequence[Topology] = ()
@@ -95,9 +125,12 @@ def tail(broker: str, stream: str, n: int, topologies: Sequence[Topology] = ()
         for p in parts:
             end = log.end(stream, p)
             found.extend(log.scan(stream, p, max(0, end - n), stop=end))
-    found.sort(key=lambda r: (r.event.timestamp, r.event.offset, r.event.partition),
-               reverse=True)
-    return [record_dict(r) for r in found[:n]]
+        found.sort(key=lambda r: (r.event.timestamp, r.event.offset, r.event.partition),
+                   reverse=True)
+        # the log reads a record without a value as {}, which a schema with fields never is
+        return [record_dict(r, tombstone=not r.event and r.error is None
+                            and bool(log.codec(stream).schema.json.get("fields")))
+                for r in found[:n]]
 
 
 def events(broker: str, catalog: dict[str, Any], n: int,
@@ -119,8 +152,8 @@ def lineage(broker: str, text: str, topologies: Sequence[Topology] = (),
             streams: Sequence[str] = (), depth: int = 8) -> dict[str, Any]:
     """The lineage of the record ``text`` names (``STREAM:PARTITION:OFFSET`` or a hex event
     id): the trace as :func:`doa.lineage.render.as_dict` makes it (with records) and as
-    text lines of a tree. An id is looked for in the topologies' streams, else in
-    ``streams`` (the catalog's)."""
+    text lines of a tree, with ``lineage_error`` if the record's lineage header is malformed.
+    An id is looked for in the topologies' streams, else in ``streams`` (the catalog's)."""
     from doa.lineage.find import find, parse_event
     from doa.lineage.render import as_dict, tree
     from doa.lineage.walk import trace
@@ -140,7 +173,11 @@ def lineage(broker: str, text: str, topologies: Sequence[Topology] = (),
                 missing = exc
                 continue
             result = trace(log, root, depth=depth, forward=topology is not None)
-        return {"trace": as_dict(result, records=True), "tree": tree(result),
-                "descendants_searched": topology is not None}
+        out = {"trace": as_dict(result, records=True), "tree": tree(result),
+               "descendants_searched": topology is not None}
+        unreadable = _lineage_error(root.event.headers) if root.lineage is None else None
+        if unreadable:  # no ancestry: the record's header, not its parents, is missing
+            out["lineage_error"] = unreadable
+        return out
     assert missing is not None
     raise missing
