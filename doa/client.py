@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from doa.cluster.codecs import resolve_codec
 from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
@@ -43,67 +44,11 @@ from doa.events import (
     pack_lineage,
     partition_for,
 )
-from doa.node import Stream
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
 OnError = Literal["raise", "skip", "yield"]
 _Item = TypeVar("_Item", covariant=True)
-
-
-def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
-    """The codec and declaration of ``stream``, from the topology (a :class:`RegisteredCodec`)
-    or the broker's registry (the latest version reads)."""
-    from doa.cluster.registry import read_registry
-
-    if topology is not None:
-        if stream not in topology.streams:
-            raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
-                           f"(streams: {', '.join(topology.streams)})")
-        return RegisteredCodec(topology.codec(stream), broker), topology.streams[stream]
-    versions = read_registry(broker).get(stream)
-    if not versions:
-        raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
-                       "topology once (doa run registers schemas) or give its topology "
-                       "(-t TOPOLOGY on the command line, topology= in Python)")
-    current = versions[-1].schema
-    return (Codec(stream, current, [v.schema for v in versions[:-1]]),
-            Stream(stream, current.fullname, versions[-1].key, _partitions(broker, stream)))
-
-
-class RegisteredCodec(Codec):
-    """A topology stream's codec (its schema reads every record) that reads the broker's
-    registry once, on a first payload of an unknown version: a record written under another
-    registered version decodes with it, then resolves into the topology's schema."""
-
-    def __init__(self, codec: Codec, broker: str) -> None:
-        super().__init__(codec.stream, codec.schema, codec.history.values())
-        self.broker = broker
-        self._registry_read = False
-
-    def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
-        try:
-            return super().decode(data)
-        except DecodeError as exc:
-            if exc.reason != "unknown-fingerprint" or self._registry_read:
-                raise
-        from doa.cluster.registry import read_registry
-
-        self._registry_read = True
-        for v in read_registry(self.broker).get(self.stream, []):
-            if v.schema.fingerprint != self.schema.fingerprint:
-                self.history.setdefault(v.schema.fingerprint, v.schema)
-        return super().decode(data)
-
-
-def _partitions(broker: str, stream: str) -> int:
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
-    try:
-        return len(c.partitions_for_topic(stream) or [0])
-    finally:
-        c.close()
 
 
 class Publisher:
@@ -177,11 +122,17 @@ class Publisher:
                            f"{self.acknowledged} acknowledged in all")
 
     def close(self, timeout_s: float = 60.0) -> None:
-        """Flush (see :meth:`flush`) and close the producer."""
+        """Flush (see :meth:`flush`) and close the producer (at once if the flush failed: its
+        close flushes again, and the client's own timeout error would hide the flush's)."""
+        flushed = False
         try:
             self.flush(timeout_s)
+            flushed = True
         finally:
-            self._producer.close(timeout=1)
+            if not flushed:  # kafka-python's close would flush (and raise) again, as would
+                _abandon(self._producer)  # its __del__ later: "Exception ignored in ..."
+            with contextlib.suppress(Exception):
+                self._producer.close(timeout=1 if flushed else 0)
 
     def __enter__(self) -> Publisher:
         return self
@@ -195,6 +146,17 @@ class Publisher:
         # being raised is the one to show.
         with contextlib.suppress(Exception):
             self._producer.close(timeout=2)
+
+
+def _abandon(producer: Any) -> None:
+    """Stop a kafka-python producer at once, dropping what it could not send (its ``close``
+    flushes first and raises when the broker is gone, and leaves it open)."""
+    with contextlib.suppress(Exception):
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(1)
+        producer._closed = True
 
 
 class RecordError(DoaError):

@@ -6,7 +6,7 @@ and model-version events, and a record's lineage. Each call is blocking (kafka-p
   ``[end - n, end)`` with ``end`` the high watermark when the read starts, so a read ends by
   itself however fast the stream grows. Records are decoded with the schema of a topology
   file that declares the stream (a record of an older registered version is read with that
-  version: :class:`doa.client.RegisteredCodec`), else with the versions registered on the
+  version: :class:`doa.cluster.codecs.RegisteredCodec`), else with the versions registered on the
   broker. A tombstone shows as ``value`` null with a ``note``; a malformed lineage header as
   ``lineage_error`` (:func:`record_dict`).
 - :func:`events`: the tails of the streams whose schema is ``doa.DriftEvent`` or
