@@ -59,8 +59,9 @@ class OutOfRange(logging.Filter):
         _OUT_OF_RANGE.add(key)
         if key not in self.seen:
             self.seen.add(key)
-            log.warning("%s partition %s: offset %s is not in the log (retention or "
-                        "DeleteRecords removed it, or the log was made anew); reading on from "
+            log.warning("%s partition %s: offset %s is not in the log: retention or "
+                        "DeleteRecords removed it (the records before the log's start are lost "
+                        "to the nodes reading it), or the log was made anew; reading on from "
                         "the log's start", *key)
         return False
 

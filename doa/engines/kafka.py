@@ -183,6 +183,7 @@ class NodeWorker(PartitionedNode):
             if raws:
                 outputs.extend(self._tagged(p, self._step(p, raws)))
         self._batch_done()
+        outputs = self._written.drop(outputs)  # a restart's replay: not those in the log
         if outputs:  # acknowledged before commit and snapshot (a failure: none follows)
             try:
                 offsets = await deliver(self._producer, outputs, self.stats, self.node.name,
@@ -190,8 +191,7 @@ class NodeWorker(PartitionedNode):
             except Exception as exc:
                 self.failure = exc
                 raise
-            if self._cuts is not None:
-                self._cuts.delivered(outputs, offsets)
+            self._delivered(outputs, offsets)
             if self.chained:
                 hand_over(self.chained, outputs, offsets)
             if self.stats.first_output_s is None:
@@ -374,7 +374,7 @@ class NodeWorker(PartitionedNode):
             self.stats.partitions = len(self._ready)
             log.info("node %s: partition %s from %s", self.node.name, p,
                      f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
-        await self._load_plans(snaps)  # before any record of them is merged (the lock)
+        await self._restart_reads(snaps)  # before any record of them is taken (the lock)
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:

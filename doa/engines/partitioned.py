@@ -28,6 +28,7 @@ from doa.cluster import signing as signing
 from doa.cluster.admin import state_topic
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.engines import EngineSettings, NodeStats
+from doa.events import LINEAGE_HEADER
 from doa.local.embedded import BrokerError
 from doa.node import Node
 from doa.observe.meter import MeteredRunner
@@ -35,6 +36,7 @@ from doa.runtime.cuts import HEADER, MAX_PENDING, CutLog, plan
 from doa.runtime.merge import TimestampMerge
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.runtime.snapshot import Refused, Snapshot, restore_outcome, scan, snapshot_records
+from doa.runtime.written import Written
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class PartitionedNode:
         self._cuts = CutLog(node.name, node.reads, node.writes) if len(node.reads) > 1 \
             else None
         self._plans: dict[int, list[tuple[int, ...]]] = {}  # a restart's, per partition
+        self._written = Written()  # what a restart must not write again (doa.runtime.written)
         self.signing_key = signing.state_key()  # None: warned once, nothing is checked
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
@@ -130,6 +133,37 @@ class PartitionedNode:
                          "to %s", self.node.name, p,
                          dict(zip(self.node.reads, self._plans[p][-1], strict=True)))
 
+    def _delivered(self, outputs: list[OutRecord], offsets: list[int]) -> None:
+        """The broker acknowledged ``outputs`` at ``offsets``: where the outputs end."""
+        if self._cuts is not None:
+            self._cuts.delivered(outputs, offsets)
+        self._written.delivered(outputs, offsets)
+
+    async def _restart_reads(self, snaps: Mapping[int, Snapshot | None]) -> None:
+        """Read, for the newly loaded partitions, how the previous run took their inputs
+        (:meth:`_load_plans`) and which outputs it wrote after their snapshots, so that they
+        are not written again (:mod:`doa.runtime.written`): one read of the node's output
+        streams (and its dead letters) from where the earliest snapshot says they ended."""
+        await self._load_plans(snaps)
+        if not snaps:
+            return
+        dlq = self.topology.dead_letters
+        streams = {s: self.topology.streams[s].partitions for s in self.node.writes}
+        streams[dlq.name] = dlq.partitions
+        tps = [TopicPartition(s, q) for s, n in streams.items() for q in range(n)]
+        since = {(tp.topic, tp.partition): min(
+            snap.outputs.get((tp.topic, tp.partition), 0) if snap is not None else 0
+            for snap in snaps.values()) for tp in tps}
+        for tp, offset in since.items():  # outputs this run writes go after these
+            self._written.ends[tp] = min(offset, self._written.ends.get(tp, offset))
+        covered = {(s, p): self.positions[p].get(s, 0) for p in snaps for s in self.node.reads}
+        found = self._written.remember(
+            await read_headers(self._reader, tps, since, LINEAGE_HEADER), covered)
+        if found:
+            log.info("node %s: %d outputs its previous run wrote after the snapshots of "
+                     "partitions %s are in the log: the replay does not write them again",
+                     self.node.name, found, sorted(snaps))
+
     def _snapshot_due(self, p: int, now: float) -> bool:
         s = self.settings
         if self._since_snapshot[p] >= s.snapshot_every_records:
@@ -153,7 +187,8 @@ class PartitionedNode:
         records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
                                    self.settings.chunk_size, key=self.signing_key,
                                    topic=self.state_topic,
-                                   outputs=self._cuts.ends if self._cuts else None)
+                                   outputs=self._cuts.ends if self._cuts
+                                   else self._written.ends or None)
         covered = dict(self.positions.get(p, {}))
         for key, value in records:  # one at a time: each chunk acknowledged before the next
             await self._send_state(key, value, p)
