@@ -22,15 +22,16 @@ Examples
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doa.events import LINEAGE_HEADER, Event, Lineage, key_bytes, lineage_of, pack_lineage
 from doa.events import partition_for as _partition_for
 from doa.runtime.runner import NodeRunner, OutRecord, RawRecord
 from doa.topology.topology import Topology
+
+if TYPE_CHECKING:
+    from doa.node import Node
 
 __all__ = ["Clock", "Harness", "run"]
 
@@ -121,30 +122,89 @@ class Harness:
 
     # -- running -------------------------------------------------------------------------------
     def run(self, nodes: Sequence[str] | None = None, max_batches: int = 1_000_000) -> None:
-        """Run the nodes until no input is left unconsumed."""
+        """Run the nodes until no input is left unconsumed.
+
+        Each node in turn (in topology order, partition by partition) takes batches while it
+        has input. A node reading several streams takes a record only when every other input
+        has a record to compare it with, or can get none any more (no node that could still
+        write it has input left): its inputs merge as the complete logs would, as Kafka
+        Streams' ``max.task.idle.ms`` makes them. When every node with input waits on a
+        stream that only its own input can feed (a loop: a learner's outcomes go to a
+        detector whose drift events the learner reads), the first such node takes one batch
+        of what it has, as a broker's merge does when an input stays empty; then the others
+        catch up, so the loop has its effect while the data still flows. Given the same
+        published records, every run gives the same logs.
+        """
         order = [n for n in self.topology.order() if nodes is None or n.name in nodes]
         batches = 0
-        progress = True
-        while progress:
-            progress = False
+        while True:
             for node in order:
-                parts = self.topology.streams[node.reads[0]].partitions
-                for p in range(parts):
-                    while self._step(node.name, node.reads, p):
-                        progress = True
+                for p in range(self.topology.streams[node.reads[0]].partitions):
+                    waiting = self._open(order)
+                    while self._step(node.name, node.reads, p, waiting):
                         batches += 1
                         if batches > max_batches:
                             raise RuntimeError(f"no quiescence after {max_batches} batches; "
                                                "does the topology loop on itself?")
+            stuck = self._stuck(order)
+            if stuck is None:
+                return
+            self._step(stuck[0].name, stuck[0].reads, stuck[1], set())
+            batches += 1
 
-    def _step(self, name: str, reads: Sequence[str], p: int) -> bool:
+    def _pending(self, name: str, reads: Sequence[str], p: int) -> bool:
+        return any(len(self.logs[s][p]) > self._positions.get((name, s, p), 0) for s in reads)
+
+    def _open(self, order: Sequence[Node], without: str | None = None) -> set[str]:
+        """Streams a node of ``order`` (but ``without``) may still write: those of nodes with
+        input left (and the dead letters), then those of their readers, and so on."""
+        busy = [n for n in order if n.name != without and any(
+            self._pending(n.name, n.reads, p)
+            for p in range(self.topology.streams[n.reads[0]].partitions))]
+        found = {self.topology.dead_letters.name} if busy else set()
+        while busy:
+            node = busy.pop()
+            for s in set(node.writes) - found:
+                found.add(s)
+                busy += [n for n in order if s in n.reads]
+        return found
+
+    def _stuck(self, order: Sequence[Node]) -> tuple[Node, int] | None:
+        """The node and partition to give a batch of what it has when every node waits: the
+        first whose awaited streams only its own input can feed (else the first waiting)."""
+        pending = [(n, p) for n in order
+                   for p in range(self.topology.streams[n.reads[0]].partitions)
+                   if self._pending(n.name, n.reads, p)]
+        for node, p in pending:
+            awaited = {s for s in node.reads if len(self.logs[s][p]) <=
+                       self._positions.get((node.name, s, p), 0)}
+            if not awaited & self._open(order, without=node.name):
+                return node, p
+        return pending[0] if pending else None
+
+    def _step(self, name: str, reads: Sequence[str], p: int, waiting: set[str]) -> bool:
+        """One batch of partition ``p``'s inputs, merged by timestamp; an empty input in
+        ``waiting`` stops the merge. False if it took no record."""
         queues = [self.logs[s][p][self._positions.get((name, s, p), 0):] for s in reads]
-        if not any(queues):
+        at = [0] * len(queues)
+        batch: list[RawRecord] = []
+        while len(batch) < self.batch_size:
+            # Each partition in offset order, as a consumer reads it; ties keep the declared
+            # order of reads (labels first when declared first).
+            head = None
+            for i, (s, q) in enumerate(zip(reads, queues, strict=True)):
+                if at[i] < len(q):
+                    if head is None or q[at[i]].timestamp < queues[head][at[head]].timestamp:
+                        head = i
+                elif s in waiting:
+                    head = None
+                    break
+            if head is None:
+                break
+            batch.append(queues[head][at[head]])
+            at[head] += 1
+        if not batch:
             return False
-        # Inputs merge by timestamp, each partition in offset order as a consumer reads it
-        # (heapq.merge is stable: ties keep the declared order of reads).
-        merged = heapq.merge(*queues, key=lambda r: r.timestamp)
-        batch = list(itertools.islice(merged, self.batch_size))
         states = self._states[name]
         if p not in states:
             states[p] = self.topology.nodes[name].state()
