@@ -1,7 +1,9 @@
 """What ``doa demo`` shows while a topology with learners runs, and its summary at the end.
 
 :class:`Track` follows the learners through their own streams, as any service could: outcomes
-(rolling accuracy), model events (versions, resets, rollbacks) and drift events. On a broker
+(rolling accuracy for classifiers, mean absolute error for regressors: an outcome with no
+``correct`` has ``error`` = ``|y - y_pred|``), model events (versions, resets, rollbacks) and
+drift events. On a broker
 :class:`doa.demo.replay.Watcher` feeds it from a :class:`doa.client.Subscriber`; in memory the demo
 feeds it the harness's records. :class:`LiveView` adds the nodes' events per second (from the
 ``NodeStats`` that :func:`doa.engines.launch.run_nodes` passes its ``tick`` every second)
@@ -12,7 +14,7 @@ per drift or model event when the output is not a terminal (a pipe, a test).
 An outcome's position is its ``join`` value when that is an integer (the demo sources number
 their records), else its arrival order; drift points, when the topology module gives them
 (``drift_points(n)``), are positions too, so the summary can say how many events after a
-drift point the detector fired and what accuracy did around it.
+drift point the detector fired and what accuracy (or the error) did around it.
 
 Examples
 --------
@@ -29,6 +31,18 @@ Examples
 (1.0, 0.25, 0.625)
 >>> [(d.position, d.point, d.delay) for d in track.detections((4,))]
 [(6, 4, 2)]
+
+A regressor's outcomes give its mean absolute error, never an accuracy:
+
+>>> track = Track({"outcomes": "outcome"})
+>>> for i, error in enumerate([2.0, 4.0, 30.0]):
+...     track.add(Event({"join": str(i), "model": "r", "model_version": 1, "prediction": 1.5,
+...                      "correct": None, "error": error},
+...                     stream="outcomes", partition=0, offset=i, timestamp=0))
+>>> track.measures(), track.rolling(MAE), track.score(MAE, 0, 2), track.rolling()
+(['mean absolute error'], 12.0, 3.0, None)
+>>> scores_text(track)
+'mean absolute error (last 500) 12'
 """
 
 from __future__ import annotations
@@ -44,9 +58,11 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Detection", "LiveView", "Track", "roles"]
+__all__ = ["ACCURACY", "MAE", "Detection", "LiveView", "Track", "roles", "scores_text", "shown"]
 
 WINDOW = 500  # outcomes in the rolling accuracy
+ACCURACY = "accuracy"  # of classifiers' outcomes: 1 - mean(error), error 1.0 wrong, 0.0 right
+MAE = "mean absolute error"  # of regressors' outcomes: mean(error), error |y - y_pred|
 
 
 def roles(topology: Any) -> dict[str, str]:
@@ -100,8 +116,8 @@ class Track:
         self.clock = clock
         self.lock = threading.Lock()
         self.counts: dict[str, int] = dict.fromkeys(self.streams, 0)
-        self.recent: deque[float] = deque(maxlen=WINDOW)
-        self.errors: dict[int, float] = {}  # position → error (1.0 wrong, 0.0 right)
+        self.recent: dict[str, deque[float]] = {m: deque(maxlen=WINDOW) for m in (ACCURACY, MAE)}
+        self.errors: dict[str, dict[int, float]] = {ACCURACY: {}, MAE: {}}  # position → error
         self.unpredicted = 0  # outcomes of predictions the model could not make yet
         self.at: dict[tuple[str, int, int], int] = {}  # outcome (stream, partition, offset)
         self.version: dict[str, int] = {}  # model → version in use
@@ -125,10 +141,12 @@ class Track:
                 if event.get("prediction") is None:  # nothing learned yet: as River's
                     self.unpredicted += 1            # metrics, accuracy leaves it out
                 else:
-                    error = float(not event["correct"]) if event.get("correct") is not None \
-                        else float(event.get("error") or 0.0)
-                    self.errors[position] = error
-                    self.recent.append(error)
+                    correct = event.get("correct")
+                    measure = MAE if correct is None else ACCURACY
+                    error = float(event.get("error") or 0.0) if correct is None \
+                        else float(not correct)
+                    self.errors[measure][position] = error
+                    self.recent[measure].append(error)
                 self.version.setdefault(event["model"], int(event["model_version"]))
             elif role == "model":
                 self.version[event["model"]] = int(event["version"])
@@ -145,16 +163,32 @@ class Track:
                 self.news.append((time.monotonic(), elapsed, dict(event)))
 
     # -- reading ------------------------------------------------------------------------------
-    def rolling(self) -> float | None:
-        """Accuracy over the last ``WINDOW`` outcomes."""
+    def measures(self) -> list[str]:
+        """What the outcomes seen measure: :data:`ACCURACY` (classifiers), :data:`MAE`
+        (regressors), or both; none before the first outcome with a prediction."""
         with self.lock:
-            return 1.0 - sum(self.recent) / len(self.recent) if self.recent else None
+            return [m for m in (ACCURACY, MAE) if self.errors[m]]
+
+    @property
+    def measured(self) -> int:
+        """Outcomes that had a prediction (the ones scored)."""
+        with self.lock:
+            return sum(len(e) for e in self.errors.values())
+
+    def rolling(self, measure: str = ACCURACY) -> float | None:
+        """``measure`` over the last ``WINDOW`` outcomes it applies to."""
+        with self.lock:
+            return _measure(measure, list(self.recent[measure]))
+
+    def score(self, measure: str, start: int, stop: int) -> float | None:
+        """``measure`` over the outcomes at positions ``start <= p < stop`` seen so far."""
+        with self.lock:
+            errors = self.errors[measure]
+            return _measure(measure, [errors[p] for p in range(start, stop) if p in errors])
 
     def accuracy(self, start: int, stop: int) -> float | None:
-        """Accuracy of the outcomes at positions ``start <= p < stop`` seen so far."""
-        with self.lock:
-            errors = [self.errors[p] for p in range(start, stop) if p in self.errors]
-        return 1.0 - sum(errors) / len(errors) if errors else None
+        """Accuracy of the classifiers' outcomes at positions ``start <= p < stop``."""
+        return self.score(ACCURACY, start, stop)
 
     def take_news(self, wait: float = 2.0) -> list[str]:
         """Lines for the drift and model events not taken yet, oldest first.
@@ -271,8 +305,8 @@ class LiveView:
                            for name in self.topology.nodes)
         versions, _, _ = self.track.state()
         model = ", ".join(f"{m} v{v}" for m, v in versions.items())
-        return (f"[{self.elapsed:5.1f}s] {self.progress()} | {nodes} | accuracy (last "
-                f"{WINDOW}) {_pct(self.track.rolling())} | {model or 'no model yet'}")
+        return (f"[{self.elapsed:5.1f}s] {self.progress()} | {nodes} | "
+                f"{scores_text(self.track)} | {model or 'no model yet'}")
 
     def render(self) -> RenderableType:
         nodes = Table(title=f"{self.topology.name}: {self.elapsed:4.1f} s of "
@@ -287,8 +321,7 @@ class LiveView:
                           f"{s.warm_up_s:.2f} s" if s and s.warm_up_s >= 0.005 else "")
         versions, changes, created = self.track.state()
         model = ", ".join(f"{m} version {v}" for m, v in versions.items()) or "-"
-        lines = [Text.assemble((f"accuracy, last {WINDOW} outcomes: ", "bold"),
-                               _pct(self.track.rolling()), ("   model: ", "bold"), model,
+        lines = [Text.assemble(scores_text(self.track), ("   model: ", "bold"), model,
                                f"   ({created} versions created, {len(changes)} resets or "
                                "rollbacks)")]
         with self.track.lock:
@@ -306,6 +339,29 @@ def _position(join: Any, fallback: int) -> int:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _measure(measure: str, errors: Sequence[float]) -> float | None:
+    if not errors:
+        return None
+    mean = sum(errors) / len(errors)
+    return 1.0 - mean if measure == ACCURACY else mean
+
+
+def shown(measure: str, value: float | None) -> str:
+    """A value of ``measure`` as the demo prints it: accuracy in percent, an error as is.
+
+    >>> shown(ACCURACY, 0.9125), shown(MAE, 25.70512), shown(MAE, None)
+    ('91.2%', '25.71', '-')
+    """
+    return _pct(value) if measure == ACCURACY else "-" if value is None else f"{value:.4g}"
+
+
+def scores_text(track: Track) -> str:
+    """The rolling scores: ``accuracy (last 500) 91.2%``, ``mean absolute error (last 500)
+    3.2``, or that no outcome has come yet."""
+    return ", ".join(f"{m} (last {WINDOW}) {shown(m, track.rolling(m))}"
+                     for m in track.measures()) or "no outcome yet"
 
 
 def _when(elapsed: float | None) -> str:

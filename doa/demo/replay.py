@@ -7,10 +7,10 @@ moved as far as its timestamp did (the timestamps set the rate), with its timest
 now (plus ``LEAD_MS``). A learner merges its inputs by these timestamps: they, not the moment
 a record happens to be published, say which label comes before which features.
 
-A topology with learners gets a live view (:mod:`doa.demo.live`: events per second of each node,
-rolling accuracy, model version, drift and model events as they happen) and a summary at the
-end: accuracy around each drift point the module gives with ``drift_points(n)``, how many
-events after it the detector fired, and what the learner did. Others get the stream table.
+A topology with learners gets a live view (:mod:`doa.demo.live`: node rates, rolling accuracy
+or a regressor's mean absolute error, versions, drift and model events) and a summary: that score
+around each ``drift_points(n)`` point, the detection delay, what the learner did. Others get the
+stream table.
 """
 
 from __future__ import annotations

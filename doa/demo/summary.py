@@ -1,10 +1,21 @@
 """The demo's summary: accuracy around each drift point, detections, models, nodes.
 
+A regressor's outcomes are scored by their mean absolute error, a classifier's by accuracy
+(see :class:`doa.demo.live.Track`).
+
 Examples
 --------
 >>> from doa.demo.live import Track
+>>> from doa.events import Event
 >>> [type(r).__name__ for r in summary(Track({}), [], 0)]
 ['Text', 'Text', 'Text']
+>>> track = Track({"outcomes": "outcome"})
+>>> for i, (y, y_pred) in enumerate([(20.0, 21.5), (30.0, 26.0)]):
+...     track.add(Event({"join": str(i), "model": "r", "model_version": 1, "prediction": y_pred,
+...                      "label": y, "correct": None, "error": abs(y - y_pred)},
+...                     stream="outcomes", partition=0, offset=i, timestamp=0))
+>>> print(summary(track, [], 2)[0])
+summary: 2 predictions met their label, mean absolute error 2.75 overall
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from doa.demo.live import Detection, Track, _pct
+from doa.demo.live import Detection, Track, shown
 
 
 def summary(track: Track, points: Sequence[int], n: int,
@@ -42,11 +53,13 @@ def summary(track: Track, points: Sequence[int], n: int,
 
 
 def _headline(track: Track, n: int) -> Text:
-    """How many predictions met their label, and the accuracy over all ``n`` events."""
+    """How many predictions met their label, and their accuracy (classifiers) or mean absolute
+    error (regressors) over all ``n`` events."""
     early = (f" ({track.unpredicted:,} more came before the model had learned anything)"
              if track.unpredicted else "")
-    return Text.assemble(("summary: ", "bold"), f"{len(track.errors):,} predictions met their "
-                         f"label, accuracy {_pct(track.accuracy(0, n))} overall" + early)
+    scores = ", ".join(f"{m} {shown(m, track.score(m, 0, n))}" for m in track.measures())
+    return Text.assemble(("summary: ", "bold"), f"{track.measured:,} predictions met their "
+                         f"label" + (f", {scores} overall" if scores else "") + early)
 
 
 def _table(title: str) -> Table:
@@ -56,22 +69,28 @@ def _table(title: str) -> Table:
 
 def _drift_points(track: Track, points: Sequence[int], n: int,
                   detections: Sequence[Detection], rate: float | None) -> list[RenderableType]:
-    """A row per drift point (accuracy before, after, recovered; first detection and its
-    delay), then a line for each detection before the first point or after a first one."""
+    """A row per drift point (accuracy or mean absolute error before, after, recovered; first
+    detection and its delay), then a line for each detection before the first point or after
+    a first one. One table per measure (both when classifiers and regressors learn)."""
     window = _window(points, n)
-    table = _table(f"accuracy around the drift points ({window:,} events each)")
-    for col in ("drift at", "before", "after", "recovered", "detected at", "delay"):
-        table.add_column(col, justify="right")
+    tables: list[RenderableType] = []
     later: list[Detection] = []
-    for point, nxt in zip(points, [*points[1:], n], strict=True):
-        hits = [d for d in detections if d.point == point and d.position is not None]
-        first = min(hits, key=lambda d: d.position or 0) if hits else None
-        later += [d for d in hits if d is not first]
-        table.add_row(f"{point:,}", _pct(track.accuracy(point - window, point)),
-                      _pct(track.accuracy(point, point + window)),
-                      _pct(track.accuracy(nxt - window, nxt)), *_first_detection(first, rate))
+    for measure in track.measures() or ["accuracy"]:
+        table = _table(f"{measure} around the drift points ({window:,} events each)")
+        for col in ("drift at", "before", "after", "recovered", "detected at", "delay"):
+            table.add_column(col, justify="right")
+        later = []
+        for point, nxt in zip(points, [*points[1:], n], strict=True):
+            hits = [d for d in detections if d.point == point and d.position is not None]
+            first = min(hits, key=lambda d: d.position or 0) if hits else None
+            later += [d for d in hits if d is not first]
+            table.add_row(f"{point:,}", *(shown(measure, track.score(measure, a, b)) for a, b in
+                                          ((point - window, point), (point, point + window),
+                                           (nxt - window, nxt))),
+                          *_first_detection(first, rate))
+        tables.append(table)
     early = [d for d in detections if d.point is None]
-    return [table, *_also_fired("before the first drift point", early),
+    return [*tables, *_also_fired("before the first drift point", early),
             *_also_fired("again", later)]
 
 
