@@ -124,7 +124,7 @@ class KernelSpec(NodeKind):
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """Each output field is in the output schema with a type that holds it; the input
-        fields the step reads are in the input schema."""
+        fields the step reads are in the input schema, the value and time fields numbers."""
         out: list[str] = []
         for stream in self.writes:
             fields = streams.fields(stream)
@@ -138,8 +138,12 @@ class KernelSpec(NodeKind):
                     elif not _accepts(fields[name], kind):
                         out.append(f"kernel {node.name!r}: output field {name!r} of stream "
                                    f"{stream!r} is {fields[name]}, the kernel writes {kind}")
+        read = [(f"feature {f!r}", field) for f, (field, _) in self.kernels.items() if field]
+        read += [("time", self.time)] if self.time else []
         for stream in self.reads:
-            out += missing_fields(node, streams, stream, self.input_fields or (), "input")
+            needed = self.input_fields or (self.key, *(field for _, field in read))
+            out += missing_fields(node, streams, stream, dict.fromkeys(needed), "input")
+            out += _not_numbers(node, streams, stream, read)
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -268,6 +272,58 @@ def _accepts(avro_type: Any, kind: str) -> bool:
     branches = avro_type if isinstance(avro_type, list) else [avro_type]
     allowed = {"double": {"double"}, "long": {"long", "double"}}[kind]
     return any(b in allowed for b in branches)
+
+
+def _not_numbers(node: Node, streams: StreamInfo, stream: str,
+                 read: Sequence[tuple[str, str]]) -> list[str]:
+    """One problem per ``(feature, field)`` of ``read`` whose field ``stream`` does not type
+    as a number: every record would be a dead letter.
+
+    Examples
+    --------
+    >>> class Known:
+    ...     def fields(self, stream): return {"temp": ["null", "double"], "status": "string"}
+    ...     def schema(self, stream): return "iot.Reading"
+    >>> n = Node("featurize", ("readings",), (), lambda s, b: (s, []), dict, kind="kernel")
+    >>> _not_numbers(n, Known(), "readings", [("feature 't'", "temp"), ("feature 's'", "status")])
+    ["kernel 'featurize', feature 's': field 'status' of stream 'readings' (iot.Reading) is \
+string, not a number (int, long, float, double, boolean or decimal, optionally null)"]
+    """
+    fields = streams.fields(stream) or {}
+    return [f"{node.kind} {node.name!r}, {what}: field {name!r} of stream {stream!r} "
+            f"({streams.schema(stream)}) is {_shown(fields[name])}, not a number (int, long, "
+            "float, double, boolean or decimal, optionally null)"
+            for what, name in read if name in fields and not _number(fields[name])]
+
+
+def _number(avro: Any) -> bool:
+    """An Avro type whose values the step reads as numbers (a date or a time is decoded as a
+    ``datetime``, not a number).
+
+    >>> [_number(t) for t in ("long", ["null", "double"], "boolean", {"type": "bytes",
+    ...  "logicalType": "decimal"}, {"type": "long", "logicalType": "timestamp-millis"},
+    ...  "string", ["null", "string"], ["long", "string"], "null")]
+    [True, True, True, True, False, False, False, False, False]
+    """
+    if isinstance(avro, list):
+        real = [t for t in avro if t != "null"]
+        return bool(real) and all(_number(t) for t in real)
+    if isinstance(avro, dict):
+        logical = avro.get("logicalType")
+        if logical == "decimal":
+            return True
+        return logical is None and _number(avro.get("type"))
+    return avro in ("int", "long", "float", "double", "boolean")
+
+
+def _shown(avro: Any) -> str:
+    """An Avro type as a message shows it: ``string``, ``null | string``."""
+    if isinstance(avro, list):
+        return " | ".join(_shown(t) for t in avro)
+    if isinstance(avro, dict):
+        logical, kind = avro.get("logicalType"), str(avro.get("type"))
+        return f"{kind} ({logical})" if logical else str(avro.get("name") or kind)
+    return str(avro)
 
 
 def _required(event: Event, field: str) -> Any:

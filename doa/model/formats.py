@@ -32,7 +32,7 @@ doa.model.formats.ModelLoadError: model node 'claims': cannot load model file 'm
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -41,10 +41,11 @@ import numpy as np
 from doa.errors import DoaError
 
 __all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "file_format",
-           "input_width", "load"]
+           "input_width", "load", "not_numbers"]
 
 ONNX_SUFFIXES = (".onnx",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+NUMBERS = "int, long, float, double, boolean or decimal, optionally null"
 
 
 class ModelLoadError(DoaError):
@@ -215,6 +216,42 @@ class RiverScorer(Scorer):
 
     def _rows(self, X: np.ndarray[Any, Any]) -> list[dict[str, float]]:
         return [dict(zip(self.features, row, strict=True)) for row in X.tolist()]
+
+
+def not_numbers(fields: Mapping[str, Any] | None, features: Sequence[str]) -> list[
+        tuple[str, str]]:
+    """The features whose Avro type in ``fields`` is not a number (see :data:`NUMBERS`; a
+    date or time decodes as a ``datetime``), each with its type as a message shows it: the
+    node's array could not hold them, so every record would be a dead letter.
+
+    Examples
+    --------
+    >>> not_numbers({"temp": ["null", "double"], "ok": "boolean", "status": "string",
+    ...              "at": {"type": "long", "logicalType": "timestamp-millis"}},
+    ...             ["temp", "ok", "status", "at", "absent"])
+    [('status', 'string'), ('at', 'long (timestamp-millis)')]
+    """
+    return [(f, _shown(fields[f])) for f in features
+            if fields is not None and f in fields and not _number(fields[f])]
+
+
+def _number(avro: Any) -> bool:
+    if isinstance(avro, list):
+        real = [t for t in avro if t != "null"]
+        return bool(real) and all(_number(t) for t in real)
+    if isinstance(avro, dict):
+        logical = avro.get("logicalType")
+        return logical == "decimal" or (logical is None and _number(avro.get("type")))
+    return avro in ("int", "long", "float", "double", "boolean")
+
+
+def _shown(avro: Any) -> str:
+    if isinstance(avro, list):
+        return " | ".join(_shown(t) for t in avro)
+    if isinstance(avro, dict):
+        logical, kind = avro.get("logicalType"), str(avro.get("type"))
+        return f"{kind} ({logical})" if logical else str(avro.get("name") or kind)
+    return str(avro)
 
 
 def describe(model: Any) -> tuple[str, str]:

@@ -57,7 +57,7 @@ from doa.events import Out
 from doa.model import labels as tracking
 from doa.model import versions
 from doa.model.artifacts import load_bytes
-from doa.model.formats import Scorer, describe, load
+from doa.model.formats import NUMBERS, Scorer, describe, load, not_numbers
 from doa.model.labels import Labels, Promote
 from doa.node import Node, NodeKind, Stream, missing_fields, stream_name, stream_names
 
@@ -159,13 +159,16 @@ class ModelSpec(NodeKind):
         return cached
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
-        """The features (and join, key) are fields of every stream read; without an
+        """The features (numbers) and join, key are fields of every stream read; without an
         ``output`` function the written stream has schema doa.Prediction; every other
         stream has doa's schema for its role; the versions stream has the inputs'
         partitions (a node instance reads the same partition of each)."""
         out: list[str] = []
         for stream in self.reads:
             out += missing_fields(node, streams, stream, self.features, "feature")
+            out += [f"model {node.name!r}: feature field {f!r} of stream {stream!r} "
+                    f"({streams.schema(stream)}) is {avro}, not a number ({NUMBERS})"
+                    for f, avro in not_numbers(streams.fields(stream), self.features)]
             out += missing_fields(node, streams, stream, [f for f in (self.join, self.key)
                                                           if f is not None], "join/key")
         for written in (self.predictions, self.shadow):
