@@ -66,17 +66,19 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
 
     t = load_topology(topology)
     found = t.validate()
+    more: list[str] = []
     if not found and broker:
         from doa.cluster.registry import plan_registration, read_registry
 
         try:
+            found, more = _partition_problems(t, broker)
             pending = plan_registration(t, read_registry(broker), level and level.upper())
         except DoaError as exc:
-            found = [str(exc)]
+            found = [*found, str(exc)]
         else:
-            for stream, version, _schema in pending:
+            for stream, version, _schema in pending if not found else ():
                 out.print(f"stream {stream!r}: would register schema version {version}")
-    for warning in warnings(t):
+    for warning in [*warnings(t), *more]:
         err.print(f"[yellow]warning[/yellow]: {escape(warning)}")
     if found:
         for problem in found:
@@ -84,6 +86,33 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
         sys.exit(1)
     out.print(f"[green]ok[/green]: topology {t.name!r}: {len(t.streams)} streams, "
               f"{len(t.nodes)} node{'s' if len(t.nodes) != 1 else ''}")
+
+
+def _partition_problems(t: Any, broker: str) -> tuple[list[str], list[str]]:
+    """Topics of ``t`` that exist on ``broker`` with another partition count: fewer than
+    declared (``doa run`` refuses them), more (it keys records into the declared ones only).
+    Topics not there yet are left alone (``doa run`` creates them)."""
+    from kafka import KafkaConsumer
+
+    from doa.cluster.admin import topology_topics
+    from doa.cluster.security import kafka_python_options
+
+    consumer = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
+    try:
+        # Only existing topics are described: asking for one that does not exist creates it
+        # on brokers that auto-create topics (tansu, Kafka's default).
+        existing = consumer.topics() or set()
+        have = {s.name: (len(consumer.partitions_for_topic(s.name) or ()), s.partitions)
+                for s in topology_topics(t) if s.name in existing}
+    finally:
+        consumer.close()
+    fewer = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
+             f"{declared}" for name, (n, declared) in have.items() if 0 < n < declared]
+    more = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
+            f"{declared}: doa keys its records into the first {declared} only (declare "
+            f"partitions={n} to use them all)" for name, (n, declared) in have.items()
+            if n > declared]
+    return fewer, more
 
 
 def _check_against(against: tuple[str, str], level: str) -> None:
