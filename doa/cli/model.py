@@ -137,7 +137,8 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
 @click.argument("node")
 @broker_option
 def list_cmd(topology: str, node: str, broker: str | None) -> None:
-    """List the versions of a model node, and the model events of a learner or model node."""
+    """List the versions of a model node (its first, the topology's model, too) and which is
+    live, and the model events of a learner or model node."""
     address = _reach(broker)
     t, spec = _node(topology, node)
     if spec.kind == "model":
@@ -145,12 +146,17 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
         for col in ("version", "action", "candidate", "sha256", "format", "bytes", "publisher",
                     "note"):
             table.add_column(col)
-        for e in _read(address, t, spec.versions):
+        table.add_row(str(spec.version), "topology", "False", "-", spec.format, "-", "-",
+                      f"the topology's model: {spec.source}")
+        records = _read(address, t, spec.versions)
+        for e in records:
             if e.partition == 0 and e["chunk"] == 0:
                 table.add_row(str(e["version"]), e["action"], str(e["candidate"]),
                               e["sha256"][:12], e["format"], str(e["size"] or ""),
                               e["publisher"], e["note"] or e["reason"])
         tables().print(table)
+        out.print(_live_line(spec, model_roles(records, spec.version, spec.keep,
+                                               t.streams[spec.versions].partitions)))
     if spec.models is None:
         if spec.kind == "learner":
             raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
@@ -163,6 +169,30 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
         table.add_row(str(e["partition"]), str(e["version"]), e["action"],
                       str(e["from_version"]), str(e["labels"]), metric, e["reason"])
     tables().print(table)
+
+
+def _live_line(spec: Any, roles: dict[int, dict[str, Any]]) -> str:
+    """Which version is live (and which is the candidate), on every partition or on each.
+
+    >>> from types import SimpleNamespace
+    >>> spec = SimpleNamespace(version=1, source="models/lin.joblib")
+    >>> _live_line(spec, {0: {"live": 1, "candidate": None}, 1: {"live": 1, "candidate": None}})
+    "live: version 1 (the topology's model, models/lin.joblib); no candidate"
+    >>> _live_line(spec, {0: {"live": 2, "candidate": 3}, 1: {"live": 1, "candidate": None}})
+    'live: version 2 on partition 0, version 1 on partition 1; candidate: version 3 on partition 0'
+    """
+    def named(v: int) -> str:
+        return f"version {v}" + (f" (the topology's model, {spec.source})"
+                                 if v == spec.version else "")
+
+    def where(role: str) -> str:
+        found = {p: r[role] for p, r in roles.items() if r[role] is not None}
+        if len(set(found.values())) == 1 and len(found) == len(roles):
+            return named(next(iter(found.values())))
+        return ", ".join(f"version {v} on partition {p}" for p, v in found.items())
+
+    return f"live: {where('live')}; " + (f"candidate: {where('candidate')}"
+                                         if where("candidate") else "no candidate")
 
 
 @model_cmd.command("rollback")

@@ -183,7 +183,7 @@ def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def codecs_for(topology: Topology, streams: Iterable[str], broker: str) -> dict[str, Codec]:
     """The codec of each of ``streams``: the topology's schema reads; a record written under
     another registered version decodes with it (:class:`doa.cluster.codecs.RegisteredCodec`)."""
-    from doa.client import resolve_codec
+    from doa.cluster.codecs import resolve_codec
 
     return {stream: resolve_codec(stream, topology, broker)[0] for stream in streams}
 

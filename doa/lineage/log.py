@@ -240,7 +240,7 @@ class Log:
 
     def codec(self, stream: str) -> Codec:
         if stream not in self._codecs:
-            from doa.client import resolve_codec
+            from doa.cluster.codecs import resolve_codec
 
             t = self.topology if self.topology is not None and \
                 stream in self.topology.streams else None
