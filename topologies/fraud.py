@@ -68,8 +68,8 @@ CARD_FEATURES = {
     "gap": (None, since_previous()),  # gap_ms
     "velocity": (None, rate(window_ms=10_000, capacity=256)),  # velocity_per_s
 }
-# gap_ms is NaN on a card's first transaction and River models take a missing feature as an
-# absent key, not NaN: the model leaves it out. The tree is at most 3 deep: each leaf pickles
+# gap_ms is NaN on a card's first transaction: it is not among the model's features (a learner
+# would leave a NaN feature out of what River sees, and say so once). The tree is at most 3 deep: each leaf pickles
 # to ~90 KB (a Gaussian per class and feature), so every version (a doa.ModelEvent record
 # with the pickled model) stays well under the ~1 MB a record may have; reset on drift, it
 # is as accurate as an unbounded tree here.
