@@ -69,10 +69,10 @@ CARD_FEATURES = {
     "velocity": (None, rate(window_ms=10_000, capacity=256)),  # velocity_per_s
 }
 # gap_ms is NaN on a card's first transaction: it is not among the model's features (a learner
-# would leave a NaN feature out of what River sees, and say so once). The tree is at most 3 deep: each leaf pickles
-# to ~90 KB (a Gaussian per class and feature), so every version (a doa.ModelEvent record
-# with the pickled model) stays well under the ~1 MB a record may have; reset on drift, it
-# is as accurate as an unbounded tree here.
+# would leave a NaN feature out of what River sees, and say so once). The tree is at most 3
+# deep: each leaf pickles to ~90 KB (a Gaussian per class and feature), so every version (a
+# doa.ModelEvent record with the pickled model) stays well under the ~1 MB a record may have;
+# reset on drift, it is as accurate as an unbounded tree here.
 MODEL_FEATURES = ("amount", "salary", "commission", "age", "elevel", "car", "zipcode",
                   "hvalue", "hyears", "spend_zscore", "velocity_per_s")
 
