@@ -193,6 +193,41 @@ class Declared(NodeKind):
             self.on_start()
 
 
+NUMBERS = "int, long, float, double, boolean or decimal, optionally null"
+
+
+def is_number(avro: Any) -> bool:
+    """An Avro type whose values a kernel or a model reads as numbers (see :data:`NUMBERS`;
+    a date or a time decodes as a ``datetime``, not a number).
+
+    >>> [is_number(t) for t in ("long", ["null", "double"], "boolean", {"type": "bytes",
+    ...  "logicalType": "decimal"}, {"type": "long", "logicalType": "timestamp-millis"},
+    ...  "string", ["null", "string"], ["long", "string"], "null")]
+    [True, True, True, True, False, False, False, False, False]
+    """
+    if isinstance(avro, list):
+        real = [t for t in avro if t != "null"]
+        return bool(real) and all(is_number(t) for t in real)
+    if isinstance(avro, dict):
+        logical = avro.get("logicalType")
+        return logical == "decimal" or (logical is None and is_number(avro.get("type")))
+    return avro in ("int", "long", "float", "double", "boolean")
+
+
+def shown_type(avro: Any) -> str:
+    """An Avro type as a message shows it: ``string``, ``null | string``, ``long (date)``.
+
+    >>> shown_type(["null", {"type": "long", "logicalType": "timestamp-millis"}])
+    'null | long (timestamp-millis)'
+    """
+    if isinstance(avro, list):
+        return " | ".join(shown_type(t) for t in avro)
+    if isinstance(avro, dict):
+        logical, kind = avro.get("logicalType"), str(avro.get("type"))
+        return f"{kind} ({logical})" if logical else str(avro.get("name") or kind)
+    return str(avro)
+
+
 def missing_fields(node: Node, streams: StreamInfo, stream: str, names: Iterable[str],
                    role: str) -> list[str]:
     """One problem per name in ``names`` that is not a field of ``stream`` (none if its fields

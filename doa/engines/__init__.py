@@ -96,7 +96,9 @@ class EngineSettings:
     node reading several streams waits this long for an empty, caught-up input before it
     releases the others' records (the timestamp merge; Kafka Streams' ``max.task.idle.ms``).
     ``chain``: 1 (the default) hands outputs to nodes in the same process, 0 does not
-    (``DOA_CHAIN=0``).
+    (``DOA_CHAIN=0``). ``rewrite``: 1 makes a restart write again the outputs its previous
+    run wrote after its snapshot (left out by default, :mod:`doa.runtime.written`), to
+    compare them with the first ones.
     """
 
     max_records: int = 500
@@ -110,6 +112,7 @@ class EngineSettings:
     chunk_size: int = 512 * 1024
     max_idle_ms: int = 20
     chain: int = 1  # 1: nodes hand their outputs to nodes in the process (doa.engines.chain)
+    rewrite: int = 0  # 1: a restart writes again what its previous run wrote (doa.runtime.written)
     extra_consumer: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod

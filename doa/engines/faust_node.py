@@ -261,8 +261,7 @@ class MountedNode(PartitionedNode):
                 raise refused(self.node.name, out.stream, out.partition, result) from result
             if isinstance(result, BaseException):
                 raise result
-        if self._cuts is not None:
-            self._cuts.delivered(outputs, [getattr(r, "offset", -1) for r in results])
+        self._delivered(outputs, [getattr(r, "offset", -1) for r in results])
         st.outputs_unacked = 0
 
     def _note(self) -> None:

@@ -123,7 +123,7 @@ class PartitionedNode:
             snap.outputs.get((tp.topic, tp.partition), 0) if snap is not None else 0
             for snap in snaps.values()) for tp in tps}
         for snap in snaps.values():
-            self._cuts.restored(snap.outputs if snap is not None else {})
+            self._written.restored(snap.outputs if snap is not None else {})
         values = await read_headers(self._reader, tps, since, HEADER)
         for p in snaps:
             covered = tuple(self.positions[p].get(s, 0) for s in self.node.reads)
@@ -135,8 +135,6 @@ class PartitionedNode:
 
     def _delivered(self, outputs: list[OutRecord], offsets: list[int]) -> None:
         """The broker acknowledged ``outputs`` at ``offsets``: where the outputs end."""
-        if self._cuts is not None:
-            self._cuts.delivered(outputs, offsets)
         self._written.delivered(outputs, offsets)
 
     async def _restart_reads(self, snaps: Mapping[int, Snapshot | None]) -> None:
@@ -145,7 +143,7 @@ class PartitionedNode:
         are not written again (:mod:`doa.runtime.written`): one read of the node's output
         streams (and its dead letters) from where the earliest snapshot says they ended."""
         await self._load_plans(snaps)
-        if not snaps:
+        if not snaps or self.settings.rewrite:
             return
         dlq = self.topology.dead_letters
         streams = {s: self.topology.streams[s].partitions for s in self.node.writes}
@@ -154,8 +152,7 @@ class PartitionedNode:
         since = {(tp.topic, tp.partition): min(
             snap.outputs.get((tp.topic, tp.partition), 0) if snap is not None else 0
             for snap in snaps.values()) for tp in tps}
-        for tp, offset in since.items():  # outputs this run writes go after these
-            self._written.ends[tp] = min(offset, self._written.ends.get(tp, offset))
+        self._written.restored(since)  # outputs this run writes go after these
         covered = {(s, p): self.positions[p].get(s, 0) for p in snaps for s in self.node.reads}
         found = self._written.remember(
             await read_headers(self._reader, tps, since, LINEAGE_HEADER), covered)
@@ -187,8 +184,7 @@ class PartitionedNode:
         records = snapshot_records(p, seq, self.states[p], self.positions.get(p, {}),
                                    self.settings.chunk_size, key=self.signing_key,
                                    topic=self.state_topic,
-                                   outputs=self._cuts.ends if self._cuts
-                                   else self._written.ends or None)
+                                   outputs=self._written.ends or None)
         covered = dict(self.positions.get(p, {}))
         for key, value in records:  # one at a time: each chunk acknowledged before the next
             await self._send_state(key, value, p)

@@ -33,7 +33,15 @@ import numpy as np
 from doa.errors import StepError
 from doa.events import Event
 from doa.kernels.library import F64, I64, Kernel, warm_up
-from doa.node import Node, NodeKind, Stream, missing_fields, stream_names
+from doa.node import (
+    Node,
+    NodeKind,
+    Stream,
+    is_number,
+    missing_fields,
+    shown_type,
+    stream_names,
+)
 
 if TYPE_CHECKING:
     from doa.node import StreamInfo
@@ -291,39 +299,9 @@ string, not a number (int, long, float, double, boolean or decimal, optionally n
     """
     fields = streams.fields(stream) or {}
     return [f"{node.kind} {node.name!r}, {what}: field {name!r} of stream {stream!r} "
-            f"({streams.schema(stream)}) is {_shown(fields[name])}, not a number (int, long, "
+            f"({streams.schema(stream)}) is {shown_type(fields[name])}, not a number (int, long, "
             "float, double, boolean or decimal, optionally null)"
-            for what, name in read if name in fields and not _number(fields[name])]
-
-
-def _number(avro: Any) -> bool:
-    """An Avro type whose values the step reads as numbers (a date or a time is decoded as a
-    ``datetime``, not a number).
-
-    >>> [_number(t) for t in ("long", ["null", "double"], "boolean", {"type": "bytes",
-    ...  "logicalType": "decimal"}, {"type": "long", "logicalType": "timestamp-millis"},
-    ...  "string", ["null", "string"], ["long", "string"], "null")]
-    [True, True, True, True, False, False, False, False, False]
-    """
-    if isinstance(avro, list):
-        real = [t for t in avro if t != "null"]
-        return bool(real) and all(_number(t) for t in real)
-    if isinstance(avro, dict):
-        logical = avro.get("logicalType")
-        if logical == "decimal":
-            return True
-        return logical is None and _number(avro.get("type"))
-    return avro in ("int", "long", "float", "double", "boolean")
-
-
-def _shown(avro: Any) -> str:
-    """An Avro type as a message shows it: ``string``, ``null | string``."""
-    if isinstance(avro, list):
-        return " | ".join(_shown(t) for t in avro)
-    if isinstance(avro, dict):
-        logical, kind = avro.get("logicalType"), str(avro.get("type"))
-        return f"{kind} ({logical})" if logical else str(avro.get("name") or kind)
-    return str(avro)
+            for what, name in read if name in fields and not is_number(fields[name])]
 
 
 def _required(event: Event, field: str) -> Any:

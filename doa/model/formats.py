@@ -39,13 +39,13 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from doa.errors import DoaError
+from doa.node import is_number, shown_type
 
 __all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "file_format",
            "input_width", "load", "not_numbers"]
 
 ONNX_SUFFIXES = (".onnx",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-NUMBERS = "int, long, float, double, boolean or decimal, optionally null"
 
 
 class ModelLoadError(DoaError):
@@ -231,27 +231,8 @@ def not_numbers(fields: Mapping[str, Any] | None, features: Sequence[str]) -> li
     ...             ["temp", "ok", "status", "at", "absent"])
     [('status', 'string'), ('at', 'long (timestamp-millis)')]
     """
-    return [(f, _shown(fields[f])) for f in features
-            if fields is not None and f in fields and not _number(fields[f])]
-
-
-def _number(avro: Any) -> bool:
-    if isinstance(avro, list):
-        real = [t for t in avro if t != "null"]
-        return bool(real) and all(_number(t) for t in real)
-    if isinstance(avro, dict):
-        logical = avro.get("logicalType")
-        return logical == "decimal" or (logical is None and _number(avro.get("type")))
-    return avro in ("int", "long", "float", "double", "boolean")
-
-
-def _shown(avro: Any) -> str:
-    if isinstance(avro, list):
-        return " | ".join(_shown(t) for t in avro)
-    if isinstance(avro, dict):
-        logical, kind = avro.get("logicalType"), str(avro.get("type"))
-        return f"{kind} ({logical})" if logical else str(avro.get("name") or kind)
-    return str(avro)
+    return [(f, shown_type(fields[f])) for f in features
+            if fields is not None and f in fields and not is_number(fields[f])]
 
 
 def describe(model: Any) -> tuple[str, str]:

@@ -57,9 +57,9 @@ from doa.events import Out
 from doa.model import labels as tracking
 from doa.model import versions
 from doa.model.artifacts import load_bytes
-from doa.model.formats import NUMBERS, Scorer, describe, load, not_numbers
+from doa.model.formats import Scorer, describe, load, not_numbers
 from doa.model.labels import Labels, Promote
-from doa.node import Node, NodeKind, Stream, missing_fields, stream_name, stream_names
+from doa.node import NUMBERS, Node, NodeKind, Stream, missing_fields, stream_name, stream_names
 
 if TYPE_CHECKING:
     from doa.node import StreamInfo

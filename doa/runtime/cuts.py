@@ -78,15 +78,14 @@ def plan(values: Iterable[bytes], node: str, partition: int, covered: Cut) -> li
 
 
 class CutLog:
-    """The cuts a running node has made since its last outputs, per input partition, and
-    where its outputs end (for its snapshots)."""
+    """The cuts a running node has made since its last outputs, per input partition (where
+    its outputs end, for its snapshots: :class:`doa.runtime.written.Written`)."""
 
     def __init__(self, node: str, streams: Sequence[str], writes: Iterable[str]) -> None:
         self.node = node
         self.streams = list(streams)
         self.writes = frozenset(writes)  # what a restart reads (not the dead-letter stream)
         self.pending: dict[int, list[Cut]] = {}
-        self.ends: dict[tuple[str, int], int] = {}  # (stream, partition) -> next offset
 
     def tag(self, partition: int, positions: Mapping[str, int],
             outputs: list[OutRecord]) -> list[OutRecord]:
@@ -110,18 +109,3 @@ class CutLog:
     def covered(self, partition: int) -> None:
         """A snapshot of ``partition`` covers its cuts so far: a restart starts past them."""
         self.pending.pop(partition, None)
-
-    def delivered(self, outputs: Sequence[OutRecord], offsets: Sequence[int]) -> None:
-        """The acknowledged ``outputs`` are at ``offsets`` (-1: unknown)."""
-        ends = self.ends
-        for out, offset in zip(outputs, offsets, strict=True):
-            if offset >= 0:
-                tp = (out.stream, out.partition)
-                if offset >= ends.get(tp, 0):
-                    ends[tp] = offset + 1
-
-    def restored(self, ends: Mapping[tuple[str, int], int]) -> None:
-        """A snapshot said the outputs ended at ``ends``: what this run has not written since
-        is read from the earliest of them at a restart (a later one could skip outputs)."""
-        for tp, offset in ends.items():
-            self.ends[tp] = min(offset, self.ends.get(tp, offset))

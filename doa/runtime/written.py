@@ -58,6 +58,12 @@ class Written:
                 if offset >= ends.get(tp, 0):
                     ends[tp] = offset + 1
 
+    def restored(self, ends: Mapping[tuple[str, int], int]) -> None:
+        """A snapshot said the outputs ended at ``ends``: what this run has not written since
+        is read from the earliest of them at a restart (a later one could skip outputs)."""
+        for tp, offset in ends.items():
+            self.ends[tp] = min(offset, self.ends.get(tp, offset))
+
     def remember(self, headers: Iterable[bytes], covered: Mapping[tuple[str, int], int]) -> int:
         """Keep the ids of outputs (their lineage ``headers``) made from an input of the
         partitions being loaded (``covered``: (stream, partition) -> the offset the snapshot
