@@ -20,7 +20,8 @@ def test_more_partitions_than_declared_warn_fewer_are_refused(
     asyncio.run(ensure_topics(broker, [TopicSpec("wide", 4), TopicSpec("narrow", 1)]))
     with caplog.at_level(logging.WARNING, logger="doa.cluster.admin"):
         asyncio.run(ensure_topics(broker, [TopicSpec("wide", 2)]))
-    assert [r.getMessage() for r in caplog.records] == [
+    # doa's own lines (a busy machine can add kafka-python's "No node available ..." retries)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("doa")] == [
         "topic 'wide' has 4 partitions on the broker, the topology declares 2: doa keys its "
         "records into the first 2 only (declare partitions=4 to use them all)"]
     with pytest.raises(BrokerError, match="topic 'narrow' has 1 partitions on the broker, the "
@@ -29,4 +30,4 @@ def test_more_partitions_than_declared_warn_fewer_are_refused(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="doa.cluster.admin"):
         asyncio.run(ensure_topics(broker, [TopicSpec("wide", 4)]))
-    assert caplog.records == []
+    assert [r for r in caplog.records if r.name.startswith("doa")] == []
