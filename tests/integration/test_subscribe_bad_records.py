@@ -24,31 +24,9 @@ from doa.topology.topology import Topology
 from doa.ui import reads
 from doa.ui.app import make_app
 from tests.integration.helpers import doa_command, doa_env
+from tests.integration.test_export import V1, V2, shop
 
 pytestmark = pytest.mark.broker
-
-V1 = {"type": "record", "name": "Item", "namespace": "t", "fields": [
-    {"name": "id", "type": "long"}, {"name": "name", "type": "string"}]}
-V2 = {**V1, "fields": [*V1["fields"],
-                       {"name": "price", "type": ["null", "double"], "default": None}]}
-TOPOLOGY_FILE = '''
-from pathlib import Path
-
-from doa import Topology
-
-topology = Topology("shop", schemas=Path(__file__).parent / "{version}")
-topology.stream("items", schema="t.Item")
-'''
-
-
-def shop(tmp_path: Path, version: str, schema: dict[str, Any]) -> str:
-    """A topology file with one stream, ``items`` (one partition), of this ``t.Item``."""
-    (tmp_path / version).mkdir(exist_ok=True)
-    (tmp_path / version / "item.avsc").write_text(json.dumps(schema))
-    path = tmp_path / f"shop_{version}.py"
-    path.write_text(TOPOLOGY_FILE.format(version=version))
-    return str(path)
-
 
 def send_raw(broker: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
     from kafka import KafkaProducer
@@ -63,7 +41,7 @@ def send_raw(broker: str, value: bytes | None, headers: list[tuple[str, bytes]])
 def three_and_a_bad_header(broker: str, tmp_path: Path) -> tuple[str, Topology]:
     """``items`` holding 3 good records, then at offset 3 a good value under a ``doa`` header
     of 7 bytes of garbage."""
-    path = shop(tmp_path, "v1", V1)
+    path = str(shop(tmp_path, "v1", V1))
     t = load_topology(path)
     prepare(t, broker)
     with Publisher("items", broker=broker, topology=t) as pub:
@@ -131,7 +109,7 @@ def test_a_malformed_lineage_header_is_an_undecodable_record(broker: str,
 
 
 def test_a_tombstone_is_named_as_one(broker: str, tmp_path: Path) -> None:
-    t = load_topology(shop(tmp_path, "v1", V1))
+    t = load_topology(str(shop(tmp_path, "v1", V1)))
     prepare(t, broker)
     with Publisher("items", broker=broker, topology=t) as pub:
         for i in range(4):
@@ -166,12 +144,12 @@ def test_a_tombstone_is_named_as_one(broker: str, tmp_path: Path) -> None:
 
 def test_a_topology_of_the_new_version_reads_records_of_the_old(broker: str,
                                                                 tmp_path: Path) -> None:
-    old = load_topology(shop(tmp_path, "v1", V1))
+    old = load_topology(str(shop(tmp_path, "v1", V1)))
     prepare(old, broker)  # registers version 1
     with Publisher("items", broker=broker, topology=old) as pub:
         for i in range(3):
             pub.send({"id": i, "name": f"old {i}"})
-    new_file = shop(tmp_path, "v2", V2)
+    new_file = str(shop(tmp_path, "v2", V2))
     prepare(load_topology(new_file), broker)  # version 2: a defaulted field
     with Publisher("items", broker=broker, topology=load_topology(new_file)) as pub:
         pub.send({"id": 3, "name": "new 3", "price": 1.5})
@@ -193,7 +171,7 @@ def test_a_topology_of_the_new_version_reads_records_of_the_old(broker: str,
 
 
 def test_skipped_records_are_named_with_where_to_see_each(broker: str, tmp_path: Path) -> None:
-    path = shop(tmp_path, "v1", V1)
+    path = str(shop(tmp_path, "v1", V1))
     t = load_topology(path)
     prepare(t, broker)
     with Publisher("items", broker=broker, topology=t) as pub:
