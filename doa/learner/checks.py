@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doa.errors import DoaError
+from doa.node import shown_type
 
 if TYPE_CHECKING:
     from doa.learner.spec import LearnerSpec
@@ -112,12 +113,6 @@ def _base_types(avro: Any) -> set[str]:
     return {str(avro)}
 
 
-def _shown(avro: Any) -> str:
-    if isinstance(avro, list):
-        return " | ".join(_shown(t) for t in avro)
-    return str(avro.get("type")) if isinstance(avro, dict) else str(avro)
-
-
 def label_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
     """A regressor's label field must be a number (int, long, float, double; nullable), a
     classifier's a class (string, boolean, int, long, enum; nullable).
@@ -138,7 +133,7 @@ def label_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
         return []
     types = _base_types(fields[spec.label])
     where = (f"learner {spec.name!r}: label field {spec.label!r} of stream {spec.labels!r} is "
-             f"{_shown(fields[spec.label])}: a {spec.model_kind} ({spec.model_name})")
+             f"{shown_type(fields[spec.label])}: a {spec.model_kind} ({spec.model_name})")
     if spec.model_kind == "regressor" and not types <= _NUMBERS:
         return [f"{where} learns a number (int, long, float, double); a class needs a "
                 "classifier"]
