@@ -13,9 +13,10 @@ commits the offsets that snapshot covers, before Faust seeks its consumer to the
 offsets; the node then processes only the offset it expects next (re-deliveries are skipped,
 a consumer that is ahead is sought back). Snapshots are written as on the kafka engine, after
 the outputs they cover are acknowledged, and when partitions are revoked or the app stops.
-So after ``kill -9`` the recovered state equals that of a run that never crashed; outputs are
-at-least-once, a replayed output has the same event id. No exactly-once: Faust's
-``processing_guarantee="exactly_once"`` needs transactions (tansu has none); do not set it.
+So after ``kill -9`` the recovered state equals that of a run that never crashed, and the
+replay does not write again what the killed run wrote (:mod:`doa.runtime.written`). No
+exactly-once: Faust's ``processing_guarantee="exactly_once"`` needs transactions (tansu has
+none); do not set it.
 
 While the broker is away the app waits for it, as the kafka engine does: outputs in flight
 stay unacknowledged (``NodeStats.outputs_unacked`` counts them) and no snapshot claims them.

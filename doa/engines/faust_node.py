@@ -12,6 +12,12 @@ offset it expects: a record below it is a re-delivery (already in the state) and
 record above it means the consumer is positioned past records the state has not seen, so the
 node seeks the consumer back (unless the log really has no records there, e.g. compaction). So
 whatever Faust's consumer fetches, the state stays a function of the input log prefix.
+
+A restart (a new assignment) replays the inputs after the snapshot but does not write again
+what the previous run wrote for them: as on the kafka engine, the node reads the lineage ids
+of its outputs since the snapshot and leaves those out (:mod:`doa.runtime.written`;
+``DOA_REWRITE=1`` writes them again). Faust's own committed offsets play no part in it: the
+replay starts at the snapshot's offsets whatever Faust committed.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ class MountedNode(PartitionedNode):
             snaps = await self.load(sorted({tp.partition for tp in mine} - self._ready))
             for p, snap in snaps.items():
                 await self._load(p, snap, {tp for tp in mine if tp.partition == p})
-            await self._load_plans(snaps)  # before any record of them is merged (the lock)
+            await self._restart_reads(snaps)  # before any record of them is taken (the lock)
             return {tp: self._next[tp] for tp in mine if tp in self._next}
 
     async def _load(self, p: int, snap: Snapshot | None, tps: set[TopicPartition]) -> None:
@@ -212,6 +218,7 @@ class MountedNode(PartitionedNode):
         st.batches += 1
         st.first_batch_at = st.first_batch_at or now
         st.last_batch_at = now
+        outputs = self._written.drop(outputs)  # a restart's replay: not those in the log
         if outputs:
             await self._deliver(outputs)  # acknowledged before a snapshot claims them
             if st.first_output_s is None:

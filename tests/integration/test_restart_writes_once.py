@@ -1,11 +1,12 @@
 """A node restarted after ``kill -9`` does not write again what its previous run wrote after
 its snapshot (doa.runtime.written): every output id is in the log once, and the outputs are
-those of a run that never crashed.
+those of a run that never crashed, on either engine.
 
 Before, the replay from the snapshot wrote those outputs a second time (same ids), and the
 nodes reading them took both: a detector counted the errors twice, and a learner reading a
 restarted kernel node's features predicted again, under a new id (walk: ~1,000 second
-predictions of 20,000 after a kill of the feature node).
+predictions of 20,000 after a kill of the feature node). The faust engine did so until it
+read its outputs at a restart too (one run: 3,320 outputs on tansu, 3,279 on Kafka).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ pytestmark = pytest.mark.broker
 N = 3000
 
 
-def test_a_restart_does_not_write_again_what_the_killed_run_wrote(broker: str,
-                                                                   tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["kafka", "faust"])
+def test_a_restart_does_not_write_again_what_the_killed_run_wrote(
+        broker: str, broker_kind: str, engine: str, tmp_path: Path) -> None:
+    if engine == "faust" and broker_kind == "kafka":
+        pytest.skip("faust on tansu is enough: the outputs are read back as on the kafka "
+                    "engine, which runs on both brokers; CI time")
     t = load_topology(COUNTING)
     prepare(t, broker)
     with Publisher("events", broker=broker, topology=t) as pub:
@@ -39,14 +44,14 @@ def test_a_restart_does_not_write_again_what_the_killed_run_wrote(broker: str,
     log_file = tmp_path / "doa.log"
     env = {"DOA_LOG_FILE": str(log_file), "DOA_MAX_RECORDS": "20",
            "DOA_SNAPSHOT_EVERY_RECORDS": "400", "DOA_SNAPSHOT_EVERY_MS": "600000"}
-    first = doa_process("run", COUNTING, "--broker", broker, env=env)
+    first = doa_process("run", COUNTING, "--broker", broker, "--engine", engine, env=env)
     lines = Lines(first)
     with Tail(broker, "counts") as counts:
         assert wait_until(lambda: counts.poll(50) >= 0 and len(counts.records) >= N // 3, 120), \
             lines.text()
     kill9(first)
     first.wait()
-    second = doa_process("run", COUNTING, "--broker", broker, env=env)
+    second = doa_process("run", COUNTING, "--broker", broker, "--engine", engine, env=env)
     lines = Lines(second)
     try:
         with Tail(broker, "counts") as counts:
