@@ -1,11 +1,12 @@
 """Integration fixtures: a real broker per test, of each kind.
 
 ``broker`` is parametrized over the embedded broker (``tansu``, in memory, starts in ~0.1 s)
-and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.local.apache_kafka, ~2 s;
-its jars are assembled with Maven on first use). ``DOA_TEST_BROKERS=tansu`` (or ``kafka``)
-runs one kind only. Where the two legitimately differ, a test asks for ``broker_kind`` and
-says so, or is marked ``@pytest.mark.brokers("kafka", reason=...)``: nothing is skipped
-silently.
+and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.local.apache_kafka,
+~3 s to start, so each pytest process starts the next test's node in the background while a
+test runs: :class:`Spare`; its jars are assembled with Maven on first use).
+``DOA_TEST_BROKERS=tansu`` (or ``kafka``) runs one kind only. Where the two legitimately
+differ, a test asks for ``broker_kind`` and says so, or is marked
+``@pytest.mark.brokers("kafka", reason=...)``: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from doa.local.embedded import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from doa.local.apache_kafka import LocalKafka
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTING = str(ROOT / "tests" / "topologies" / "counting.py")
@@ -91,11 +97,87 @@ def fresh_broker(kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
         with EmbeddedBroker() as b:
             yield b.address
         return
-    from doa.local.apache_kafka import LocalKafka
-
     request.getfixturevalue("kafka_assembly")
-    with LocalKafka() as k:
+    with SPARE.take() as k:
         yield k.address
+
+
+class Started:
+    """A LocalKafka started by a thread of its own, which lives as long as the node: the JVM
+    dies with the thread that started it (``PR_SET_PDEATHSIG`` is per thread), so the thread
+    waits until the node is stopped."""
+
+    def __init__(self) -> None:
+        self.node: LocalKafka | None = None
+        self.error: BaseException | None = None
+        self._up = threading.Event()
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="kafka-owner", daemon=True).start()
+
+    def _run(self) -> None:
+        from doa.local.apache_kafka import LocalKafka
+
+        try:
+            self.node = LocalKafka().start()
+        except BaseException as exc:  # raised in the test that takes it
+            self.error = exc
+        self._up.set()
+        self._done.wait()
+        if self.node is not None:
+            self.node.stop()
+
+    def wait(self) -> LocalKafka:
+        self._up.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.node is not None
+        return self.node
+
+    def release(self) -> None:
+        """Stop the node (its thread does), and wait until it has."""
+        self._done.set()
+        self._up.wait()
+
+
+class Spare:
+    """A fresh Apache Kafka node started in the background, for the next test that needs one.
+
+    A node takes ~3 s to start, mostly the JVM's own start-up, while tests spend much of their
+    time waiting on the broker or on child processes: starting the next node during a test
+    hides most of it (~300 s of the suite's setup time on two workers). Each node is still
+    used by one test only and thrown away after it.
+    """
+
+    def __init__(self) -> None:
+        self._next: Started | None = None
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[LocalKafka]:
+        """A started node while the context is open (the spare, if one is ready or starting;
+        else one started now); the next one starts in the background meanwhile."""
+        started, self._next = self._next or Started(), Started()
+        try:
+            node = started.wait()
+            if not node.alive():  # died while it waited: one more
+                started.release()
+                started = Started()
+                node = started.wait()
+            yield node
+        finally:
+            started.release()
+
+    def close(self) -> None:
+        """Stop the spare, if one was started (at the end of the session)."""
+        if self._next is not None:
+            self._next.release()
+            self._next = None
+
+
+SPARE = Spare()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    SPARE.close()
 
 
 def doa_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
