@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from kafka import KafkaProducer
 
 from doa.client import Publisher
@@ -14,6 +15,8 @@ from doa.topology.loader import load_topology
 from doa.wire.codec import MARKER
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, doa_env, read_stream
+
+pytestmark = pytest.mark.brokers("tansu", reason="the lines are doa run's own; CI time")
 
 
 def test_doa_run_says_the_first_dead_letters_one_line_each(broker: str) -> None:

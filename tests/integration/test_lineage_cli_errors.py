@@ -11,11 +11,17 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command
+
+pytestmark = pytest.mark.brokers(
+    "tansu", reason="the embedded broker is the one that would create a topic a metadata request "
+    "names (Apache Kafka here has auto-creation off); the checks are the CLI's; CI time")
 
 ERROR = re.compile(r"error: [^\n]+\n")  # one line, no traceback
 
