@@ -6,7 +6,7 @@ Replay is bounded and loses nothing:
   when it starts, then stops (a replayed record that fails again becomes a new letter beyond
   that end, and a letter whose original record was already replayed by this run is skipped);
 - a replayed record is the original as it was read: its key, its value (a tombstone's null
-  too: the runtime's letter of a tombstone says so, :func:`was_tombstone`) and its timestamp
+  too: the letter's ``tombstone`` field says so, :func:`was_tombstone`) and its timestamp
   (``record_timestamp``: outputs carry event time, so a timestamp merge downstream puts it
   where the original was, not at the time of the replay);
 - each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt and
@@ -79,16 +79,29 @@ def replay_id(dlq: str, partition: int, offset: int) -> bytes:
 def was_tombstone(letter: dict[str, Any]) -> bool:
     """Whether a letter's record had no value (null), not an empty one.
 
-    The letter's ``raw`` is bytes either way (``b""``); the runtime dead-letters a null value,
-    and only a null value, as a ``DoaError`` saying it is a tombstone (an empty value is a
-    ``DecodeError/truncated``).
+    The letter's ``raw`` is bytes either way (``b""``); its ``tombstone`` field says which.
+    A letter written before the field existed reads it as null (schema resolution gives the
+    default): for those, the runtime dead-lettered a null value, and only a null value, as a
+    ``DoaError`` saying it is a tombstone (an empty value is a ``DecodeError/truncated``).
 
-    >>> was_tombstone({"raw": b"", "error_type": "DoaError",
+    >>> was_tombstone({"raw": b"", "error_type": "ValueError", "message": "...",
+    ...                "tombstone": True})
+    True
+    >>> was_tombstone({"raw": b"", "error_type": "DecodeError/truncated", "message": "...",
+    ...                "tombstone": False})
+    False
+
+    A letter written before (the field null, or missing):
+
+    >>> was_tombstone({"raw": b"", "error_type": "DoaError", "tombstone": None,
     ...                "message": "stream 'events': record has no value (a tombstone)"})
     True
     >>> was_tombstone({"raw": b"", "error_type": "DecodeError/truncated", "message": "..."})
     False
     """
+    flag = letter.get("tombstone")
+    if flag is not None:
+        return bool(flag)
     return (letter["raw"] == b"" and letter["error_type"] == "DoaError"
             and str(letter["message"]).endswith(_TOMBSTONE))
 

@@ -36,11 +36,13 @@ _LISTED = 6  # stream names an error message shows
 
 @dataclass(frozen=True)
 class Record:
-    """A record read back: the decoded event (``None`` fields if undecodable) and its header."""
+    """A record read back: the decoded event (no fields if undecodable, or if the record is a
+    ``tombstone``: it has no value) and its header."""
 
     event: Event
     lineage: Lineage | None
     error: str | None = None
+    tombstone: bool = False
 
     @property
     def where(self) -> str:
@@ -260,7 +262,7 @@ class Log:
                       id=lineage.id if lineage else coordinate_id(raw.topic, raw.partition,
                                                                   raw.offset),
                       headers=headers)
-        return Record(event, lineage, error)
+        return Record(event, lineage, error, raw.value is None)
 
 
 def _lineage(headers: tuple[tuple[str, bytes], ...]) -> Lineage | None:

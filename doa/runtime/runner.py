@@ -306,7 +306,7 @@ class NodeRunner:
             "stream": raw.stream, "partition": raw.partition, "offset": raw.offset,
             "node": self.node.name, "error_type": kind, "message": message,
             "key": raw.key, "raw": raw.value or b"", "timestamp": now,
-            "record_timestamp": raw.timestamp,
+            "record_timestamp": raw.timestamp, "tombstone": raw.value is None,
         }
         if raw.headers:  # a replayed record that failed again says so (doa.dlq)
             envelope.update(replay_fields(raw.headers))

@@ -69,20 +69,21 @@ def declaring(topologies: Sequence[Topology], stream: str) -> Topology | None:
     return next((t for t in topologies if stream in t.streams), None)
 
 
-def record_dict(rec: Record, tombstone: bool = False) -> dict[str, Any]:
+def record_dict(rec: Record) -> dict[str, Any]:
     """One record as the page shows it: where, when, its id and header, its decoded value.
 
-    A ``tombstone`` (a record without a value) has ``value`` null and a ``note`` saying so;
-    a record whose lineage header is malformed has ``lineage_error`` (its id is then the
-    one of its coordinates, :func:`doa.events.coordinate_id`).
+    A tombstone (a record without a value: ``rec.tombstone``, as the log read it) has
+    ``value`` null and a ``note`` saying so; a record whose lineage header is malformed has
+    ``lineage_error`` (its id is then the one of its coordinates,
+    :func:`doa.events.coordinate_id`).
 
     >>> from doa.events import Event
     >>> e = Event({}, stream="s", partition=0, offset=7, timestamp=1, headers=(("doa", b"x"),))
-    >>> d = record_dict(Record(e, None), tombstone=True)
+    >>> d = record_dict(Record(e, None, tombstone=True))
     >>> d["value"], d["note"][:9], d["lineage_error"][:32]
     (None, 'tombstone', 'truncated lineage header (1 byte')
     """
-    e, lin = rec.event, rec.lineage
+    e, lin, tombstone = rec.event, rec.lineage, rec.tombstone
     key: str | None = None
     if e.key is not None:
         try:
@@ -127,10 +128,7 @@ def tail(broker: str, stream: str, n: int, topologies: Sequence[Topology] = ()
             found.extend(log.scan(stream, p, max(0, end - n), stop=end))
         found.sort(key=lambda r: (r.event.timestamp, r.event.offset, r.event.partition),
                    reverse=True)
-        # the log reads a record without a value as {}, which a schema with fields never is
-        return [record_dict(r, tombstone=not r.event and r.error is None
-                            and bool(log.codec(stream).schema.json.get("fields")))
-                for r in found[:n]]
+        return [record_dict(r) for r in found[:n]]
 
 
 def events(broker: str, catalog: dict[str, Any], n: int,

@@ -1,25 +1,33 @@
 """A dead-lettered record on real brokers: `doa dlq --replay` re-publishes it as it was read
-(its event time, a tombstone's null) with a lineage header that names its letter, and
-`doa lineage` follows it both ways: record -> dead letter -> replay -> what came of that, and
-replay -> dead letter -> record."""
+(its event time, a tombstone's null: the letter says which, or for a letter written before it
+did, its message) with a lineage header that names its letter, and `doa lineage` follows it
+both ways: record -> dead letter -> replay -> what came of that, and replay -> dead letter ->
+record."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from doa.client import Publisher
+from doa.cluster.registry import read_registry
 from doa.engines.launch import prepare
 from doa.events import lineage_of
 from doa.keys import partition_for
+from doa.runtime.runner import RawRecord
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
+from doa.wire.schema import builtin_schema_dir
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, drain
 from tests.integration.test_dlq_replay import FIXED
+from tests.test_dlq import OLD_DEAD_LETTER, letters_before
 
 pytestmark = pytest.mark.broker
 
@@ -31,8 +39,6 @@ def _fail(broker: str, extra: list[tuple[bytes | None, int]] = ()) -> tuple[Topo
     """Records n = 0..5 of key k1 (one partition, event times T0 + 10 n; n = 3 poison), then
     ``extra`` raw values (with their event times) of key k1; the node runs over them. Returns
     the topology and the partition of k1."""
-    from kafka import KafkaProducer
-
     topology = load_topology(COUNTING)
     prepare(topology, broker)
     with Publisher("events", broker=broker, topology=topology) as pub:
@@ -40,15 +46,23 @@ def _fail(broker: str, extra: list[tuple[bytes | None, int]] = ()) -> tuple[Topo
             pub.send({"key": "k1", "n": n, "payload": "poison" if n == POISON else ""},
                      timestamp_ms=T0 + 10 * n)
     partition = partition_for(b"k1", topology.streams["events"].partitions)
+    _produce(broker, [("events", partition, b"k1", value, ts) for value, ts in extra])
+    assert drain(topology, broker, 6 + len(extra)).stats["count"].dead_letters == 1 + len(extra)
+    return topology, partition
+
+
+def _produce(broker: str,
+             records: Iterable[tuple[str, int, bytes | None, bytes | None, int]]) -> None:
+    """Write raw (stream, partition, key, value, timestamp) records, each acknowledged."""
+    from kafka import KafkaProducer
+
     producer = KafkaProducer(bootstrap_servers=broker, acks="all")
     try:
-        for value, ts in extra:
-            producer.send("events", value=value, key=b"k1", partition=partition,
+        for stream, partition, key, value, ts in records:
+            producer.send(stream, value=value, key=key, partition=partition,
                           timestamp_ms=ts).get(timeout=30)
     finally:
         producer.close()
-    assert drain(topology, broker, 6 + len(extra)).stats["count"].dead_letters == 1 + len(extra)
-    return topology, partition
 
 
 def _messages(address: str, stream: str, partition: int) -> list[Any]:
@@ -90,6 +104,13 @@ def test_replay_keeps_event_time_and_a_tombstone_stays_null(broker: str) -> None
     topology, p = _fail(broker, [tombstone, empty])
     before = _messages(broker, "events", p)
     assert [(m.value, m.timestamp) for m in before[6:]] == [tombstone, empty]
+    dlq = topology.dead_letters
+    codec = topology.codec(dlq.name)
+    at = partition_for(b"count", dlq.partitions)
+    # the letter says whether its record had no value: its raw is b"" either way
+    assert sorted((x["offset"], x["raw"], x["tombstone"]) for x in map(
+        codec.decode, (m.value for m in _messages(broker, dlq.name, at)))) == [
+        (POISON, before[POISON].value, False), (6, b"", True), (7, b"", False)]
 
     _replay(COUNTING, broker, 3)
     replayed = _messages(broker, "events", p)[8:]
@@ -100,11 +121,36 @@ def test_replay_keeps_event_time_and_a_tombstone_stays_null(broker: str) -> None
 
     # failing again, the tombstone says so (it came back as b"": "truncated: 0 bytes")
     drain(topology, broker, 3)
-    dlq = topology.dead_letters
-    letters = _messages(broker, dlq.name, partition_for(b"count", dlq.partitions))
-    codec = topology.codec(dlq.name)
-    kinds = sorted(codec.decode(m.value)["error_type"] for m in letters)
-    assert kinds == sorted(["ValueError", "DoaError", "DecodeError/truncated"] * 2), kinds
+    letters = [codec.decode(m.value) for m in _messages(broker, dlq.name, at)]
+    kinds = sorted((x["error_type"], x["tombstone"]) for x in letters)
+    assert kinds == sorted([("ValueError", False), ("DoaError", True),
+                            ("DecodeError/truncated", False)] * 2), kinds
+
+
+def test_letters_written_before_the_tombstone_field_replay_as_they_were(
+        broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a deployment of the version before: its dead-letter schema had no field tombstone
+    shipped = tmp_path / "schemas"
+    shutil.copytree(builtin_schema_dir(), shipped)
+    (shipped / "dead_letter.avsc").write_text(json.dumps(OLD_DEAD_LETTER.json))
+    with monkeypatch.context() as before:
+        before.setattr("doa.wire.schema.builtin_schema_dir", lambda: shipped)
+        assert "counting.dlq" in prepare(load_topology(COUNTING), broker)
+    topology = load_topology(COUNTING)
+    p = partition_for(b"k1", topology.streams["events"].partitions)
+    originals = [RawRecord("events", p, offset, T0 + 100 + offset, b"k1", value, ())
+                 for offset, value in enumerate([None, b""])]
+    _produce(broker, [(r.stream, r.partition, r.key, r.value, r.timestamp) for r in originals] +
+             [(o.stream, o.partition, o.key, o.value, o.timestamp)
+              for o in letters_before(topology, originals)])
+
+    # the new version goes in beside the old (an optional field), and old letters still read
+    assert prepare(topology, broker) == ["counting.dlq"]
+    assert [r.version for r in read_registry(broker)["counting.dlq"]] == [1, 2]
+    _replay(COUNTING, broker, 2)
+    written = [(m.value, m.timestamp) for m in _messages(broker, "events", p)]
+    assert written[:2] == [(None, T0 + 100), (b"", T0 + 101)]
+    assert sorted(written[2:], key=repr) == sorted(written[:2], key=repr), written
 
 
 def test_lineage_follows_a_dead_lettered_record_to_its_replay_and_back(
