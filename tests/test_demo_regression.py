@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from doa.demo.live import MAE, LiveView, Track
-from doa.demo.replay import run_memory_demo
+from doa.demo.run import run_memory_demo
 from doa.demo.summary import summary
 from doa.events import Event
 

@@ -159,7 +159,7 @@ def test_the_learner_resets_its_model_on_each_drift_event(live: Harness) -> None
 
 
 def test_memory_demo_shows_the_summary() -> None:
-    from doa.demo.replay import run_memory_demo
+    from doa.demo.run import run_memory_demo
 
     buffer = io.StringIO()
     run_memory_demo(str(REPO / "topologies" / "fraud.py"), N,

@@ -19,7 +19,7 @@ from doa.detector import DetectorSpec
 from doa.join import JoinSpec
 from doa.kernels.node import KernelSpec
 from doa.learner.spec import LearnerSpec
-from doa.model.node import ModelSpec
+from doa.model.spec import ModelSpec
 from doa.node import Declared, Node, NodeKind, StreamInfo, missing_fields, stream_name
 from doa.testing import Harness
 from doa.topology.loader import load_topology

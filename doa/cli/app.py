@@ -153,7 +153,7 @@ def graph(topology: str) -> None:
 @click.option("--memory", is_flag=True, help="Run in the in-memory harness (no broker).")
 def demo(topology: str, records: int, seconds: float, broker: str | None, memory: bool) -> None:
     """Publish a topology's demo source into it, run it, and show what flowed."""
-    from doa.demo.replay import run_broker_demo, run_memory_demo
+    from doa.demo.run import run_broker_demo, run_memory_demo
 
     if memory:
         run_memory_demo(topology, records, out)

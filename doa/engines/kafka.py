@@ -5,9 +5,9 @@ state per assigned input partition. On assignment the worker loads each partitio
 snapshot and seeks its inputs to the offsets the snapshot covers (no snapshot: the beginning,
 so state is always a function of the log prefix consumed). Outputs are acknowledged before
 offsets are committed and before a snapshot claims to cover them; on revocation and on stop
-the worker snapshots first. Delivery is at-least-once with stable event ids; a delivery that
-failed for good keeps every later snapshot from covering its batch
-(:meth:`doa.engines.partitioned.PartitionedNode.snapshot`).
+the worker snapshots first (assignments, snapshots and commits: :mod:`doa.engines.group`).
+Delivery is at-least-once with stable event ids; a delivery that failed for good keeps every
+later snapshot from covering its batch (:meth:`doa.engines.partitioned.PartitionedNode.snapshot`).
 
 While the broker is away the worker waits: an output the broker did not acknowledge is sent
 again (same event id) until it is, a snapshot is retried when next due, and a commit waits for
@@ -21,56 +21,49 @@ markers) is reported at WARNING with the partition and offsets, never skipped si
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import InvalidSessionTimeoutError, KafkaError
+from aiokafka.errors import InvalidSessionTimeoutError
 
 from doa.cluster.admin import batch_limits
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats, session_refused
 from doa.engines.chain import Fetch, Handoff, Pauses, hand_over
-from doa.engines.delivery import deliver, retriable
+from doa.engines.delivery import deliver
 from doa.engines.gaps import (  # noqa: F401 (tests)
     GAP_REFETCHES,
     check_gaps,
     made_anew,
     report_deleted,
 )
+from doa.engines.group import GroupMember
 from doa.engines.outage import stop_client
-from doa.engines.partitioned import PartitionedNode, Rebalance
+from doa.engines.partitioned import Rebalance
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
 
-log = logging.getLogger(__name__)
 # A batch's outputs to one partition usually fit one record batch (doa.engines.delivery): one
 # request per partition instead of one per 16 KiB (aiokafka's default), far below the 1 MB a
 # broker takes by default.
 OUTPUT_BATCH_BYTES = 256 * 1024
 
 
-class NodeWorker(PartitionedNode):
-    """Runs one node against a broker until ``stop`` is set."""
+class NodeWorker(GroupMember):
+    """Runs one node against a broker until ``stop`` is set (its partitions' state, snapshots
+    and commits: :class:`~doa.engines.group.GroupMember`)."""
 
     def __init__(self, topology: Topology, node: Node, address: str,
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
         super().__init__(topology, node, address, settings, stats)
-        self._consumer: AIOKafkaConsumer | None = None
         self._limits: dict[str, int] = {}
-        self._producer: AIOKafkaProducer | None = None
         self._started = time.monotonic()
-        self._refetched: dict[TopicPartition, tuple[int, int]] = {}  # (offset, seeks)
-        self._committed: dict[TopicPartition, int] = {}  # offsets the group holds (as we know)
         self._abandoned = False  # cancelled after the shutdown grace: no more network on close
-        self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
-        self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
         self.handoff = Handoff()  # records an upstream node in this process hands over
         self.chained: dict[str, list[Handoff]] = {}  # output stream -> downstream hand-offs
-        self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
         self._busy = True  # a batch in hand (and until started): see idle()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -152,10 +145,6 @@ class NodeWorker(PartitionedNode):
                 if client is not None:
                     await stop_client(client, self._abandoned, self.node.name)
             self._producer = self._reader = None
-
-    def _account(self) -> None:
-        """Keep ``stats`` saying how many partitions have state not yet snapshotted."""
-        self.stats.unsnapshotted = sum(1 for p in self.states if self._since_snapshot[p] > 0)
 
     # -- the loop ------------------------------------------------------------------------------
     async def _process(self, data: dict[TopicPartition, list[Any]],
@@ -273,126 +262,3 @@ class NodeWorker(PartitionedNode):
             return False
         return all(self._caught_up(tp.topic, tp.partition, asking)
                    for tp in consumer.assignment())
-
-    def _offsets(self) -> dict[TopicPartition, int]:
-        """The offsets to commit: those the latest snapshot covers, never more (a restart
-        restores that snapshot; an offset committed ahead of it would let a fetch prefetched
-        from the committed offset skip records the state has not seen)."""
-        return {TopicPartition(s, p): o for p, pos in self.covered.items()
-                for s, o in pos.items()}
-
-    def _count_uncommitted(self) -> None:
-        self.stats.offsets_uncommitted = sum(1 for tp, o in self._offsets().items()
-                                             if self._committed.get(tp) != o)
-
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        moved = {tp: o for tp, o in self._offsets().items() if self._committed.get(tp) != o}
-        if moved:
-            try:  # waits for the group coordinator while the broker is away
-                await consumer.commit(moved)
-            except Exception as exc:  # a rebalance in progress: the snapshot holds offsets
-                log.debug("commit failed (%s); snapshots still hold the offsets", exc)
-            else:
-                self._committed.update(moved)
-        self._count_uncommitted()
-
-    # -- snapshots -----------------------------------------------------------------------------
-    async def _maybe_snapshot(self) -> None:
-        now = time.monotonic()
-        taken = False
-        for p in list(self.states):
-            if self._snapshot_due(p, now):
-                if not await self._try_snapshot(p):
-                    return  # the broker is away: try again when next due
-                taken = True
-        if taken and self._consumer is not None:
-            # An idle node snapshots once its interval passes: commit what that snapshot
-            # covers now, not at the next batch, so its group's lag reads 0 while it idles.
-            await self._commit(self._consumer)
-
-    async def _snapshot_all(self) -> None:
-        for p in list(self.states):
-            if self._since_snapshot[p] > 0 and not await self._try_snapshot(p):
-                break
-        self._account()
-
-    async def _try_snapshot(self, p: int) -> bool:
-        """Snapshot partition ``p``; False if the broker did not take it (nothing is lost: a
-        restart replays the input from the last snapshot, the outputs with the same ids)."""
-        try:
-            await self.snapshot(p)
-        except KafkaError as exc:
-            retriable(exc)
-            log.info("node %s: snapshot of partition %s not written (%s)", self.node.name, p,
-                     type(exc).__name__)
-            return False
-        return True
-
-    async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
-        assert self._producer is not None  # one record per batch: the end offset stays exact
-        await (await self._producer.send(self.state_topic, value, key=key, partition=p))
-
-    async def assigned(self, partitions: set[TopicPartition]) -> None:
-        async with self._lock:
-            await self._assigned(partitions)
-
-    async def _assigned(self, partitions: set[TopicPartition]) -> None:
-        assert self._consumer is not None
-        if self._pauses is not None:
-            self._pauses.forget(partitions)
-        snaps = await self.load(sorted({tp.partition for tp in partitions}))
-        for p, snap in snaps.items():
-            if snap is None:
-                self.states[p] = self.node.state()
-                self.positions[p] = {s: 0 for s in self.node.reads}
-                self.covered[p] = dict(self.positions[p])
-                self.seq[p] = 0
-                for s in self.node.reads:
-                    tp = TopicPartition(s, p)
-                    if tp in partitions:
-                        await self._consumer.seek_to_beginning(tp)
-            else:
-                self.states[p] = snap.state
-                self.positions[p] = dict(snap.offsets)
-                self.covered[p] = dict(snap.offsets)
-                self.seq[p] = snap.seq
-                for s in self.node.reads:
-                    tp = TopicPartition(s, p)
-                    if tp in partitions:
-                        if s in snap.offsets:
-                            self._consumer.seek(tp, snap.offsets[s])
-                        else:
-                            await self._consumer.seek_to_beginning(tp)
-            self._snapshot_taken(p)
-            for s in self.node.reads:
-                tp = TopicPartition(s, p)
-                self._fetched.pop(tp, None)
-                self._refetched.pop(tp, None)
-                self._committed.pop(tp, None)
-            self._merges.pop(p, None)
-            self._ready.add(p)
-            self.stats.partitions = len(self._ready)
-            log.info("node %s: partition %s from %s", self.node.name, p,
-                     f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
-        await self._restart_reads(snaps)  # before any record of them is taken (the lock)
-
-    async def revoked(self, partitions: set[TopicPartition]) -> None:
-        async with self._lock:
-            await self._revoked(partitions)
-
-    async def _revoked(self, partitions: set[TopicPartition]) -> None:
-        self._ready -= {tp.partition for tp in partitions}
-        if self._pauses is not None:
-            self._pauses.forget(partitions)
-        self.stats.partitions = len(self._ready)
-        gone = sorted({tp.partition for tp in partitions} & set(self.states))
-        for p in gone:
-            if self._since_snapshot[p] > 0 and self._producer is not None:
-                await self._try_snapshot(p)  # if not: the next owner replays from the last
-        if self._consumer is not None:
-            await self._commit(self._consumer)
-        for p in gone:
-            del self.states[p]
-            self.positions.pop(p, None)
-            self.covered.pop(p, None)
-            self._merges.pop(p, None)

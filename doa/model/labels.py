@@ -33,7 +33,7 @@ from doa.learner import records as values
 from doa.model import versions
 
 if TYPE_CHECKING:
-    from doa.model.node import ModelSpec
+    from doa.model.spec import ModelSpec
     from doa.node import Stream
 
 __all__ = ["Labels", "Promote", "deciding", "expire", "on_label", "track"]
