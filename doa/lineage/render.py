@@ -29,7 +29,16 @@ __all__ = ["as_dict", "step_dict", "tree"]
 
 
 def step_dict(rec: Record, records: bool = False) -> dict[str, Any]:
-    """What one record of a lineage shows: coordinates, time, header, maybe the record."""
+    """What one record of a lineage shows: coordinates, time, header, maybe the record (a
+    tombstone's is null, and ``tombstone`` says why).
+
+    >>> from doa.events import Event
+    >>> gone = Record(Event({}, stream="s", partition=0, offset=3, timestamp=1), None,
+    ...               tombstone=True)
+    >>> d = step_dict(gone, records=True)
+    >>> d["tombstone"], d["record"], _shown(gone)
+    (True, None, 'a tombstone: no value')
+    """
     e, lin = rec.event, rec.lineage
     out: dict[str, Any] = {
         "stream": e.stream, "partition": e.partition, "offset": e.offset,
@@ -42,8 +51,10 @@ def step_dict(rec: Record, records: bool = False) -> dict[str, Any]:
     }
     if rec.error:
         out["error"] = rec.error
+    if rec.tombstone:
+        out["tombstone"] = True
     if records:
-        out["record"] = dict(e)
+        out["record"] = None if rec.tombstone else dict(e)
     return out
 
 
@@ -85,7 +96,7 @@ def _tree(steps: list[Step], prefix: str, records: bool) -> Iterator[str]:
         yield head + body
         deeper = prefix + ("   " if last else "│  ")
         if records and s.record is not None:
-            yield f"{deeper}  {_short(dict(s.record.event))}"
+            yield f"{deeper}  {_shown(s.record)}"
         yield from _tree(s.steps, deeper, records)
 
 
@@ -93,7 +104,7 @@ def tree(t: Trace, records: bool = False) -> list[str]:
     """The trace as lines of a tree: the record, then its ancestry and its descendants."""
     lines = [_line(t.root)]
     if records:
-        lines.append(f"  {_short(dict(t.root.event))}")
+        lines.append(f"  {_shown(t.root)}")
     parts = [("ancestry", t.ancestry), ("descendants", t.descendants)]
     parts = [(n, s) for n, s in parts if s or n == "ancestry"]
     source = t.root.lineage is None or not t.root.lineage.parents
@@ -103,6 +114,11 @@ def tree(t: Trace, records: bool = False) -> list[str]:
         lines.append(f"{'└─' if last else '├─'} {name}{none}")
         lines.extend(_tree(steps, "   " if last else "│  ", records))
     return lines
+
+
+def _shown(rec: Record) -> str:
+    """A record's fields in one line (a tombstone has none: it says so)."""
+    return "a tombstone: no value" if rec.tombstone else _short(dict(rec.event))
 
 
 def _short(record: dict[str, Any], most: int = 300) -> str:
