@@ -92,7 +92,13 @@ class Node:
 
 
 class StreamInfo(Protocol):
-    """What a kind's :meth:`NodeKind.checks` may ask about the topology's streams."""
+    """What a kind's :meth:`NodeKind.checks` may ask about the topology's streams.
+
+    The topology's own (:class:`doa.topology.validate_nodes.TopologyStreams`) also answers
+    ``partitioning(stream)``: the stream's key field and partition count, or None; a check
+    that needs it asks ``getattr(streams, "partitioning", None)`` (a kind's test double may
+    lack it).
+    """
 
     def fields(self, stream: str) -> dict[str, Any] | None:
         """Field name → Avro type of ``stream``'s record schema; None: not known."""

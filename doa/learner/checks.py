@@ -146,13 +146,13 @@ def label_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
 def drift_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
     """A keyed drift stream of several partitions puts every drift event on its key's
     partition, whichever learner partition's records made the detector fire."""
-    topology = getattr(streams, "topology", None)  # doa.topology.validate_nodes.TopologyStreams
-    declared = None if spec.drift is None or topology is None else \
-        topology.streams.get(spec.drift)
-    if declared is None or declared.key is None or declared.partitions <= 1:
+    partitioning = getattr(streams, "partitioning", None)  # optional: doa.node.StreamInfo
+    layout = None if spec.drift is None or partitioning is None else partitioning(spec.drift)
+    if layout is None or layout[0] is None or layout[1] <= 1:
         return []
-    return [f"learner {spec.name!r}: its drift stream {spec.drift!r} has key {declared.key!r} "
-            f"and {declared.partitions} partitions: each drift event would go to its key's "
+    key, partitions = layout
+    return [f"learner {spec.name!r}: its drift stream {spec.drift!r} has key {key!r} "
+            f"and {partitions} partitions: each drift event would go to its key's "
             "partition, not to the learner of the partition that fired it; declare the stream "
             "with key=None (a drift event then stays on its input's partition)"]
 

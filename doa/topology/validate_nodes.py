@@ -37,6 +37,8 @@ class TopologyStreams:
     >>> info = TopologyStreams(t)
     >>> info.schema("letters"), "offset" in info.fields("letters"), info.fields("nowhere")
     ('doa.DeadLetter', True, None)
+    >>> info.partitioning("letters"), info.partitioning("nowhere")
+    ((None, 1), None)
     """
 
     def __init__(self, topology: Topology) -> None:
@@ -49,6 +51,11 @@ class TopologyStreams:
         spec = self.topology.streams.get(stream)
         schema = self.topology.schemas.get(spec.schema) if spec is not None else None
         return schema.fullname if schema is not None else None
+
+    def partitioning(self, stream: str) -> tuple[str | None, int] | None:
+        """``stream``'s key field (None: unkeyed) and partition count; None: not declared."""
+        spec = self.topology.streams.get(stream)
+        return None if spec is None else (spec.key, spec.partitions)
 
 
 def fields_of(t: Topology, stream: str) -> dict[str, Any] | None:
