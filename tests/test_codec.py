@@ -603,8 +603,10 @@ def test_unknown_fingerprint(readings: Codec) -> None:
         readings.decode(MARKER + bytes(8) + payload[HEADER_SIZE:])
     assert info.value.reason == "unknown-fingerprint"
     assert str(info.value).endswith("fingerprint 0000000000000000 is not a version of "
-                                    "sensors.reading this process knows (registered after it "
-                                    "started? a restart reads the registry again)")
+                                    "sensors.reading registered on the broker when this "
+                                    "process last read the registry (written with a schema "
+                                    "never deployed? `doa deploy` registers a topology's "
+                                    "schemas)")
     alert = Codec("alerts", SCHEMAS["sensors.alert"]).encode({
         "sensor_id": "s", "ts": 1, "value": 1.0, "mean": 1.0, "std": 1.0, "zscore": 1.0,
         "count": 1, "location": {"lat": 1.0, "lon": 2.0}})

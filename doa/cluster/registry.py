@@ -18,6 +18,7 @@ from doa.cluster.admin import SCHEMAS_TOPIC
 from doa.cluster.security import kafka_python_options
 from doa.errors import CompatibilityError
 from doa.topology.topology import Topology
+from doa.wire.codec import Codec
 from doa.wire.compat import against_history, normalize_level
 from doa.wire.schema import Schema
 
@@ -143,4 +144,24 @@ def register(address: str, topology: Topology, level: str | None = None) -> list
         if stream in topology.streams:
             topology.add_history(stream, [v.schema for v in versions])
     return [s for s, _, _ in new]
+
+
+def reread(address: str, topology: Topology, stream: str, timeout_s: float = 3.0
+           ) -> Codec | None:
+    """``stream``'s codec in ``topology`` with every version registered on the broker now
+    (:attr:`doa.runtime.runner.NodeRunner.reread`: a version deployed after a node started);
+    None when the registry cannot be read within ``timeout_s``."""
+    try:
+        versions = read_registry(address, timeout_s).get(stream, [])
+    except Exception as exc:
+        log.warning("stream %r: a record of a schema version this process does not know; "
+                    "reading the registry again failed: %s: %s", stream, type(exc).__name__, exc)
+        return None
+    known = topology.codec(stream).history.keys() | {topology.codec(stream).schema.fingerprint}
+    new = [v for v in versions if v.schema.fingerprint not in known]
+    if new:
+        log.info("stream %r: schema version(s) %s registered after this process started: "
+                 "reading them too", stream, ", ".join(f"v{v.version}" for v in new))
+        topology.add_history(stream, [v.schema for v in new])
+    return topology.codec(stream)
 

@@ -27,6 +27,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from doa.cluster import signing as signing
 from doa.cluster.admin import state_topic
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
+from doa.cluster.registry import reread
 from doa.engines import EngineSettings, NodeStats
 from doa.events import LINEAGE_HEADER
 from doa.local.embedded import BrokerError
@@ -59,6 +60,7 @@ class PartitionedNode:
         self.settings = settings or EngineSettings.from_env()
         self.stats = stats or NodeStats()
         self.runner = MeteredRunner(topology, node)  # a NodeRunner counting for /metrics
+        self.runner.reread = partial(reread, address, topology)  # versions deployed later
         self.state_topic = state_topic(topology, node.name)
         self.states: dict[int, Any] = {}
         self.positions: dict[int, dict[str, int]] = {}

@@ -12,6 +12,12 @@ parents by id and by coordinates, and the model version that made it: the one a 
 with :class:`doa.events.Out`, else the record's ``model_version`` field when its schema has
 one, else 0.
 
+A record written with a schema version registered after the node started (a compatible
+change deployed while it runs) is not a dead letter: on its unknown fingerprint the runner asks
+:attr:`NodeRunner.reread` (an engine's: the broker's registry, read again at most every
+:data:`REREAD_S` seconds per stream; it blocks the node for that read) for the stream's codec
+with every version registered now, and decodes with it.
+
 Examples
 --------
 >>> from doa.topology.topology import Topology
@@ -60,8 +66,10 @@ from doa.events import (
 from doa.node import Node
 from doa.runtime.tell import LetterLines
 from doa.topology.topology import Topology
+from doa.wire.codec import Codec
 
 Headers = Sequence[tuple[str, bytes]]
+REREAD_S = 30.0  # a stream's registry is read again at most this often (unknown fingerprints)
 
 
 class RawRecord(NamedTuple):
@@ -123,6 +131,9 @@ class NodeRunner:
         self._partitions: dict[tuple[str, bytes], int] = {}  # murmur2 is slow in Python
         self._ids = OutputIds(node.name)
         self.letters = LetterLines(node.name)
+        # engines with a broker: a stream's codec with every version registered now, or None
+        self.reread: Callable[[str], Codec | None] | None = None
+        self._reread_at: dict[str, float] = {}
 
     # -- public --------------------------------------------------------------------------------
     def start(self) -> float:
@@ -184,11 +195,26 @@ class NodeRunner:
             event_id = header_id(raw.headers)
         except Exception as exc:
             reason = getattr(exc, "reason", None)
+            if reason == "unknown-fingerprint" and self._reread(raw.stream):
+                return self._decode(raw, result)  # with the versions registered now
             kind = type(exc).__name__ + (f"/{reason}" if reason else "")
             self._dead(result, raw, kind, _message(exc))
             return None
         return make_event(record, raw.stream, raw.partition, raw.offset, raw.timestamp, raw.key,
                           event_id)
+
+    def _reread(self, stream: str) -> bool:
+        """Whether ``stream``'s codec was read again from the registry (not within
+        :data:`REREAD_S` of the last time)."""
+        now = time.monotonic()
+        if self.reread is None or now - self._reread_at.get(stream, -REREAD_S) < REREAD_S:
+            return False
+        self._reread_at[stream] = now
+        codec = self.reread(stream)
+        if codec is None:
+            return False
+        self._in[stream] = codec
+        return True
 
     def _call(self, state: Any, events: list[Event]) -> tuple[Any, list[OutRecord]]:
         returned = self.node.step(state, events)

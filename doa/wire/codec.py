@@ -154,8 +154,9 @@ class Codec:
         if writer is None:
             raise DecodeError(self.stream, "unknown-fingerprint",
                               f"fingerprint {fp.hex()} is not a version of "
-                              f"{self.schema.fullname} this process knows (registered after it "
-                              "started? a restart reads the registry again)")
+                              f"{self.schema.fullname} registered on the broker when this "
+                              "process last read the registry (written with a schema never "
+                              "deployed? `doa deploy` registers a topology's schemas)")
         if fp not in self._old_readers:
             self._old_readers[fp] = compile_reader(writer.json)
         self._old_readers[fp](data, HEADER_SIZE)  # well-formed for its writer: then resolve
