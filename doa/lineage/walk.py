@@ -23,7 +23,10 @@ later offset of the parent's partition (a node processes a partition in offset o
 join value, searched from the prediction's time up to ``horizon`` ms later: the learner's
 ``max_delay_ms`` when it has one), the label's outcome (a child of the label), the first
 metric and model version after the label ("counted in", "learned by": the version that
-learned from it), and back to the model version that made it ("made by").
+learned from it), and back to the model version that made it ("made by"). So does the
+prediction of a model node with ``labels=`` (:mod:`doa.model`, its candidate's shadow
+prediction too): label, outcome, "counted in", and "made by" the model event of its version; a
+model node learns nothing, so no "learned by".
 
 Examples
 --------
@@ -36,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from doa.events import Event
 from doa.lineage import letters
@@ -133,9 +136,9 @@ def descendants(log: Log, rec: Record, depth: int, window_ms: int = WINDOW_MS,
         steps.append(Step("dead letter", letter,
                           _replays(log, letter, depth - 1, window_ms, horizon_ms),
                           note=letters.summary(letter.event)))
-    learner = _learner_of_predictions(log.topology, rec.event.stream)
-    if learner is not None:
-        steps.extend(_prediction_links(log, rec, learner, depth, window_ms, horizon_ms))
+    scorer = scorer_of(log.topology, rec.event.stream)
+    if scorer is not None:
+        steps.extend(_prediction_links(log, rec, scorer, depth, window_ms, horizon_ms))
     return steps
 
 
@@ -190,16 +193,47 @@ def _window(log: Log, stream: str, p: int, parent: Event, window_ms: int,
                     return
 
 
-# -- a learner's prediction ---------------------------------------------------------------------
-def _learner_of_predictions(topology: Topology, stream: str) -> Any:
+# -- a prediction that waits for its label -------------------------------------------------------
+class Scorer(NamedTuple):
+    """What the walk needs of a node whose predictions meet labels: a learner, or a model node
+    with ``labels=`` (``learns``: whether a label makes a new model version)."""
+
+    name: str
+    labels: str
+    join: str
+    max_delay_ms: int | None
+    outcomes: str | None
+    unmatched: str | None
+    models: str | None
+    metrics: str | None
+    learns: bool
+
+
+def scorer_of(topology: Topology, stream: str) -> Scorer | None:
+    """The node whose predictions ``stream`` holds, if they meet labels.
+
+    >>> from doa.topology.topology import Topology
+    >>> scorer_of(Topology("empty"), "predictions") is None
+    True
+    """
     for node in topology.nodes.values():
-        spec = node.spec
-        if node.kind == "learner" and getattr(spec, "predictions", None) == stream:
-            return spec
+        spec: Any = node.spec
+        if node.kind == "learner" and spec.predictions == stream:
+            return Scorer(spec.name, spec.labels, spec.join, spec.max_delay_ms, spec.outcomes,
+                          spec.unmatched, spec.models, spec.metrics, True)
+        lab = getattr(spec, "labels", None)
+        if (node.kind == "model" and stream in (spec.predictions, spec.shadow)
+                and lab is not None and spec.join is not None):
+            return Scorer(spec.name, _named(lab.stream), spec.join, None, _named(lab.outcomes),
+                          _named(lab.unmatched), spec.models, _named(lab.metrics), False)
     return None
 
 
-def _prediction_links(log: Log, rec: Record, spec: Any, depth: int, window_ms: int,
+def _named(stream: Any) -> Any:
+    return None if stream is None else str(getattr(stream, "name", stream))
+
+
+def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms: int,
                       horizon_ms: int) -> list[Step]:
     e = rec.event
     steps = [_made_by(log, rec, spec)]
@@ -214,7 +248,8 @@ def _prediction_links(log: Log, rec: Record, spec: Any, depth: int, window_ms: i
     under = [Step("child", c, descendants(log, c, depth - 2, window_ms, horizon_ms))
              for c in children(log, label, window_ms,
                                [s for s in (spec.outcomes, spec.unmatched) if s])]
-    for relation, stream in (("learned by", spec.models), ("counted in", spec.metrics)):
+    for relation, stream in (("learned by", spec.models if spec.learns else None),
+                             ("counted in", spec.metrics)):
         if stream is not None:
             after = _first(log, stream, label.event.timestamp, label.event.timestamp + horizon,
                            lambda r: r.event.get("model") == spec.name and _after(r, label))
@@ -224,7 +259,7 @@ def _prediction_links(log: Log, rec: Record, spec: Any, depth: int, window_ms: i
     return steps
 
 
-def _made_by(log: Log, rec: Record, spec: Any) -> Step:
+def _made_by(log: Log, rec: Record, spec: Scorer) -> Step:
     version = int(rec.event.get("model_version") or (rec.lineage.model_version
                                                      if rec.lineage else 0))
     if spec.models is None:

@@ -26,6 +26,8 @@ from sklearn.tree import DecisionTreeRegressor
 
 from doa.client import Publisher
 from doa.engines.launch import prepare, run_nodes
+from doa.lineage.log import Log
+from doa.lineage.walk import Step, trace
 from doa.topology.loader import load_topology
 from tests.integration.helpers import Tail, doa_command, read_stream
 
@@ -168,3 +170,26 @@ def test_the_claims_story(broker: str, tmp_path: Path) -> None:
     live, candidate = lines["live"].split(), lines["candidate"].split()
     assert (live[2], live[3], candidate[2], candidate[3]) == ("2", "200", "3", "200")
     assert float(candidate[4]) < float(live[4])  # MAE: the candidate pays closer to the truth
+
+    # A payout leads to its settlement (the label), the outcome, the metric that counted it and
+    # the model event of its version; the candidate's shadow payout too (doa lineage stopped
+    # at the assessed claim for a model node: no descendants).
+    with Log(broker, story.t) as log:
+        for stream, claim, version in (("payouts", "c500", ("created", 2)),
+                                       ("payouts.shadow", "c900", ("candidate", 3))):
+            [e] = [e for e in read_stream(broker, story.t, stream, idle_s=1)
+                   if e["join"] == claim]
+            root = log.get(stream, e.partition, e.offset)
+            assert root is not None
+            down = {s.relation: s for s in trace(log, root).descendants}
+            made = down["made by"].record
+            assert made is not None and (made.event["action"], made.event["version"]) == version
+            label = down["label"]
+            assert label.record is not None and label.record.event["claim_id"] == claim
+            under: dict[str, Step] = {s.relation: s for s in label.steps}
+            outcome = under["child"].record
+            assert outcome is not None and outcome.event.stream == "payout.outcomes"
+            assert outcome.event["join"] == claim
+            assert under["counted in"].record is not None
+            assert "learned by" not in under  # a model node learns nothing from labels
+
