@@ -1,5 +1,8 @@
 """``doa dataset``: what a learner learned on, one row per label, joined from its streams.
 
+A model node with ``labels=`` gives the same rows: what it scored, against each label, from
+its outcomes and predictions (no ``learned_version``: a model node learns nothing).
+
 A learner (:mod:`doa.learner.node`) writes a ``doa.Outcome`` each time it learns from a
 label, in the order it learns, and earlier a ``doa.Prediction`` holding the features it
 predicted on, which are the features it learns on (no leakage). A row is one outcome joined
@@ -39,7 +42,7 @@ import time
 import warnings
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from doa.client import decode_at, lineage_at
 from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
@@ -68,13 +71,35 @@ class Dataset:
     seconds: float = 0.0
 
 
+class Scored(NamedTuple):
+    """What a dataset needs of a model node with ``labels=`` (:mod:`doa.model`): it scores as
+    a learner predicts, and its outcomes meet its predictions as a learner's do; it learns
+    nothing, so no models stream (``learned_version`` stays None)."""
+
+    name: str
+    outcomes: str | None
+    predictions: str
+    models: None = None
+
+
 def learner_spec(t: Topology, learner: str) -> Any:
-    """The :class:`~doa.learner.spec.LearnerSpec` of node ``learner``, checked for a dataset."""
+    """The :class:`~doa.learner.spec.LearnerSpec` of node ``learner`` (or a :class:`Scored`
+    for a model node with labels), checked for a dataset."""
     node = t.nodes.get(learner)
+    if node is not None and node.kind == "model":
+        model: Any = node.spec
+        lab = model.labels
+        outcomes = None if lab is None or lab.outcomes is None else \
+            str(getattr(lab.outcomes, "name", lab.outcomes))
+        if outcomes is None:
+            raise DoaError(f"model node {learner!r} writes no outcomes stream: its predictions "
+                           "never met their labels in the log (declare labels=Labels(..., "
+                           "outcomes=STREAM))")
+        return Scored(learner, outcomes, model.predictions)
     if node is None or node.kind != "learner":
-        learners = [n for n, x in t.nodes.items() if x.kind == "learner"]
-        raise DoaError(f"topology {t.name!r} has no learner {learner!r} (learners: "
-                       f"{', '.join(learners) or 'none'})")
+        learners = [n for n, x in t.nodes.items() if x.kind in ("learner", "model")]
+        raise DoaError(f"topology {t.name!r} has no learner or model node {learner!r} "
+                       f"(learners and model nodes: {', '.join(learners) or 'none'})")
     spec: Any = node.spec
     if spec.outcomes is None:
         raise DoaError(f"learner {learner!r} writes no outcomes stream: what it learned on is "

@@ -12,6 +12,7 @@ equal its version's model called in plain Python on the same rows.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -192,4 +193,20 @@ def test_the_claims_story(broker: str, tmp_path: Path) -> None:
             assert outcome.event["join"] == claim
             assert under["counted in"].record is not None
             assert "learned by" not in under  # a model node learns nothing from labels
+
+    # doa dataset on the model node: one row per settlement it scored, features as the export
+    # joined them with pandas above, the label the settlement's
+    out = tmp_path / "payout.jsonl"
+    done = doa_command("dataset", CLAIMS, "payout", "--out", str(out), "--broker", broker)
+    assert done.returncode == 0, done.stderr.decode()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    outcomes = read_stream(broker, story.t, "payout.outcomes", idle_s=1)
+    assert len(rows) == len(outcomes) == 1200
+    for row in rows:
+        claim = story.rows[row["join"]]
+        assert [row[f] for f in story.claims.FEATURES] == pytest.approx(
+            [claim[f] for f in story.claims.FEATURES])
+        assert row["label"] == pytest.approx(claim["paid"])
+        assert row["model_version"] == payouts[row["join"]]["model_version"]
+        assert row["learned_version"] is None
 
