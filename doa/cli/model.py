@@ -21,7 +21,7 @@ from rich.table import Table
 from doa.cli.console import err, out, tables
 from doa.cli.options import broker_option, need_broker
 from doa.errors import DoaError
-from doa.model.kept import learner_kept, model_kept, model_roles
+from doa.model.kept import learner_kept, model_candidates, model_kept, model_roles
 
 
 def _node(topology: str, node: str, kinds: tuple[str, ...] = ("learner", "model")
@@ -65,12 +65,19 @@ def _send(address: str, t: Any, stream: str, records: list[dict[str, Any]],
                 pub.send(record, partition=p, timestamp_ms=timestamp_ms)
 
 
+def _stamp() -> dict[str, Any]:
+    """Who sends a versions record (user@host) and when (wall-clock ms)."""
+    return {"publisher": f"{getpass.getuser()}@{socket.gethostname()}",
+            "published": time.time_ns() // 1_000_000}
+
+
 def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: str = "",
                     candidate: bool = False, chunk_bytes: int | None = None,
                     metadata: dict[str, str] | None = None,
-                    timestamp_ms: int | None = None) -> int:
+                    timestamp_ms: int | None = None) -> tuple[int, list[int]]:
     """Publish the model file ``path`` as the next version of model node ``node``; its
-    number. The file is loaded here first, so a file the node could not load (an unknown
+    number, and the candidate versions it replaces (a candidate only: one runs at a time).
+    The file is loaded here first, so a file the node could not load (an unknown
     extension, bytes that do not load, another number of input features than the node
     declares) is refused and nothing is sent."""
     from doa.cluster.signing import signing_key
@@ -81,20 +88,23 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     try:
         fmt = file_format(path, node=node)
         data = Path(path).read_bytes()
-        known = [e["version"] for e in _read(broker, t, spec.versions)
-                 if e["action"] == "publish"]
+        records = _read(broker, t, spec.versions)
+        known = [e["version"] for e in records if e["action"] == "publish"]
         version = int(max([spec.version, *known])) + 1
         load_bytes(data, fmt, node=node, version=version, features=spec.features,
                    classes=spec.classes, source=str(path))
     except ModelLoadError as exc:
         raise ModelLoadError(f"{exc}; nothing sent") from None
-    records = chunk_records(node, version, data, fmt=fmt,
-                            chunk_bytes=chunk_bytes or CHUNK_BYTES,
-                            publisher=f"{getpass.getuser()}@{socket.gethostname()}",
-                            published=time.time_ns() // 1_000_000, key=signing_key(),
-                            note=note, candidate=candidate, metadata=metadata)
-    _send(broker, t, spec.versions, records, timestamp_ms)
-    return version
+    replaced: list[int] = []
+    if candidate and any(r["candidate"] for r in records):
+        events = [] if spec.models is None else _read(broker, t, spec.models)
+        replaced = sorted(set(model_candidates(records, events, spec.version, spec.keep,
+                                               t.streams[spec.versions].partitions).values()))
+    chunks = chunk_records(node, version, data, fmt=fmt, chunk_bytes=chunk_bytes or CHUNK_BYTES,
+                           key=signing_key(), note=note, candidate=candidate,
+                           metadata=metadata, **_stamp())
+    _send(broker, t, spec.versions, chunks, timestamp_ms)
+    return version, replaced
 
 
 @click.group("model")
@@ -125,11 +135,13 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
         raise DoaError(f"model node {node!r} declares neither shadow= nor labels=: a "
                        "candidate's predictions would go nowhere")
     metadata = dict(m.split("=", 1) for m in meta if "=" in m)
-    version = publish_version(t, node, file, broker=address, note=note, candidate=candidate,
-                              chunk_bytes=chunk_bytes, metadata=metadata)
+    version, replaced = publish_version(t, node, file, broker=address, note=note,
+                                        candidate=candidate, chunk_bytes=chunk_bytes,
+                                        metadata=metadata)
     role = "candidate" if candidate else "live version"
+    replacing = "".join(f", replacing candidate version {v}" for v in replaced)
     out.print(f"published {file} as version {version} of {node} ({role}) on "
-              f"{spec.versions}; see `doa model list`")
+              f"{spec.versions}{replacing}; see `doa model list`")
 
 
 @model_cmd.command("list")
@@ -144,16 +156,14 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
     if spec.kind == "model":
         table = Table(title=f"versions of {node} ({spec.versions})")
         for col in ("version", "action", "candidate", "sha256", "format", "bytes", "publisher",
-                    "note"):
+                    "when", "note"):
             table.add_column(col)
-        table.add_row(str(spec.version), "topology", "False", "-", spec.format, "-", "-",
+        table.add_row(str(spec.version), "topology", "False", "-", spec.format, "-", "-", "-",
                       f"the topology's model: {spec.source}")
         records = _read(address, t, spec.versions)
         for e in records:
             if e.partition == 0 and e["chunk"] == 0:
-                table.add_row(str(e["version"]), e["action"], str(e["candidate"]),
-                              e["sha256"][:12], e["format"], str(e["size"] or ""),
-                              e["publisher"], e["note"] or e["reason"])
+                table.add_row(*_version_row(e))
         tables().print(table)
         out.print(_live_line(spec, model_roles(records, spec.version, spec.keep,
                                                t.streams[spec.versions].partitions)))
@@ -169,6 +179,22 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
         table.add_row(str(e["partition"]), str(e["version"]), e["action"],
                       str(e["from_version"]), str(e["labels"]), metric, e["reason"])
     tables().print(table)
+
+
+def _version_row(e: Any) -> tuple[str, ...]:
+    """A versions record as a row of ``doa model list`` ('-' for what it does not say: the
+    version a promote makes live is the candidate's, on the models stream).
+
+    >>> _version_row({"version": 0, "action": "promote", "candidate": False, "sha256": "",
+    ...               "format": "", "size": 0, "publisher": "ann@host",
+    ...               "published": 1700000000000, "note": "", "reason": "better"})
+    ('-', 'promote', 'False', '', '', '', 'ann@host', '2023-11-14 22:13:20Z', 'better')
+    """
+    ms = e["published"]
+    when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms / 1000)) if ms else "-"
+    version = "-" if e["action"] == "promote" and not e["version"] else str(e["version"])
+    return (version, e["action"], str(e["candidate"]), e["sha256"][:12], e["format"],
+            str(e["size"] or ""), e["publisher"] or "-", when, e["note"] or e["reason"])
 
 
 def _live_line(spec: Any, roles: dict[int, dict[str, Any]]) -> str:
@@ -214,7 +240,8 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
         kept = model_kept(_read(address, t, stream), spec.version, spec.keep,
                           t.streams[stream].partitions)
         _refuse(f"model node {node!r}", version, kept)
-        _send(address, t, stream, [command(node, "rollback", version, reason)], None)
+        _send(address, t, stream, [command(node, "rollback", version, reason, **_stamp())],
+              None)
     else:
         if spec.control is None:
             raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
@@ -286,7 +313,8 @@ def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> No
         ended = [] if spec.models is None else _read(address, t, spec.models)
         _refuse_promote(f"model node {node!r}", "candidate", running, ended,
                         "publish one with `doa model publish --candidate`")
-        _send(address, t, spec.versions, [command(node, "promote", 0, reason)], None)
+        _send(address, t, spec.versions, [command(node, "promote", 0, reason, **_stamp())],
+              None)
     elif spec.control is None:
         raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
     elif spec.challenger is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["learner_kept", "model_kept", "model_roles"]
+__all__ = ["learner_kept", "model_candidates", "model_kept", "model_roles"]
 
 
 def learner_kept(events: list[Any], keep: int, partitions: int) -> dict[int, list[int]]:
@@ -71,3 +71,28 @@ def model_roles(records: list[Any], own: int, keep: int,
         roles[p] = {"live": live, "candidate": candidate,
                     "kept": [v for v in published if v not in gone]}
     return roles
+
+
+def model_candidates(records: list[Any], events: list[Any], own: int, keep: int,
+                     partitions: int) -> dict[int, int]:
+    """Per partition, the candidate a model node runs: as its versions stream shows
+    (:func:`model_roles`), less one its model ``events`` show promoted or rejected (by a
+    ``promote_when`` policy); partitions with none are left out.
+
+    >>> from doa.events import Event
+    >>> def rec(v, p): return Event(
+    ...     {"action": "publish", "version": v, "candidate": True, "chunk": 0, "chunks": 1},
+    ...     stream="m.versions", partition=p, offset=0, timestamp=0)
+    >>> records = [rec(2, 0), rec(2, 1), rec(3, 0), rec(3, 1)]
+    >>> model_candidates(records, [], 1, 5, 2)
+    {0: 3, 1: 3}
+    >>> model_candidates(records, [{"action": "rejected", "version": 3, "partition": 1}],
+    ...                  1, 5, 2)
+    {0: 3}
+    """
+    running = {p: r["candidate"] for p, r in model_roles(records, own, keep, partitions).items()
+               if r["candidate"] is not None}
+    for e in events:
+        if e["action"] in ("promoted", "rejected") and running.get(e["partition"]) == e["version"]:
+            del running[e["partition"]]
+    return running

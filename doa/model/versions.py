@@ -13,7 +13,9 @@ resumes with the same live and candidate versions, and replays switch at the sam
 
 Versions are artifacts, not training runs: a rollback makes an older artifact live again
 under its own number, so every output names the artifact that made it. Each change is one
-``doa.ModelEvent`` (``created``, ``candidate``, ``rollback``, ``promoted``, ``rejected``).
+``doa.ModelEvent`` (``created``, ``candidate``, ``rollback``, ``promoted``, ``rejected``). One
+candidate runs at a time: a candidate published while another runs replaces it, and the node
+says so (``rejected``, reason ``replaced by candidate version N``) before ``candidate``.
 
 Examples
 --------
@@ -24,10 +26,15 @@ Examples
 >>> [change] = apply(state, chunk, node="m", key=None, keep=3)
 >>> change["action"], change["version"], change["from_version"], state["candidate"]
 ('candidate', 2, 1, 2)
+>>> [third] = chunk_records("m", 3, b"other", fmt="sklearn", chunk_bytes=64, publisher="",
+...                         published=0, key=None, candidate=True)
+>>> [(c["action"], c["version"], c["reason"]) for c in apply(state, third, node="m",
+...                                                          key=None, keep=3)]
+[('rejected', 2, 'replaced by candidate version 3'), ('candidate', 3, 'published by ?')]
 >>> [change] = apply(state, {"action": "promote", "version": 0, "reason": ""}, node="m",
 ...                  key=None, keep=3)
 >>> change["action"], state["version"], state["candidate"]
-('promoted', 2, None)
+('promoted', 3, None)
 """
 
 from __future__ import annotations
@@ -44,11 +51,14 @@ class VersionError(ValueError):
     """A command names a version the node cannot switch to."""
 
 
-def command(node: str, action: str, version: int = 0, reason: str = "") -> dict[str, Any]:
-    """A ``doa.ModelArtifact`` command: ``rollback`` to ``version``, or ``promote``."""
+def command(node: str, action: str, version: int = 0, reason: str = "", *,
+            publisher: str = "", published: int = 0) -> dict[str, Any]:
+    """A ``doa.ModelArtifact`` command: ``rollback`` to ``version``, or ``promote``; sent by
+    ``publisher`` (user@host) at ``published`` (wall-clock ms), as a publication is."""
     return {"model": node, "action": action, "version": version, "candidate": False,
-            "sha256": "", "format": "", "metadata": {}, "note": "", "publisher": "",
-            "published": 0, "chunk": 0, "chunks": 0, "size": 0, "data": b"", "reason": reason}
+            "sha256": "", "format": "", "metadata": {}, "note": "", "publisher": publisher,
+            "published": published, "chunk": 0, "chunks": 0, "size": 0, "data": b"",
+            "reason": reason}
 
 
 def initial(version: int, fmt: str) -> dict[str, Any]:
@@ -148,14 +158,20 @@ def _publish(state: dict[str, Any], record: Mapping[str, Any], *, node: str, key
     note = f"published by {whole['publisher'] or '?'}" + (f": {whole['note']}"
                                                            if whole["note"] else "")
     live = state["version"]
+    events: list[dict[str, Any]] = []
     if whole["candidate"]:
+        if state["candidate"] is not None:  # one candidate at a time: say it was replaced
+            events.append(reject(state, node=node, partition=partition, timestamp=timestamp,
+                                 reason=f"replaced by candidate version {version}"))
         state["candidate"] = version
         _switched(state, metric)
-        events = [change(state, node, "candidate", version, live, note, timestamp, partition)]
+        events.append(change(state, node, "candidate", version, live, note, timestamp,
+                             partition))
     else:
         state["version"] = version
         _switched(state, metric)
-        events = [change(state, node, "created", version, live, note, timestamp, partition)]
+        events.append(change(state, node, "created", version, live, note, timestamp,
+                             partition))
     _forget(state, keep)
     return events
 
