@@ -16,6 +16,7 @@ and reason; ``on_error="skip"`` counts it in ``errors``; ``on_error="yield"`` yi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
@@ -23,7 +24,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 from doa.cluster.codecs import resolve_codec
 from doa.cluster.fetchwait import Poll
-from doa.cluster.reach import check_reachable
+from doa.cluster.reach import BrokerUnreachable, check_reachable, reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DecodeError, DoaError
 from doa.events import LINEAGE_HEADER, Event, Lineage, lineage_of
@@ -32,7 +33,9 @@ from doa.wire.codec import Codec
 
 __all__ = ["OnError", "RecordError", "Subscriber", "decode_at", "lineage_at", "reason_of"]
 
+log = logging.getLogger(__name__)
 OnError = Literal["raise", "skip", "yield"]
+PROBE_S = 5.0  # seconds without a record between probes of the broker (idle_timeout_s=None)
 _Item = TypeVar("_Item", covariant=True)
 
 
@@ -69,7 +72,10 @@ class Subscriber(Generic[_Item]):
     group : a consumer group to share partitions and remember positions (None: read all
         partitions, remember nothing)
     from_beginning : start at the beginning (else at the end, or the group's position)
-    idle_timeout_s : stop iterating after this long without a record (None: never)
+    idle_timeout_s : stop iterating after this long without a record (None: never). The
+        broker is probed then: if it went away, iterating raises a :class:`DoaError` saying
+        so instead of ending. With None it is probed every ``PROBE_S`` seconds without a
+        record: a warning (logger ``doa.subscriber``) says when it goes and when it is back.
     on_error : what to do with a record that cannot be decoded: ``"raise"`` (the default:
         nothing is dropped unless the caller says so) a :class:`RecordError`; ``"skip"`` it
         and count it in ``errors``; ``"yield"`` the :class:`RecordError` in its place (also
@@ -97,6 +103,7 @@ class Subscriber(Generic[_Item]):
         if on_error not in ("raise", "skip", "yield"):
             raise DoaError(f"on_error={on_error!r}: expected 'raise', 'skip' or 'yield'")
         check_reachable(broker)
+        self.broker = broker
         self.streams = list(streams)
         self.on_error = on_error
         self.codecs = {s: resolve_codec(s, topology, broker)[0] for s in self.streams}
@@ -108,10 +115,13 @@ class Subscriber(Generic[_Item]):
             session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=10,
             allow_auto_create_topics=False)  # a misspelt stream is not made a topic
         self._idle_s = idle_timeout_s or None
+        self._read = 0  # messages handed out, for "went away after N records"
         self._poll = Poll(self._consumer)  # the fetch wait stretches while starved
+        # Before subscribing: a group's subscription creates a missing topic on tansu
+        # (whatever allow_auto_create_topics says) and waits ~30 s on Apache Kafka.
+        partitions = {s: self._partitions(s, broker) for s in self.streams}
         if group is None:
-            tps = [TopicPartition(s, p) for s in self.streams
-                   for p in sorted(self._partitions(s, broker))]
+            tps = [TopicPartition(s, p) for s in self.streams for p in sorted(partitions[s])]
             self._consumer.assign(tps)
             if from_beginning:
                 self._consumer.seek_to_beginning(*tps)
@@ -157,19 +167,50 @@ class Subscriber(Generic[_Item]):
         a short idle timeout) and not while the broker starves the consumer of records it holds
         (the fetch wait stretches meanwhile: :mod:`doa.cluster.fetchwait`)."""
         joined_by = time.monotonic() + join_timeout_s
-        last = time.monotonic()
+        last = probed = time.monotonic()
+        down_since: float | None = None
         while True:
             polled = self._poll(update_offsets=False)
             got = any(polled.values())
             now = time.monotonic()
             if got:
                 yield from self._advancing(polled)
-                last = time.monotonic()
+                last = probed = time.monotonic()
+            elif self._idle_s is None and now - probed >= PROBE_S:
+                probed = now  # silent for a while: is the broker still there?
+                down_since = self._watch(down_since, now)
             elif self._poll.stretched or (not self._consumer.assignment() and
                                             now < joined_by):
                 last = now  # starved, or not joined yet: not idle
             elif self._idle_s is not None and now - last >= self._idle_s:
+                self._check_broker()
                 return
+
+    def _what(self) -> str:
+        n = self._read
+        return f"{n} record{'s' if n != 1 else ''} of {', '.join(self.streams)}"
+
+    def _check_broker(self) -> None:
+        """Raise a one-line :class:`DoaError` if the broker went away (an idle stop would
+        otherwise look like the end of the records)."""
+        try:
+            check_reachable(self.broker, timeout_s=2.0)
+        except BrokerUnreachable as exc:
+            raise DoaError(f"broker {self.broker} went away after {self._what()} "
+                           f"({exc.reason})") from None
+
+    def _watch(self, down_since: float | None, now: float) -> float | None:
+        """Probe the broker; warn when it goes and when it is back. When it went (None: up)."""
+        up = reachable(self.broker, 1.0)
+        if not up and down_since is None:
+            log.warning("broker %s went away after %s; waiting for it", self.broker,
+                        self._what())
+            return now
+        if up and down_since is not None:
+            log.warning("broker %s back after %.0f s; reading %s again", self.broker,
+                        now - down_since, ", ".join(self.streams))
+            return None
+        return down_since
 
     def _advancing(self, polled: dict[Any, list[Any]]) -> Iterator[Any]:
         """``polled``'s messages, the position moved past each one as it is handed out (as
@@ -184,6 +225,7 @@ class Subscriber(Generic[_Item]):
                     break
                 subscription.assignment[tp].position = OffsetAndMetadata(
                     m.offset + 1, "", getattr(m, "leader_epoch", -1))
+                self._read += 1
                 yield m
 
     def close(self, timeout_s: float = 5.0) -> None:

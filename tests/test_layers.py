@@ -46,7 +46,8 @@ LAYERS: list[list[str]] = [
     # metrics and OpenLineage events; the engines start it, it reads their workers duck-typed.
     ["doa.observe.*"],
     # What doa does to a cluster given a topology: topics, the schema registry.
-    ["doa.cluster.admin", "doa.cluster.registry", "doa.cluster.codecs"],
+    ["doa.cluster.admin", "doa.cluster.registry", "doa.cluster.codecs",
+     "doa.cluster.streams"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness; lineage,
     # exports and training sets read from the log.
     ["doa.client", "doa.subscriber", "doa.dlq", "doa.testing", "doa.lineage.*", "doa.collect.*",

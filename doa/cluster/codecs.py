@@ -25,6 +25,7 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
     """The codec and declaration of ``stream``, from the topology (a :class:`RegisteredCodec`)
     or the broker's registry (the latest version reads)."""
     from doa.cluster.registry import read_registry
+    from doa.cluster.streams import broker_streams, no_such_stream
 
     if topology is not None:
         if stream not in topology.streams:
@@ -33,6 +34,9 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
         return RegisteredCodec(topology.codec(stream), broker), topology.streams[stream]
     versions = read_registry(broker).get(stream)
     if not versions:
+        topics = broker_streams(broker)
+        if stream not in topics:
+            raise no_such_stream(stream, broker, topics)
         raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
                        "topology once (doa run registers schemas) or give its topology "
                        "(-t TOPOLOGY on the command line, topology= in Python)")
@@ -69,7 +73,8 @@ class RegisteredCodec(Codec):
 def _partitions(broker: str, stream: str) -> int:
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
+    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker),
+                      allow_auto_create_topics=False)
     try:
         return len(c.partitions_for_topic(stream) or [0])
     finally:

@@ -158,6 +158,13 @@ def test_publish_with_a_bad_line_2_sends_nothing_and_names_it(broker: str,
 
 def test_publish_to_a_stream_no_run_has_registered_says_how_on_the_command_line(
         broker: str, tmp_path: Path) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=broker)  # the stream, with no schema registered
+    try:
+        admin.create_topics([NewTopic("events", 1, 1)])
+    finally:
+        admin.close()
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"key": "a", "n": 1, "payload": ""}\n')
     done = doa_command("publish", "events", "--broker", broker, "-f", str(path))
