@@ -5,6 +5,7 @@
 - :mod:`doa.catalog.read`: what the catalog reads from a broker (offsets, samples, groups);
 - :mod:`doa.catalog.collect`: :func:`collect`, the catalog as JSON-ready data (its shape is
   documented there);
+- :mod:`doa.catalog.writers`: the refusal of a stream that nodes of two topologies write;
 - :mod:`doa.catalog.render` and :mod:`doa.catalog.html`: a terminal table and a
   self-contained HTML page of it.
 """

@@ -87,9 +87,9 @@ def assemble(view: BrokerView, *, include_internal: bool = False) -> dict[str, A
     >>> c["hidden"]
     ['_doa_schemas']
     """
-    latest = _latest_descriptions(view)
-    processes = _processes(view)
-    nodes = _nodes(latest, processes)
+    latest = latest_descriptions(view)
+    procs = processes(view)
+    nodes = _nodes(latest, procs)
     alive_nodes = {(n["topology"], n["name"]) for n in nodes if n["alive"]}
     streams, hidden = [], []
     for topic in sorted(view.partitions):
@@ -101,7 +101,7 @@ def assemble(view: BrokerView, *, include_internal: bool = False) -> dict[str, A
     topologies = [{"name": name, "dead_letters": d.get("dead_letters"),
                    "streams": [s["name"] for s in d.get("streams", ())],
                    "nodes": [n["name"] for n in d.get("nodes", ())],
-                   "processes_alive": sum(1 for p in processes
+                   "processes_alive": sum(1 for p in procs
                                           if p["topology"] == name and p["alive"])}
                   for name, d in sorted(latest.items())]
     return {"broker": view.broker, "collected_at": view.now_ms, "window_s": view.window_s,
@@ -109,8 +109,9 @@ def assemble(view: BrokerView, *, include_internal: bool = False) -> dict[str, A
             "warnings": list(view.warnings)}
 
 
-def _latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
-    """Per topology, the description of its most recently started process."""
+def latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
+    """Per topology, the description of its most recently started process (on a topic never
+    compacted, as on tansu, every description is read: the latest one per topology counts)."""
     latest: dict[str, dict[str, Any]] = {}
     for d in view.descriptions.values():
         name = d.get("topology")
@@ -120,7 +121,9 @@ def _latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def _processes(view: BrokerView) -> list[dict[str, Any]]:
+def processes(view: BrokerView) -> list[dict[str, Any]]:
+    """Every process described, with its liveness and ``last_seen`` (ms); those stopped or
+    silent for more than :data:`FORGET_S` are left out."""
     out = []
     for key, d in sorted(view.descriptions.items()):
         hb = view.heartbeats.get(key) or {}

@@ -16,6 +16,8 @@
   offsets.
 
 Anything the broker refuses becomes a line in :attr:`BrokerView.warnings`, not an error.
+:func:`read_topologies` reads ``_doa_topologies`` alone, the same way (what ``doa run`` needs
+to compare a topology with the others, :mod:`doa.catalog.writers`).
 """
 
 from __future__ import annotations
@@ -83,6 +85,40 @@ def read_broker(address: str, *, sample: int = 64, window_s: float = 60.0,
     finally:
         consumer.close()
         admin.close()
+    return view
+
+
+def read_topologies(address: str, *, heartbeat_window_s: float = 600.0,
+                    timeout_s: float = 5.0) -> BrokerView:
+    """Read only ``_doa_topologies`` (every description, the recent heartbeats) from the
+    broker at ``address``: what :mod:`doa.catalog.writers` compares a topology with.
+
+    One consumer, no admin client, no other topic; a broker without the topic yields an
+    empty view (the topic is not created by asking).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from doa.cluster.security import kafka_python_options
+
+    view = BrokerView(address, int(time.time() * 1000))
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False,
+                             request_timeout_ms=int(timeout_s * 1000) + 1000,
+                             max_poll_records=5000)
+    try:
+        if TOPIC not in (consumer.topics() or set()):
+            return view
+        tps = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC)
+                                                        or ())]
+        view.partitions[TOPIC] = len(tps)
+        ms = int(timeout_s * 1000)
+        view.begin = {(tp.topic, tp.partition): o for tp, o in
+                      consumer.beginning_offsets(tps, timeout_ms=ms).items()}
+        view.end = {(tp.topic, tp.partition): o for tp, o in
+                    consumer.end_offsets(tps, timeout_ms=ms).items()}
+        _read(view, consumer, _read_starts(view, consumer, 0, heartbeat_window_s), timeout_s)
+    finally:
+        consumer.close()
     return view
 
 
