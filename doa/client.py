@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from doa.cluster.codecs import resolve_codec
+from doa.cluster.limits import record_limit, record_size
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
@@ -38,6 +39,7 @@ from doa.events import (
 )
 from doa.subscriber import OnError, RecordError, Subscriber, decode_at, lineage_at, reason_of
 from doa.topology.topology import Topology
+from doa.wire.schema import Schema
 
 __all__ = ["OnError", "Publisher", "RecordError", "Subscriber", "decode_at", "lineage_at"]
 
@@ -45,8 +47,12 @@ __all__ = ["OnError", "Publisher", "RecordError", "Subscriber", "decode_at", "li
 class Publisher:
     """Validate, encode and send records to one stream; flushes on close.
 
-    ``send`` raises :class:`doa.errors.EncodeError` for a record that does not match, before
-    anything leaves the process. The broker is probed first
+    ``send`` raises :class:`doa.errors.EncodeError` for a record that does not match, and a
+    :class:`doa.errors.DoaError` for one larger than the broker takes
+    (:mod:`doa.cluster.limits`), before anything leaves the process; :meth:`check` raises the
+    same without sending. With a topology, its schema must be one of the stream's versions
+    registered on the broker, if it has any (``doa deploy`` registers it): a record of another
+    would be undecodable by every reader. The broker is probed first
     (:func:`doa.cluster.reach.check_reachable`),
     so an unreachable one is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within seconds.
     ``acknowledged`` counts the records the broker has acknowledged (after :meth:`flush`).
@@ -60,9 +66,16 @@ class Publisher:
         self.stream = stream
         self.name = name
         self.codec, self.spec = resolve_codec(stream, topology, broker)
+        if topology is not None:
+            _check_registered(stream, topology.name, self.codec.schema, broker)
         self._producer = KafkaProducer(bootstrap_servers=broker, **kafka_python_options(broker),
                                        linger_ms=linger_ms,
                                        acks="all", client_id=f"doa-{name}")
+        try:
+            self._limit = record_limit(broker, stream, self._producer.config["max_request_size"])
+        except BaseException:
+            _abandon(self._producer)
+            raise
         self._count = 0
         self.acknowledged = 0
         self._futures: list[Any] = []
@@ -73,22 +86,35 @@ class Publisher:
 
         The partition is the key's (Kafka's default partitioner) unless given.
         """
-        value = self.codec.encode(record)
-        key = key_bytes(record.get(self.spec.key)) if self.spec.key else None
         event_id = uuid.uuid4().bytes
-        header = pack_lineage(Lineage(event_id, self.name, self.codec.schema.fingerprint))
+        value, key, headers = self._encode(record, event_id)
         if partition is None:
             partition = partition_for(key, self.spec.partitions, self._count)
         self._count += 1
         self._futures.append(self._producer.send(
             self.stream, value=value, key=key, partition=partition, timestamp_ms=timestamp_ms,
-            headers=[(LINEAGE_HEADER, header)]))
+            headers=headers))
         if len(self._futures) >= 10_000:
             self.flush()
         return event_id
 
+    def check(self, record: Mapping[str, Any]) -> None:
+        """Raise what :meth:`send` would for ``record`` (it does not match the schema, or is
+        too large), sending nothing (``doa publish`` checks a whole file first)."""
+        self._encode(record, bytes(16))
+
+    def _encode(self, record: Mapping[str, Any], event_id: bytes
+                ) -> tuple[bytes, bytes | None, list[tuple[str, bytes]]]:
+        value = self.codec.encode(record)
+        key = key_bytes(record.get(self.spec.key)) if self.spec.key else None
+        header = pack_lineage(Lineage(event_id, self.name, self.codec.schema.fingerprint))
+        headers = [(LINEAGE_HEADER, header)]
+        self._limit.check(self.stream, record_size(key, value, headers))
+        return value, key, headers
+
     def send_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (for tests of dead-letter handling and for replays)."""
+        self._limit.check(self.stream, record_size(key, value, []))
         partition = partition_for(key, self.spec.partitions, self._count)
         self._count += 1
         self._futures.append(self._producer.send(self.stream, value=value, key=key,
@@ -134,9 +160,29 @@ class Publisher:
             self.close()
             return
         # Already failing (or Ctrl-C): do not wait for a broker that may be gone; the error
-        # being raised is the one to show.
-        with contextlib.suppress(Exception):
+        # being raised is the one to show. A close that could not flush leaves the producer
+        # open, and its __del__ would flush and raise again at exit: abandon it.
+        try:
             self._producer.close(timeout=2)
+        except Exception:
+            _abandon(self._producer)
+            with contextlib.suppress(Exception):
+                self._producer.close(timeout=0)
+
+
+def _check_registered(stream: str, topology: str, schema: Schema, broker: str) -> None:
+    """Refuse to write ``schema`` into ``stream`` if the stream has registered versions and
+    ``schema`` is not one of them (no reader could decode its records)."""
+    from doa.cluster.registry import read_registry
+
+    versions = read_registry(broker).get(stream, [])
+    if not versions or any(v.schema.fingerprint == schema.fingerprint for v in versions):
+        return
+    registered = ", ".join(f"v{v.version} {v.schema.fingerprint.hex()}" for v in versions)
+    raise DoaError(f"stream {stream!r}: schema {schema.fullname} (fingerprint "
+                   f"{schema.fingerprint.hex()}) of topology {topology!r} is not registered on "
+                   f"{broker} (registered: {registered}); readers could not decode its records: "
+                   "run `doa deploy TOPOLOGY` first (it checks compatibility and registers it)")
 
 
 def _abandon(producer: Any) -> None:

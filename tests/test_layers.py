@@ -47,7 +47,7 @@ LAYERS: list[list[str]] = [
     ["doa.observe.*"],
     # What doa does to a cluster given a topology: topics, the schema registry.
     ["doa.cluster.admin", "doa.cluster.registry", "doa.cluster.codecs",
-     "doa.cluster.streams"],
+     "doa.cluster.streams", "doa.cluster.limits"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness; lineage,
     # exports and training sets read from the log.
     ["doa.client", "doa.subscriber", "doa.dlq", "doa.testing", "doa.lineage.*", "doa.collect.*",

@@ -136,7 +136,8 @@ class StatusTicker:
               default="-", help="JSON lines to publish (default: stdin).")
 def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
     """Publish JSON lines into a stream. Every line is validated against the stream's schema
-    first: nothing is sent unless all are valid (an error names the line, field and stream).
+    and the broker's record size limit first: nothing is sent unless all are valid (an error
+    names the line, and the field or the size, and the stream).
     Ctrl-C while sending stops before the next record and says how many were sent and
     acknowledged (waiting at most $DOA_SHUTDOWN_GRACE_S for the broker); twice: at once."""
     from doa.cli.interrupt import Sending
@@ -152,7 +153,7 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
     with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
         stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with stream_in:
-            records = _valid_lines(stream_in, pub.codec.encode)
+            records = _valid_lines(stream_in, pub.check)  # schema and size
         sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
                           say=lambda line: err.print(escape(line)))
         with sending.interruptible():
