@@ -149,9 +149,12 @@ def _state(other: Other, now_ms: int) -> str:
 def foreign_writer_problems(topology: Topology, address: str,
                             timeout_s: float = 5.0) -> list[str]:
     """:func:`foreign_writers` of ``topology`` against the descriptions on ``address`` (one
-    read of ``_doa_topologies``); none, with a warning in the log, if it cannot be read."""
+    read of ``_doa_topologies``); none, with a warning in the log, if it cannot be read (a
+    :class:`~doa.errors.DoaError` of the read, e.g. credentials refused, is raised)."""
     try:
         view = read_topologies(address, timeout_s=timeout_s)
+    except DoaError:
+        raise  # doa's own one line (credentials refused, broker unreachable): nothing would run
     except Exception as exc:
         log.warning("could not read the topologies described on %s (%s: %s): streams that "
                     "another topology writes too are not checked", address,
