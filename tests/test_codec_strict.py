@@ -471,3 +471,19 @@ def test_where_apache_avro_is_lax_doa_is_strict(case: str) -> None:
     expected, corrupt = MALFORMED_MIX[case]
     avro_read(MIX, corrupt(MIX_BODY))
     assert reason(Codec("mix", MIX), payload(MIX, corrupt(MIX_BODY))) == expected
+
+
+def test_a_huge_count_of_null_items_is_located_at_once() -> None:
+    """A corrupt block count of 2**40 null items (no bytes each) made the error's second walk
+    (doa.wire.locate) loop for hours: found by the fuzz test above on a random example."""
+    from doa.wire.locate import where
+
+    schema = {"type": "record", "name": "R", "fields": [
+        {"name": "a", "type": {"type": "array", "items": "null"}}, {"name": "b", "type": "int"}]}
+    count = (2**40) << 1  # zigzag
+    varint = bytearray()
+    while count >= 0x80:
+        varint.append((count & 0x7F) | 0x80)
+        count >>= 7
+    varint.append(count)
+    assert where(schema, bytes(10) + bytes(varint) + b"\x00\xff", 10) == "R.b"

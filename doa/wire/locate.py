@@ -124,6 +124,7 @@ class _Walk:
                 n = -n
                 _, p = self.long(p)  # the block's byte size
             for _ in range(n):
+                before = p
                 if s["type"] == "array":
                     self.path.append(f"[{i}]")
                 else:
@@ -133,6 +134,9 @@ class _Walk:
                 p = self.value(items, ns, p)
                 self.path.pop()
                 i += 1
+                if p == before:  # items of no bytes (nulls): the rest are alike, whatever n says
+                    i += n - 1
+                    break
 
     def primitive(self, kind: str, p: int) -> int:
         if kind == "null":
