@@ -105,8 +105,7 @@ def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | No
             sink.write_table(table)
         else:
             sink.write(data.rows)
-    kind = "model node" if learner in _models(topology) else "learner"
-    err.print(escape(f"wrote {len(data.rows):,} rows of {kind} {learner!r} "
+    err.print(escape(f"wrote {len(data.rows):,} rows of {data.kind} {learner!r} "
                      f"({len(data.features) + len(data.categories)} features) to {out} "
                      f"({fmt}) in {data.seconds:.1f} s"))
     if data.duplicates:
@@ -136,10 +135,3 @@ def skipped_line(report: Any, topology: str) -> str:
             f"{'were' if n != 1 else 'was'} skipped (first: {first}); to see each (one line on "
             f"stderr): doa subscribe {report.stream} -t {shlex.quote(topology)} "
             "--from-beginning --idle 2 >/dev/null")
-
-
-def _models(topology: str) -> set[str]:
-    from doa.collect.read import load
-
-    return {n for n, node in load(topology).nodes.items() if node.kind == "model"}
-

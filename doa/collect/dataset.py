@@ -69,6 +69,7 @@ class Dataset:
     duplicates: int = 0  # outcomes read twice (same id), counted once
     missing: int = 0  # outcomes in range whose prediction was not found (left out)
     seconds: float = 0.0
+    kind: str = "learner"  # or "model node" (a model node with labels)
 
 
 class Scored(NamedTuple):
@@ -135,6 +136,7 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
             else None
     data = _join(spec, outcomes, found, starts)
     data.duplicates = duplicates
+    data.kind = "model node" if isinstance(spec, Scored) else "learner"
     data.seconds = time.perf_counter() - began
     if data.missing:
         warnings.warn(f"learner {learner!r}: {data.missing} outcomes in range have no "
