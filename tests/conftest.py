@@ -1,5 +1,9 @@
-"""Shared fixtures: the repository's schemas, loaded the way the runtime loads them; and
-``--cpu-load N`` (or ``DOA_TEST_CPU_LOAD=N``): N CPU-burning processes for the session."""
+"""Shared fixtures: the repository's schemas, loaded the way the runtime loads them;
+``--cpu-load N`` (or ``DOA_TEST_CPU_LOAD=N``): N CPU-burning processes for the session; and
+hypothesis profiles: ``doa`` (the default: derandomized, so a run of the suite draws the same
+examples every time and CI cannot fail on a draw nobody can repeat) and ``fuzz``
+(``pytest --hypothesis-profile fuzz``: new random examples each run, to look for new bugs;
+a failure prints the blob that reproduces it)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from doa.wire.schema import SchemaSet
 from tests.cpu_load import CpuLoad
+
+settings.register_profile("doa", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, print_blob=True)
+settings.load_profile("doa")  # --hypothesis-profile, read after this file, overrides it
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
