@@ -118,6 +118,21 @@ def test_a_tombstone_forgets_a_process(fraud: Any) -> None:
     assert "fraud/a/1" not in view.descriptions
 
 
+def test_a_forget_record_forgets_the_processes_it_names_wherever_it_is_read(fraud: Any) -> None:
+    view = _view(fraud)
+    forgotten = {"type": "forgotten", "topology": "fraud", "at": NOW, "host": "me",
+                 "processes": ["fraud/a/1", "fraud/b/2"]}
+    _process_record(view, b"fraud", json.dumps(forgotten).encode())
+    later = describe_process(fraud, ["featurize"], "kafka", 1.0, host="a", pid=1, now_ms=NOW)
+    _process_record(view, b"fraud/a/1", json.dumps(later).encode())  # a late record: forgotten
+    c = assemble(view)
+    assert (c["topologies"], c["nodes"]) == ([], [])
+    assert all(s["writers"] == [] and s["topologies"] == [] for s in c["streams"])
+    again = describe_process(fraud, ["scorer"], "kafka", 1.0, host="a", pid=3, now_ms=NOW - 1)
+    _process_record(view, b"fraud/a/3", json.dumps(again).encode())  # a new process: counted
+    assert [t["name"] for t in assemble(view)["topologies"]] == ["fraud"]
+
+
 def test_streams_without_descriptions_or_schemas_are_listed(fraud: Any) -> None:
     view = BrokerView("b:9092", NOW, partitions={"raw": 3}, begin={("raw", 1): 5},
                       end={("raw", 0): 4, ("raw", 1): 9, ("raw", 2): 0},

@@ -39,7 +39,8 @@ def test_two_other_topologies_writing_it_are_named_in_one_line() -> None:
     assert foreign_writers(scoring("walk", "fraud"), others(v, "walk"), B, NOW) == [
         "stream 'scores' is written by node 'm' of topology 'a' (running) and node 'n' of "
         "topology 'b' (not running, last seen 3 h ago) too (described on b:9092; a topology "
-        "not seen for 24 h no longer counts); declare it with shared=True if that is "
+        "not seen for 24 h no longer counts, and `doa catalog forget b` forgets it now); "
+        "declare it with shared=True if that is "
         "intended, or give this topology's stream another name"]
 
 

@@ -6,6 +6,7 @@
 - :mod:`doa.catalog.collect`: :func:`collect`, the catalog as JSON-ready data (its shape is
   documented there);
 - :mod:`doa.catalog.writers`: the refusal of a stream that nodes of two topologies write;
+- :mod:`doa.catalog.forget`: ``doa catalog forget``, a topology that no longer runs forgotten;
 - :mod:`doa.catalog.render` and :mod:`doa.catalog.html`: a terminal table and a
   self-contained HTML page of it.
 """

@@ -111,9 +111,10 @@ def assemble(view: BrokerView, *, include_internal: bool = False) -> dict[str, A
 
 def latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
     """Per topology, the description of its most recently started process (on a topic never
-    compacted, as on tansu, every description is read: the latest one per topology counts)."""
+    compacted, as on tansu, every description is read: the latest one per topology counts);
+    processes forgotten (``doa catalog forget``, :mod:`doa.catalog.forget`) are left out."""
     latest: dict[str, dict[str, Any]] = {}
-    for d in view.descriptions.values():
+    for d in view.described().values():
         name = d.get("topology")
         if name and (name not in latest
                      or d.get("started_at", 0) >= latest[name].get("started_at", 0)):
@@ -123,9 +124,9 @@ def latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
 
 def processes(view: BrokerView) -> list[dict[str, Any]]:
     """Every process described, with its liveness and ``last_seen`` (ms); those stopped or
-    silent for more than :data:`FORGET_S` are left out."""
+    silent for more than :data:`FORGET_S`, and those forgotten, are left out."""
     out = []
-    for key, d in sorted(view.descriptions.items()):
+    for key, d in sorted(view.described().items()):
         hb = view.heartbeats.get(key) or {}
         interval = float(hb.get("heartbeat_s") or d.get("heartbeat_s") or 5.0)
         last_seen = max(int(d.get("started_at") or 0), int(d.get("stopped_at") or 0),

@@ -8,10 +8,10 @@
   within the last ``window_s`` seconds (``offsets_for_times``), for counts and rates;
 - one read loop, from where each part starts to its high watermark: the last ``sample``
   records of every stream partition (their lineage headers name who wrote them), all of
-  ``_doa_schemas`` (registered versions), the descriptions on ``_doa_topologies`` and the
-  heartbeats of the last ``heartbeat_window_s`` seconds. The high watermarks these fetches
-  return also correct the end offsets of brokers whose ListOffsets answer is a lower bound
-  (tansu: the last batch's base offset + 1);
+  ``_doa_schemas`` (registered versions), the descriptions and forget records on
+  ``_doa_topologies`` and the heartbeats of the last ``heartbeat_window_s`` seconds. The high
+  watermarks these fetches return also correct the end offsets of brokers whose ListOffsets
+  answer is a lower bound (tansu: the last batch's base offset + 1);
 - consumer groups (listed, plus the node groups the descriptions imply) and their committed
   offsets.
 
@@ -59,7 +59,21 @@ class BrokerView:
     registry: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     descriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by process key
     heartbeats: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest, by key
+    forgotten: dict[str, set[str]] = field(default_factory=dict)  # topology -> process keys
     warnings: list[str] = field(default_factory=list)
+
+    def described(self) -> dict[str, dict[str, Any]]:
+        """The descriptions, by process key, of the processes no forget record names
+        (:mod:`doa.catalog.forget`): what the catalog and the writer check read.
+
+        >>> v = BrokerView("b:9092", 0, descriptions={"t/h/1": {"topology": "t"},
+        ...                                           "t/h/2": {"topology": "t"}},
+        ...                forgotten={"t": {"t/h/1"}})
+        >>> list(v.described())
+        ['t/h/2']
+        """
+        return {k: d for k, d in self.descriptions.items()
+                if k not in self.forgotten.get(d.get("topology") or "", ())}
 
 
 def read_broker(address: str, *, sample: int = 64, window_s: float = 60.0,
@@ -262,6 +276,9 @@ def _process_record(view: BrokerView, key: bytes | None, value: bytes | None) ->
         view.descriptions[k] = record
     elif record.get("type") == "heartbeat":
         view.heartbeats[k] = record
+    elif record.get("type") == "forgotten" and isinstance(record.get("topology"), str):
+        view.forgotten.setdefault(record["topology"], set()).update(
+            str(p) for p in record.get("processes") or ())
 
 
 def _groups(view: BrokerView, admin: Any) -> None:
@@ -271,7 +288,7 @@ def _groups(view: BrokerView, admin: Any) -> None:
         names.update(g["group_id"] for g in admin.list_groups())
     except Exception as exc:
         view.warnings.append(f"consumer groups: {type(exc).__name__}: {exc}")
-    names.update(node_groups(view.descriptions.values()))
+    names.update(node_groups(view.described().values()))
     for group in sorted(names):
         try:
             offsets = admin.list_group_offsets({group: None}).get(group, {})

@@ -14,8 +14,9 @@ Which descriptions count (:func:`others`):
 - this topology's own descriptions are not another's (it may have run before);
 - a topology renamed or deleted leaves its descriptions behind: they count as long as the
   catalog shows them, i.e. while a process of it runs or was seen within
-  :data:`doa.catalog.collect.FORGET_S` (a day). The message says whether the other topology
-  runs, and if not when it was last seen.
+  :data:`doa.catalog.collect.FORGET_S` (a day), unless ``doa catalog forget NAME`` forgot
+  them (:mod:`doa.catalog.forget`). The message says whether the other topology runs, and if
+  not when it was last seen.
 
 A broker whose ``_doa_topologies`` cannot be read is a warning in the log, not a refusal: the
 descriptions are what doa says about itself, not what the broker enforces.
@@ -112,7 +113,8 @@ def foreign_writers(topology: Topology, described: Iterable[Other], broker: str,
     >>> gone = Other("old", {"a": ("x", "y"), "b": ("x",)}, running=False, last_seen_ms=0)
     >>> print(*foreign_writers(t, [gone], "b:1", now_ms=7_200_000))  # doctest: +ELLIPSIS
     stream 'a' is written by nodes 'x' and 'y' of topology 'old' (not running, last seen 2 h
-    ago) too (described on b:1; a topology not seen for 24 h no longer counts); declare it ...
+    ago) too (described on b:1; a topology not seen for 24 h no longer counts, and `doa catalog
+    forget old` forgets it now); declare it ...
     """
     described = list(described)
     out = []
@@ -124,8 +126,10 @@ def foreign_writers(topology: Topology, described: Iterable[Other], broker: str,
             continue
         who = " and ".join(f"{_nodes(o.writes[name])} of topology {o.name!r} "
                            f"({_state(o, now_ms)})" for o in hits)
-        stale = "" if all(o.running for o in hits) else (
-            f"; a topology not seen for {FORGET_S / 3600:g} h no longer counts")
+        gone = [o.name for o in hits if not o.running]
+        stale = "" if not gone else (
+            f"; a topology not seen for {FORGET_S / 3600:g} h no longer counts, and "
+            + " and ".join(f"`doa catalog forget {g}`" for g in gone) + " forgets it now")
         out.append(f"stream {name!r} is written by {who} too (described on {broker}{stale}); "
                    "declare it with shared=True if that is intended, or give this topology's "
                    "stream another name")

@@ -144,8 +144,9 @@ def test_a_stopped_topology_counts_with_its_age_a_forgotten_one_does_not(broker:
         prepare(scoring("walk", "fraud"), broker)
     assert str(caught.value) == (
         f"stream 'scores' is written by node 'm' of topology 'old' (not running, last seen "
-        f"2 h ago) too (described on {broker}; a topology not seen for 24 h no longer counts); "
-        "declare it with shared=True if that is intended, or give this topology's stream "
+        f"2 h ago) too (described on {broker}; a topology not seen for 24 h no longer counts, "
+        "and `doa catalog forget old` forgets it now); declare it with shared=True if that is "
+        "intended, or give this topology's stream "
         "another name")  # one line: 'older' (seen 48 h ago) is forgotten, as the catalog does
 
 
