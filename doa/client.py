@@ -173,10 +173,10 @@ class Publisher:
 def _check_registered(stream: str, topology: str, schema: Schema, broker: str) -> None:
     """Refuse to write ``schema`` into ``stream`` if the stream has registered versions and
     ``schema`` is not one of them (no reader could decode its records)."""
-    from doa.cluster.registry import read_registry
+    from doa.cluster.registry import is_registered, read_registry
 
     versions = read_registry(broker).get(stream, [])
-    if not versions or any(v.schema.fingerprint == schema.fingerprint for v in versions):
+    if not versions or is_registered(schema, versions):
         return
     registered = ", ".join(f"v{v.version} {v.schema.fingerprint.hex()}" for v in versions)
     raise DoaError(f"stream {stream!r}: schema {schema.fullname} (fingerprint "

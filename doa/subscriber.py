@@ -22,10 +22,11 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
-from doa.cluster.codecs import resolve_codec
+from doa.cluster.codecs import resolve_codecs
 from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import BrokerUnreachable, check_reachable, reachable
 from doa.cluster.security import kafka_python_options
+from doa.cluster.streams import topic_partitions
 from doa.errors import DecodeError, DoaError
 from doa.events import LINEAGE_HEADER, Event, Lineage, lineage_of
 from doa.topology.topology import Topology
@@ -106,7 +107,8 @@ class Subscriber(Generic[_Item]):
         self.broker = broker
         self.streams = list(streams)
         self.on_error = on_error
-        self.codecs = {s: resolve_codec(s, topology, broker)[0] for s in self.streams}
+        self.codecs = {s: codec for s, (codec, _) in
+                       resolve_codecs(self.streams, topology, broker).items()}
         self.errors = 0
         self._consumer = KafkaConsumer(
             bootstrap_servers=broker, **kafka_python_options(broker),
@@ -119,9 +121,9 @@ class Subscriber(Generic[_Item]):
         self._poll = Poll(self._consumer)  # the fetch wait stretches while starved
         # Before subscribing: a group's subscription creates a missing topic on tansu
         # (whatever allow_auto_create_topics says) and waits ~30 s on Apache Kafka.
-        partitions = {s: self._partitions(s, broker) for s in self.streams}
+        partitions = self._partitions(broker)
         if group is None:
-            tps = [TopicPartition(s, p) for s in self.streams for p in sorted(partitions[s])]
+            tps = [TopicPartition(s, p) for s in self.streams for p in range(partitions[s])]
             self._consumer.assign(tps)
             if from_beginning:
                 self._consumer.seek_to_beginning(*tps)
@@ -130,15 +132,17 @@ class Subscriber(Generic[_Item]):
         else:
             self._consumer.subscribe(self.streams)
 
-    def _partitions(self, stream: str, broker: str) -> set[int]:
-        """The stream's partitions; a one-line error if the broker has no such topic (it said
-        "ValueError: No partitions are currently assigned")."""
-        found = self._consumer.partitions_for_topic(stream)
-        if not found:
-            self._consumer.close()
-            raise DoaError(f"stream {stream!r} does not exist on {broker} yet (doa deploy or "
-                           "doa run creates a topology's streams)")
-        return set(found)
+    def _partitions(self, broker: str) -> dict[str, int]:
+        """Each stream's number of partitions (one metadata request for all); a one-line error
+        if the broker has no such topic (it said "ValueError: No partitions are currently
+        assigned")."""
+        found = topic_partitions(self._consumer)
+        for stream in self.streams:
+            if not found.get(stream):
+                self._consumer.close()
+                raise DoaError(f"stream {stream!r} does not exist on {broker} yet (doa deploy "
+                               "or doa run creates a topology's streams)")
+        return found
 
     def __iter__(self) -> Iterator[_Item]:
         for m in self._messages():

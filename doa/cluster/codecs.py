@@ -10,39 +10,54 @@ reads, with the older ones as its history.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from doa.cluster.security import kafka_python_options
 from doa.errors import DecodeError, DoaError
 from doa.node import Stream
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
-__all__ = ["RegisteredCodec", "resolve_codec"]
+__all__ = ["RegisteredCodec", "resolve_codec", "resolve_codecs"]
 
 
 def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
     """The codec and declaration of ``stream``, from the topology (a :class:`RegisteredCodec`)
     or the broker's registry (the latest version reads)."""
+    return resolve_codecs([stream], topology, broker)[stream]
+
+
+def resolve_codecs(streams: Iterable[str], topology: Topology | None, broker: str
+                   ) -> dict[str, tuple[Codec, Stream]]:
+    """:func:`resolve_codec` of each of ``streams``; without a topology the registry and the
+    broker's topics are read once for all of them."""
     from doa.cluster.registry import read_registry
-    from doa.cluster.streams import broker_streams, no_such_stream
+    from doa.cluster.streams import broker_topics, no_such_stream
 
     if topology is not None:
-        if stream not in topology.streams:
-            raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
-                           f"(streams: {', '.join(topology.streams)})")
-        return RegisteredCodec(topology.codec(stream), broker), topology.streams[stream]
-    versions = read_registry(broker).get(stream)
-    if not versions:
-        topics = broker_streams(broker)
-        if stream not in topics:
-            raise no_such_stream(stream, broker, topics)
-        raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
-                       "topology once (doa run registers schemas) or give its topology "
-                       "(-t TOPOLOGY on the command line, topology= in Python)")
-    current = versions[-1].schema
-    return (Codec(stream, current, [v.schema for v in versions[:-1]]),
-            Stream(stream, current.fullname, versions[-1].key, _partitions(broker, stream)))
+        return {s: _from_topology(s, topology, broker) for s in streams}
+    registry = read_registry(broker)
+    topics = broker_topics(broker)
+    out: dict[str, tuple[Codec, Stream]] = {}
+    for stream in streams:
+        versions = registry.get(stream)
+        if not versions:
+            if stream not in topics:
+                raise no_such_stream(stream, broker, topics)
+            raise DoaError(f"stream {stream!r} has no registered schema on {broker}; run its "
+                           "topology once (doa run registers schemas) or give its topology "
+                           "(-t TOPOLOGY on the command line, topology= in Python)")
+        current = versions[-1].schema
+        out[stream] = (Codec(stream, current, [v.schema for v in versions[:-1]]),
+                       Stream(stream, current.fullname, versions[-1].key, topics.get(stream) or 1))
+    return out
+
+
+def _from_topology(stream: str, topology: Topology, broker: str) -> tuple[Codec, Stream]:
+    if stream not in topology.streams:
+        raise DoaError(f"topology {topology.name!r} declares no stream {stream!r} "
+                       f"(streams: {', '.join(topology.streams)})")
+    return RegisteredCodec(topology.codec(stream), broker), topology.streams[stream]
 
 
 class RegisteredCodec(Codec):
@@ -61,21 +76,10 @@ class RegisteredCodec(Codec):
         except DecodeError as exc:
             if exc.reason != "unknown-fingerprint" or self._registry_read:
                 raise
-        from doa.cluster.registry import read_registry
+        from doa.cluster.registry import registered_history
 
         self._registry_read = True
-        for v in read_registry(self.broker).get(self.stream, []):
-            if v.schema.fingerprint != self.schema.fingerprint:
-                self.history.setdefault(v.schema.fingerprint, v.schema)
+        known = self.history.keys() | {self.schema.fingerprint}
+        for v in registered_history(self.broker, self.stream, known):
+            self.history[v.schema.fingerprint] = v.schema
         return super().decode(data)
-
-
-def _partitions(broker: str, stream: str) -> int:
-    from kafka import KafkaConsumer
-
-    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker),
-                      allow_auto_create_topics=False)
-    try:
-        return len(c.partitions_for_topic(stream) or [0])
-    finally:
-        c.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from doa.cluster.admin import SCHEMAS_TOPIC
@@ -34,7 +35,8 @@ class Registered:
 
 
 def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Registered]]:
-    """Every registered version per stream, oldest first."""
+    """Every registered version per stream, oldest first (read up to the topic's end offset,
+    which the read stops at without waiting for more)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
@@ -45,12 +47,15 @@ def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Regis
         if SCHEMAS_TOPIC not in (consumer.topics() or set()):
             return {}
         consumer.assign([tp])
-        end = consumer.end_offsets([tp])[tp]  # a lower bound on tansu (last batch base + 1)
+        end = consumer.end_offsets([tp])[tp]
         consumer.seek_to_beginning(tp)
         out: dict[str, list[Registered]] = {}
         while True:
+            # Past the end offset, only what the client holds already: on Apache Kafka the end
+            # is the high watermark (exact); on tansu it is the last batch's base + 1, and the
+            # fetch that brought that offset brought the whole batch (batches are never split).
             polled = consumer.poll(timeout_ms=int(timeout_s * 1000) if
-                                   consumer.position(tp) < end else 300)
+                                   consumer.position(tp) < end else 0)
             if not polled:
                 return out
             for records in polled.values():
@@ -101,10 +106,8 @@ def plan_registration(topology: Topology, registered: dict[str, list[Registered]
     for s in topology.streams.values():
         schema = topology.codec(s.name).schema
         versions = registered.get(s.name, [])
-        if versions and versions[-1].schema.fingerprint == schema.fingerprint:
-            continue
-        if any(v.schema.fingerprint == schema.fingerprint for v in versions):
-            continue  # going back to a registered version is allowed if it was registered
+        if is_registered(schema, versions):
+            continue  # the latest, or going back to an older one (allowed if registered)
         stream_level = normalize_level(level or s.compatibility)
         found = against_history([(v.version, v.schema.json) for v in versions], schema.json,
                                 stream_level)
@@ -146,22 +149,44 @@ def register(address: str, topology: Topology, level: str | None = None) -> list
     return [s for s, _, _ in new]
 
 
+def is_registered(schema: Schema, versions: Iterable[Registered]) -> bool:
+    """Whether ``schema`` is one of a stream's registered ``versions`` (same fingerprint).
+
+    >>> from doa.wire.schema import Schema
+    >>> v1 = Schema.from_json({"type": "record", "name": "T", "fields": []})
+    >>> v2 = Schema.from_json({"type": "record", "name": "T",
+    ...                        "fields": [{"name": "n", "type": "long", "default": 0}]})
+    >>> is_registered(v1, [Registered("s", 1, v1)]), is_registered(v2, [Registered("s", 1, v1)])
+    (True, False)
+    """
+    return any(v.schema.fingerprint == schema.fingerprint for v in versions)
+
+
+def registered_history(address: str, stream: str, known: Collection[bytes],
+                       timeout_s: float = 10.0) -> list[Registered]:
+    """``stream``'s versions registered on the broker whose fingerprints are not ``known``,
+    oldest first (one read of the registry): what a codec that met a payload of an unknown
+    version should add to its history (:func:`reread` for nodes,
+    :class:`doa.cluster.codecs.RegisteredCodec` for readers)."""
+    versions = read_registry(address, timeout_s).get(stream, [])
+    return [v for v in versions if v.schema.fingerprint not in known]
+
+
 def reread(address: str, topology: Topology, stream: str, timeout_s: float = 3.0
            ) -> Codec | None:
     """``stream``'s codec in ``topology`` with every version registered on the broker now
     (:attr:`doa.runtime.runner.NodeRunner.reread`: a version deployed after a node started);
     None when the registry cannot be read within ``timeout_s``."""
+    codec = topology.codec(stream)
+    known = codec.history.keys() | {codec.schema.fingerprint}
     try:
-        versions = read_registry(address, timeout_s).get(stream, [])
+        new = registered_history(address, stream, known, timeout_s)
     except Exception as exc:
         log.warning("stream %r: a record of a schema version this process does not know; "
                     "reading the registry again failed: %s: %s", stream, type(exc).__name__, exc)
         return None
-    known = topology.codec(stream).history.keys() | {topology.codec(stream).schema.fingerprint}
-    new = [v for v in versions if v.schema.fingerprint not in known]
     if new:
         log.info("stream %r: schema version(s) %s registered after this process started: "
                  "reading them too", stream, ", ".join(f"v{v.version}" for v in new))
         topology.add_history(stream, [v.schema for v in new])
     return topology.codec(stream)
-

@@ -1,4 +1,5 @@
-"""Which streams a broker has, and a one-line error naming a few of them for a stream it lacks.
+"""Which streams a broker has (with their partition counts, one metadata request), and a
+one-line error naming a few of them for a stream it lacks.
 
 A reader given a misspelt stream should hear that the stream is not there, and which ones
 are: the broker's topics, without the machinery's (:func:`doa.cluster.admin.internal_topic`),
@@ -19,24 +20,47 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Protocol
 
 from doa.cluster.admin import internal_topic
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
 
-__all__ = ["broker_streams", "no_such_stream"]
+__all__ = ["broker_topics", "no_such_stream", "topic_partitions"]
 
 SHOWN = 5
 
 
-def broker_streams(broker: str) -> list[str]:
-    """The names of every topic on ``broker`` (one metadata request; nothing is created)."""
+class _Metadata(Protocol):
+    """What :func:`topic_partitions` asks of a client (a kafka-python ``KafkaConsumer``)."""
+
+    def topics(self) -> set[str]: ...
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+
+
+def topic_partitions(client: _Metadata) -> dict[str, int]:
+    """Every topic on ``client``'s broker and its number of partitions, by name: one metadata
+    request (for every topic at once; the partitions come from the answer, cached by the
+    client), nothing created.
+
+    >>> class Client:
+    ...     def topics(self): return {"readings", "alerts"}
+    ...     def partitions_for_topic(self, topic): return {0, 1, 2} if topic == "alerts" else {0}
+    >>> topic_partitions(Client())
+    {'alerts': 3, 'readings': 1}
+    """
+    return {t: len(client.partitions_for_topic(t) or ()) for t in sorted(client.topics())}
+
+
+def broker_topics(broker: str) -> dict[str, int]:
+    """:func:`topic_partitions` of ``broker``, with a consumer of its own (closed after)."""
     from kafka import KafkaConsumer
 
     c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker),
                       allow_auto_create_topics=False)
     try:
-        return sorted(c.topics())
+        return topic_partitions(c)
     finally:
         c.close()
 
