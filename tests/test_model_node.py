@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from doa import Topology
+from doa.errors import TopologyError
 from doa.events import lineage_of
 from doa.model.formats import ModelLoadError, PredictBatch
 from doa.testing import Harness
@@ -177,5 +178,26 @@ def test_a_model_file_is_loaded_at_start_and_a_bad_one_names_node_and_file(
     with pytest.raises(ModelLoadError, match=r"model node 'phish': cannot load model file "
                                              rf"'{broken}': "):
         Harness(t)
-    with pytest.raises(ModelLoadError, match="model node 'phish': cannot load model file"):
-        Harness(scoring(tmp_path / "missing.onnx"))
+    with pytest.raises(TopologyError, match=rf"model 'phish': model file "
+                                            rf"'{tmp_path / 'missing.onnx'}' does not exist"):
+        Harness(scoring(tmp_path / "missing.onnx"))  # its check says so before it starts
+
+
+def test_doa_check_names_the_node_and_the_model_file_that_does_not_exist(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from doa.cli.app import cli
+
+    (tmp_path / "scoring_topology.py").write_text(
+        "from tests.test_model_node import scoring\n"
+        "topology = scoring('models/phish.onnx')\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check", "scoring_topology.py"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"problem: model 'phish': model file 'models/phish.onnx' does not exist (in {tmp_path})"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "phish.onnx").write_bytes(b"")  # there: loading it is for the start
+    result = CliRunner().invoke(cli, ["check", "scoring_topology.py"])
+    assert result.exit_code == 0, result.output

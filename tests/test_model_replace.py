@@ -5,10 +5,16 @@ sent them and when, as a publication does, and ``doa model list`` shows it.
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
+import pytest
 from river import metrics
 
 from doa import Topology
+from doa.events import Event
 from doa.model import versions
+from doa.model.artifacts import chunk_records
 from doa.model.labels import Labels
 from doa.testing import Harness
 from tests.test_model_versions import SCHEMAS, Scaled, publish, rows, scores
@@ -73,3 +79,33 @@ def test_model_list_rows_show_the_version_publisher_and_time_of_commands() -> No
     assert row("promote", 0)[:1] + row("promote", 0)[6:8] == (
         "-", "ann@host", "2023-11-14 22:13:20Z")
     assert row("promote", 0, "", 0)[6:8] == ("-", "-")  # records written before doa said
+
+
+def test_a_promote_names_the_candidate_and_one_naming_another_changes_nothing() -> None:
+    from doa.model.kept import model_roles
+
+    state = versions.initial(1, "sklearn")
+    published = [publication(2, Scaled(2.0)), publication(3, Scaled(3.0))]
+    for record in published:
+        versions.apply(state, record, node="m", key=None, keep=3)
+    wrong, right = versions.command("m", "promote", 2), versions.command("m", "promote", 3)
+    with pytest.raises(versions.VersionError,
+                       match="model node 'm': promote version 2, but candidate version 3 runs"):
+        versions.apply(state, wrong, node="m", key=None, keep=3)
+    assert (state["version"], state["candidate"]) == (1, 3)
+    # doa model promote and list read the versions stream with the node's own rules
+    log = [Event(r, stream="m.versions", partition=0, offset=i, timestamp=0)
+           for i, r in enumerate([*published, wrong])]
+    assert model_roles(log, 1, 3, 1)[0]["candidate"] == 3
+    assert [e["action"] for e in versions.apply(state, right, node="m", key=None,
+                                                keep=3)] == ["promoted"]
+    log.append(Event(right, stream="m.versions", partition=0, offset=3, timestamp=0))
+    assert model_roles(log, 1, 3, 1)[0] == {"live": 3, "candidate": None, "kept": [1, 2, 3]}
+
+
+def publication(version: int, model: Scaled) -> dict[str, Any]:
+    """A candidate version's one chunk, as ``doa model publish --candidate`` sends it."""
+    [record] = chunk_records("m", version, pickle.dumps(model), fmt="sklearn",
+                             chunk_bytes=1 << 20, publisher="", published=0, key=None,
+                             candidate=True)
+    return record

@@ -152,7 +152,8 @@ class BatchScorer(Scorer):
 
 
 class OnnxScorer(Scorer):
-    """An ``onnxruntime.InferenceSession`` of a model with one 2-D input."""
+    """An ``onnxruntime.InferenceSession`` of a model with one 2-D input; ``classes``
+    (given) name its probability columns, in order, and its labels are those names."""
 
     format = "onnx"
 
@@ -175,10 +176,15 @@ class OnnxScorer(Scorer):
             return Scored(labels, None, None)
         proba = outputs[1]
         if isinstance(proba, list):  # zipmap: one {class: probability} per row
-            return Scored(labels, [{str(k): float(v) for k, v in row.items()} for row in proba],
-                          None)
+            if self.classes is None:
+                return Scored(labels, [{str(k): float(v) for k, v in row.items()}
+                                       for row in proba], None)
+            proba = [list(row.values()) for row in proba]  # its columns, in its classes' order
+        if self.classes is not None:  # named classes: the labels are theirs too (argmax)
+            return _from_proba(np.asarray(proba, dtype=np.float64).reshape(len(X), -1),
+                               self.classes)
         proba = np.asarray(proba, dtype=np.float64)
-        names = [str(c) for c in (self.classes or range(proba.shape[1]))]
+        names = [str(c) for c in range(proba.shape[1])]
         return Scored(labels, [dict(zip(names, row, strict=True)) for row in proba.tolist()], None)
 
 

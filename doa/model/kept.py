@@ -64,7 +64,7 @@ def model_roles(records: list[Any], own: int, keep: int,
                 live, candidate = (live, v) if r["candidate"] else (v, candidate)
                 held = [x for x in published[1:] if x not in gone]
                 gone |= {x for x in held[:max(0, len(held) - keep)] if x not in (live, candidate)}
-            elif action == "promote" and candidate is not None:
+            elif action == "promote" and candidate is not None and v in (0, candidate):
                 live, candidate = candidate, None
             elif action == "rollback" and v in published and v not in gone:
                 live, candidate = v, None if candidate == v else candidate

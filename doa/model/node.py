@@ -89,7 +89,8 @@ def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
         and ``key``
     version : the version number of ``model`` (published versions get higher ones)
     output : ``output(event, prediction) -> record`` for a stream of your own schema
-    classes : names of an ONNX model's probability columns (exported without ``zipmap``)
+    classes : an ONNX model's classes, in the order of its probability columns: its
+        predictions and probabilities name them (``doa model publish --classes``: a version's)
     versions : the ``doa.ModelArtifact`` stream ``doa model publish`` writes (default
         ``NAME.versions``, which ``topology.model`` declares if needed); None: no versions
     keep : published versions kept for ``doa model rollback``

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doa.model.artifacts import load_bytes
@@ -111,19 +112,21 @@ class ModelSpec(NodeKind):
         info = None if state is None or version is None else state["versions"][version]
         if info is None or info["data"] is None:
             return self.loaded.scorer
-        cached = self.loaded.scorers.get(info["sha256"])
+        loaded = f"{info['sha256']} {info.get('classes')}"  # the same bytes, other classes
+        cached = self.loaded.scorers.get(loaded)
         if cached is None:
-            cached = self.loaded.scorers[info["sha256"]] = load_bytes(
+            cached = self.loaded.scorers[loaded] = load_bytes(
                 info["data"], info["format"], node=self.name, version=version or 0,
-                features=self.features, classes=self.classes)
+                features=self.features, classes=info.get("classes") or self.classes)
         return cached
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """The features (numbers) and join, key are fields of every stream read; without an
         ``output`` function the written stream has schema doa.Prediction; every other
         stream has doa's schema for its role; the versions stream has the inputs'
-        partitions (a node instance reads the same partition of each)."""
-        out: list[str] = []
+        partitions (a node instance reads the same partition of each); a model file
+        exists (:meth:`file_problems`)."""
+        out: list[str] = self.file_problems(node.name)
         for stream in self.reads:
             out += missing_fields(node, streams, stream, self.features, "feature")
             out += [f"model {node.name!r}: feature field {f!r} of stream {stream!r} "
@@ -157,6 +160,21 @@ class ModelSpec(NodeKind):
             out += missing_fields(node, streams, str(stream_name(lab.stream)), [lab.label],
                                   "label")
         return out
+
+    def file_problems(self, name: str) -> list[str]:
+        """The model file that does not exist (it is read only when the node starts).
+
+        Examples
+        --------
+        >>> spec = ModelSpec("payout", ("claims",), "payouts", ("amount",), None, None,
+        ...                  "onnx", "/no/such/payout.onnx", model="/no/such/payout.onnx")
+        >>> spec.file_problems("payout")
+        ["model 'payout': model file '/no/such/payout.onnx' does not exist"]
+        """
+        if not isinstance(self.model, (str, Path)) or Path(self.model).is_file():
+            return []
+        where = "" if Path(self.model).is_absolute() else f" (in {Path.cwd()})"
+        return [f"model {name!r}: model file {str(self.model)!r} does not exist{where}"]
 
     def describe(self) -> dict[str, Any]:
         lab = self.labels

@@ -6,9 +6,10 @@ resumes with the same live and candidate versions, and replays switch at the sam
 
 - ``state["version"]``: the live version (its outputs carry it);
 - ``state["candidate"]``: the version scored beside it into the shadow stream, or None;
-- ``state["versions"]``: every version known, with its SHA-256, format, note, publisher and
-  time; ``data`` holds the artifact's bytes of the last ``keep`` published versions (None for
-  the topology's own model and for versions no longer kept: those cannot be rolled back to);
+- ``state["versions"]``: every version known, with its SHA-256, format, note, publisher,
+  time and ``classes`` (``doa model publish --classes``, or None); ``data`` holds the
+  artifact's bytes of the last ``keep`` published versions (None for the topology's own
+  model and for versions no longer kept: those cannot be rolled back to);
 - ``state["parts"]``: the chunks of versions not yet whole (:mod:`doa.model.artifacts`).
 
 Versions are artifacts, not training runs: a rollback makes an older artifact live again
@@ -43,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from doa.model.artifacts import ArtifactError, add_chunk
+from doa.model.compat import stored_classes
 
 __all__ = ["VersionError", "apply", "change", "command", "initial"]
 
@@ -53,8 +55,9 @@ class VersionError(ValueError):
 
 def command(node: str, action: str, version: int = 0, reason: str = "", *,
             publisher: str = "", published: int = 0) -> dict[str, Any]:
-    """A ``doa.ModelArtifact`` command: ``rollback`` to ``version``, or ``promote``; sent by
-    ``publisher`` (user@host) at ``published`` (wall-clock ms), as a publication is."""
+    """A ``doa.ModelArtifact`` command: ``rollback`` to ``version``, or ``promote`` the
+    candidate ``version`` (0: whichever runs); sent by ``publisher`` (user@host) at
+    ``published`` (wall-clock ms), as a publication is."""
     return {"model": node, "action": action, "version": version, "candidate": False,
             "sha256": "", "format": "", "metadata": {}, "note": "", "publisher": publisher,
             "published": published, "chunk": 0, "chunks": 0, "size": 0, "data": b"",
@@ -97,6 +100,10 @@ def apply(state: dict[str, Any], record: Mapping[str, Any], *, node: str, key: b
         candidate = state["candidate"]
         if candidate is None:
             raise VersionError(f"model node {node!r}: promote, but no candidate runs")
+        named = int(record["version"])  # 0: whichever runs (a command from before doa named it)
+        if named not in (0, candidate):
+            raise VersionError(f"model node {node!r}: promote version {named}, but candidate "
+                               f"version {candidate} runs")
         return [promote(state, node=node, reason=record["reason"] or "doa model promote",
                         partition=partition, timestamp=timestamp)]
     target = int(record["version"])
@@ -155,6 +162,7 @@ def _publish(state: dict[str, Any], record: Mapping[str, Any], *, node: str, key
     state["versions"][version] = {k: whole[k] for k in ("sha256", "format", "note",
                                                         "publisher", "published")}
     state["versions"][version]["data"] = whole["data"]
+    state["versions"][version]["classes"] = stored_classes(whole["metadata"])  # --classes
     note = f"published by {whole['publisher'] or '?'}" + (f": {whole['note']}"
                                                            if whole["note"] else "")
     live = state["version"]

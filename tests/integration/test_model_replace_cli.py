@@ -54,7 +54,12 @@ def test_publish_says_which_candidate_it_replaces_and_commands_are_stamped(
         assert done.returncode == 0, done.stderr.decode()
     records = read_stream(broker, t, "m.versions", expected=4)
     assert [(r["action"], r["version"]) for r in records] == [
-        ("publish", 2), ("publish", 3), ("promote", 0), ("rollback", 1)]
+        ("publish", 2), ("publish", 3), ("promote", 3), ("rollback", 1)]
+    listed = doa_command("model", "list", str(path), "m", "--broker", broker)
+    assert listed.returncode == 0, listed.stderr.decode()
+    rows = [" ".join(line.replace("│", " ").split())
+            for line in listed.stdout.decode().splitlines()]
+    assert any(line.startswith("3 promote False") for line in rows), rows
     publisher = records[0]["publisher"]
     assert "@" in publisher
     for r in records[2:]:

@@ -1,0 +1,147 @@
+"""``doa model publish``: a model file as the next version of a model node.
+
+The file is loaded here first, as the node would load it, so a file the node could not load
+is refused before anything is sent; the artifact is then cut into chunks (sealed with the
+signing key when one is set) and sent to every partition of the node's versions stream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from doa.cli.console import out
+from doa.cli.model.versions import node_spec, reach, read_all, send_all, stamp
+from doa.cli.options import broker_option
+from doa.errors import DoaError
+from doa.model.kept import model_candidates, model_roles
+
+__all__ = ["publish_cmd", "publish_version"]
+
+
+def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: str = "",
+                    candidate: bool = False, chunk_bytes: int | None = None,
+                    metadata: dict[str, str] | None = None, classes: list[Any] | None = None,
+                    timestamp_ms: int | None = None) -> tuple[int, list[int]]:
+    """Publish the model file ``path`` as the next version of model node ``node``; its
+    number, and the candidate versions it replaces (a candidate only: one runs at a time).
+    The file is loaded here first, so a file the node could not load (an unknown
+    extension, bytes that do not load, another number of input features than the node
+    declares) is refused and nothing is sent; so is a model whose predictions are of
+    another type than the live version's (:func:`doa.model.compat.type_change`).
+    ``classes`` names an ONNX model's classes (kept with the version)."""
+    from doa.cluster.signing import signing_key
+    from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
+    from doa.model.compat import CLASSES_KEY
+    from doa.model.formats import ModelLoadError, file_format
+
+    spec = t.nodes[node].spec
+    try:
+        fmt = file_format(path, node=node)
+        data = Path(path).read_bytes()
+        records = read_all(broker, t, spec.versions)
+        known = [e["version"] for e in records if e["action"] == "publish"]
+        version = int(max([spec.version, *known])) + 1
+        scorer = load_bytes(data, fmt, node=node, version=version, features=spec.features,
+                            classes=classes or spec.classes, source=str(path))
+        if classes is not None:
+            _check_classes(data, fmt, spec, version, str(path), classes)
+            metadata = {**(metadata or {}), CLASSES_KEY: json.dumps(classes)}
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{exc}; nothing sent") from None
+    _refuse_type_change(t, spec, scorer, records, f"version {version} ({path})",
+                        signing_key())
+    replaced: list[int] = []
+    if candidate and any(r["candidate"] for r in records):
+        events = [] if spec.models is None else read_all(broker, t, spec.models)
+        replaced = sorted(set(model_candidates(records, events, spec.version, spec.keep,
+                                               t.streams[spec.versions].partitions).values()))
+    chunks = chunk_records(node, version, data, fmt=fmt, chunk_bytes=chunk_bytes or CHUNK_BYTES,
+                           key=signing_key(), note=note, candidate=candidate,
+                           metadata=metadata, **stamp())
+    send_all(broker, t, spec.versions, chunks, timestamp_ms)
+    return version, replaced
+
+
+def _check_classes(data: bytes, fmt: str, spec: Any, version: int, path: str,
+                   classes: list[Any]) -> None:
+    """Refuse ``--classes`` for a model that is not ONNX or has another number of classes."""
+    from doa.model.artifacts import load_bytes
+    from doa.model.compat import written
+    from doa.model.formats import ModelLoadError
+
+    where = f"model node {spec.name!r}: --classes {','.join(map(str, classes))}"
+    if fmt != "onnx":
+        raise ModelLoadError(f"{where} names an ONNX model's classes; {path} is {fmt}")
+    bare = written(load_bytes(data, fmt, node=spec.name, version=version,
+                              features=spec.features), len(spec.features))
+    found = None if bare is None else bare[1]
+    if found is None or len(found) != len(classes):
+        raise ModelLoadError(f"{where}: version {version} ({path}) has "
+                             f"{'no' if found is None else len(found)} classes "
+                             f"({', '.join(found or [])})")
+
+
+def _refuse_type_change(t: Any, spec: Any, scorer: Any, records: list[Any], what: str,
+                        key: bytes | None) -> None:
+    """A one-line error when ``scorer`` predicts another type than a live version of the
+    node (on any partition): its stream would change type under its consumers."""
+    from doa.model.compat import live_scorers, type_change, written
+
+    roles = model_roles(records, spec.version, spec.keep, t.streams[spec.versions].partitions)
+    live = live_scorers(spec, records, (r["live"] for r in roles.values()), key)
+    width = len(spec.features)
+    for version, running in sorted(live.items()):
+        change = type_change(scorer, running, width=width, live_name=f"live version {version}")
+        if change is None:
+            continue
+        had = written(running, width)
+        hint = "" if had is None or had[1] is None else f" (--classes {','.join(had[1])})"
+        raise DoaError(f"model node {spec.name!r}: {what} {change}: stream "
+                       f"{spec.predictions!r} would change type; name its classes in the live "
+                       f"type, in its order{hint}, or export labels of the live type; "
+                       "nothing sent")
+
+
+@click.command("publish")
+@click.argument("topology")
+@click.argument("node")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--note", default="", help="Why this version; kept with it.")
+@click.option("--candidate", is_flag=True,
+              help="Run it beside the live version (its predictions go to the shadow stream).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata kept with it.")
+@click.option("--chunk-bytes", type=int, default=None, help="Bytes per record (512 KiB).")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="An ONNX model's classes, in the order of its probability columns (e.g. "
+                   "False,True for a classifier skl2onnx exported with labels 0,1).")
+@broker_option
+def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
+                meta: tuple[str, ...], chunk_bytes: int | None, classes: str | None,
+                broker: str | None) -> None:
+    """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE."""
+    from doa.model.compat import parse_classes
+
+    address = reach(broker)
+    t, spec = node_spec(topology, node)
+    if spec.kind == "learner":
+        raise DoaError(f"learner {node!r} learns its versions; its challenger is declared in "
+                       "the topology: topology.learner(..., challenger=MODEL, shadow=STREAM, "
+                       "promote_when=doa.Promote(...))")
+    if candidate and spec.shadow is None and spec.labels is None:
+        raise DoaError(f"model node {node!r} declares neither shadow= nor labels=: a "
+                       "candidate's predictions would go nowhere")
+    metadata = dict(m.split("=", 1) for m in meta if "=" in m)
+    version, replaced = publish_version(t, node, file, broker=address, note=note,
+                                        candidate=candidate, chunk_bytes=chunk_bytes,
+                                        metadata=metadata,
+                                        classes=None if classes is None else
+                                        parse_classes(classes))
+    role = "candidate" if candidate else "live version"
+    replacing = "".join(f", replacing candidate version {v}" for v in replaced)
+    out.print(f"published {file} as version {version} of {node} ({role}) on "
+              f"{spec.versions}{replacing}; see `doa model list`")
+
