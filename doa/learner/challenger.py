@@ -86,7 +86,24 @@ def score(state: dict[str, Any], *, y: Any, live: Any, shadow: Any) -> None:
     ch = state["challenger"]
     for metric, y_pred in ((ch["metric"], shadow), (ch["race"], live)):
         if y_pred is not None and y_pred != {}:
-            metric.update(y_true=y, y_pred=y_pred)
+            metric.update(y_true=y, y_pred=metric_input(metric, y_pred))
+
+
+def metric_input(metric: Any, y_pred: Any) -> Any:
+    """What ``metric`` is updated with for a prediction ``y_pred``: a classifier's
+    probabilities, or their most probable label for a metric that needs labels (River's
+    ``progressive_val_score`` calls ``predict_one`` for those: the same label, River's
+    ``Classifier.predict_one`` being ``max(proba, key=proba.get)``).
+
+    >>> from river import metrics
+    >>> metric_input(metrics.Accuracy(), {False: 0.3, True: 0.7})
+    True
+    >>> metric_input(metrics.ROCAUC(), {False: 0.3, True: 0.7})
+    {False: 0.3, True: 0.7}
+    """
+    if isinstance(y_pred, dict) and metric.requires_labels:
+        return max(y_pred, key=y_pred.__getitem__) if y_pred else None
+    return y_pred
 
 
 def on_label(state: dict[str, Any], spec: Any, ops: Any, out: list[Any], *, label: Any,

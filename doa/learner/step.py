@@ -20,6 +20,22 @@ from doa.learner.ops import Ops
 from doa.learner.spec import LearnerSpec
 
 
+def has_proba(model: Any) -> bool:
+    """Whether River classifier ``model`` (or a pipeline's last step) gives probabilities:
+    some only predict labels (``predict_proba_one`` raises NotImplementedError).
+
+    >>> from river import linear_model, multiclass, preprocessing
+    >>> has_proba(preprocessing.StandardScaler() | linear_model.LogisticRegression())
+    True
+    >>> has_proba(multiclass.OneVsOneClassifier(linear_model.LogisticRegression()))
+    False
+    """
+    from river import base, compose
+
+    last = model[-1] if isinstance(model, compose.Pipeline) else model
+    return type(last).predict_proba_one is not base.Classifier.predict_proba_one
+
+
 class Learner:
     """The pure step of a learner node; all mutable data lives in the state dict."""
 
@@ -33,9 +49,11 @@ class Learner:
         self.is_anomaly = isinstance(model, base.AnomalyDetector)
         self.supervised = bool(getattr(model, "_supervised", True))
         kinds(spec.name, model, metric, spec.challenger)
-        # River's progressive_val_score: probabilities for classifiers unless the metric
-        # needs labels; scores for anomaly detectors; predict_one otherwise.
-        self.use_proba = self.is_classifier and not metric.requires_labels
+        # Probabilities for classifiers that give them, whatever the metric (a prediction
+        # record carries them; a metric that needs labels gets the most probable one, as
+        # River's progressive_val_score gives it predict_one's: challenger.metric_input);
+        # scores for anomaly detectors; predict_one otherwise.
+        self.use_proba = self.is_classifier and has_proba(model)
         self.warned: set[str] = set()  # what was logged once (a non-finite feature, metric)
         self.compiled = self._use_compiled(spec, model)
 
@@ -194,7 +212,7 @@ class Learner:
         def effects() -> None:
             y_pred = cell[0]
             if y_pred is not None and y_pred != {}:
-                state["metric"].update(y_true=y, y_pred=y_pred)
+                state["metric"].update(y_true=y, y_pred=race.metric_input(state["metric"], y_pred))
             label_pred = self._label_of(y_pred)
             if spec.outcomes is not None:
                 correct = (label_pred == y) if self.is_classifier else None
