@@ -241,9 +241,11 @@ def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms
     label = _first(log, spec.labels, e.timestamp - window_ms, e.timestamp + horizon,
                    lambda r: str(r.event.get(spec.join)) == str(e.get("join")))
     if label is None:
+        bound = ("the learner's max_delay_ms" if spec.max_delay_ms is not None else
+                 "--horizon; a later label: give a longer one")
         steps.append(Step("label", None, note=f"no {spec.labels} record with "
                                               f"{spec.join}={e.get('join')!r} within "
-                                              f"{horizon} ms after the prediction"))
+                                              f"{horizon} ms after the prediction ({bound})"))
         return steps
     under = [Step("child", c, descendants(log, c, depth - 2, window_ms, horizon_ms))
              for c in children(log, label, window_ms,
