@@ -156,7 +156,7 @@ def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str
         if f["name"] not in value:
             if "default" in f:
                 continue
-            return (sub, describe(f["type"]), MISSING)
+            return (sub, describe(f["type"]) + _typo(f["name"], schema, value), MISSING)
         found = _explain(f["type"], value[f["name"]], sub, defs, ns)
         if found:
             return found
@@ -166,6 +166,24 @@ def _record(schema: Any, value: object, path: str, defs: dict[str, Any], ns: str
             return (f"{path}.{k}", f"{UNKNOWN_FIELD} (record {schema['name']} has: {known})",
                     value[k])
     return None
+
+
+def _typo(name: str, schema: Any, value: Mapping[Any, object]) -> str:
+    """For a missing field ``name``: the record's key closest to it that the schema does not
+    name (a misspelling), as a note; "" when there is none.
+
+    >>> r = {"type": "record", "name": "R", "fields": [{"name": "temperature", "type": "double"}]}
+    >>> _typo("temperature", r, {"temprature": 21.5})
+    " (the record has 'temprature', which the schema does not: a typo?)"
+    >>> _typo("temperature", r, {"vibration": 0.1})
+    ''
+    """
+    import difflib
+
+    names = {f["name"] for f in schema["fields"]}
+    extra = [k for k in value if isinstance(k, str) and k not in names]
+    close = difflib.get_close_matches(name, extra, n=1, cutoff=0.6)
+    return f" (the record has {close[0]!r}, which the schema does not: a typo?)" if close else ""
 
 
 _COMPLEX: dict[str, Callable[[Any, object, str, dict[str, Any], str | None], Found | None]] = {
