@@ -94,3 +94,16 @@ def test_example_topology_loads_and_checks(path: Path) -> None:
     assert topology.validate() == []
     topology.check()
     assert topology.nodes, f"{path.name} declares no node"
+
+
+def test_readme_ml_nodes_declarations_are_the_examples() -> None:
+    """Each line of the README's ML-node declarations is a line of topologies/fraud.py (which
+    the demo tests run), so the snippet a newcomer copies stays one that works."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("Declared as `topologies/fraud.py` declares them")
+    block = text[text.index("```python\n", start) + 10:text.index("```\n", start + 200)]
+    example = {line.strip() for line in (REPO / "topologies" / "fraud.py").read_text()
+               .splitlines()}
+    lines = [line.strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) > 15
+    assert [line for line in lines if line not in example] == []
