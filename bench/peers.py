@@ -48,6 +48,7 @@ LABELS = {
     "doa-custom-compiled": "doa custom node, learner workload (compiled learner)",
     "doa-pair": "doa as users write it: kernel node -> learner node (River)",
     "doa-pair-compiled": "doa as users write it, compiled learner",
+    "doa-pair-split": "doa as users deploy it: the pair's two nodes in a process each",
     "doa-pair-chained": "doa kernel node -> learner node, chained",
     "doa-pair-unchained": "doa kernel node -> learner node, unchained (`DOA_CHAIN=0`)",
 }
@@ -60,9 +61,10 @@ RATIOS = [("doa-pass", "aiokafka-pass"), ("doa-custom", "aiokafka-learner"),
           ("doa-custom", "quix-learner"), ("doa-custom-compiled", "aiokafka-learner"),
           ("doa-custom-compiled", "quix-learner"), ("doa-pair", "quix-learner"),
           ("doa-pair-compiled", "quix-learner"), ("doa-pair", "quix-pair"),
-          ("doa-pair-compiled", "quix-pair"), ("confluent-learner", "aiokafka-learner")]
+          ("doa-pair-compiled", "quix-pair"), ("doa-pair-split", "quix-learner"),
+          ("doa-pair-split", "quix-pair"), ("confluent-learner", "aiokafka-learner")]
 PAIRS = {"quix-pair", "doa-pair", "doa-pair-compiled", "doa-pair-chained",
-         "doa-pair-unchained"}
+         "doa-pair-unchained", "doa-pair-split"}
 
 
 def preload(address: str, n: int, schemas: Path) -> None:

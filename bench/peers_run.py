@@ -159,7 +159,10 @@ def doa_settings(a: argparse.Namespace, chain: bool | None = None) -> Any:
 
 
 def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False,
-             chain: bool | None = None) -> dict[str, Any]:
+             chain: bool | None = None, nodes: list[str] | None = None) -> dict[str, Any]:
+    """Run doa's variant ``kind`` (its ``nodes``, default all) in this process until the last
+    node has read every input; ``--records 0``: until terminated. ``--mark FILE``: write the
+    monotonic time and process CPU time of the first batch there (:func:`doa_pair_split`)."""
     import tempfile
     from pathlib import Path
 
@@ -168,25 +171,62 @@ def doa_node(a: argparse.Namespace, kind: str, compiled: bool = False,
     schemas = w.write_schemas(Path(tempfile.mkdtemp(prefix="peers-schemas-")))
     t = w.topology(kind, a.name, schemas, compiled=compiled, inputs=a.inputs)
     prepare(t, a.broker)
-    last = "model" if kind == "pair" else next(iter(t.nodes))
+    run = nodes or list(t.nodes)
+    last = "model" if kind == "pair" and "model" in run else run[-1]
     need = 2 * a.records if kind == "pair" else a.records
     clock = Clock()
 
     def done(stats: dict[str, Any]) -> bool:
-        if any(s.records_in for s in stats.values()):
+        if any(s.records_in for s in stats.values()) and not clock.t0:
             clock.first()
+            if a.mark:
+                Path(a.mark).write_text(json.dumps([clock.t0, clock.c0]))
         if a.records and stats[last].records_in >= need:
             clock.end()
             return True
         return False
 
-    report = asyncio.run(run_nodes(t, a.broker, list(t.nodes), seconds=600, signals=False,
+    report = asyncio.run(run_nodes(t, a.broker, run, seconds=600, signals=bool(a.mark),
                                    until=done, settings=doa_settings(a, chain)))
     first = min(s.first_batch_at or 0.0 for s in report.stats.values())
     wall = (report.stats[last].last_batch_at or 0.0) - first
     out = report.stats[last].records_out
     result = clock.result(a.records, out)
     result["records_per_s"] = a.records / wall if wall > 0 else 0.0
+    return result
+
+
+def doa_pair_split(a: argparse.Namespace) -> dict[str, Any]:
+    """The pair with each node in a process of its own, as ``doa deploy`` runs a topology (one
+    compose service per node): the kernel node in a child process, the learner here. Records/s
+    from the child's first batch to the learner's last; CPU: both processes' over their spans.
+    """
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    mark = Path(tempfile.mkdtemp(prefix="peers-mark-")) / "first"
+    cmd = [sys.executable, "-m", "bench.peers_run", "doa-pair", "--broker", a.broker,
+           "--records", "0", "--name", a.name, "--inputs", a.inputs, "--only", "features",
+           "--mark", str(mark)]
+    if a.linger_ms is not None:
+        cmd += ["--linger-ms", str(a.linger_ms)]
+    if a.fetch_max_wait_ms is not None:
+        cmd += ["--fetch-max-wait-ms", str(a.fetch_max_wait_ms)]
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        result = doa_node(a, "pair", nodes=["model"])
+        ticks = os.sysconf("SC_CLK_TCK")
+        stat = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        child_cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime + stime, every thread
+        t0, c0 = json.loads(mark.read_text())
+        wall = time.monotonic() - t0  # the learner's last batch was a moment ago
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+    result["records_per_s"] = min(result["records_per_s"], a.records / wall)
+    result["cpu_us_per_record"] += (child_cpu - c0) / a.records * 1e6
     return result
 
 
@@ -201,10 +241,11 @@ VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "faust-learner": lambda a: asyncio.run(faust_agent(a)),
     "doa-custom": lambda a: doa_node(a, "custom"),
     "doa-custom-compiled": lambda a: doa_node(a, "custom", compiled=True),
-    "doa-pair": lambda a: doa_node(a, "pair"),
+    "doa-pair": lambda a: doa_node(a, "pair", nodes=a.only and a.only.split(",")),
     "doa-pair-compiled": lambda a: doa_node(a, "pair", compiled=True),
     "doa-pair-chained": lambda a: doa_node(a, "pair", chain=True),
     "doa-pair-unchained": lambda a: doa_node(a, "pair", chain=False),
+    "doa-pair-split": doa_pair_split,
 }
 
 
@@ -219,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="read PREFIXtxns (and PREFIXlabels) instead of txns (labels)")
     parser.add_argument("--linger-ms", type=int, help="every variant's producer linger")
     parser.add_argument("--fetch-max-wait-ms", type=int, help="every variant's fetch wait")
+    parser.add_argument("--only", help="doa's variants: run only these nodes (comma-separated)")
+    parser.add_argument("--mark", help="doa's variants: write the first batch's times here")
     a = parser.parse_args(argv)
     if not a.profile:
         print(json.dumps(VARIANTS[a.variant](a)), flush=True)
