@@ -223,3 +223,45 @@ def test_announcing_to_no_broker_warns_once_and_never_fails(
     while not warnings() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(warnings()) == 1 and "_doa_topologies" in warnings()[0], warnings()
+
+
+def test_a_run_that_ended_with_an_error_is_failed_not_stopped(monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """A walk saw a process that died of an unpicklable state listed as 'stopped', as a clean
+    stop is: the announcer keeps the run's error and the catalog shows it."""
+    from doa import Topology
+    from doa.catalog import publish
+    from doa.catalog.collect import processes
+    from doa.catalog.describe import describe_process
+    from doa.catalog.read import BrokerView
+
+    seen: list[str | None] = []
+
+    class Quiet:
+        def __init__(self, *args: object) -> None:
+            self.error: str | None = None
+
+        def start(self) -> None:
+            pass
+
+        def tick(self, inner: object) -> object:
+            return inner
+
+        def stop(self) -> None:
+            seen.append(self.error)
+
+    monkeypatch.setattr(publish, "Announcer", Quiet)
+    with pytest.raises(RuntimeError), publish.announced(Topology("t"), "b:1", [], "kafka"):
+        raise RuntimeError("node 'tally': its state must be picklable")
+    assert seen == ["RuntimeError: node 'tally': its state must be picklable"]
+
+    view = BrokerView("b:9092", now_ms=10_000)
+    for pid, error in ((1, seen[0]), (2, None)):
+        d = {**describe_process(Topology("t"), [], "kafka", 5.0, host="h", pid=pid, now_ms=0),
+             "status": "stopped", "stopped_at": 5_000}
+        if error:
+            d["error"] = error
+        view.descriptions[f"t/h/{pid}"] = d
+    assert [(p["pid"], p["status"], p["error"]) for p in processes(view)] == [
+        (1, "failed", "RuntimeError: node 'tally': its state must be picklable"),
+        (2, "stopped", None)]

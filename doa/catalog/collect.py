@@ -32,7 +32,8 @@ the HTML page (:mod:`doa.catalog.render`, :mod:`doa.catalog.html`) render it. It
         "processes": [{"key": "TOPOLOGY/HOST/PID", "host", "pid", "engine", "doa_version",
                        "started_at": ms, "stopped_at": ms | null, "last_seen": ms,
                        "heartbeat_s": float, "alive": bool,
-                       "status": "running" | "stopped" | "silent",
+                       "status": "running" | "stopped" | "failed" | "silent",
+                       "error": "the run's error (failed)" | null,
                        "stats": {"records_in", "records_out", "dead_letters", "snapshots"}
                                 | null}]}],
      "topologies": [{"name", "dead_letters", "streams": [str], "nodes": [str],
@@ -140,7 +141,9 @@ def processes(view: BrokerView) -> list[dict[str, Any]]:
             "pid": d.get("pid"), "engine": d.get("engine"), "doa_version": d.get("doa_version"),
             "started_at": d.get("started_at"), "stopped_at": d.get("stopped_at"),
             "last_seen": last_seen, "heartbeat_s": interval, "alive": is_alive,
-            "status": "stopped" if stopped else "running" if is_alive else "silent",
+            "status": ("failed" if stopped and d.get("error") else "stopped" if stopped else
+                       "running" if is_alive else "silent"),
+            "error": d.get("error"),
             "runs": list(d.get("runs") or ()), "stats": hb.get("stats")})
     return out
 

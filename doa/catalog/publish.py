@@ -71,6 +71,7 @@ class Announcer:
         self.sent = 0  # records the broker acknowledged
         self._stop = threading.Event()
         self._failing = False
+        self.error: str | None = None  # the run's error, if it ended with one
         self._producer: Any = None
         self._thread = threading.Thread(target=self._run, name="doa announcer", daemon=True)
 
@@ -110,8 +111,10 @@ class Announcer:
                 if self._stop.wait(self.interval_s):
                     break
             stopped = now_ms()
-            self._send(DESCRIPTIONS, {**self.description, "status": "stopped",
-                                      "stopped_at": stopped})
+            ended: dict[str, Any] = {"status": "stopped", "stopped_at": stopped}
+            if self.error is not None:
+                ended["error"] = self.error
+            self._send(DESCRIPTIONS, {**self.description, **ended})
             self._send(HEARTBEATS, heartbeat(self.description, self.stats, status="stopped",
                                              now_ms=stopped))
         except Exception as exc:  # never let the catalog's records break the run
@@ -179,6 +182,9 @@ def announced(topology: Topology, address: str, runs: Sequence[str], engine: str
         return
     try:
         yield announcer.tick(tick)
+    except Exception as exc:  # the catalog says the run failed, and why, not only "stopped"
+        announcer.error = f"{type(exc).__name__}: {exc}"[:500]
+        raise
     finally:
         announcer.stop()
 

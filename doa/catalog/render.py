@@ -110,7 +110,8 @@ def nodes_table(catalog: dict[str, Any]) -> Table:
     for n in catalog["nodes"]:
         procs = "\n".join(
             f"{p['host']}:{p['pid']} {p.get('engine') or '?'} {p['status']} "
-            f"{_ago(now, p.get('last_seen'))}" for p in n.get("processes", ())) or "none"
+            f"{_ago(now, p.get('last_seen'))}" + (f": {p['error']}" if p.get("error") else "")
+            for p in n.get("processes", ())) or "none"
         table.add_row(escape(f"{n['name']} {_dot(n.get('alive'))}"), escape(n["topology"]),
                       escape(str(n.get("kind"))), escape(", ".join(n.get("reads", ()))),
                       escape(", ".join(n.get("writes", ()))), escape(procs))
