@@ -144,9 +144,12 @@ def test_a_nan_feature_is_left_out_and_told_once_and_the_metric_is_river_s(
     with caplog.at_level(logging.WARNING, logger="doa.learner"):
         h = run_learner(t, rows, delay=5)
     told = [r.getMessage() for r in caplog.records if r.name.startswith("doa.learner")]
-    assert told == ["learner 'model': feature 'gallup' is nan (stream 'features' partition 0 "
-                    "offset 0): left out of what the model sees, as River takes an absent "
-                    "feature; told once per learner"]
+    assert told == ["learner 'model': feature 'gallup' is nan in stream 'features' partition 0 "
+                    "offset 0, as what wrote that record sent it (a NaN or infinite value in a "
+                    "node's input, or a kernel's output for a key with no value yet; `doa "
+                    "lineage features:0:0` shows the input): fix the value at its source; "
+                    "meanwhile it is left out of what the model sees, as River takes an "
+                    "absent feature; told once per learner"]
     values = [m["value"] for m in h.records("metrics")]
     assert len(values) == 6 and all(math.isfinite(v) for v in values)
     absent = [({k: v for k, v in x.items() if math.isfinite(v)}, y) for x, y in rows]
@@ -164,9 +167,12 @@ def test_a_compiled_learner_dead_letters_a_record_with_a_nan_feature() -> None:
     h = run_learner(t, [r for i, r in enumerate(rows) if i % 11], delay=0)
     letters = h.dead_letters
     assert len(letters) == len([i for i in range(50) if i % 11 and i % 7 == 0])
-    assert letters[0]["message"].startswith("learner 'model': feature 'gallup' is nan (stream "
-                                            "'features' partition 0 offset 6): a compiled "
-                                            "model cannot leave a feature out")
+    assert letters[0]["message"].startswith(
+        "learner 'model': feature 'gallup' is nan in stream 'features' partition 0 offset 6, as "
+        "what wrote that record sent it (a NaN or infinite value in a node's input, or a "
+        "kernel's output for a key with no value yet; `doa lineage features:0:6` shows the "
+        "input): fix the value at its source; this record is a dead letter")
+    assert "feature_fields" not in letters[0]["message"]
     assert all(math.isfinite(m["value"]) for m in h.records("metrics"))
 
 

@@ -17,6 +17,9 @@ kernel                     outputs                      equals
 ``since_previous()``       ms                           time since the key's previous event
 =========================  ===========================  =====================================
 
+A NaN or infinite value is missing: it leaves the key's state as it was, as pandas' ``ewm``
+and ``rolling`` skip NaN (see :mod:`doa.kernels.library`).
+
 :func:`kernel_node` turns ``{feature: (value field, kernel)}`` into a topology node; its state
 is a :class:`KernelState` (key → slot, and NumPy arrays). Your own kernel is a function with
 the same signature (see :mod:`doa.kernels.library`), compiled with :func:`jit_kernel`.

@@ -12,6 +12,16 @@ outputs to ``out[i, :]``. Processing a sequence in one batch or in several gives
 outputs and state, bit for bit. Kernels are compiled with ``numba.njit(cache=True)``; the
 pure-Python original stays available as ``fn.py_func`` and computes the same thing.
 
+Missing values
+--------------
+A value that is NaN or ±inf (valid Avro for a ``double``: a sensor's failed reading) is
+*missing*: the library's kernels leave the key's state exactly as it was, as if the event had
+not arrived, so one bad reading cannot poison a key's state (it would otherwise stay NaN for
+good, snapshots included), and the event's outputs are the key's statistics without it. This
+is pandas' rule for its window functions (``Series.ewm(...)``, ``rolling``, ``expanding``
+skip NaN observations and take ±inf as NaN); each kernel's docstring says what exactly its
+outputs are, and ``tests/test_kernels_missing.py`` checks them against pandas.
+
 Examples
 --------
 >>> k = ewm(0.5)
@@ -23,11 +33,14 @@ array([[1.  , 0.  , 0.  ],
        [3.5 , 2.75, 3.  ]])
 >>> k.outputs
 ('mean', 'var', 'zscore')
+>>> k.run([0, 0, 0], [0, 1, 2], [float("nan"), 2.0, float("inf")])  # missing values
+array([[nan, nan,  0.],
+       [ 2.,  0.,  0.],
+       [ 2.,  0.,  0.]])
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -39,16 +52,19 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from doa.kernels.loops import (
+    ewm_loop,
+    rate_loop,
+    since_previous_loop,
+    sliding_loop,
+    tumbling_loop,
+)
+
 __all__ = ["Kernel", "ewm", "jit_kernel", "rate", "since_previous", "sliding", "tumbling",
            "warm_up"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-
-# z is 0 when the variance before the update is below this fraction of E[x^2]: River's
-# E[x^2] - E[x]^2 is then indistinguishable from its own rounding noise (~1e-16 relative).
-VAR_NOISE = 1e-14
-
 
 def jit_kernel(fn: Callable[..., None]) -> Any:
     """Compile ``fn`` lazily with ``numba.njit(cache=True)``, as the library's kernels are.
@@ -161,149 +177,11 @@ def warm_up(kernels: Iterable[Kernel]) -> float:
 
 
 # -- the library ------------------------------------------------------------------------------
-def _ewm(slots: I64, times_ms: I64, values: F64, state: F64, params: F64, out: F64) -> None:
-    alpha = params[0]
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        x = values[i]
-        if state[s, 0] == 0.0:
-            mean = x
-            sq = x * x
-            z = 0.0
-        else:
-            m0 = state[s, 1]
-            q0 = state[s, 2]
-            v0 = q0 - m0 * m0
-            z = (x - m0) / math.sqrt(v0) if v0 > VAR_NOISE * q0 else 0.0
-            mean = alpha * x + (1.0 - alpha) * m0
-            sq = alpha * (x * x) + (1.0 - alpha) * q0
-        state[s, 0] += 1.0
-        state[s, 1] = mean
-        state[s, 2] = sq
-        out[i, 0] = mean
-        out[i, 1] = sq - mean * mean
-        out[i, 2] = z
-
-
-def _tumbling(slots: I64, times_ms: I64, values: F64, state: F64, params: F64,
-              out: F64) -> None:
-    width = int(params[0])
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        x = values[i]
-        window = float(times_ms[i] // width)
-        if state[s, 0] == 0.0 or window > state[s, 1]:
-            state[s, 0] = 1.0
-            state[s, 1] = window
-            state[s, 2] = x
-            state[s, 3] = x
-            state[s, 4] = x
-        else:  # same window, or a late event: it counts in the key's current window
-            state[s, 0] += 1.0
-            state[s, 2] += x
-            if x < state[s, 3]:
-                state[s, 3] = x
-            if x > state[s, 4]:
-                state[s, 4] = x
-        out[i, 0] = state[s, 0]
-        out[i, 1] = state[s, 2]
-        out[i, 2] = state[s, 2] / state[s, 0]
-        out[i, 3] = state[s, 3]
-        out[i, 4] = state[s, 4]
-
-
-def _sliding(slots: I64, times_ms: I64, values: F64, state: F64, params: F64,
-             out: F64) -> None:
-    # row: start, n, seen, latest, times[cap], values[cap] (a ring buffer in insertion order)
-    width = params[0]
-    cap = int(params[1])
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        t = float(times_ms[i])
-        start = int(state[s, 0])
-        n = int(state[s, 1])
-        latest = max(state[s, 3], t) if state[s, 2] != 0.0 else t
-        if n == cap:  # full: the oldest event leaves
-            start = (start + 1) % cap
-            n -= 1
-        j = (start + n) % cap
-        state[s, 4 + j] = t
-        state[s, 4 + cap + j] = values[i]
-        n += 1
-        low = latest - width  # the window is (latest - width, latest]
-        while n > 0 and state[s, 4 + start] <= low:
-            start = (start + 1) % cap
-            n -= 1
-        count = 0
-        total = 0.0
-        lo = math.inf
-        hi = -math.inf
-        for k in range(n):
-            j = (start + k) % cap
-            if state[s, 4 + j] > low:  # late events may sit behind younger ones
-                x = state[s, 4 + cap + j]
-                count += 1
-                total += x
-                if x < lo:
-                    lo = x
-                if x > hi:
-                    hi = x
-        state[s, 0] = start
-        state[s, 1] = n
-        state[s, 2] = 1.0
-        state[s, 3] = latest
-        out[i, 0] = count
-        out[i, 1] = total
-        out[i, 2] = total / count if count else math.nan
-        out[i, 3] = lo if count else math.nan
-        out[i, 4] = hi if count else math.nan
-
-
-def _rate(slots: I64, times_ms: I64, values: F64, state: F64, params: F64, out: F64) -> None:
-    # row: start, n, seen, latest, times[cap]
-    width = params[0]
-    cap = int(params[1])
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        t = float(times_ms[i])
-        start = int(state[s, 0])
-        n = int(state[s, 1])
-        latest = max(state[s, 3], t) if state[s, 2] != 0.0 else t
-        if n == cap:
-            start = (start + 1) % cap
-            n -= 1
-        state[s, 4 + (start + n) % cap] = t
-        n += 1
-        low = latest - width
-        while n > 0 and state[s, 4 + start] <= low:
-            start = (start + 1) % cap
-            n -= 1
-        count = 0
-        for k in range(n):
-            if state[s, 4 + (start + k) % cap] > low:
-                count += 1
-        state[s, 0] = start
-        state[s, 1] = n
-        state[s, 2] = 1.0
-        state[s, 3] = latest
-        out[i, 0] = count * 1000.0 / width
-
-
-def _since_previous(slots: I64, times_ms: I64, values: F64, state: F64, params: F64,
-                    out: F64) -> None:
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        t = float(times_ms[i])
-        out[i, 0] = t - state[s, 1] if state[s, 0] != 0.0 else math.nan
-        state[s, 0] = 1.0
-        state[s, 1] = t
-
-
-ewm_fn = jit_kernel(_ewm)
-tumbling_fn = jit_kernel(_tumbling)
-sliding_fn = jit_kernel(_sliding)
-rate_fn = jit_kernel(_rate)
-since_previous_fn = jit_kernel(_since_previous)
+ewm_fn = jit_kernel(ewm_loop)
+tumbling_fn = jit_kernel(tumbling_loop)
+sliding_fn = jit_kernel(sliding_loop)
+rate_fn = jit_kernel(rate_loop)
+since_previous_fn = jit_kernel(since_previous_loop)
 
 WINDOW_OUTPUTS = ("count", "sum", "mean", "min", "max")
 
@@ -319,6 +197,13 @@ def ewm(alpha: float) -> Kernel:
     values). ``zscore = (x - mean) / sqrt(var)`` with mean and var as they were *before* the
     update, 0.0 for the key's first event and when that var is not above ``1e-14 · E[x²]``
     (rounding noise of the formula, e.g. a constant so far).
+
+    A missing value (NaN, ±inf) leaves the state as it was; its event's ``mean`` and ``var``
+    are the key's so far (NaN while the key has no value yet) and its ``zscore`` is 0.0 (no
+    deviation to measure, as for a first value): pandas'
+    ``s.ewm(alpha=alpha, adjust=False, ignore_na=True)`` ``.mean()`` and ``.var(bias=True)``.
+    (pandas' default ``ignore_na=False`` would also decay the weights across missing values,
+    so the result would depend on how many bad readings came in.)
     """
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"ewm: alpha must be in (0, 1], got {alpha}")
@@ -331,6 +216,10 @@ def tumbling(window_ms: int) -> Kernel:
     Windows are ``[k·window_ms, (k + 1)·window_ms)`` (aligned on the epoch); an event's outputs
     cover its window's events up to and including itself. A late event (its window is older
     than the key's current one) is counted in the current window.
+
+    A missing value (NaN, ±inf) leaves the state as it was; its event's outputs are its
+    window's values so far (``count`` 0, ``sum`` 0.0, the rest NaN when there is none yet), as
+    pandas' ``s.groupby(t // window_ms).expanding(min_periods=0)`` gives.
     """
     window_ms = _positive_int("tumbling", "window_ms", window_ms)
     return Kernel("tumbling", tumbling_fn, 5, WINDOW_OUTPUTS, (float(window_ms),),
@@ -346,6 +235,11 @@ def sliding(window_ms: int, capacity: int = 64) -> Kernel:
     ``capacity`` events in a ring buffer: with more events than that inside one window, the
     oldest are left out; choose ``capacity`` >= the busiest key's events per window. Cost:
     O(events in the window) per event; state: ``4 + 2·capacity`` floats per key.
+
+    A missing value (NaN, ±inf) leaves the state as it was (not stored, and its time does not
+    move the key's latest); its event's outputs are the values in its window without it
+    (``count`` 0, ``sum`` 0.0, the rest NaN when there is none), as pandas'
+    ``s.rolling(f"{window_ms}ms", min_periods=0)`` gives.
     """
     window_ms = _positive_int("sliding", "window_ms", window_ms)
     capacity = _positive_int("sliding", "capacity", capacity)
@@ -357,7 +251,8 @@ def rate(window_ms: int, capacity: int = 64) -> Kernel:
     """Events per second of the key over the last ``window_ms``: ``count / (window_ms / 1000)``.
 
     The window and the ``capacity`` limit are :func:`sliding`'s (the rate saturates at
-    ``capacity / window``); values are ignored. Output: ``per_s``.
+    ``capacity / window``); values are ignored (an event with a missing value counts).
+    Output: ``per_s``.
     """
     window_ms = _positive_int("rate", "window_ms", window_ms)
     capacity = _positive_int("rate", "capacity", capacity)
@@ -368,7 +263,8 @@ def since_previous() -> Kernel:
     """Milliseconds since the key's previous event (in processing order): output ``ms``.
 
     NaN for a key's first event (declare the field ``double``; doa encodes NaN as is), and
-    negative for an event older than its predecessor. Values are ignored.
+    negative for an event older than its predecessor. Values are ignored (an event with a
+    missing value counts).
     """
     return Kernel("since_previous", since_previous_fn, 2, ("ms",))
 

@@ -195,7 +195,9 @@ def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
     -----
     The output stream's Avro schema is the user's: it must hold the selected fields and the
     feature fields, ``double`` each (``long`` for ``count``). A record whose key, time or value
-    field is missing or null raises in the step, so the runtime dead-letters just that record.
+    field is missing or null raises in the step, so the runtime dead-letters just that record;
+    a NaN or infinite value is a missing value to the kernels (the key's state stays as it was,
+    see :mod:`doa.kernels.library`), so its record is emitted.
     The step updates the state's arrays in place and returns the state; the runtime
     checkpoints the state before each batch, so a batch that fails leaves no trace.
     """

@@ -3,7 +3,10 @@ logged and how predictions are scored.
 
 A NaN or infinite feature is left out of what a River model sees (:func:`finite`): River
 takes an absent feature as unknown, while one NaN would make every later prediction, and
-the metric, NaN. The first time, per learner, a warning names the feature and the record.
+the metric, NaN. The first time, per learner, a warning names the feature, the record and
+where its value came from (:func:`origin`: the input the node that wrote it read, from the
+record's lineage header); a compiled model, which needs every feature, dead-letters the
+record with the same words.
 
 Examples
 --------
@@ -56,18 +59,68 @@ def non_finite(x: dict[str, Any]) -> list[str]:
 def finite(x: dict[str, Any], event: Any, name: str, compiled: bool,
            warned: set[str]) -> dict[str, Any]:
     """``x`` without its NaN or infinite features, the first one per learner (``warned``)
-    logged; a compiled model cannot leave a feature out: ValueError (a dead letter)."""
+    logged; a compiled model needs every feature: ValueError (this record a dead letter).
+
+    Both say where the value came from (:func:`origin`).
+
+    Examples
+    --------
+    >>> from doa.events import Event
+    >>> e = Event({"t": float("nan")}, stream="features", partition=1, offset=9, timestamp=0)
+    >>> finite({"t": float("nan")}, e, "m", compiled=True, warned=set())
+    Traceback (most recent call last):
+    ...
+    ValueError: learner 'm': feature 't' is nan in stream 'features' partition 1 offset 9, \
+as what wrote that record sent it (a NaN or infinite value in a node's input, or a kernel's \
+output for a key with no value yet; `doa lineage features:1:9` shows the input): fix the \
+value at its source; this record is a dead letter (this learner's model is compiled, so it \
+takes every feature; compiled=False would leave it out of this record's prediction)
+    """
     bad = non_finite(x)
     if not bad:
         return x
-    what = (f"learner {name!r}: feature {bad[0]!r} is {x[bad[0]]} (stream {event.stream!r} "
-            f"partition {event.partition} offset {event.offset})")
+    what = (f"learner {name!r}: feature {bad[0]!r} is {x[bad[0]]} in stream {event.stream!r} "
+            f"partition {event.partition} offset {event.offset}, {origin(event)}: fix the "
+            "value at its source")
     if compiled:
-        raise ValueError(f"{what}: a compiled model cannot leave a feature out; drop it from "
-                         "feature_fields, or give compiled=False (River leaves it out)")
-    warn_once(warned, "feature", f"{what}: left out of what the model sees, as River takes "
-              "an absent feature; told once per learner")
+        raise ValueError(f"{what}; this record is a dead letter (this learner's model is "
+                         "compiled, so it takes every feature; compiled=False would leave it "
+                         "out of this record's prediction)")
+    warn_once(warned, "feature", f"{what}; meanwhile it is left out of what the model sees, "
+              "as River takes an absent feature; told once per learner")
     return {k: v for k, v in x.items() if k not in bad}
+
+
+def origin(event: Any) -> str:
+    """Where a record's values came from, as its ``doa`` lineage header says: the input(s)
+    the node that wrote it read, or its producer; without the header (the runtime gives a
+    step none), the ``doa lineage`` command that shows it.
+
+    Examples
+    --------
+    >>> from doa.events import LINEAGE_HEADER, Event, pack_output_lineage
+    >>> reading = Event({}, stream="readings", partition=0, offset=41, timestamp=0)
+    >>> header = pack_output_lineage(bytes(16), b"featurize", bytes(8), [reading])
+    >>> origin(Event({}, stream="features", partition=0, offset=41, timestamp=0,
+    ...              headers=((LINEAGE_HEADER, header),)))
+    "from node 'featurize', which read it from stream 'readings' partition 0 offset 41 (a NaN \
+or infinite value there, or a kernel's output for a key with no value yet)"
+    """
+    try:
+        lineage = getattr(event, "lineage", None)
+    except ValueError:  # a malformed header: say nothing rather than fail the message
+        lineage = None
+    if lineage is None:  # the runtime hands a step no headers: the record's lineage tells
+        where = f"{event.stream}:{event.partition}:{event.offset}"
+        return (f"as what wrote that record sent it (a NaN or infinite value in a node's "
+                f"input, or a kernel's output for a key with no value yet; `doa lineage "
+                f"{where}` shows the input)")
+    if not lineage.coordinates:
+        return f"as {lineage.node!r} sent it" if lineage.node else "as its producer sent it"
+    inputs = " and ".join(f"stream {c.stream!r} partition {c.partition} offset {c.offset}"
+                          for c in lineage.coordinates)
+    return (f"from node {lineage.node!r}, which read it from {inputs} (a NaN or infinite "
+            "value there, or a kernel's output for a key with no value yet)")
 
 
 def metric_value(metric: Any, name: str, labels: int, warned: set[str]) -> float:
