@@ -31,8 +31,8 @@ LAYERS: list[list[str]] = [
     # the top (as first sketched): `doa run` starts the embedded broker when none is configured
     # (DESIGN invariant 7), so engines/launch.py needs local/embedded.py, and BrokerError,
     # raised by cluster/admin.py and the engines, lives there. local/ imports only doa.errors.
-    ["doa.cluster", "doa.cluster.security", "doa.cluster.backoff", "doa.cluster.signing",
-     "doa.cluster.reach", "doa.cluster.fetchwait", "doa.local.*"],
+    ["doa.cluster", "doa.cluster.security", "doa.cluster.signing", "doa.cluster.reach",
+     "doa.cluster.fetchwait", "doa.local.*"],
     # Node kinds, in the order they build on one another: compiled/ reuses the kernels'
     # Numba library, learner/ calls compiled models; the detector needs only the leaves.
     ["doa.kernels.*"],

@@ -81,17 +81,15 @@ def read_broker(address: str, *, sample: int = 64, window_s: float = 60.0,
     """Read what the catalog shows from the broker at ``address``."""
     from kafka import KafkaAdminClient, KafkaConsumer
 
-    from doa.cluster.backoff import shorten
     from doa.cluster.security import kafka_python_options
 
     options = kafka_python_options(address)
     view = BrokerView(address, int(time.time() * 1000), window_s)
     admin = KafkaAdminClient(bootstrap_servers=address, **options,
                              request_timeout_ms=int(timeout_s * 1000))
-    consumer = shorten(KafkaConsumer(bootstrap_servers=address, **options,
-                                     enable_auto_commit=False,
-                                     request_timeout_ms=int(timeout_s * 1000) + 1000,
-                                     max_poll_records=5000))
+    consumer = KafkaConsumer(bootstrap_servers=address, **options, enable_auto_commit=False,
+                             request_timeout_ms=int(timeout_s * 1000) + 1000,
+                             max_poll_records=5000)
     try:
         _metadata(view, admin, consumer)
         _offsets(view, consumer, timeout_s)
@@ -114,15 +112,13 @@ def read_topologies(address: str, *, heartbeat_window_s: float = 600.0,
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    from doa.cluster.backoff import shorten
     from doa.cluster.security import kafka_python_options
 
     view = BrokerView(address, int(time.time() * 1000))
-    consumer = shorten(KafkaConsumer(bootstrap_servers=address,
-                                     **kafka_python_options(address),
-                                     enable_auto_commit=False,
-                                     request_timeout_ms=int(timeout_s * 1000) + 1000,
-                                     max_poll_records=5000))
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False,
+                             request_timeout_ms=int(timeout_s * 1000) + 1000,
+                             max_poll_records=5000)
     try:
         if TOPIC not in (consumer.topics() or set()):
             return view

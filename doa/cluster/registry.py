@@ -16,7 +16,6 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from doa.cluster.admin import SCHEMAS_TOPIC
-from doa.cluster.backoff import shorten
 from doa.cluster.security import kafka_python_options
 from doa.errors import CompatibilityError
 from doa.topology.topology import Topology
@@ -40,9 +39,9 @@ def read_registry(address: str, timeout_s: float = 10.0) -> dict[str, list[Regis
     which the read stops at without waiting for more)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = shorten(KafkaConsumer(bootstrap_servers=address,
-                                     **kafka_python_options(address), enable_auto_commit=False,
-                                     consumer_timeout_ms=int(timeout_s * 1000)))
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout_s * 1000))
     try:
         tp = TopicPartition(SCHEMAS_TOPIC, 0)
         if SCHEMAS_TOPIC not in (consumer.topics() or set()):

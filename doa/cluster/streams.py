@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from doa.cluster.admin import internal_topic
-from doa.cluster.backoff import shorten
 from doa.cluster.security import kafka_python_options
 from doa.errors import DoaError
 
@@ -58,8 +57,8 @@ def broker_topics(broker: str) -> dict[str, int]:
     """:func:`topic_partitions` of ``broker``, with a consumer of its own (closed after)."""
     from kafka import KafkaConsumer
 
-    c = shorten(KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker),
-                              allow_auto_create_topics=False))
+    c = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker),
+                      allow_auto_create_topics=False)
     try:
         return topic_partitions(c)
     finally:
