@@ -37,8 +37,10 @@ from doa.events import (
     pack_lineage,
     partition_for,
 )
+from doa.node import Stream
 from doa.subscriber import OnError, RecordError, Subscriber, decode_at, lineage_at, reason_of
 from doa.topology.topology import Topology
+from doa.wire.codec import Codec
 from doa.wire.schema import Schema
 
 __all__ = ["OnError", "Publisher", "RecordError", "Subscriber", "decode_at", "lineage_at"]
@@ -52,7 +54,9 @@ class Publisher:
     (:mod:`doa.cluster.limits`), before anything leaves the process; :meth:`check` raises the
     same without sending. With a topology, its schema must be one of the stream's versions
     registered on the broker, if it has any (``doa deploy`` registers it): a record of another
-    would be undecodable by every reader. The broker is probed first
+    would be undecodable by every reader. The stream must exist on the broker (``doa deploy``
+    creates it; a first send would have the broker create it with its default partitions),
+    with the topology's partitions if one is given. The broker is probed first
     (:func:`doa.cluster.reach.check_reachable`),
     so an unreachable one is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within seconds.
     ``acknowledged`` counts the records the broker has acknowledged (after :meth:`flush`).
@@ -65,7 +69,7 @@ class Publisher:
         check_reachable(broker)
         self.stream = stream
         self.name = name
-        self.codec, self.spec = resolve_codec(stream, topology, broker)
+        self.codec, self.spec = _resolve(stream, topology, broker)
         if topology is not None:
             _check_registered(stream, topology.name, self.codec.schema, broker)
         self._producer = KafkaProducer(bootstrap_servers=broker, **kafka_python_options(broker),
@@ -168,6 +172,32 @@ class Publisher:
             _abandon(self._producer)
             with contextlib.suppress(Exception):
                 self._producer.close(timeout=0)
+
+
+def _resolve(stream: str, topology: Topology | None, broker: str) -> tuple[Codec, Stream]:
+    """:func:`doa.cluster.codecs.resolve_codec`, once ``stream`` is known to exist on
+    ``broker`` (with the topology's partitions, if given): a producer's first send into a
+    missing topic would have the broker create it with its default partitions (tansu does,
+    whatever the client asks), and the topology's nodes would then stall on it."""
+    from doa.cluster.admin import internal_topic
+    from doa.cluster.streams import broker_topics, no_such_stream
+
+    declared = resolve_codec(stream, topology, broker) if topology is not None else None
+    topics = broker_topics(broker)  # one metadata request for every topic: creates none
+    have = topics.get(stream)
+    if not have:
+        missing = no_such_stream(stream, broker, topics)
+        if declared is None and any(not internal_topic(t) for t in topics):
+            raise missing  # a misspelt name, likely: the streams there say which
+        raise DoaError(f"{missing}; `doa deploy TOPOLOGY` creates a topology's streams")
+    if topology is None or declared is None:
+        return resolve_codec(stream, None, broker)
+    if declared[1].partitions != have:
+        raise DoaError(f"stream {stream!r} has {have} partitions on {broker}, topology "
+                       f"{topology.name!r} declares {declared[1].partitions} (its nodes would "
+                       "not find the keys where this publisher puts them): declare "
+                       f"partitions={have} for it, or delete the topic and deploy again")
+    return declared
 
 
 def _check_registered(stream: str, topology: str, schema: Schema, broker: str) -> None:

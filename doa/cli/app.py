@@ -92,11 +92,12 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
 
 def _partition_problems(t: Any, broker: str) -> tuple[list[str], list[str]]:
     """Topics of ``t`` that exist on ``broker`` with another partition count: fewer than
-    declared (``doa run`` refuses them), more (it keys records into the declared ones only).
+    declared, or a stream's with more (``doa run`` refuses both), or a state topic's with
+    more (a warning: doa uses the declared ones).
     Topics not there yet are left alone (``doa run`` creates them)."""
     from kafka import KafkaConsumer
 
-    from doa.cluster.admin import topology_topics
+    from doa.cluster.admin import more_partitions, topology_topics
     from doa.cluster.security import kafka_python_options
 
     consumer = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
@@ -104,16 +105,17 @@ def _partition_problems(t: Any, broker: str) -> tuple[list[str], list[str]]:
         # Only existing topics are described: asking for one that does not exist creates it
         # on brokers that auto-create topics (tansu, Kafka's default).
         existing = consumer.topics() or set()
-        have = {s.name: (len(consumer.partitions_for_topic(s.name) or ()), s.partitions)
+        have = {s.name: (len(consumer.partitions_for_topic(s.name) or ()), s)
                 for s in topology_topics(t) if s.name in existing}
     finally:
         consumer.close()
     fewer = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
-             f"{declared}" for name, (n, declared) in have.items() if 0 < n < declared]
+             f"{s.partitions}" for name, (n, s) in have.items() if 0 < n < s.partitions]
+    fewer += [str(more_partitions(name, n, s.partitions)) for name, (n, s) in have.items()
+              if n > s.partitions and s.exact]  # doa run refuses them too
     more = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
-            f"{declared}: doa keys its records into the first {declared} only (declare "
-            f"partitions={n} to use them all)" for name, (n, declared) in have.items()
-            if n > declared]
+            f"{s.partitions}: doa uses the first {s.partitions} only" for name, (n, s)
+            in have.items() if n > s.partitions and not s.exact]
     return fewer, more
 
 

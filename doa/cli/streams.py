@@ -134,7 +134,12 @@ class StatusTicker:
 @topology_option
 @click.option("--file", "-f", "path", type=click.Path(dir_okay=False, allow_dash=True),
               default="-", help="JSON lines to publish (default: stdin).")
-def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str) -> None:
+@click.option("--timestamp-field", default=None, metavar="FIELD",
+              help="Each record's timestamp (its event time, ms since the epoch) is this "
+                   "top-level field of its line, an integer in every line (default: the wall "
+                   "clock when sent).")
+def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str,
+                timestamp_field: str | None) -> None:
     """Publish JSON lines into a stream. Every line is validated against the stream's schema
     and the broker's record size limit first: nothing is sent unless all are valid (an error
     names the line, and the field or the size, and the stream).
@@ -153,14 +158,14 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
     with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
         stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with stream_in:
-            records = _valid_lines(stream_in, pub.check)  # schema and size
+            records = _valid_lines(stream_in, pub.check, timestamp_field)  # schema, size, time
         sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
                           say=lambda line: err.print(escape(line)))
         with sending.interruptible():
-            for record in records:
+            for record, timestamp_ms in records:
                 if sending.interrupted:
                     break
-                pub.send(record)
+                pub.send(record, timestamp_ms)
                 sending.sent += 1
             try:
                 pub.flush(sending.remaining_s() if sending.interrupted else 60.0)
@@ -176,10 +181,12 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
     err.print(f"published {n} record{'s' if n != 1 else ''} to {stream} (acknowledged)")
 
 
-def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
-    """The JSON objects of ``lines``, each checked by ``encode``; else an error naming the
-    first bad line (blank lines are skipped but counted)."""
-    records: list[dict[str, Any]] = []
+def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None
+                 ) -> list[tuple[dict[str, Any], int | None]]:
+    """The JSON objects of ``lines``, each checked by ``encode``, with its timestamp (see
+    :func:`_timestamp`); else an error naming the first bad line (blank lines are skipped
+    but counted)."""
+    records: list[tuple[dict[str, Any], int | None]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -196,8 +203,36 @@ def _valid_lines(lines: Any, encode: Any) -> list[dict[str, Any]]:
         except DoaError as exc:
             raise DoaError(f"line {number}: {_exact(line, encode, exc)}; nothing was "
                            "published") from exc
-        records.append(record)
+        records.append((record, _timestamp(record, timestamp_field, number)))
     return records
+
+
+def _timestamp(record: dict[str, Any], field: str | None, number: int) -> int | None:
+    """``record``'s ``field``, its timestamp in ms (None without a field: the wall clock);
+    an error naming line ``number`` unless it is an integer of at least 0.
+
+    >>> _timestamp({"ts": 1700000000000}, "ts", 1)
+    1700000000000
+    >>> _timestamp({"ts": 1700000000000}, None, 1) is None
+    True
+    >>> _timestamp({"ts": "noon"}, "ts", 3)
+    Traceback (most recent call last):
+    doa.errors.DoaError: line 3: --timestamp-field ts: expected ms since the epoch \
+(an integer >= 0), got str 'noon'; nothing was published
+    >>> _timestamp({"time": 1}, "ts", 4)
+    Traceback (most recent call last):
+    doa.errors.DoaError: line 4: --timestamp-field ts: expected ms since the epoch \
+(an integer >= 0), the line has no field 'ts'; nothing was published
+    """
+    if field is None:
+        return None
+    value = record.get(field)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    got = (f"the line has no field {field!r}" if field not in record
+           else f"got {type(value).__name__} {value!r}")
+    raise DoaError(f"line {number}: --timestamp-field {field}: expected ms since the epoch "
+                   f"(an integer >= 0), {got}; nothing was published")
 
 
 def _exact(line: str, encode: Any, exc: DoaError) -> DoaError:

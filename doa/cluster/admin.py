@@ -3,7 +3,9 @@
 Besides its streams, a topology has one state topic per node (``TOPOLOGY.NODE.state``, as many
 partitions as the node's input) and the shared ``_doa_schemas`` topic of registered schema
 versions. Streams keep their records forever unless their ``config`` sets ``retention.ms``;
-state and schema topics are compacted.
+state and schema topics are compacted. A stream's topic must have exactly its declared
+partitions (:attr:`TopicSpec.exact`): a node reading more would be assigned partitions it has
+no state partition for, and keyed writers would disagree on where a key's records go.
 
 Examples
 --------
@@ -39,9 +41,13 @@ KEEP = {"retention.ms": "-1"}
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic to create: its name, partitions and configs. ``exact``: an existing topic with
+    more partitions is refused too (a stream), not only one with fewer."""
+
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    exact: bool = False
 
 
 def state_topic(topology: Topology, node: str) -> str:
@@ -63,7 +69,7 @@ def internal_topic(name: str) -> bool:
 
 def topology_topics(topology: Topology) -> list[TopicSpec]:
     """Every topic ``topology`` uses, with partitions and configs."""
-    specs = [TopicSpec(s.name, s.partitions, {**KEEP, **s.config})
+    specs = [TopicSpec(s.name, s.partitions, {**KEEP, **s.config}, exact=True)
              for s in topology.streams.values()]
     for n in topology.nodes.values():
         parts = topology.streams[n.reads[0]].partitions
@@ -74,8 +80,9 @@ def topology_topics(topology: Topology) -> list[TopicSpec]:
 
 async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: float = 30.0
                         ) -> None:
-    """Create missing topics; refuse existing ones with fewer partitions than declared, warn of
-    ones with more (another client created them: doa's keyed writers use the declared count).
+    """Create missing topics; refuse existing ones with fewer partitions than declared, and
+    with more if ``exact`` (see :func:`more_partitions`), else warn of them (doa writes into
+    the declared ones only). Nothing is created when one is refused.
 
     Topics are replicated ``min(3, brokers)`` times. Returns once every partition of every
     created topic has a leader (on Kafka the brokers learn of a new topic a moment after the
@@ -96,6 +103,8 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
             if have is not None and have < s.partitions:
                 raise BrokerError(f"topic {s.name!r} has {have} partitions on the broker, the "
                                   f"topology declares {s.partitions}")
+            if have is not None and have > s.partitions and s.exact:
+                raise more_partitions(s.name, have, s.partitions)
             if have is not None and have > s.partitions:  # e.g. auto-created by another client
                 log.warning("topic %r has %d partitions on the broker, the topology declares "
                             "%d: doa keys its records into the first %d only (declare "
@@ -116,6 +125,21 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
             log.info("created topics %s", ", ".join(s.name for s in missing))
     finally:
         await admin.close()
+
+
+def more_partitions(stream: str, have: int, declared: int) -> BrokerError:
+    """The error for a stream's topic with more partitions than declared (another client
+    created it, e.g. a publish before ``doa deploy`` on a broker that creates topics).
+
+    >>> print(more_partitions("readings", 4, 1))
+    stream 'readings' has 4 partitions on the broker, the topology declares 1 (its topic was \
+created before: by another client, or declared otherwise): declare partitions=4 for it, or \
+delete the topic and deploy again
+    """
+    return BrokerError(f"stream {stream!r} has {have} partitions on the broker, the topology "
+                       f"declares {declared} (its topic was created before: by another "
+                       f"client, or declared otherwise): declare partitions={have} for it, "
+                       "or delete the topic and deploy again")
 
 
 async def _wait_for_leaders(admin: object, wanted: dict[str, int], timeout_s: float) -> None:

@@ -1,5 +1,5 @@
 """``doa check --broker`` says what ``doa run`` would refuse: a stream's topic that exists with
-fewer partitions than the topology declares (and, as a warning, one with more)."""
+another partition count than the topology declares."""
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ def test_check_with_a_broker_refuses_fewer_partitions_than_declared(
         in output
     assert "ok:" not in output and "would register" not in output
 
-    code, output = check(module, broker, parts=1)
-    assert code == 0, output
-    assert ("warning: topic 'letters' has 2 partitions on the broker, the topology declares 1: "
-            "doa keys its records into the first 1 only (declare partitions=2 to use them "
-            "all)") in output
+    code, output = check(module, broker, parts=1)  # doa run and deploy refuse it too
+    assert code == 1, output
+    assert ("problem: stream 'letters' has 2 partitions on the broker, the topology declares "
+            "1 (its topic was created before: by another client, or declared otherwise): "
+            "declare partitions=2 for it, or delete the topic and deploy again") in output
 
     code, output = check(module, broker, parts=2)
     assert code == 0 and "topic" not in output, output
