@@ -90,6 +90,9 @@ class Publisher:
 
         The partition is the key's (Kafka's default partitioner) unless given.
         """
+        if timestamp_ms is not None and (type(timestamp_ms) is not int or timestamp_ms < 0):
+            raise DoaError(f"stream {self.stream!r}: timestamp_ms must be an int, ms since the "
+                           f"epoch (>= 0), got {type(timestamp_ms).__name__} {timestamp_ms!r}")
         event_id = uuid.uuid4().bytes
         value, key, headers = self._encode(record, event_id)
         if partition is None:

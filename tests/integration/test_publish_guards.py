@@ -129,3 +129,27 @@ def test_a_stream_whose_max_message_bytes_is_below_the_producers_limits_the_reco
     assert message.endswith(f"larger than the limit of 10000 bytes (max.message.bytes of "
                             f"stream 'things' on {broker})"), message
     assert len(raw_records(broker, "things", idle_s=1)) == 1
+
+
+@pytest.mark.brokers("tansu", reason="the check is the Publisher's own, before any send")
+def test_a_timestamp_that_is_not_int_ms_is_one_line_naming_the_stream(broker: str,
+                                                                      broker_kind: str) -> None:
+    # a walk passed time.time() (seconds, a float): kafka-python said "TypeError: 1700030007.5"
+    prepare(load_topology(COUNTING), broker)
+    with Publisher("events", broker=broker, topology=load_topology(COUNTING)) as pub:
+        for bad in (1700030007.5, -1, True):
+            with pytest.raises(DoaError) as caught:
+                pub.send({"key": "a", "n": 0, "payload": ""},
+                         timestamp_ms=bad)  # type: ignore[arg-type]
+            assert str(caught.value) == (
+                "stream 'events': timestamp_ms must be an int, ms since the epoch (>= 0), got "
+                f"{type(bad).__name__} {bad!r}")
+        pub.send({"key": "a", "n": 1, "payload": ""}, timestamp_ms=1_700_000_000_000)
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer("events", bootstrap_servers=broker, auto_offset_reset="earliest",
+                             consumer_timeout_ms=2000, enable_auto_commit=False)
+    try:
+        assert [m.timestamp for m in consumer] == [1_700_000_000_000]
+    finally:
+        consumer.close()
