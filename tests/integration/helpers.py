@@ -224,3 +224,12 @@ class Lines:
     def text(self) -> str:
         self._thread.join(5)
         return "\n".join(line for _, line in self.items)
+
+
+def one_line(stderr: bytes) -> str:
+    """A command's stderr that is one line and no traceback (doa's promise for user errors)."""
+    text = stderr.decode()
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]

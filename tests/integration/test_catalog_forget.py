@@ -11,7 +11,6 @@ Both brokers: on Kafka the topic is compacted, on tansu every record ever writte
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -21,8 +20,14 @@ from doa.catalog.publish import Announcer
 from doa.cli.app import cli
 from doa.engines.launch import prepare
 from doa.errors import DoaError
-from tests.integration.helpers import doa_command, wait_until
-from tests.integration.test_foreign_writers import HOUR_MS, describe, description, scoring
+from tests.integration.helpers import doa_command
+from tests.integration.test_foreign_writers import (  # flaky: the running topology's fixture
+    HOUR_MS,
+    describe,
+    description,
+    flaky,  # noqa: F401
+    scoring,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -41,18 +46,6 @@ def _topologies(broker: str) -> list[str]:
     c = collect(broker)
     assert sorted({n["topology"] for n in c["nodes"]}) == [t["name"] for t in c["topologies"]]
     return [t["name"] for t in c["topologies"]]
-
-
-@pytest.fixture
-def running(broker: str) -> Iterator[Announcer]:
-    """Topology ``walkvflaky`` running on ``broker``: its node ``m`` writes ``scores``."""
-    announcer = Announcer(scoring("walkvflaky", "m"), broker, ["m"], "kafka", interval_s=1.0)
-    announcer.start()
-    try:
-        assert wait_until(lambda: announcer.sent >= 1, 20), "the description was never sent"
-        yield announcer
-    finally:
-        announcer.stop()
 
 
 def test_a_forgotten_topology_no_longer_counts_nor_is_listed(broker: str) -> None:
@@ -92,17 +85,17 @@ def test_forget_refuses_an_unknown_topology_in_one_line(broker: str) -> None:
         f"error: topology 'old' is forgotten on {broker} already (no process of it ran since)\n")
 
 
-def test_forget_refuses_a_running_topology(broker: str, running: Announcer) -> None:
+def test_forget_refuses_a_running_topology(broker: str, flaky: Announcer) -> None:  # noqa: F811
     result = CliRunner().invoke(cli, ["catalog", "forget", "walkvflaky", "--broker", broker])
     assert isinstance(result.exception, DoaError), result.output
-    host, pid = running.description["host"], running.description["pid"]
+    host, pid = flaky.description["host"], flaky.description["pid"]
     assert str(result.exception) == (
         f"topology 'walkvflaky' runs on {broker} now (process {host}:{pid} alive); stop it "
         "before forgetting it")
     with pytest.raises(DoaError, match=r"topology 'walkvflaky' \(running\)"):
         prepare(scoring("walk", "fraud"), broker)  # still counted
 
-    running.stop(timeout_s=10)  # stopped: it may be forgotten
+    flaky.stop(timeout_s=10)  # stopped: it may be forgotten
     _forget(broker, "walkvflaky")
     prepare(scoring("walk", "fraud"), broker)
 

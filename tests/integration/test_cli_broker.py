@@ -14,7 +14,7 @@ from doa.engines.launch import prepare
 from doa.events import partition_for
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
-from tests.integration.helpers import doa_command, drain, raw_records, read_stream
+from tests.integration.helpers import doa_command, drain, one_line, raw_records, read_stream
 
 pytestmark = pytest.mark.broker
 
@@ -28,14 +28,6 @@ def _records(n: int, seed: int = 5) -> list[dict[str, object]]:
 def _jsonl(path: Path, records: list[dict[str, object]]) -> str:
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     return str(path)
-
-
-def _one_line_error(stderr: bytes) -> str:
-    text = stderr.decode()
-    assert "Traceback" not in text, text
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 def test_publish_then_subscribe_round_trips_json_lines(broker: str, tmp_path: Path) -> None:
@@ -86,7 +78,7 @@ def test_publish_names_the_line_of_malformed_json(broker: str, tmp_path: Path) -
                     '{"key": "a", "n": 4}\n')
     done = doa_command("publish", "events", "--broker", broker, "-t", COUNTING, "-f", str(path))
     assert done.returncode == 1
-    line = _one_line_error(done.stderr)
+    line = one_line(done.stderr)
     assert "line 3" in line and "JSON" in line, line
 
 
@@ -97,7 +89,7 @@ def test_publish_names_line_field_and_stream_of_a_record_that_fails_the_schema(
     path.write_text('{"key": "a", "n": 1}\n\n{"key": "a", "n": "seven"}\n')
     done = doa_command("publish", "events", "--broker", broker, "-t", COUNTING, "-f", str(path))
     assert done.returncode == 1
-    line = _one_line_error(done.stderr)
+    line = one_line(done.stderr)
     assert "line 3" in line, line  # blank lines are skipped but still counted
     assert "'events'" in line and "Event.n" in line and "long" in line and "seven" in line, line
 
@@ -189,5 +181,5 @@ def test_publish_without_a_broker_says_how_to_give_one(tmp_path: Path) -> None:
     done = doa_command("publish", "events", "--topology", COUNTING,
                        "--file", _jsonl(tmp_path / "in.jsonl", _records(3)), timeout=30)
     assert done.returncode == 1
-    line = _one_line_error(done.stderr)
+    line = one_line(done.stderr)
     assert "DOA_BROKER" in line and "--broker" in line, line

@@ -20,7 +20,7 @@ from doa.client import Publisher, RecordError, Subscriber
 from doa.engines.launch import prepare
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process
-from tests.integration.helpers import doa_command, drain, raw_records
+from tests.integration.helpers import doa_command, drain, one_line, raw_records
 
 pytestmark = pytest.mark.broker
 
@@ -37,14 +37,6 @@ def _mixed(broker: str) -> dict[tuple[int, int], bytes]:
             if i < 3:
                 pub.send_raw(BAD[i], key=b"k9")
     return {where: v for where, v in raw_records(broker, "events").items() if v in BAD}
-
-
-def _one_line(stderr: bytes) -> str:
-    text = stderr.decode()
-    assert "Traceback" not in text, text
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 def test_subscribe_limit_ends_when_idle_with_fewer_records(broker: str) -> None:
@@ -140,7 +132,7 @@ def test_publish_with_a_bad_line_2_sends_nothing_and_names_it(broker: str,
                      b'{"key": "a", "n": 3, "payload": ""}\n')
     done = doa_command("publish", "events", "--broker", broker, "-t", COUNTING, "-f", str(path))
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "line 2" in line and "'events'" in line and "Event.n" in line, line
     assert "nothing was published" in line, line
     assert raw_records(broker, "events", idle_s=1) == {}
@@ -169,7 +161,7 @@ def test_publish_to_a_stream_no_run_has_registered_says_how_on_the_command_line(
     path.write_bytes(b'{"key": "a", "n": 1, "payload": ""}\n')
     done = doa_command("publish", "events", "--broker", broker, "-f", str(path))
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "stream 'events' has no registered schema" in line, line
     assert "-t TOPOLOGY" in line, line  # was only "pass topology=", the Python argument
 
@@ -202,7 +194,7 @@ def test_an_unreachable_broker_is_one_line_in_seconds(args: tuple[str, ...]) -> 
     done = doa_command(*args, "--broker", "127.0.0.1:1", timeout=60)
     took = time.monotonic() - began
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "127.0.0.1:1" in line and "unreachable" in line and "check" in line, line
     assert "unexpected" not in line and "Error:" not in line, line
     # Kafka clients retried for ~30 s here before; the probe answers at once (connection
@@ -250,7 +242,7 @@ def test_subscribe_to_a_stream_not_created_yet_is_one_line_and_creates_nothing(
                        "--from-beginning", timeout=60)
     took = time.monotonic() - began
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     # was "error: unexpected ValueError: No partitions are currently assigned"
     assert line == f"error: stream 'events' does not exist on {broker} yet (doa deploy or " \
                    "doa run creates a topology's streams)", line

@@ -22,7 +22,7 @@ from doa.errors import DoaError
 from doa.local.embedded import BrokerError
 from doa.topology.loader import load_topology
 from tests.integration.conftest import ROOT
-from tests.integration.helpers import doa_command, doa_env
+from tests.integration.helpers import doa_command, doa_env, one_line
 
 pytestmark = pytest.mark.broker
 
@@ -48,14 +48,6 @@ def _module(tmp_path: Path) -> str:
     return str(path)
 
 
-def _one_line(stderr: bytes) -> str:
-    text = stderr.decode()
-    assert "Traceback" not in text and "Exception ignored" not in text, text
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
-
-
 def test_a_publisher_does_not_create_a_stream_deploy_has_not(broker: str,
                                                              tmp_path: Path) -> None:
     module = _module(tmp_path)
@@ -70,7 +62,7 @@ def test_a_publisher_does_not_create_a_stream_deploy_has_not(broker: str,
     done = doa_command("publish", "events", "--broker", broker, "-t", module, "-f", str(path),
                        env=doa_env())
     assert done.returncode == 1
-    assert _one_line(done.stderr) == f"error: {missing}"
+    assert one_line(done.stderr) == f"error: {missing}"
     assert "events" not in broker_topics(broker), "the publisher created the stream"
 
     prepare(load_topology(module), broker)
@@ -95,7 +87,7 @@ def test_deploy_and_run_refuse_a_stream_with_more_partitions_than_declared(
     for command in (["deploy", module], ["run", module, "--for", "5", "-q"]):
         done = doa_command(*command, "--broker", broker, env=doa_env())
         assert done.returncode == 1, done.stdout
-        assert _one_line(done.stderr) == f"error: {refused}", command
+        assert one_line(done.stderr) == f"error: {refused}", command
     with pytest.raises(DoaError) as caught:
         Publisher("events", broker=broker, topology=load_topology(module))
     assert str(caught.value).startswith(

@@ -17,7 +17,7 @@ from doa.engines.launch import prepare
 from doa.errors import CompatibilityError, DoaError
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING
-from tests.integration.helpers import doa_command, doa_env, raw_records
+from tests.integration.helpers import doa_command, doa_env, one_line, raw_records
 
 pytestmark = pytest.mark.broker
 
@@ -41,14 +41,6 @@ def _topology(root: Path, name: str, fields: list[dict[str, str]], config: str =
     (d / "topology.py").write_text(TOPOLOGY.replace(
         "{config}", f", config={config}" if config else ""))
     return str(d / "topology.py")
-
-
-def _one_line(stderr: bytes) -> str:
-    text = stderr.decode()
-    assert "Traceback" not in text and "Exception ignored" not in text, text
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 @pytest.mark.brokers("tansu", reason="the registry is read by doa's own client; CI time")
@@ -76,7 +68,7 @@ def test_a_topology_whose_schema_deploy_refused_cannot_publish(broker: str,
     done = doa_command("publish", "things", "--broker", broker, "-t", v2_file, "-f", str(path),
                        env=doa_env())
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "not registered" in line and fingerprint in line and "doa deploy" in line, line
     assert raw_records(broker, "things", idle_s=1) == {}, "nothing undecodable was written"
 
@@ -106,7 +98,7 @@ def test_publish_of_a_file_with_a_too_large_line_sends_nothing_and_names_it(
                               for i, p in enumerate(["", "", "x" * BIG, ""])))
     done = doa_command("publish", "events", "--broker", broker, "-t", COUNTING, "-f", str(path))
     assert done.returncode == 1
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "line 3: stream 'events': a record of 2097" in line, line
     assert "larger than the limit of 1048576 bytes" in line, line
     assert line.endswith("; nothing was published"), line

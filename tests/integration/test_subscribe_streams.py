@@ -23,7 +23,7 @@ from doa.events import Event
 from doa.local.embedded import EmbeddedBroker
 from doa.topology.loader import load_topology
 from tests.integration.conftest import COUNTING, doa_process
-from tests.integration.helpers import doa_command
+from tests.integration.helpers import doa_command, one_line
 
 pytestmark = pytest.mark.broker
 
@@ -36,12 +36,6 @@ def _topics(broker: str) -> set[str]:
         return set(consumer.topics())
     finally:
         consumer.close()
-
-
-def _one_line(stderr: bytes) -> str:
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in lines[0], stderr.decode()
-    return lines[0]
 
 
 def test_a_group_subscriber_to_a_missing_stream_fails_at_once_and_creates_nothing(
@@ -69,7 +63,7 @@ def test_a_misspelt_stream_without_topology_names_the_streams_there(
     done = doa_command(command, "evnts", "--broker", broker, *args)
     assert done.returncode == 1
     # was: "stream 'evnts' has no registered schema on ...; run its topology once ..."
-    assert _one_line(done.stderr) == f"error: stream 'evnts' does not exist on {broker} " \
+    assert one_line(done.stderr) == f"error: stream 'evnts' does not exist on {broker} " \
                                      "(streams: events, counting.dlq, counts)"
     assert "evnts" not in _topics(broker)
 
@@ -100,7 +94,7 @@ def test_subscribe_whose_broker_went_away_is_an_error_not_the_end(broker_kind: s
             raise
     code = proc.wait(timeout=30)
     # was: exit 0, "1 record; none new for 3 s, stopped (--follow waits for more)"
-    assert _one_line(proc.stderr.read()) == f"error: broker {b.address} went away after 1 " \
+    assert one_line(proc.stderr.read()) == f"error: broker {b.address} went away after 1 " \
                                             "record of events (connection refused)"
     assert code == 1
 
