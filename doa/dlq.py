@@ -9,9 +9,16 @@ Replay is bounded and loses nothing:
   too: the letter's ``tombstone`` field says so, :func:`was_tombstone`) and its timestamp
   (``record_timestamp``: outputs carry event time, so a timestamp merge downstream puts it
   where the original was, not at the time of the replay);
-- each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt and
-  where the record was first read); a node that dead-letters it again copies that into the new
-  letter's ``attempt`` and ``original`` fields (:func:`replay_fields`);
+- each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt,
+  where the record was first read, and the node whose letter it is); a node that dead-letters
+  it again copies that into the new letter's ``attempt`` and ``original`` fields
+  (:func:`replay_fields`);
+- a replayed record is for that node only: every other node reading the stream skips it (it
+  got the original already; both engines, counted in the batch's ``skipped``), and so does a
+  :class:`doa.subscriber.Subscriber`. A reader outside doa sees it, with the header naming the
+  node (:func:`replay_node`). A header written before doa named the node is for every reader.
+  A letter whose node is no longer in the topology, or no longer reads the stream, is skipped
+  (its replay would reach no node);
 - its lineage header (version 2) names its letter by id and coordinates, and its id is
   :func:`replay_id` of the letter's place: ``doa lineage`` walks replayed record -> dead letter
   -> original record, and from a dead letter forward to its replay;
@@ -21,9 +28,11 @@ Replay is bounded and loses nothing:
 
 Examples
 --------
->>> header = pack_replay(Replay(1, "readings", 2, 40))
+>>> header = pack_replay(Replay(1, "readings", 2, 40, "score"))
 >>> replay_fields([(REPLAY_HEADER, header)])["original"]
 {'stream': 'readings', 'partition': 2, 'offset': 40}
+>>> replay_node([(REPLAY_HEADER, header)])
+b'score'
 >>> replay_id("sensors.dlq", 0, 7) == replay_id("sensors.dlq", 0, 7)
 True
 >>> replay_id("sensors.dlq", 0, 7) == replay_id("sensors.dlq", 0, 8)
@@ -53,6 +62,7 @@ from doa.events import (
     pack_lineage,
     pack_replay,
     replay_fields,
+    replay_node,
     unpack_replay,
 )
 from doa.topology.topology import Topology
@@ -61,7 +71,7 @@ if TYPE_CHECKING:
     from doa.client import RecordError
 
 __all__ = ["REPLAY_HEADER", "REPLAY_NODE", "Replay", "pack_replay", "replay", "replay_fields",
-           "replay_id", "unpack_replay", "was_tombstone"]
+           "replay_id", "replay_node", "unpack_replay", "was_tombstone"]
 
 REPLAY_NODE = "doa-dlq-replay"  # the node a replayed record's lineage header names
 _TOMBSTONE = "record has no value (a tombstone)"  # what the runtime says of a null value
@@ -280,6 +290,12 @@ def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[s
         report.skipped.append(f"{where}: stream {stream!r} is not declared by topology "
                               f"{topology.name!r}")
         return None
+    node = str(letter.get("node") or "")
+    reader = topology.nodes.get(node)
+    if reader is None or stream not in reader.reads:
+        why = f"does not read {stream!r}" if reader else f"is not in {topology.name!r}"
+        report.skipped.append(f"{where}: node {node!r} {why}: its replay would reach no node")
+        return None
     original = letter.get("original") or {"stream": stream, "partition": letter["partition"],
                                           "offset": letter["offset"]}
     first = (original["stream"], original["partition"], original["offset"])
@@ -293,7 +309,7 @@ def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[s
     lineage = Lineage(replay_id(m.topic, m.partition, m.offset), REPLAY_NODE, fingerprint,
                       (_letter_id(m),), 0, (Coordinates(m.topic, m.partition, m.offset),))
     headers = [(LINEAGE_HEADER, pack_lineage(lineage)),
-               (REPLAY_HEADER, pack_replay(Replay(attempt, *first)))]
+               (REPLAY_HEADER, pack_replay(Replay(attempt, *first, node)))]
     partition = letter["partition"] if 0 <= letter["partition"] < spec.partitions else None
     try:
         future = producer.send(stream, value=raw, key=letter["key"], partition=partition,

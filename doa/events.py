@@ -303,36 +303,74 @@ def header_id(headers: Any) -> bytes | None:
 # -- the header of a record re-published by ``doa dlq --replay`` (doa.dlq) --------------------
 REPLAY_HEADER = "doa.replay"
 _REPLAY = struct.Struct("<BIiq")  # version, attempt, original partition, original offset
-_REPLAY_VERSION = 1
+_REPLAY_VERSIONS = (1, 2)  # 2 adds the node it is for: its stream's name, length first
 
 
 class Replay(NamedTuple):
-    """What the ``doa.replay`` header of a replayed record says."""
+    """What the ``doa.replay`` header of a replayed record says: the attempt, where the record
+    was first read, and the node it is for (the one whose letter it is; ``""``: every reader,
+    what a header written before doa named the node says)."""
 
     attempt: int
     stream: str
     partition: int
     offset: int
+    node: str = ""
 
 
 def pack_replay(replay: Replay) -> bytes:
-    """Pack a :class:`Replay` in one header value (21 bytes and the stream's name)."""
-    return _REPLAY.pack(_REPLAY_VERSION, replay.attempt, replay.partition,
-                        replay.offset) + replay.stream.encode()
+    """Pack a :class:`Replay` in one header value (21 bytes and the names).
+
+    Version 2 when it names a node, else version 1 (what doa wrote before).
+    """
+    if not replay.node:
+        return _REPLAY.pack(1, replay.attempt, replay.partition,
+                            replay.offset) + replay.stream.encode()
+    return b"".join((_REPLAY.pack(2, replay.attempt, replay.partition, replay.offset),
+                     _stream_bytes(replay.stream), replay.node.encode()))
 
 
 def unpack_replay(data: bytes) -> Replay:
-    """Inverse of :func:`pack_replay`; a malformed value is a :class:`ValueError`.
+    """Inverse of :func:`pack_replay` (reads versions 1 and 2); a malformed value is a
+    :class:`ValueError`.
 
-    >>> unpack_replay(pack_replay(Replay(1, "readings", 2, 40)))
-    Replay(attempt=1, stream='readings', partition=2, offset=40)
+    >>> unpack_replay(pack_replay(Replay(1, "readings", 2, 40, "score")))
+    Replay(attempt=1, stream='readings', partition=2, offset=40, node='score')
+    >>> unpack_replay(pack_replay(Replay(1, "readings", 2, 40)))  # version 1: every reader
+    Replay(attempt=1, stream='readings', partition=2, offset=40, node='')
     """
     if len(data) < _REPLAY.size:
         raise ValueError(f"doa.replay header of {len(data)} bytes, needs {_REPLAY.size}")
     version, attempt, partition, offset = _REPLAY.unpack_from(data)
-    if version != _REPLAY_VERSION:
+    if version not in _REPLAY_VERSIONS:
         raise ValueError(f"unknown doa.replay header version {version}")
-    return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
+    if version == 1:
+        return Replay(attempt, bytes(data[_REPLAY.size:]).decode(), partition, offset)
+    end = _REPLAY.size + 1 + (data[_REPLAY.size] if len(data) > _REPLAY.size else len(data))
+    if end > len(data):
+        raise ValueError(f"truncated doa.replay header ({len(data)} bytes)")
+    return Replay(attempt, bytes(data[_REPLAY.size + 1:end]).decode(), partition, offset,
+                  bytes(data[end:]).decode())
+
+
+def replay_node(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    """The name (bytes) of the node a replayed record is for, from its ``doa.replay`` header.
+
+    None for a record not replayed, or replayed for every reader (a header written before doa
+    named the node, or a malformed one). Cheap: the runtime asks it of every record with
+    headers, and a name is compared as bytes.
+
+    >>> replay_node([("doa.replay", pack_replay(Replay(1, "alerts", 0, 9, "page")))])
+    b'page'
+    >>> replay_node([("doa.replay", pack_replay(Replay(1, "alerts", 0, 9)))]) is None
+    True
+    """
+    for name, value in headers:
+        if name == REPLAY_HEADER:
+            if value[:1] != b"\x02" or len(value) <= _REPLAY.size:
+                return None
+            return bytes(value[_REPLAY.size + 1 + value[_REPLAY.size]:]) or None
+    return None
 
 
 def replay_fields(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:

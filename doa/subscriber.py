@@ -10,6 +10,9 @@ By default iterating raises a :class:`RecordError` naming a record's stream, par
 and reason; ``on_error="skip"`` counts it in ``errors``; ``on_error="yield"`` yields the
 :class:`RecordError` in its place.
 
+A record ``doa dlq --replay`` re-published for a node is not yielded (see
+:class:`Subscriber`).
+
 >>> str(RecordError("alerts", 2, 17, "bad-marker", "starts with '0067'"))
 "stream 'alerts' partition 2 offset 17: cannot decode (bad-marker): starts with '0067'"
 """
@@ -28,7 +31,7 @@ from doa.cluster.reach import BrokerUnreachable, check_reachable, reachable
 from doa.cluster.security import kafka_python_options
 from doa.cluster.streams import topic_partitions
 from doa.errors import DecodeError, DoaError
-from doa.events import LINEAGE_HEADER, Event, Lineage, lineage_of
+from doa.events import LINEAGE_HEADER, Event, Lineage, lineage_of, replay_node
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
@@ -82,6 +85,14 @@ class Subscriber(Generic[_Item]):
         and count it in ``errors``; ``"yield"`` the :class:`RecordError` in its place (also
         counted). The broker is probed first: an unreachable one raises
         :class:`doa.cluster.reach.BrokerUnreachable` within seconds.
+
+    Notes
+    -----
+    A record re-published by ``doa dlq --replay`` for a node (the one that failed on it: its
+    ``doa.replay`` header names it, :func:`doa.events.replay_node`) is skipped and counted in
+    ``replays``: a subscriber is not a node, it saw the original already, and the replay is
+    that node's second chance, not a new record (:mod:`doa.dlq`). A replay whose header names
+    no node (written before doa named it) is yielded, as before.
     """
 
     @overload
@@ -110,6 +121,7 @@ class Subscriber(Generic[_Item]):
         self.codecs = {s: codec for s, (codec, _) in
                        resolve_codecs(self.streams, topology, broker).items()}
         self.errors = 0
+        self.replays = 0  # records replayed for a node, skipped (see Notes)
         self._consumer = KafkaConsumer(
             bootstrap_servers=broker, **kafka_python_options(broker),
             group_id=group, enable_auto_commit=group is not None,
@@ -146,6 +158,9 @@ class Subscriber(Generic[_Item]):
 
     def __iter__(self) -> Iterator[_Item]:
         for m in self._messages():
+            if m.headers and replay_node(m.headers) is not None:
+                self.replays += 1
+                continue
             try:
                 event = self._event(m)
             except RecordError as error:

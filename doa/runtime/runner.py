@@ -18,6 +18,12 @@ change deployed while it runs) is not a dead letter: on its unknown fingerprint 
 :data:`REREAD_S` seconds per stream; it blocks the node for that read) for the stream's codec
 with every version registered now, and decodes with it.
 
+A record ``doa dlq --replay`` re-published for one node (its ``doa.replay`` header names the
+node whose dead letter it was: :func:`doa.events.replay_node`) is processed by that node
+only; every other node reading the stream skips it, counted in :attr:`BatchResult.skipped`
+(it got the original already). A header that names no node (written before doa named it) is
+for every reader.
+
 Examples
 --------
 >>> from doa.topology.topology import Topology
@@ -62,6 +68,7 @@ from doa.events import (
     pack_output_lineage,
     partition_for,
     replay_fields,
+    replay_node,
 )
 from doa.node import Node
 from doa.runtime.tell import LetterLines
@@ -106,6 +113,7 @@ class BatchResult:
     records_in: int = 0
     records_out: int = 0
     dead_letters: int = 0
+    skipped: int = 0  # replays for another node (in records_in, not processed)
 
 
 def wall_clock_ms() -> int:
@@ -187,6 +195,11 @@ class NodeRunner:
                             ) from exc
 
     def _decode(self, raw: RawRecord, result: BatchResult) -> Event | None:
+        if raw.headers:  # a replay for another node is not this node's (doa.dlq)
+            to = replay_node(raw.headers)
+            if to is not None and to != self._node_name:
+                result.skipped += 1
+                return None
         codec = self._in[raw.stream]
         try:
             if raw.value is None:
