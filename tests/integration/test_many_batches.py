@@ -22,7 +22,7 @@ from doa.lineage.log import Log
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
 from tests.integration.conftest import COUNTING
-from tests.integration.helpers import read_stream
+from tests.integration.helpers import raw_records, read_stream
 
 pytestmark = pytest.mark.broker
 
@@ -150,8 +150,9 @@ def test_dead_letters_written_one_at_a_time_are_replayed_whole(broker: str,
     report = replay(broker, topology, timeout_s=60)
     assert (report.replayed, report.failed, report.skipped) == ({"events": PER_PARTITION}, [],
                                                                 [])
-    events = read_stream(broker, topology, "events", expected=PER_PARTITION, idle_s=10)
-    assert len(events) == PER_PARTITION and {e.partition for e in events} == {1}
+    # read raw: a Subscriber skips records replayed for a node (they are node count's)
+    events = raw_records(broker, "events", idle_s=10)
+    assert len(events) == PER_PARTITION and {p for p, _ in events} == {1}
 
 
 def test_the_faust_engine_reads_them_whole(broker: str, broker_kind: str) -> None:
