@@ -319,7 +319,7 @@ class Replay(NamedTuple):
 
 
 def pack_replay(replay: Replay) -> bytes:
-    """Pack a :class:`Replay` in one header value (21 bytes and the names).
+    """Pack a :class:`Replay` in one header value (17 bytes and the names).
 
     Version 2 when it names a node, else version 1 (what doa wrote before).
     """

@@ -19,13 +19,13 @@ from tests.integration.conftest import doa_process, kill9
 
 
 def drain(topology: Topology, address: str, expected_in: int, timeout: float = 90.0,
-          settings: EngineSettings | None = None) -> RunReport:
-    """Run every node until together they have read ``expected_in`` records."""
+          settings: EngineSettings | None = None, engine: str = "kafka") -> RunReport:
+    """Run every node (on ``engine``) until together they have read ``expected_in`` records."""
     def done(stats: dict[str, Any]) -> bool:
         return sum(s.records_in for s in stats.values()) >= expected_in
 
     return asyncio.run(run_nodes(topology, address, list(topology.nodes), seconds=timeout,
-                                 settings=settings, signals=False, until=done))
+                                 settings=settings, signals=False, until=done, engine=engine))
 
 
 def assert_metric_equals_progressive_val_score(broker: str, topology: Topology,
