@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from doa.learner.records import argmax
 from doa.learner.versions import next_version
 
 __all__ = ["announce", "decision", "event", "on_label", "promote", "reject", "score", "start",
@@ -102,7 +103,7 @@ def metric_input(metric: Any, y_pred: Any) -> Any:
     {False: 0.3, True: 0.7}
     """
     if isinstance(y_pred, dict) and metric.requires_labels:
-        return max(y_pred, key=y_pred.__getitem__) if y_pred else None
+        return argmax(y_pred)
     return y_pred
 
 
