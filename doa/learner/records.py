@@ -4,9 +4,8 @@ logged and how predictions are scored.
 A NaN or infinite feature is left out of what a River model sees (:func:`finite`): River
 takes an absent feature as unknown, while one NaN would make every later prediction, and
 the metric, NaN. The first time, per learner, a warning names the feature, the record and
-where its value came from (:func:`origin`: the input the node that wrote it read, from the
-record's lineage header); a compiled model, which needs every feature, dead-letters the
-record with the same words.
+where to look for its source (:func:`origin`: the ``doa lineage`` command that shows it);
+a compiled model, which needs every feature, dead-letters the record with the same words.
 
 Examples
 --------
@@ -92,35 +91,20 @@ takes every feature; compiled=False would leave it out of this record's predicti
 
 
 def origin(event: Any) -> str:
-    """Where a record's values came from, as its ``doa`` lineage header says: the input(s)
-    the node that wrote it read, or its producer; without the header (the runtime gives a
-    step none), the ``doa lineage`` command that shows it.
+    """Where to look for the source of a record's values: the ``doa lineage`` command that
+    shows the input it was computed from (a step gets no lineage headers).
 
     Examples
     --------
-    >>> from doa.events import LINEAGE_HEADER, Event, pack_output_lineage
-    >>> reading = Event({}, stream="readings", partition=0, offset=41, timestamp=0)
-    >>> header = pack_output_lineage(bytes(16), b"featurize", bytes(8), [reading])
-    >>> origin(Event({}, stream="features", partition=0, offset=41, timestamp=0,
-    ...              headers=((LINEAGE_HEADER, header),)))
-    "from node 'featurize', which read it from stream 'readings' partition 0 offset 41 (a NaN \
-or infinite value there, or a kernel's output for a key with no value yet)"
+    >>> from doa.events import Event
+    >>> origin(Event({}, stream="features", partition=0, offset=41, timestamp=0))
+    "as what wrote that record sent it (a NaN or infinite value in a node's input, or a \
+kernel's output for a key with no value yet; `doa lineage features:0:41` shows the input)"
     """
-    try:
-        lineage = getattr(event, "lineage", None)
-    except ValueError:  # a malformed header: say nothing rather than fail the message
-        lineage = None
-    if lineage is None:  # the runtime hands a step no headers: the record's lineage tells
-        where = f"{event.stream}:{event.partition}:{event.offset}"
-        return (f"as what wrote that record sent it (a NaN or infinite value in a node's "
-                f"input, or a kernel's output for a key with no value yet; `doa lineage "
-                f"{where}` shows the input)")
-    if not lineage.coordinates:
-        return f"as {lineage.node!r} sent it" if lineage.node else "as its producer sent it"
-    inputs = " and ".join(f"stream {c.stream!r} partition {c.partition} offset {c.offset}"
-                          for c in lineage.coordinates)
-    return (f"from node {lineage.node!r}, which read it from {inputs} (a NaN or infinite "
-            "value there, or a kernel's output for a key with no value yet)")
+    where = f"{event.stream}:{event.partition}:{event.offset}"
+    return (f"as what wrote that record sent it (a NaN or infinite value in a node's "
+            f"input, or a kernel's output for a key with no value yet; `doa lineage "
+            f"{where}` shows the input)")
 
 
 def metric_value(metric: Any, name: str, labels: int, warned: set[str]) -> float:
