@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from doa.cluster.codecs import resolve_codec
+from doa.cluster.codecs import resolve_codec, resolve_codecs
 from doa.cluster.limits import record_limit, record_size
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
@@ -186,7 +186,8 @@ def _resolve(stream: str, topology: Topology | None, broker: str) -> tuple[Codec
     from doa.cluster.streams import broker_topics, no_such_stream
 
     declared = resolve_codec(stream, topology, broker) if topology is not None else None
-    topics = broker_topics(broker)  # one metadata request for every topic: creates none
+    topics = broker_topics(broker)  # one metadata request for every topic: creates none (and
+    # serves resolve_codecs below, which would read them again)
     have = topics.get(stream)
     if not have:
         missing = no_such_stream(stream, broker, topics)
@@ -194,7 +195,7 @@ def _resolve(stream: str, topology: Topology | None, broker: str) -> tuple[Codec
             raise missing  # a misspelt name, likely: the streams there say which
         raise DoaError(f"{missing}; `doa deploy TOPOLOGY` creates a topology's streams")
     if topology is None or declared is None:
-        return resolve_codec(stream, None, broker)
+        return resolve_codecs([stream], None, broker, topics)[stream]
     if declared[1].partitions != have:
         raise DoaError(f"stream {stream!r} has {have} partitions on {broker}, topology "
                        f"{topology.name!r} declares {declared[1].partitions} (its nodes would "

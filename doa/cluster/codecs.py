@@ -10,7 +10,7 @@ reads, with the older ones as its history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from doa.errors import DecodeError, DoaError
@@ -27,17 +27,18 @@ def resolve_codec(stream: str, topology: Topology | None, broker: str) -> tuple[
     return resolve_codecs([stream], topology, broker)[stream]
 
 
-def resolve_codecs(streams: Iterable[str], topology: Topology | None, broker: str
-                   ) -> dict[str, tuple[Codec, Stream]]:
+def resolve_codecs(streams: Iterable[str], topology: Topology | None, broker: str,
+                   topics: Mapping[str, int] | None = None) -> dict[str, tuple[Codec, Stream]]:
     """:func:`resolve_codec` of each of ``streams``; without a topology the registry and the
-    broker's topics are read once for all of them."""
+    broker's topics (``topics``, if the caller has read them already) are read once for all
+    of them."""
     from doa.cluster.registry import read_registry
     from doa.cluster.streams import broker_topics, no_such_stream
 
     if topology is not None:
         return {s: _from_topology(s, topology, broker) for s in streams}
     registry = read_registry(broker)
-    topics = broker_topics(broker)
+    topics = broker_topics(broker) if topics is None else topics
     out: dict[str, tuple[Codec, Stream]] = {}
     for stream in streams:
         versions = registry.get(stream)
