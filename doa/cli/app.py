@@ -95,20 +95,13 @@ def _partition_problems(t: Any, broker: str) -> tuple[list[str], list[str]]:
     declared, or a stream's with more (``doa run`` refuses both), or a state topic's with
     more (a warning: doa uses the declared ones).
     Topics not there yet are left alone (``doa run`` creates them)."""
-    from kafka import KafkaConsumer
-
     from doa.cluster.admin import more_partitions, topology_topics
-    from doa.cluster.security import kafka_python_options
+    from doa.cluster.streams import broker_topics
 
-    consumer = KafkaConsumer(bootstrap_servers=broker, **kafka_python_options(broker))
-    try:
-        # Only existing topics are described: asking for one that does not exist creates it
-        # on brokers that auto-create topics (tansu, Kafka's default).
-        existing = consumer.topics() or set()
-        have = {s.name: (len(consumer.partitions_for_topic(s.name) or ()), s)
-                for s in topology_topics(t) if s.name in existing}
-    finally:
-        consumer.close()
+    # One metadata request for every topic: asking for one that does not exist would create
+    # it on brokers that auto-create topics (tansu, Kafka's default).
+    existing = broker_topics(broker)
+    have = {s.name: (existing[s.name], s) for s in topology_topics(t) if s.name in existing}
     fewer = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
              f"{s.partitions}" for name, (n, s) in have.items() if 0 < n < s.partitions]
     fewer += [str(more_partitions(name, n, s.partitions)) for name, (n, s) in have.items()
