@@ -19,7 +19,7 @@ from doa.cli.options import broker_option
 from doa.errors import DoaError
 from doa.model.kept import model_candidates, model_roles
 
-__all__ = ["publish_cmd", "publish_version"]
+__all__ = ["parse_meta", "publish_cmd", "publish_version"]
 
 
 def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: str = "",
@@ -64,6 +64,32 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
                            metadata=metadata, **stamp())
     send_all(broker, t, spec.versions, chunks, timestamp_ms)
     return version, replaced
+
+
+def parse_meta(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The metadata of ``--meta KEY=VALUE`` options; a one-line error for an item without
+    ``=`` or a key of doa's own (``doa.``: ``doa.classes`` is what ``--classes`` keeps).
+
+    Examples
+    --------
+    >>> parse_meta(("trained=2026-11-27", "auc=0.91=ok"))
+    {'trained': '2026-11-27', 'auc': '0.91=ok'}
+    >>> parse_meta(("doa.classes=[0,1]",))
+    Traceback (most recent call last):
+    ...
+    doa.errors.DoaError: --meta doa.classes=[0,1]: keys starting with 'doa.' are doa's own \
+(--classes sets doa.classes); nothing sent
+    """
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DoaError(f"--meta {item}: expected KEY=VALUE; nothing sent")
+        if key.strip().startswith("doa."):
+            raise DoaError(f"--meta {item}: keys starting with 'doa.' are doa's own "
+                           "(--classes sets doa.classes); nothing sent")
+        metadata[key.strip()] = value
+    return metadata
 
 
 def _check_classes(data: bytes, fmt: str, spec: Any, version: int, path: str,
@@ -125,6 +151,7 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
     """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE."""
     from doa.model.compat import parse_classes
 
+    metadata = parse_meta(meta)
     address = reach(broker)
     t, spec = node_spec(topology, node)
     if spec.kind == "learner":
@@ -134,7 +161,6 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
     if candidate and spec.shadow is None and spec.labels is None:
         raise DoaError(f"model node {node!r} declares neither shadow= nor labels=: a "
                        "candidate's predictions would go nowhere")
-    metadata = dict(m.split("=", 1) for m in meta if "=" in m)
     version, replaced = publish_version(t, node, file, broker=address, note=note,
                                         candidate=candidate, chunk_bytes=chunk_bytes,
                                         metadata=metadata,
