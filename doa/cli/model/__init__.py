@@ -127,11 +127,32 @@ def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]
             r["live"] = v
             if r["candidate"] == v or action == "promoted":
                 r["candidate"] = None
-    for m in metrics:  # unkeyed: on the input's partition when the streams have as many
-        for p, r in roles.items():
-            if p == getattr(m, "partition", p) or len(roles) == 1:
+    for m in metrics:
+        p = input_partition(m)
+        for q, r in roles.items():
+            if q == p or len(roles) == 1:
                 r["metrics"][m["model_version"]] = m
     return roles
+
+
+def input_partition(metric: Any) -> int | None:
+    """The node's input partition a metric record was computed on: the partition of the
+    label its lineage names (labels are co-partitioned with the node's input), else the
+    record's own partition (a metrics stream of fewer partitions than the input mixes them).
+
+    >>> from doa.events import Coordinates, Event, Lineage, pack_lineage
+    >>> lin = Lineage(b"i" * 16, "price", b"f" * 8, (b"p" * 16,), 2,
+    ...               (Coordinates("fares", 1, 1448),))
+    >>> m = Event({"model_version": 2}, stream="price.metrics", partition=0, offset=61,
+    ...           timestamp=0, headers=(("doa", pack_lineage(lin)),))
+    >>> input_partition(m)
+    1
+    """
+    lineage = getattr(metric, "lineage", None)
+    if lineage is not None and lineage.coordinates:
+        return int(lineage.coordinates[0].partition)
+    partition = getattr(metric, "partition", None)
+    return None if partition is None else int(partition)
 
 
 @click.command("compare")
