@@ -28,6 +28,7 @@ from doa.errors import (
     SchemaError,
     StepError,
     TopologyError,
+    Unacknowledged,
 )
 from doa.events import Event, Out
 from doa.model.labels import Labels, Promote
@@ -51,5 +52,6 @@ __all__ = [
     "Stream",
     "Topology",
     "TopologyError",
+    "Unacknowledged",
     "__version__",
 ]

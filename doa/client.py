@@ -29,7 +29,7 @@ from doa.cluster.codecs import resolve_codec, resolve_codecs
 from doa.cluster.limits import record_limit, record_size
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
-from doa.errors import DoaError
+from doa.errors import DoaError, Unacknowledged
 from doa.events import (
     LINEAGE_HEADER,
     Lineage,
@@ -82,7 +82,7 @@ class Publisher:
             raise
         self._count = 0
         self.acknowledged = 0
-        self._futures: list[Any] = []
+        self._futures: list[tuple[Any, bytes | None, dict[str, Any] | None]] = []
 
     def send(self, record: Mapping[str, Any], timestamp_ms: int | None = None,
              partition: int | None = None) -> bytes:
@@ -98,9 +98,9 @@ class Publisher:
         if partition is None:
             partition = partition_for(key, self.spec.partitions, self._count)
         self._count += 1
-        self._futures.append(self._producer.send(
+        self._futures.append((self._producer.send(
             self.stream, value=value, key=key, partition=partition, timestamp_ms=timestamp_ms,
-            headers=headers))
+            headers=headers), event_id, dict(record)))
         if len(self._futures) >= 10_000:
             self.flush()
         return event_id
@@ -124,26 +124,28 @@ class Publisher:
         self._limit.check(self.stream, record_size(key, value, []))
         partition = partition_for(key, self.spec.partitions, self._count)
         self._count += 1
-        self._futures.append(self._producer.send(self.stream, value=value, key=key,
-                                                 partition=partition))
+        self._futures.append((self._producer.send(self.stream, value=value, key=key,
+                                                  partition=partition), None, None))
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Block until every record sent so far is acknowledged; raise a :class:`DoaError`
-        naming how many were not (and why) if any failed or ``timeout_s`` passed."""
+        """Block until every record sent so far is acknowledged; raise
+        :class:`doa.errors.Unacknowledged` naming how many were not (and why) if any failed
+        or ``timeout_s`` passed: its ``ids`` and ``records`` are those records, to resend."""
         from kafka.errors import KafkaTimeoutError
 
-        futures, self._futures = self._futures, []
+        sent, self._futures = self._futures, []
         with contextlib.suppress(KafkaTimeoutError):  # what is not done counts as failed
             self._producer.flush(timeout=timeout_s)
-        failed = [f for f in futures if not f.is_done or f.failed()]
-        self.acknowledged += len(futures) - len(failed)
+        failed = [s for s in sent if not s[0].is_done or s[0].failed()]
+        self.acknowledged += len(sent) - len(failed)
         if failed:
-            first = failed[0]
+            first = failed[0][0]
             why = (reason_of(first.exception) if first.is_done
                    else f"no acknowledgement in {timeout_s:g} s")
-            raise DoaError(f"stream {self.stream!r}: {len(failed)} of {len(futures)} records "
-                           f"not acknowledged by the broker ({why}); "
-                           f"{self.acknowledged} acknowledged in all")
+            raise Unacknowledged(
+                f"stream {self.stream!r}: {len(failed)} of {len(sent)} records not "
+                f"acknowledged by the broker ({why}); {self.acknowledged} acknowledged in all",
+                [s[1] for s in failed], [s[2] for s in failed])
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Flush (see :meth:`flush`) and close the producer (at once if the flush failed: its

@@ -104,6 +104,29 @@ class StepError(DoaError):
     """A node's step returned something the runtime cannot use."""
 
 
+class Unacknowledged(DoaError):
+    """Records a :class:`doa.Publisher` sent that the broker did not acknowledge.
+
+    ``ids`` are their event ids (what ``send`` returned) and ``records`` the records
+    themselves, in the order they were sent (None for ``send_raw``'s bytes): resend them to
+    lose nothing (a record the broker wrote without its acknowledgement reaching us is then
+    there twice, with the two ids).
+
+    Examples
+    --------
+    >>> e = Unacknowledged("stream 'rides': 1 of 2 records not acknowledged", [b"i" * 16],
+    ...                    [{"ride_id": "r2"}])
+    >>> e.records, len(e.ids)
+    ([{'ride_id': 'r2'}], 1)
+    """
+
+    def __init__(self, message: str, ids: Sequence[bytes | None],
+                 records: Sequence[object]) -> None:
+        super().__init__(message)
+        self.ids = list(ids)
+        self.records = list(records)
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
