@@ -137,11 +137,17 @@ class EngineSettings:
 
 @dataclass
 class NodeStats:
-    """Counters of one node in one process."""
+    """Counters of one node in one process.
+
+    The engines keep them current, except ``skipped``: ``doa run`` copies it from the node's
+    meter (:class:`doa.observe.meter.Meter`) before each status line and at the end of the run
+    (:func:`doa.engines.progress.count_skipped`).
+    """
 
     records_in: int = 0
     records_out: int = 0
     dead_letters: int = 0
+    skipped: int = 0  # read, not processed: replays for another node (doa dlq --replay)
     snapshots: int = 0
     batches: int = 0
     first_output_s: float | None = None

@@ -18,10 +18,8 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,8 @@ from doa.cluster.reach import check_reachable, reachable
 from doa.engines import EngineSettings, NodeStats, worker_class
 from doa.engines.chain import link
 from doa.engines.outage import BrokerWatch, Say, shutdown_grace_s, unfinished
+from doa.engines.progress import count_skipped, counting_skipped
+from doa.engines.signals import catch_signals, stop_before_start
 from doa.errors import DoaError
 from doa.local.embedded import EmbeddedBroker, configured_broker
 from doa.observe import observe
@@ -156,13 +156,14 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
     workers = [make_worker(o.engine, topology, topology.nodes[n], address, o.settings)
                for n in nodes]
     report.stats = {w.node.name: w.stats for w in workers}
+    o = dataclasses.replace(o, tick=counting_skipped(o.tick, workers))  # stats.skipped
     for up, stream, down in link(workers, (o.settings or EngineSettings.from_env()).chain != 0):
         log.info("node %s hands %s to node %s in this process", up, stream, down)
     say = o.say or _log_status
     observers = observe(topology, address, workers, port=o.metrics_port, say=say)
     watch = BrokerWatch(address, report.stats, say)
     watcher = asyncio.create_task(watch.run(), name="broker watch")
-    restore = _catch_signals(stop, report, say, grace) if o.signals else None
+    restore = catch_signals(stop, report, say, grace) if o.signals else None
     started = time.monotonic()
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -174,6 +175,7 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
         if restore is not None:
             restore()
     report.seconds = time.monotonic() - started
+    count_skipped(workers)
     _raise_failure(tasks)
     return report
 
@@ -298,37 +300,6 @@ def _log_status(line: str) -> None:
     log.warning("%s", line)
 
 
-def _catch_signals(stop: asyncio.Event, report: RunReport, say: Say,
-                   grace: float) -> Callable[[], None] | None:
-    """SIGTERM/SIGINT set ``stop``; one more while stopping ends the process at once.
-
-    A Python-level handler (not the loop's): it runs even while the loop waits on a broker
-    that is gone. Returns the function that puts the previous handlers back.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    loop = asyncio.get_running_loop()
-
-    def handler(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            os.write(2, f"{name} while stopping: exiting at once; what was not committed "
-                        "will be reprocessed on restart (same event ids)\n".encode())
-            os._exit(128 + signum)
-        report.stopped_by = name
-        loop.call_soon_threadsafe(stop.set)
-        loop.call_soon_threadsafe(say, f"{name}: stopping (the batch, then flush, snapshot "
-                                       f"and commit for at most {grace:g} s); send it again "
-                                       "to exit at once")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    return restore
-
-
 def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] | None = None,
         seconds: float | None = None, settings: EngineSettings | None = None,
         tick: Tick | None = None, engine: str = "kafka", say: Say | None = None,
@@ -384,9 +355,3 @@ def run_bounded(main: Coroutine[Any, Any, T], cleanup_s: float = 1.0) -> T:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
-
-
-def stop_before_start(signum: int, frame: object) -> None:
-    # SIGTERM while the broker starts or topics are created: unwind (stopping the embedded
-    # broker) and exit 0, as a stop during the run does.
-    raise SystemExit(0)

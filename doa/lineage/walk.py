@@ -236,8 +236,8 @@ def _named(stream: Any) -> Any:
 def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms: int,
                       horizon_ms: int) -> list[Step]:
     e = rec.event
-    steps = [_made_by(log, rec, spec)]
     horizon = spec.max_delay_ms if spec.max_delay_ms is not None else horizon_ms
+    steps = [_made_by(log, rec, spec, horizon)]
     label = _first(log, spec.labels, e.timestamp - window_ms, e.timestamp + horizon,
                    lambda r: str(r.event.get(spec.join)) == str(e.get("join")))
     if label is None:
@@ -261,7 +261,11 @@ def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms
     return steps
 
 
-def _made_by(log: Log, rec: Record, spec: Scorer) -> Step:
+def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
+    """The model event of the version that made prediction ``rec``: the last one of that
+    version at or before the prediction's time, else the first up to ``horizon`` ms after it
+    (a version a learner made on a label it took ahead of these features carries that
+    label's later time); else a note saying why there is none (:func:`made_by_missing`)."""
     version = int(rec.event.get("model_version") or (rec.lineage.model_version
                                                      if rec.lineage else 0))
     if spec.models is None:
@@ -276,8 +280,57 @@ def _made_by(log: Log, rec: Record, spec: Scorer) -> Step:
                 return Step("made by", r)
             if int(r.event.get("version") or 0) < version:
                 break
-    return Step("made by", None, note=f"model version {version}: the initial model of "
-                                      f"{spec.name}, or its event is gone")
+    at = rec.event.timestamp
+    later = _first(log, spec.models, at + 1, at + horizon,
+                   lambda r: r.event.get("model") == spec.name
+                   and r.event.get("version") == version)
+    if later is not None:
+        return Step("made by", later, note=made_later(later.event.timestamp - at, spec.learns))
+    return Step("made by", None, note=made_by_missing(spec, version, horizon))
+
+
+def made_later(ms: int, learns: bool) -> str:
+    """Why a version's model event is stamped ``ms`` after a prediction it made.
+
+    >>> print(made_later(499, True))  # doctest: +NORMALIZE_WHITESPACE
+    stamped 499 ms after the prediction, at the event time of the label that made the
+    version: the learner took that label ahead of these features (labels published before
+    the readings, or features that lagged)
+    """
+    if not learns:  # a model node's versions come from doa model publish/promote, in time
+        return f"stamped {ms} ms after the prediction"
+    return (f"stamped {ms} ms after the prediction, at the event time of the label that made "
+            "the version: the learner took that label ahead of these features (labels "
+            "published before the readings, or features that lagged)")
+
+
+def made_by_missing(spec: Scorer, version: int, horizon: int) -> str:
+    """Why no model event of ``version`` was found for a prediction of ``spec``'s node.
+
+    A learner starts at version 1, which no model event announces; every later version has
+    one, stamped with the event time of the record that made it: a label (or a drift event,
+    a command), which may come after the predictions of that version.
+
+    >>> s = Scorer("scorer", "labels", "txn_id", None, None, None, "models", None, True)
+    >>> made_by_missing(s, 1, 60_000)
+    'model version 1: the initial model of scorer, which no model event announces'
+    >>> print(made_by_missing(s, 2, 60_000))  # doctest: +NORMALIZE_WHITESPACE
+    model version 2: no models record of scorer version 2 at or before the prediction's time,
+    nor up to 60000 ms after it (a version made on a label taken ahead of its features carries
+    that label's event time: try a longer --horizon), or its event is gone
+    >>> made_by_missing(s._replace(learns=False), 3, 60_000)
+    'model version 3: the model scorer started with (no model event), or its event is gone'
+    """
+    if not spec.learns:
+        return (f"model version {version}: the model {spec.name} started with (no model "
+                "event), or its event is gone")
+    if version <= 1:
+        return f"model version {version}: the initial model of {spec.name}, which no model " \
+               "event announces"
+    return (f"model version {version}: no {spec.models} record of {spec.name} version "
+            f"{version} at or before the prediction's time, nor up to {horizon} ms after it (a "
+            "version made on a label taken ahead of its features carries that label's event "
+            "time: try a longer --horizon), or its event is gone")
 
 
 def _after(r: Record, label: Record) -> bool:

@@ -3,12 +3,13 @@
 :class:`MeteredRunner` is the :class:`doa.runtime.runner.NodeRunner` every engine's
 :class:`doa.engines.partitioned.PartitionedNode` uses. Around each call of ``process`` (one input
 partition's batch) it adds to its :class:`Meter`: records in per input stream, records out per
-output stream, records dead-lettered per input stream, the batch's size and the seconds the call
-took (decode, step, encode) in fixed histogram buckets. That is about 1 µs per batch (a few
-dictionary additions and two clock reads); a node with several inputs (or outputs) also counts
-its records by stream, ~70 ns a record. The Prometheus collector (:mod:`doa.observe.metrics`)
-reads a meter when scraped, from its own thread: every value here is an int or float replaced
-whole, so a read never sees half an update.
+output stream, records dead-lettered per input stream, records skipped per input stream (replays
+addressed to another node: :attr:`doa.runtime.runner.BatchResult.skipped`), the batch's size and
+the seconds the call took (decode, step, encode) in fixed histogram buckets. That is about 1 µs
+per batch (a few dictionary additions and two clock reads); a node with several inputs (or
+outputs) also counts its records by stream, ~70 ns a record. The Prometheus collector
+(:mod:`doa.observe.metrics`) reads a meter when scraped, from its own thread: every value here
+is an int or float replaced whole, so a read never sees half an update.
 
 Examples
 --------
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from doa.events import replay_node
 from doa.node import Node
 from doa.runtime.runner import BatchResult, NodeRunner, RawRecord
 from doa.topology.topology import Topology
@@ -72,6 +74,7 @@ class Meter:
         self.records_in: dict[str, int] = {}
         self.records_out: dict[str, int] = {}
         self.dead_letters: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}  # replays for another node: read, not processed
         self.sizes = Buckets(bounds)
         self.seconds = Buckets(step_bounds)
         self.snapshot_bytes = 0  # values of the snapshot records written (doa.engines.partitioned)
@@ -135,7 +138,21 @@ class MeteredRunner(NodeRunner):
             for stream, n in Counter(map(_STREAM, result.outputs)).items():
                 if stream != self._dead_stream:
                     m.add(m.records_out, stream, n)
+        if result.skipped:  # rare: only batches holding replays for another node
+            self._count_skipped(records, result.skipped)
         return result
+
+    def _count_skipped(self, records: Sequence[RawRecord], n: int) -> None:
+        """Add the ``n`` records of ``records`` this node skipped to their streams' counts."""
+        m = self.meter
+        if self._one_in is not None:
+            m.add(m.skipped, self._one_in, n)
+            return
+        name = self.node.name.encode()
+        for r in records:
+            to = replay_node(r.headers) if r.headers else None
+            if to is not None and to != name:
+                m.add(m.skipped, r.stream, 1)
 
     def _dead(self, result: BatchResult, raw: RawRecord, *args: Any, **keywords: Any) -> None:
         super()._dead(result, raw, *args, **keywords)

@@ -8,8 +8,9 @@ state and input positions) and those the node's :class:`doa.observe.meter.Meter`
 
 Exported (every series has the labels ``topology`` and ``node``):
 
-- ``doa_records_in_total``, ``doa_records_out_total``, ``doa_records_dead_lettered_total``
-  (label ``stream``: the input stream a record was read from, or the output stream it went to)
+- ``doa_records_in_total``, ``doa_records_out_total``, ``doa_records_dead_lettered_total``,
+  ``doa_records_skipped_total`` (label ``stream``: the input stream a record was read from, or
+  the output stream it went to; skipped: replays ``doa dlq --replay`` addressed to another node)
 - ``doa_step_seconds`` (histogram: one input partition's batch through decode, step, encode)
   and ``doa_batch_records`` (histogram: records in that batch)
 - ``doa_consumer_lag_records`` (``stream``, ``partition``: log end minus the next offset the
@@ -107,6 +108,9 @@ class DoaCollector:
             "out": counter("doa_records_out", "Records written, per output stream", "stream"),
             "dead": counter("doa_records_dead_lettered",
                             "Records sent to the dead-letter stream, per input stream", "stream"),
+            "skipped": counter("doa_records_skipped",
+                               "Records read and not processed (replays for another node), per "
+                               "input stream", "stream"),
             "step": histogram("doa_step_seconds",
                               "Seconds one input partition's batch took (decode, step, encode)"),
             "batch": histogram("doa_batch_records", "Records in one input partition's batch"),
@@ -140,7 +144,7 @@ class DoaCollector:
         if meter is None:  # not mounted yet (faust): the engine's totals only
             return
         for key, counts in (("in", meter.records_in), ("out", meter.records_out),
-                            ("dead", meter.dead_letters)):
+                            ("dead", meter.dead_letters), ("skipped", meter.skipped)):
             for stream, n in dict(counts).items():
                 f[key].add_metric([*labels, stream], n)
         if node.kind == "detector":  # every drift stream from the start, at 0 until a drift

@@ -3,8 +3,8 @@
 :class:`NodeRunner` does for one node what every engine (the in-memory harness, the kafka
 engine, the faust engine) needs: decode a batch from one input partition, call the pure step,
 validate and encode what it returns, attach lineage headers, and turn every failure into a
-dead letter instead of an exception. A step that raises on a batch is retried record by
-record from the state as it was before the batch, so only the guilty records are
+dead letter instead of an exception. A step that raises on a batch is retried from the state
+as it was before the batch (:mod:`doa.runtime.isolate`), so only the guilty records are
 dead-lettered and the state reflects every other record exactly once.
 
 Each output's lineage header (version 2, :func:`doa.events.pack_output_lineage`) names its
@@ -71,6 +71,7 @@ from doa.events import (
     replay_node,
 )
 from doa.node import Node
+from doa.runtime.isolate import isolate
 from doa.runtime.tell import LetterLines
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
@@ -166,19 +167,13 @@ class NodeRunner:
         checkpoint = self._checkpoint(state)
         try:
             new_state, outs = self._call(state, events)
-        except Exception:
-            state = pickle.loads(checkpoint)
-            for event, raw in zip(events, raws, strict=True):  # only the guilty die
-                checkpoint = self._checkpoint(state)
-                try:
-                    state, outs = self._call(state, [event])
-                except Exception as exc:
-                    state = pickle.loads(checkpoint)
-                    self._dead(result, raw, type(exc).__name__, _message(exc))
-                else:
-                    result.outputs.extend(outs)
-                    result.records_out += len(outs)
-            result.state = state
+        except Exception:  # only the guilty die (doa.runtime.isolate)
+            def took(outs: list[OutRecord]) -> None:
+                result.outputs.extend(outs)
+                result.records_out += len(outs)
+            result.state = isolate(
+                pickle.loads(checkpoint), events, self._call, self._checkpoint, took,
+                lambda i, exc: self._dead(result, raws[i], type(exc).__name__, _message(exc)))
             return result
         result.state = new_state
         result.outputs.extend(outs)
