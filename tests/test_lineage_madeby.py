@@ -104,3 +104,26 @@ def test_a_model_node_version_not_found_is_the_model_it_started_with() -> None:
     assert step.record is None
     assert step.note == ("model version 3: the model scorer started with (no model event), "
                          "or its event is gone")
+
+
+def test_the_event_of_the_prediction_s_own_input_partition_is_the_one_found() -> None:
+    # A race decided on each input partition: version 3 promoted on partition 0 at T0+100,
+    # on partition 1 at T0+300; a prediction read from partition 1 was made by the latter.
+    from doa.events import Coordinates, Lineage
+
+    models = [(T0 + 100, {"model": "scorer", "action": "promoted", "version": 3,
+                          "partition": 0, "reason": "p0"}),
+              (T0 + 300, {"model": "scorer", "action": "promoted", "version": 3,
+                          "partition": 1, "reason": "p1"})]
+    log = _Log({"models": models})
+
+    def made(partition: int) -> Step:
+        lineage = Lineage(b"o" * 16, "scorer", b"f" * 8, (b"t" * 16,), 3,
+                          (Coordinates("transactions", partition, 42),))
+        prediction = Record(Event({"model_version": 3, "join": "7"}, stream="predictions",
+                                  partition=0, offset=5, timestamp=T0 + 500, id=b"p" * 16),
+                            lineage)
+        return _made_by(cast(Log, log), prediction, SCORER, 60_000)
+
+    assert made(1).record is not None and made(1).record.event["reason"] == "p1"
+    assert made(0).record is not None and made(0).record.event["reason"] == "p0"

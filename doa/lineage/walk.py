@@ -271,10 +271,16 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
     if spec.models is None:
         return Step("made by", None, note=f"model version {version} ({spec.name} writes no "
                                           "models stream)")
+    made_on = _input_partition(rec)
+
+    def ours(r: Record) -> bool:  # the node's event for the prediction's input partition
+        return r.event.get("model") == spec.name and (
+            made_on is None or r.event.get("partition") in (None, made_on))
+
     for p in log.partitions(spec.models):
         start = log.first_at(spec.models, p, rec.event.timestamp + 1)
         for r in log.backwards(spec.models, p, start):
-            if r.event.get("model") != spec.name:
+            if not ours(r):
                 continue
             if r.event.get("version") == version:
                 return Step("made by", r)
@@ -282,11 +288,18 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
                 break
     at = rec.event.timestamp
     later = _first(log, spec.models, at + 1, at + horizon,
-                   lambda r: r.event.get("model") == spec.name
-                   and r.event.get("version") == version)
+                   lambda r: ours(r) and r.event.get("version") == version)
     if later is not None:
         return Step("made by", later, note=made_later(later.event.timestamp - at, spec.learns))
     return Step("made by", None, note=made_by_missing(spec, version, horizon))
+
+
+def _input_partition(rec: Record) -> int | None:
+    """The input partition a prediction was made on: where the record its lineage names first
+    was read (None without lineage coordinates). Each input partition has its own versions
+    and model events (a learner's per-partition models; a race decided per partition)."""
+    coordinates = rec.lineage.coordinates if rec.lineage is not None else ()
+    return coordinates[0].partition if coordinates else None
 
 
 def made_later(ms: int, learns: bool) -> str:
