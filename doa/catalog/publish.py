@@ -155,9 +155,24 @@ class Announcer:
     def _warn(self, exc: BaseException) -> None:
         if not self._failing:
             self._failing = True
-            log.warning("%s: could not publish to %s on %s (%s: %s); the catalog may show this "
+            log.warning("%s: could not publish to %s on %s (%s); the catalog may show this "
                         "process as not alive, the nodes go on", self.key, TOPIC, self.address,
-                        type(exc).__name__, exc)
+                        named(exc))
+
+
+def named(exc: BaseException) -> str:
+    """``Kind: text`` of ``exc``, once (kafka-python's errors start their text with their kind).
+
+    >>> from kafka.errors import KafkaTimeoutError
+    >>> named(KafkaTimeoutError("Timeout after waiting for 5.0 secs."))
+    'KafkaTimeoutError: Timeout after waiting for 5.0 secs.'
+    >>> named(ValueError("bad")), named(TimeoutError())
+    ('ValueError: bad', 'TimeoutError')
+    """
+    kind, text = type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""
+    if not text or text.startswith(kind):
+        return text or kind
+    return f"{kind}: {text}"
 
 
 @contextlib.contextmanager
