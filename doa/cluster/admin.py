@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from doa.cluster.security import aiokafka_options
@@ -140,6 +141,36 @@ delete the topic and deploy again
                        f"declares {declared} (its topic was created before: by another "
                        f"client, or declared otherwise): declare partitions={have} for it, "
                        "or delete the topic and deploy again")
+
+
+def outgrown(node: str, state: str, declared: Mapping[str, int],
+             have: Mapping[str, int]) -> BrokerError | None:
+    """The error a running node stops with when one of its input streams has more partitions
+    on the broker (``have``, by stream) than the topology declares (``declared``, by stream);
+    None if none has. Partitions were added while it ran (``kafka-topics --alter``): it would
+    be assigned partitions that its state topic ``state`` does not have, while doa routes keys,
+    reads outputs and co-partitions joins by the declared count (the same refusal as
+    :func:`more_partitions`, for a topic that grew after the deploy).
+
+    >>> print(outgrown("count", "t.count.state", {"events": 4, "labels": 4},
+    ...                {"events": 4, "labels": 6}))
+    node 'count': stream 'labels' has 6 partitions on the broker, the topology declares 4 \
+(partitions were added while the node ran; it stopped): declare partitions=6 for it and give \
+the node's state topic 't.count.state' 6 too (a key may then move to another partition and \
+start its state anew), or delete the topic and deploy again
+    >>> outgrown("count", "t.count.state", {"events": 4}, {"events": 4}) is None
+    True
+    """
+    for stream in sorted(declared):
+        n = have.get(stream, 0)
+        if n > declared[stream]:
+            return BrokerError(
+                f"node {node!r}: stream {stream!r} has {n} partitions on the broker, the "
+                f"topology declares {declared[stream]} (partitions were added while the node "
+                f"ran; it stopped): declare partitions={n} for it and give the node's state "
+                f"topic {state!r} {n} too (a key may then move to another partition and start "
+                "its state anew), or delete the topic and deploy again")
+    return None
 
 
 async def _wait_for_leaders(admin: object, wanted: dict[str, int], timeout_s: float) -> None:

@@ -25,6 +25,11 @@ snapshot again and the node resumes from it, without a restart (the same test as
 engine's: tests/integration/test_broker_outage.py). A stop meanwhile is bounded by
 ``doa run``'s grace (:mod:`doa.engines.outage`).
 
+An input stream that gains partitions while the app runs: the rebalance that hands them over
+loads none of its assignment, the group commits what the snapshots cover, and
+:class:`FaustWorker` stops with one line (:func:`doa.cluster.admin.outgrown`); a member given
+none of the added partitions goes on with its declared ones until a rebalance gives it one.
+
 Faust's stream path costs ~140 µs of CPU per record (lab note, DESIGN.md): the kafka engine
 stays the default and the hot path. This is the only doa module importing faust (the
 ``[faust]`` extra); its import reads ``sys.argv`` (``--datadir``, ``-L``/``--loop``), so it is
@@ -46,6 +51,7 @@ from doa.cluster.admin import batch_limits
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.faust_node import MountedNode, abandon_app, free_port, fresh_datadir
+from doa.engines.partitioned import METADATA_MAX_AGE_MS
 from doa.errors import DoaError
 from doa.node import Node
 from doa.runtime.runner import RawRecord
@@ -99,6 +105,8 @@ def app_settings(settings: EngineSettings | None = None) -> dict[str, Any]:
         "broker_heartbeat_interval": s.heartbeat_interval_ms / 1000,
         "broker_max_poll_records": s.max_records,
         "consumer_auto_offset_reset": "earliest",
+        # partitions added to an input are seen within seconds (PartitionedNode._outgrown)
+        "consumer_metadata_max_age_ms": METADATA_MAX_AGE_MS,
         "producer_linger": s.linger_ms / 1000,
         "producer_acks": -1 if s.acks == "all" else int(s.acks),
         "producer_max_request_size": 2 * s.chunk_size + 65536,
@@ -327,6 +335,8 @@ class FaustWorker:
     def _raise_failure(self) -> None:
         if self.mounted is not None and self.mounted.failure is not None:
             raise self.mounted.failure
+        if self.mounted is not None and self.mounted.refusal is not None:
+            raise self.mounted.refusal  # an input gained partitions (MountedNode.assign)
         if self.app is not None and self.app.crashed:
             reason = self.app.crash_reason
             raise reason if reason is not None else RuntimeError("the Faust app crashed")

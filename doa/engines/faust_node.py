@@ -60,6 +60,7 @@ class MountedNode(PartitionedNode):
         self.app = app
         self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
         self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
+        self._left: dict[int, dict[str, int]] = {}  # what the last revoked ones' states cover
         self._warmed = False
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
@@ -96,6 +97,12 @@ class MountedNode(PartitionedNode):
         must be read from (the app commits them, so Faust's seek to committed lands there)."""
         await self.open()
         mine = {TopicPartition(t, p) for t, p in assignment if t in self.node.reads}
+        if self._outgrown(mine, partition_counts(self.app, self.node.reads)):
+            # An input gained partitions: none is loaded (FaustWorker stops with ``refusal``),
+            # and the group commits what the snapshots of the partitions held until this
+            # rebalance cover (Faust's own commits lag by a batch).
+            return {tp: self._left[tp.partition][tp.topic] for tp in mine
+                    if tp.topic in self._left.get(tp.partition, {})}
         async with self._lock:
             snaps = await self.load(sorted({tp.partition for tp in mine} - self._ready))
             for p, snap in snaps.items():
@@ -112,6 +119,7 @@ class MountedNode(PartitionedNode):
         for tp in tps:
             self._next[tp] = self.positions[p].setdefault(tp.topic, begin[tp])
             self._seeking.discard(tp)
+        self.covered[p] = dict(self.positions[p])
         self._snapshot_taken(p)
         self._merges.pop(p, None)
         self._ready.add(p)
@@ -138,6 +146,7 @@ class MountedNode(PartitionedNode):
             self._forget(set(self._ready))
 
     def _forget(self, partitions: set[int]) -> None:
+        self._left = {p: self.covered.pop(p) for p in partitions if p in self.covered}
         self._ready -= partitions
         for p in partitions:
             self.states.pop(p, None)
@@ -290,6 +299,23 @@ class MountedNode(PartitionedNode):
 
 
 # -- the app around the node (doa.engines.faust uses these) -------------------------------
+
+
+def partition_counts(app: Any, streams: Iterable[str]) -> dict[str, int]:
+    """Each of ``streams``' partitions as the metadata of ``app``'s consumer has them (0:
+    unknown, or no consumer yet). Faust's consumer lives in a thread of its own; its aiokafka
+    client replaces its metadata maps whole on each refresh, so they can be read from here."""
+    consumer = getattr(getattr(getattr(app, "consumer", None), "_thread", None), "_consumer",
+                       None)
+    if consumer is None:
+        return {}
+    counts: dict[str, int] = {}
+    for stream in streams:
+        try:
+            counts[stream] = len(consumer.partitions_for_topic(stream) or ())
+        except Exception:  # a refresh under way: the next look sees it
+            counts[stream] = 0
+    return counts
 
 
 def free_port(preferred: int) -> int:

@@ -106,6 +106,23 @@ class GroupMember(PartitionedNode):
         await (await self._producer.send(self.state_topic, value, key=key, partition=p))
 
     # -- assignments ---------------------------------------------------------------------------
+    def _input_counts(self) -> dict[str, int]:
+        """Each input stream's partitions as the consumer's metadata has them (0: unknown)."""
+        assert self._consumer is not None
+        return {s: len(self._consumer.partitions_for_topic(s) or ()) for s in self.node.reads}
+
+    async def _stop_if_outgrown(self) -> None:
+        """Raise ``refusal`` once an input stream has more partitions than declared (an
+        assignment or the consumer's metadata said so: :meth:`_outgrown`), after snapshotting
+        and committing what the node processed. The batch loop calls it under the lock, so no
+        rebalance callback runs meanwhile."""
+        if not self._outgrown((), self._input_counts()):
+            return
+        await self._snapshot_all()
+        assert self._consumer is not None and self.refusal is not None
+        await self._commit(self._consumer)
+        raise self.refusal
+
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
             await self._assigned(partitions)
@@ -114,6 +131,8 @@ class GroupMember(PartitionedNode):
         assert self._consumer is not None
         if self._pauses is not None:
             self._pauses.forget(partitions)
+        if self._outgrown(partitions, self._input_counts()):
+            return  # none of them loaded: run() stops with the refusal
         snaps = await self.load(sorted({tp.partition for tp in partitions}))
         for p, snap in snaps.items():
             if snap is None:

@@ -16,6 +16,12 @@ the group coordinator. ``NodeStats`` says at any moment what a stop would leave 
 again once
 from the offset the state expects; a gap that is really in the log (compaction, transaction
 markers) is reported at WARNING with the partition and offsets, never skipped silently.
+
+An input stream that gains partitions while the node runs (``kafka-topics --alter``) stops
+it within seconds (the consumer's metadata is refreshed every 5 s, not aiokafka's 5 min):
+what it processed is snapshotted and committed, the added partitions are never loaded, and
+``doa run`` exits 1 with one line naming the node, the stream and both counts
+(:func:`doa.cluster.admin.outgrown`).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from doa.engines.gaps import (  # noqa: F401 (tests)
 )
 from doa.engines.group import GroupMember
 from doa.engines.outage import stop_client
-from doa.engines.partitioned import Rebalance
+from doa.engines.partitioned import METADATA_MAX_AGE_MS, Rebalance
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
 from doa.topology.topology import Topology
@@ -95,7 +101,7 @@ class NodeWorker(GroupMember):
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             fetch_max_wait_ms=s.fetch_max_wait_ms, client_id=f"doa-{self.node.name}",
-            **s.extra_consumer)
+            **{"metadata_max_age_ms": METADATA_MAX_AGE_MS, **s.extra_consumer})
         self._consumer.subscribe(list(self.node.reads), listener=Rebalance(self))
         self._pauses = Pauses(self._consumer)
         try:
@@ -114,6 +120,7 @@ class NodeWorker(GroupMember):
                 data = await fetch.next()
                 self._busy = bool(data)
                 async with self._lock:
+                    await self._stop_if_outgrown()  # an input gained partitions
                     handed = self.handoff.take() if self.handoff.pending else None
                     if data or handed or any(self._merges.values()):
                         self._busy = True

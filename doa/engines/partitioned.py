@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from doa.cluster import signing as signing
-from doa.cluster.admin import state_topic
+from doa.cluster.admin import outgrown, state_topic
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.cluster.registry import reread
 from doa.engines import EngineSettings, NodeStats
@@ -41,6 +41,10 @@ from doa.runtime.written import Written
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
+
+# How often a node's consumer asks the broker for its inputs' partitions (aiokafka's default,
+# 5 min, left a node for minutes on a stream that had gained partitions): see _outgrown.
+METADATA_MAX_AGE_MS = 5000
 
 
 class PartitionedNode:
@@ -68,6 +72,7 @@ class PartitionedNode:
         # so the group's offsets are never ahead of the state a restart restores.
         self.covered: dict[int, dict[str, int]] = {}
         self.failure: BaseException | None = None  # the error that stopped the node: no snapshot
+        self.refusal: BrokerError | None = None  # an input outgrew its declared partitions
         self.seq: dict[int, int] = {}
         self._since_snapshot: dict[int, int] = defaultdict(int)
         self._snapshot_at: dict[int, float] = {}
@@ -104,6 +109,26 @@ class PartitionedNode:
             merge.add(fetched.get(p, ()))
             released[p] = merge.release(now, partial(self._caught_up, p=p))
         return released
+
+    def _outgrown(self, assigned: Iterable[tuple[str, int]] = (),
+                  counts: Mapping[str, int] | None = None) -> bool:
+        """Whether an input stream has more partitions on the broker than the topology
+        declares: a partition of it among ``assigned`` past the declared ones, or more of them
+        in ``counts`` (what the consumer's metadata says, refreshed every
+        ``METADATA_MAX_AGE_MS``). Then ``refusal`` holds the one-line error the engine stops
+        with (:func:`doa.cluster.admin.outgrown`; logged once, at INFO: the engine's stop says
+        it where the user sees it, once), and the engine loads none of the
+        assigned partitions (their state partitions do not exist: the load would wait on them,
+        inside a rebalance callback whose errors aiokafka only logs)."""
+        if self.refusal is None:
+            have = dict(counts or {})
+            for topic, p in assigned:
+                have[topic] = max(have.get(topic, 0), p + 1)
+            declared = {s: self.topology.streams[s].partitions for s in self.node.reads}
+            self.refusal = outgrown(self.node.name, self.state_topic, declared, have)
+            if self.refusal is not None:
+                log.info("%s", self.refusal)
+        return self.refusal is not None
 
     def _tagged(self, p: int, outputs: list[OutRecord]) -> list[OutRecord]:
         """A batch of partition ``p`` is done: its outputs, carrying where the node's batches
