@@ -23,6 +23,7 @@ False
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     from doa.model.spec import ModelSpec
     from doa.node import Stream
 
-__all__ = ["Labels", "Promote", "deciding", "expire", "on_label", "track"]
+__all__ = ["Labels", "Promote", "deciding", "declared_metric", "expire", "on_label", "track"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
     outputs hang on ``anchor`` (default: the label itself)."""
     labels = spec.labels
     assert labels is not None
+    declared_metric(spec, state, event.partition)
     join = str(event[spec.join])
     waiting = state["pending"].pop(join, None)
     if waiting is None:
@@ -164,6 +168,37 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
     if race is not None and counted and spec.promote_when is not None \
             and state["labels"][race[1]] >= spec.promote_when.after_labels:
         _decide(spec, state, event, label, out)
+
+
+def declared_metric(spec: ModelSpec, state: dict[str, Any], partition: int) -> None:
+    """The declared metric wins over a restored state's: a version whose metric is of another
+    class (a snapshot written before the topology changed ``Labels(metric=...)``) starts a
+    fresh one of the declared class, its labels counted from 0, said once in the log.
+
+    Examples
+    --------
+    >>> from river import metrics
+    >>> from doa.model.spec import ModelSpec
+    >>> spec = ModelSpec("price", ("rides",), "prices", ("km",), "ride_id", None, "?", "?",
+    ...                  labels=Labels("fares", "fare", metrics.MAE()))
+    >>> state = {"metrics": {1: metrics.Accuracy()}, "labels": {1: 400}}
+    >>> declared_metric(spec, state, 0)
+    >>> type(state["metrics"][1]).__name__, state["labels"][1]
+    ('MAE', 0)
+    """
+    assert spec.labels is not None
+    declared = spec.labels.metric
+    stale = {v: m for v, m in state["metrics"].items() if type(m) is not type(declared)}
+    if not stale:
+        return
+    counted = ", ".join(f"v{v}: {type(m).__name__} of {state['labels'].get(v, 0)} labels"
+                        for v, m in stale.items())
+    for v in stale:
+        state["metrics"][v] = declared.clone()
+        state["labels"][v] = 0
+    log.warning("model %r partition %d: the topology declares metric %s, its restored state "
+                "had another (%s): a fresh %s starts now", spec.name, partition,
+                type(declared).__name__, counted, type(declared).__name__)
 
 
 def _decide(spec: ModelSpec, state: dict[str, Any], event: Any, label: Any,

@@ -18,7 +18,8 @@ import re
 from typing import TYPE_CHECKING
 
 from doa.errors import DoaError
-from doa.topology.validate_nodes import node_problems, undeclared_mentions
+from doa.topology.labelled import labelled_problems
+from doa.topology.validate_nodes import TopologyStreams, node_problems, undeclared_mentions
 from doa.wire.compat import LEVELS
 from doa.wire.explain import describe
 
@@ -75,6 +76,7 @@ def problems(t: Topology) -> list[str]:
                        f"({listed}); co-partitioned inputs must have equal counts")
         if schemas is not None:
             out.extend(node_problems(t, n))
+            out.extend(labelled_problems(n, TopologyStreams(t)))
     for s in t.streams.values():
         writers = t.writers(s.name)
         if len(writers) > 1 and not s.shared:

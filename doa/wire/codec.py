@@ -45,7 +45,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from doa.errors import MISSING, DecodeError, EncodeError
 from doa.wire.encoder import compile_encoder
-from doa.wire.explain import LOGICAL_PY_TYPES, explain
+from doa.wire.explain import LOGICAL_PY_TYPES, explain, unreadable
 from doa.wire.fastcheck import CodeGen, Malformed, Reader, compile_reader
 from doa.wire.schema import PRIMITIVES, Schema, resolve_name, type_name
 
@@ -165,8 +165,19 @@ class Codec:
         try:
             return schemaless_reader(buf, writer.parsed, self.schema.parsed)
         except Exception as exc:  # the writer's value has no place in the reader's schema
-            raise DecodeError(self.stream, "resolution", f"{type(exc).__name__}: {exc}"
+            raise DecodeError(self.stream, "resolution", self._unresolved(data, writer, exc)
                               ) from exc
+
+    def _unresolved(self, data: bytes, writer: Schema, exc: Exception) -> str:
+        """Why a body of ``writer``'s version does not resolve into this schema, field by
+        field in doa's words (fastavro's say ``Schema mismatch: double is not int``)."""
+        value = self._old_readers[data[2:HEADER_SIZE]](data, HEADER_SIZE)
+        found = unreadable(writer.json, self.schema.json, self.schema.name, value)
+        why = "; ".join(f"field {path}: {text}" for path, text in found) or (
+            f"{writer.fullname} cannot be read as {self.schema.fullname}: {exc}")
+        return (f"{why} (written with schema {data[2:HEADER_SIZE].hex()}, read with "
+                f"{self._fingerprint.hex()}: run the readers with the new schema, then "
+                "`doa dlq --replay`)")
 
 
 # --- the generated fast check -------------------------------------------------------------

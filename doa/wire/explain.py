@@ -4,6 +4,11 @@ This is the slow path of encoding: it runs only after the fast writer refused a 
 favours clear messages over speed. It follows the Avro specification's type rules, accepting
 the Python values fastavro can write (ints for doubles, datetimes for timestamp logical types).
 
+:func:`unreadable` says, the same way, where data written with one schema cannot be read with
+another (the specification's "Schema Resolution"): the field, the writer's type and the
+reader's. A decode error names it, and so does ``doa deploy`` for a version that a node still
+running cannot read.
+
 Examples
 --------
 >>> schema = {"type": "record", "name": "reading", "fields": [
@@ -39,6 +44,10 @@ LOGICAL_PY_TYPES = {  # the Python values fastavro converts for each logical typ
 }
 
 Found = tuple[str, str, object]
+Unreadable = tuple[str, str]  # (field path, why the reader cannot take what the writer wrote)
+ANY: object = object()  # "any value the writer's schema allows" (see unreadable)
+_PROMOTIONS = {"int": ("long", "float", "double"), "long": ("float", "double"),
+               "float": ("double",), "string": ("bytes",), "bytes": ("string",)}
 
 
 def explain(schema: Any, value: object, path: str, defs: dict[str, Any] | None = None
@@ -232,3 +241,144 @@ def _is_integral(value: object) -> bool:
 def _is_real(value: object) -> bool:
     return isinstance(value, float) or (hasattr(value, "__float__") and not isinstance(
         value, (bytes, str)) and type(value).__module__ == "numpy")
+
+
+def unreadable(writer: Any, reader: Any, path: str, value: object = ANY) -> list[Unreadable]:
+    """Where data written with ``writer`` cannot be read with ``reader`` (Avro resolution):
+    ``(field path, why)`` for each place, ``why`` naming the writer's type and the reader's.
+
+    With ``value`` (a record as decoded with ``writer``), only the places that value reaches:
+    why that record did not resolve. Without it, every place some value could fail.
+
+    Examples
+    --------
+    >>> old = {"type": "record", "name": "Ride", "fields": [{"name": "hour", "type": "int"}]}
+    >>> new = {"type": "record", "name": "Ride", "fields": [{"name": "hour", "type": "double"},
+    ...                                                     {"name": "zone", "type": "string"}]}
+    >>> unreadable(new, old, "Ride")
+    [('Ride.hour', "the writer's double cannot be read as the reader's int")]
+    >>> unreadable(old, new, "Ride")  # int is promoted to double; zone has no default
+    [('Ride.zone', "the writer's Ride has no field zone and the reader's has no default")]
+    >>> def tip(kind):
+    ...     return {"type": "record", "name": "R", "fields": [{"name": "v", "type": kind}]}
+    >>> wide, narrow = tip(["null", "long"]), tip(["null", "int"])
+    >>> unreadable(wide, narrow, "R", {"v": None}), unreadable(wide, narrow, "R", {"v": 3})
+    ([], [('R.v', "the writer's long cannot be read as the reader's one of [null, int]")])
+    """
+    walk = _Resolution(named_types(writer), named_types(reader))
+    walk.compare((writer, None), (reader, None), path, value)
+    return list(dict.fromkeys(walk.found))
+
+
+_Ref = tuple[Any, "str | None"]  # a schema and the namespace it is read in
+
+
+class _Resolution:
+    """One walk of a writer's and a reader's schema side by side."""
+
+    def __init__(self, wdefs: dict[str, Any], rdefs: dict[str, Any]) -> None:
+        self.defs = (wdefs, rdefs)
+        self.found: list[Unreadable] = []
+        self.seen: set[tuple[int, int]] = set()
+
+    def plain(self, ref: _Ref, side: int) -> _Ref:
+        """A reference or a wrapped type (``{"type": "long", ...}``) as what it denotes."""
+        schema, ns = ref
+        while True:
+            if isinstance(schema, str) and schema not in PRIMITIVES:
+                full = resolve_name(schema, ns, self.defs[side])
+                if full is None:
+                    return schema, ns
+                schema = self.defs[side][full]
+            elif not isinstance(schema, dict):
+                return schema, ns
+            elif schema.get("type") in PRIMITIVES or not isinstance(schema.get("type"), str):
+                schema = schema["type"]  # {"type": "long", "logicalType": ...}, {"type": [...]}
+            elif schema.get("type") in ("record", "error", "enum", "fixed"):
+                return schema, type_name(schema, ns)[1]
+            else:
+                return schema, ns
+
+    def compare(self, writer: _Ref, reader: _Ref, path: str, value: object) -> None:
+        (w, wns), (r, rns) = writer, reader = self.plain(writer, 0), self.plain(reader, 1)
+        if isinstance(w, list):  # the branch written (with a value: the one that value fits)
+            fits = [b for b in w if value is ANY or _explain(b, value, path,
+                                                             self.defs[0], wns) is None]
+            for branch in fits[:1] if value is not ANY else fits:
+                self.compare((branch, wns), reader, path, value)
+            return
+        if isinstance(r, list):  # the reader's first branch that takes the writer's type
+            kinds = [self.plain((b, rns), 1) for b in r]
+            take = [b for b in kinds if _kind(b[0]) == _kind(w) and _same_name(w, b[0])] or [
+                b for b in kinds if _kind(b[0]) in _PROMOTIONS.get(_kind(w), ())]
+            if take:
+                self.compare(writer, take[0], path, value)
+            else:
+                self.mismatch(path, w, r)
+            return
+        wk, rk = _kind(w), _kind(r)
+        if (wk != rk and rk not in _PROMOTIONS.get(wk, ())) or not _same_name(w, r):
+            self.mismatch(path, w, r)
+        elif wk in ("record", "error"):
+            self.record(writer, reader, path, value)
+        elif wk == "enum":
+            symbols = [value] if value is not ANY else w["symbols"]
+            lost = [s for s in symbols if s not in r["symbols"]]
+            if lost and "default" not in r:
+                self.found.append((path, f"the writer's symbol {lost[0]!r} is not one of the "
+                                         f"reader's {r['name']} {r['symbols']}"))
+        elif wk == "fixed" and w.get("size") != r.get("size"):
+            self.found.append((path, f"the writer's {w['size']} bytes cannot be read as the "
+                                     f"reader's fixed {r['name']} of {r['size']}"))
+        elif wk in ("array", "map"):
+            inner = "items" if wk == "array" else "values"
+            items: list[object] = [ANY]
+            if isinstance(value, Mapping):
+                items = list(value.values())
+            elif isinstance(value, (list, tuple)):
+                items = list(value)
+            before = len(self.found)
+            for item in items:
+                self.compare((w[inner], wns), (r[inner], rns), f"{path}[]", item)
+                if len(self.found) > before:
+                    break
+
+    def record(self, writer: _Ref, reader: _Ref, path: str, value: object) -> None:
+        (w, wns), (r, rns) = writer, reader
+        if value is ANY and (id(w), id(r)) in self.seen:  # a recursive type, compared
+            return
+        self.seen.add((id(w), id(r)))
+        written = {f["name"]: f for f in w.get("fields", [])}
+        for f in r.get("fields", []):
+            wf = next((written[n] for n in (f["name"], *f.get("aliases", ())) if n in written),
+                      None)
+            if wf is None:
+                if "default" not in f:
+                    self.found.append((f"{path}.{f['name']}", f"the writer's {w['name']} has "
+                                       f"no field {f['name']} and the reader's has no default"))
+                continue
+            sub = value.get(wf["name"], ANY) if isinstance(value, Mapping) else ANY
+            self.compare((wf["type"], wns), (f["type"], rns), f"{path}.{f['name']}", sub)
+
+    def mismatch(self, path: str, writer: Any, reader: Any) -> None:
+        self.found.append((path, f"the writer's {describe(writer)} cannot be read as the "
+                                 f"reader's {describe(reader)}"))
+
+
+def _kind(schema: Any) -> str:
+    """``int``, ``record``, ``union``...: what resolution compares first."""
+    if isinstance(schema, list):
+        return "union"
+    if isinstance(schema, dict):
+        return str(schema.get("type"))
+    return str(schema)
+
+
+def _same_name(writer: Any, reader: Any) -> bool:
+    """Named types resolve by unqualified name (or one of the reader's aliases)."""
+    if not (isinstance(writer, dict) and isinstance(reader, dict)) or _kind(writer) not in (
+            "record", "error", "enum", "fixed"):
+        return True
+    short = str(writer.get("name", "")).rpartition(".")[2]
+    names = {str(reader.get("name", "")), *map(str, reader.get("aliases", ()))}
+    return short in {n.rpartition(".")[2] for n in names}

@@ -1,0 +1,164 @@
+"""A schema version that nodes still running cannot read: refused before it is registered.
+
+A running node reads a version registered after it started by resolving it into its own
+schema (:func:`doa.cluster.registry.reread`): that works for a change its schema can read,
+a field added with a default say, and for nothing else. The walkthrough's case: ``hour`` went
+from ``int`` to ``double`` (BACKWARD compatible: new readers read old data; not FORWARD: old
+readers cannot read new data). ``doa deploy`` registered it while the ``int`` node ran,
+``doa publish`` wrote with it, and the node dead-lettered all 1,501 records.
+
+So ``doa deploy`` reads which processes run on the broker and what they read, with which
+schema (their descriptions and heartbeats on ``_doa_topologies``,
+:func:`doa.catalog.read.read_topologies`), and refuses a topology whose schema of a stream
+one of them reads cannot be read with that reader's schema (:func:`doa.wire.explain.unreadable`),
+one line per stream and node, before anything is created or registered. Refused rather than
+warned: the deploy has nothing to lose by waiting, while the records written meanwhile would
+all be dead letters; the way out is to stop the readers first (then deploy, and run them with
+the new schema) or to make the change one they can read. A stream declared
+``compatibility="NONE"`` is not checked (it asked for no checks). A process counts while its
+heartbeats say it is alive (:func:`doa.catalog.collect.processes`); a broker whose
+``_doa_topologies`` cannot be read is a warning in the log, as for foreign writers.
+
+Examples
+--------
+>>> import json
+>>> from tempfile import TemporaryDirectory
+>>> from pathlib import Path
+>>> from doa import Topology
+>>> tmp = TemporaryDirectory()
+>>> def ride(hour, *more):
+...     schema = {"type": "record", "name": "RideRequest", "namespace": "rides", "fields": [
+...         {"name": "ride_id", "type": "string"}, {"name": "hour", "type": hour}, *more]}
+...     (Path(tmp.name) / "ride.avsc").write_text(json.dumps(schema))
+...     t = Topology("pricing", schemas=tmp.name)
+...     _ = t.stream("ride_requests", schema="rides.RideRequest", key="ride_id")
+...     return t
+>>> v2 = ride("int")
+>>> running = [Reader("ride_requests", "pricing", "price", ("pricing/h1/42",),
+...                   v2.codec("ride_requests").schema.json)]
+>>> for line in unreadable_by(ride("double"), running):
+...     print(line)  # doctest: +NORMALIZE_WHITESPACE
+stream 'ride_requests': node 'price' of topology 'pricing' (running: pricing/h1/42) reads it
+with a schema that cannot read this version: field RideRequest.hour: the writer's double cannot
+be read as the reader's int; stop that node first (then deploy, and run it with this schema),
+or make the change one it can read (a new field with a default, not a new type for an old one)
+>>> unreadable_by(ride("int", {"name": "tip", "type": "double", "default": 0.0}), running)
+[]
+>>> tmp.cleanup()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from doa.catalog.collect import processes
+from doa.catalog.read import BrokerView, read_topologies
+from doa.errors import DoaError
+from doa.topology.topology import Topology
+from doa.wire.explain import unreadable
+from doa.wire.schema import Schema
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Reader", "readers", "refuse_unreadable", "unreadable_by", "unreadable_problems"]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A node that a running process runs, reading ``stream`` with ``schema`` (JSON).
+
+    Parameters
+    ----------
+    stream : the stream read
+    topology, node : the topology and node reading it
+    processes : the process keys (``TOPOLOGY/HOST/PID``) running that node
+    schema : the schema the node reads the stream with (its description's ``schema_json``)
+    """
+
+    stream: str
+    topology: str
+    node: str
+    processes: tuple[str, ...]
+    schema: Any
+
+
+def readers(view: BrokerView) -> list[Reader]:
+    """Every stream that a node of a live process in ``view`` reads, with the schema it reads
+    it with (processes running one node with the same schema are one reader)."""
+    described = view.described()
+    found: dict[tuple[str, str, str, str], list[str]] = {}
+    schemas: dict[str, Any] = {}
+    for p in processes(view):
+        if not p["alive"]:
+            continue
+        d = described.get(p["key"]) or {}
+        streams = {s.get("name"): s for s in d.get("streams") or () if isinstance(s, dict)}
+        for n in d.get("nodes") or ():
+            if n.get("name") not in p["runs"]:
+                continue
+            for name in n.get("reads") or ():
+                info = streams.get(name) or {}
+                if "schema_json" not in info:
+                    continue
+                fingerprint = str(info.get("fingerprint"))
+                schemas[fingerprint] = info["schema_json"]
+                found.setdefault((name, str(d.get("topology")), str(n["name"]), fingerprint),
+                                 []).append(str(p["key"]))
+    return [Reader(stream, topology, node, tuple(keys), schemas[fingerprint])
+            for (stream, topology, node, fingerprint), keys in found.items()]
+
+
+def unreadable_by(topology: Topology, running: Iterable[Reader]) -> list[str]:
+    """One line per stream of ``topology`` and reader in ``running`` whose schema cannot read
+    ``topology``'s version of the stream (streams of level NONE left out)."""
+    out = []
+    for reader in running:
+        stream = topology.streams.get(reader.stream)
+        if stream is None or str(stream.compatibility).upper() == "NONE":
+            continue
+        new = topology.codec(reader.stream).schema
+        try:
+            theirs = Schema.from_json(reader.schema)
+        except Exception:  # a description doa cannot parse: nothing to compare with
+            continue
+        if theirs.fingerprint == new.fingerprint:
+            continue
+        found = unreadable(new.json, theirs.json, theirs.name)
+        if not found:
+            continue
+        why = "; ".join(f"field {path}: {text}" for path, text in found)
+        out.append(f"stream {reader.stream!r}: node {reader.node!r} of topology "
+                   f"{reader.topology!r} (running: {', '.join(reader.processes)}) reads it "
+                   f"with a schema that cannot read this version: {why}; stop that node "
+                   "first (then deploy, and run it with this schema), or make the change one "
+                   "it can read (a new field with a default, not a new type for an old one)")
+    return out
+
+
+def unreadable_problems(topology: Topology, address: str, timeout_s: float = 5.0) -> list[str]:
+    """:func:`unreadable_by` the readers running on ``address`` (one read of
+    ``_doa_topologies``); none, with a warning in the log, if it cannot be read (a
+    :class:`~doa.errors.DoaError` of the read, e.g. credentials refused, is raised)."""
+    try:
+        view = read_topologies(address, timeout_s=timeout_s)
+    except DoaError:
+        raise
+    except Exception as exc:
+        log.warning("could not read the processes described on %s (%s: %s): whether running "
+                    "nodes can read the new schemas is not checked", address,
+                    type(exc).__name__, exc)
+        return []
+    for warning in view.warnings:
+        log.warning("reading the processes described on %s: %s", address, warning)
+    return unreadable_by(topology, readers(view))
+
+
+def refuse_unreadable(topology: Topology, address: str) -> None:
+    """Raise a :class:`doa.errors.DoaError`, one line per stream and node, if a node running
+    on ``address`` cannot read a schema of ``topology`` (:func:`unreadable_problems`)."""
+    found = unreadable_problems(topology, address)
+    if found:
+        raise DoaError("\n".join(found))
