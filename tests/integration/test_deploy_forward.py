@@ -6,7 +6,8 @@ compatible (new readers read old data), so ``doa deploy`` registered it while th
 double is not int``). Now deploy reads the running processes' descriptions on
 ``_doa_topologies`` and refuses, one line naming stream, field, both types and the node,
 before anything is registered; a change the node can read (a field added with a default)
-still deploys while it runs, and once the node is stopped v3 deploys.
+still deploys while it runs, and once the node is stopped v3 deploys. ``doa check --broker``
+says the same.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def test_deploy_refuses_a_version_the_running_node_cannot_read(broker: str,
                 "change one it can read") in line, line
         assert [v.version for v in read_registry(broker)["ride_requests"]] == [1], \
             "nothing registered"
+        checked = doa_command("check", v3, "--broker", broker)  # says the same, offline of it
+        assert checked.returncode == 1, checked.stdout.decode()
+        assert ("field RideRequest.hour: the writer's double cannot be read as the reader's "
+                "int") in checked.stderr.decode(), checked.stderr.decode()
 
         done = doa_command("deploy", tip, "--broker", broker)  # a field with a default: read
         assert done.returncode == 0, done.stderr.decode()
