@@ -2,10 +2,11 @@
 
 Within one topology, two nodes writing one stream is refused unless the stream is declared
 ``shared=True`` (:func:`doa.topology.validate.problems`). Across topologies the same holds:
-:func:`refuse_foreign_writers` (called by :func:`doa.engines.launch.prepare`, so by ``doa run``
-and ``doa deploy``) and ``doa check --broker`` read the other topologies' descriptions on
-``_doa_topologies`` (:func:`doa.catalog.read.read_topologies`: one read of that topic and
-nothing else) and :func:`foreign_writers` compares them with the topology.
+:func:`doa.catalog.readers.refuse_running_problems` (called by
+:func:`doa.engines.launch.prepare`, so by ``doa run`` and ``doa deploy``) and ``doa check
+--broker`` read the other topologies' descriptions on ``_doa_topologies``
+(:func:`doa.catalog.read.read_topologies`: one read of that topic and nothing else) and
+:func:`foreign_writers` compares them with the topology.
 
 Which descriptions count (:func:`others`):
 
@@ -47,17 +48,13 @@ another name
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from doa.catalog.collect import FORGET_S, latest_descriptions, processes
-from doa.catalog.read import BrokerView, read_topologies
+from doa.catalog.read import BrokerView
 from doa.catalog.render import _ago
-from doa.errors import DoaError
 from doa.topology.topology import Topology
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,30 +145,3 @@ def _nodes(names: tuple[str, ...]) -> str:
 def _state(other: Other, now_ms: int) -> str:
     return "running" if other.running else (
         f"not running, last seen {_ago(now_ms, other.last_seen_ms)}")
-
-
-def foreign_writer_problems(topology: Topology, address: str,
-                            timeout_s: float = 5.0) -> list[str]:
-    """:func:`foreign_writers` of ``topology`` against the descriptions on ``address`` (one
-    read of ``_doa_topologies``); none, with a warning in the log, if it cannot be read (a
-    :class:`~doa.errors.DoaError` of the read, e.g. credentials refused, is raised)."""
-    try:
-        view = read_topologies(address, timeout_s=timeout_s)
-    except DoaError:
-        raise  # doa's own one line (credentials refused, broker unreachable): nothing would run
-    except Exception as exc:
-        log.warning("could not read the topologies described on %s (%s: %s): streams that "
-                    "another topology writes too are not checked", address,
-                    type(exc).__name__, exc)
-        return []
-    for warning in view.warnings:
-        log.warning("reading the topologies described on %s: %s", address, warning)
-    return foreign_writers(topology, others(view, topology.name), address, view.now_ms)
-
-
-def refuse_foreign_writers(topology: Topology, address: str) -> None:
-    """Raise a :class:`doa.errors.DoaError`, one line per stream, if another topology's nodes
-    write a stream ``topology``'s nodes write (:func:`foreign_writer_problems`)."""
-    found = foreign_writer_problems(topology, address)
-    if found:
-        raise DoaError("\n".join(found))

@@ -68,14 +68,12 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
     found = t.validate()
     more: list[str] = []
     if not found and broker:
-        from doa.catalog.writers import foreign_writer_problems
+        from doa.catalog.readers import running_problems
         from doa.cluster.registry import plan_registration, read_registry
-        from doa.deploy.readers import unreadable_problems
 
         try:
             found, more = _partition_problems(t, broker)
-            found += foreign_writer_problems(t, broker)
-            found += unreadable_problems(t, broker)  # versions running nodes cannot read
+            found += running_problems(t, broker)  # foreign writers, unreadable versions
             pending = plan_registration(t, read_registry(broker), level and level.upper())
         except DoaError as exc:
             found = [*found, str(exc)]

@@ -70,7 +70,6 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
     schemas (refusing an incompatible change, and a version that nodes running on the broker
     cannot read). Idempotent: run it before the nodes start."""
     from doa.cluster.reach import check_reachable, reachable
-    from doa.deploy.readers import refuse_unreadable
     from doa.engines.launch import prepare
     from doa.topology.loader import load
 
@@ -80,9 +79,7 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
         time.sleep(0.5)
     check_reachable(address, timeout_s=3.0)
     module, t = load(topology)
-    t.check()
-    refuse_unreadable(t, address)  # before anything is created or registered
-    registered = prepare(t, address)
+    registered = prepare(t, address)  # refuses what running processes could not read
     out.print(f"topology {t.name!r} ready on {address}: {len(t.streams)} streams, "
               f"{len(registered)} new schema version{'s' if len(registered) != 1 else ''}")
     if publish_demo is not None:

@@ -74,15 +74,15 @@ def prepare(topology: Topology, address: str) -> list[str]:
     An unreachable broker is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within
     seconds (the admin client raised aiokafka's ``KafkaConnectionError`` after retrying).
     A stream that a node of another topology described on the broker writes too is refused,
-    one line per stream, unless declared ``shared=True``
-    (:func:`doa.catalog.writers.refuse_foreign_writers`)."""
-    from doa.catalog.writers import refuse_foreign_writers
+    one line per stream, unless declared ``shared=True``, and so is a schema version that a
+    node running there cannot read (:func:`doa.catalog.readers.refuse_running_problems`)."""
+    from doa.catalog.readers import refuse_running_problems
     from doa.cluster.reach import check_reachable
     from doa.cluster.registry import register
 
     topology.check()
     check_reachable(address)
-    refuse_foreign_writers(topology, address)
+    refuse_running_problems(topology, address)
     asyncio.run(ensure_topics(address, topology_topics(topology)))
     return register(address, topology)
 

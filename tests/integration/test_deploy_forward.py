@@ -7,7 +7,7 @@ double is not int``). Now deploy reads the running processes' descriptions on
 ``_doa_topologies`` and refuses, one line naming stream, field, both types and the node,
 before anything is registered; a change the node can read (a field added with a default)
 still deploys while it runs, and once the node is stopped v3 deploys. ``doa check --broker``
-says the same.
+and a ``doa run`` of v3 beside the v2 node say the same.
 """
 
 from __future__ import annotations
@@ -78,7 +78,12 @@ def test_deploy_refuses_a_version_the_running_node_cannot_read(broker: str,
                 "change one it can read") in line, line
         assert [v.version for v in read_registry(broker)["ride_requests"]] == [1], \
             "nothing registered"
-        checked = doa_command("check", v3, "--broker", broker)  # says the same, offline of it
+        ran = doa_command("run", v3, "--broker", broker, "--for", "1")  # a second process
+        assert ran.returncode == 1, ran.stdout.decode()
+        assert ("field RideRequest.hour: the writer's double cannot be read as the reader's "
+                "int") in ran.stderr.decode(), ran.stderr.decode()
+        assert [v.version for v in read_registry(broker)["ride_requests"]] == [1]
+        checked = doa_command("check", v3, "--broker", broker)  # says the same
         assert checked.returncode == 1, checked.stdout.decode()
         assert ("field RideRequest.hour: the writer's double cannot be read as the reader's "
                 "int") in checked.stderr.decode(), checked.stderr.decode()

@@ -7,17 +7,17 @@ from ``int`` to ``double`` (BACKWARD compatible: new readers read old data; not 
 readers cannot read new data). ``doa deploy`` registered it while the ``int`` node ran,
 ``doa publish`` wrote with it, and the node dead-lettered all 1,501 records.
 
-So ``doa deploy`` reads which processes run on the broker and what they read, with which
-schema (their descriptions and heartbeats on ``_doa_topologies``,
-:func:`doa.catalog.read.read_topologies`), and refuses a topology whose schema of a stream
-one of them reads cannot be read with that reader's schema (:func:`doa.wire.explain.unreadable`),
-one line per stream and node, before anything is created or registered. Refused rather than
-warned: the deploy has nothing to lose by waiting, while the records written meanwhile would
-all be dead letters; the way out is to stop the readers first (then deploy, and run them with
-the new schema) or to make the change one they can read. A stream declared
-``compatibility="NONE"`` is not checked (it asked for no checks). A process counts while its
-heartbeats say it is alive (:func:`doa.catalog.collect.processes`); a broker whose
-``_doa_topologies`` cannot be read is a warning in the log, as for foreign writers.
+So ``doa deploy`` (and ``doa run``, ``doa check --broker``) reads which processes run on the
+broker and what they read, with which schema (their descriptions and heartbeats on
+``_doa_topologies``, :func:`doa.catalog.read.read_topologies`), and refuses a topology whose
+schema of a stream one of them reads cannot be read with that reader's schema
+(:func:`doa.wire.explain.unreadable`), one line per stream and node, before anything is created
+or registered. Refused rather than warned: the deploy has nothing to lose by waiting, while the
+records written meanwhile would all be dead letters; the way out is to stop the readers first
+(then deploy, and run them with the new schema) or to make the change one they can read. A
+stream declared ``compatibility="NONE"`` is not checked (it asked for no checks). A process
+counts while its heartbeats say it is alive (:func:`doa.catalog.collect.processes`); a broker
+whose ``_doa_topologies`` cannot be read is a warning in the log, as for foreign writers.
 
 Examples
 --------
@@ -56,6 +56,7 @@ from typing import Any
 
 from doa.catalog.collect import processes
 from doa.catalog.read import BrokerView, read_topologies
+from doa.catalog.writers import foreign_writers, others
 from doa.errors import DoaError
 from doa.topology.topology import Topology
 from doa.wire.explain import unreadable
@@ -63,7 +64,7 @@ from doa.wire.schema import Schema
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Reader", "readers", "refuse_unreadable", "unreadable_by", "unreadable_problems"]
+__all__ = ["Reader", "readers", "refuse_running_problems", "running_problems", "unreadable_by"]
 
 
 @dataclass(frozen=True)
@@ -138,27 +139,30 @@ def unreadable_by(topology: Topology, running: Iterable[Reader]) -> list[str]:
     return out
 
 
-def unreadable_problems(topology: Topology, address: str, timeout_s: float = 5.0) -> list[str]:
-    """:func:`unreadable_by` the readers running on ``address`` (one read of
-    ``_doa_topologies``); none, with a warning in the log, if it cannot be read (a
+def running_problems(topology: Topology, address: str, timeout_s: float = 5.0) -> list[str]:
+    """What the processes described on ``address`` refuse of ``topology`` (one read of
+    ``_doa_topologies``): streams another topology's nodes write too
+    (:func:`doa.catalog.writers.foreign_writers`), and versions a running node cannot read
+    (:func:`unreadable_by`). None, with a warning in the log, if it cannot be read (a
     :class:`~doa.errors.DoaError` of the read, e.g. credentials refused, is raised)."""
     try:
         view = read_topologies(address, timeout_s=timeout_s)
     except DoaError:
-        raise
+        raise  # doa's own one line (credentials refused, broker unreachable): nothing would run
     except Exception as exc:
-        log.warning("could not read the processes described on %s (%s: %s): whether running "
-                    "nodes can read the new schemas is not checked", address,
-                    type(exc).__name__, exc)
+        log.warning("could not read the processes described on %s (%s: %s): streams another "
+                    "topology writes too, and whether running nodes can read the new schemas, "
+                    "are not checked", address, type(exc).__name__, exc)
         return []
     for warning in view.warnings:
         log.warning("reading the processes described on %s: %s", address, warning)
-    return unreadable_by(topology, readers(view))
+    return [*foreign_writers(topology, others(view, topology.name), address, view.now_ms),
+            *unreadable_by(topology, readers(view))]
 
 
-def refuse_unreadable(topology: Topology, address: str) -> None:
-    """Raise a :class:`doa.errors.DoaError`, one line per stream and node, if a node running
-    on ``address`` cannot read a schema of ``topology`` (:func:`unreadable_problems`)."""
-    found = unreadable_problems(topology, address)
+def refuse_running_problems(topology: Topology, address: str) -> None:
+    """Raise a :class:`doa.errors.DoaError`, one line per problem, if the processes running on
+    ``address`` refuse ``topology`` (:func:`running_problems`)."""
+    found = running_problems(topology, address)
     if found:
         raise DoaError("\n".join(found))
