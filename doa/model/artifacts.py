@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from doa.cluster.signing import SignatureError, seal, unseal
-from doa.model.formats import ModelLoadError, Scorer, load
+from doa.model.formats import ModelLoadError, Scorer, load, misnamed
 
 __all__ = ["CHUNK_BYTES", "ArtifactError", "add_chunk", "chunk_records", "load_bytes",
            "sha256"]
@@ -108,8 +108,10 @@ def load_bytes(data: bytes, fmt: str, *, node: str, version: int, features: Sequ
     """The scorer of an artifact's bytes: an ONNX model, else a pickle or joblib file;
     ``source`` (the file published) is named in errors.
 
-    Raises :class:`~doa.model.formats.ModelLoadError` when the bytes do not load, or when
-    the model expects another number of input features than ``features`` has.
+    Raises :class:`~doa.model.formats.ModelLoadError` when the bytes do not load (saying
+    so when they look like the other format than ``fmt``: :func:`~doa.model.formats.misnamed`),
+    or when the model expects another number of input features than ``features`` has or
+    names them in another order (:mod:`doa.model.inputs`).
 
     >>> import pickle
     >>> import numpy as np
@@ -140,6 +142,8 @@ input features, the node declares 2 (x, y)
 
             model = joblib.load(io.BytesIO(data))
     except Exception as exc:
+        cause = (misnamed(source, data[:2]) if source else None) or \
+            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         raise ModelLoadError(f"model node {node!r}: cannot load {what} ({fmt}, {len(data)} "
-                             f"bytes): {type(exc).__name__}: {exc}") from None
+                             f"bytes): {cause}") from None
     return load(model, node=node, features=features, classes=classes, what=what)

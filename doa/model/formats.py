@@ -32,17 +32,18 @@ doa.model.formats.ModelLoadError: model node 'claims': cannot load model file 'm
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from doa.errors import DoaError
-from doa.node import is_number, shown_type
+from doa.model.inputs import input_names, input_width, not_numbers, other_names, other_width
 
-__all__ = ["ModelLoadError", "PredictBatch", "Scored", "Scorer", "describe", "file_format",
-           "input_width", "load", "not_numbers"]
+__all__ = ["FeatureNamesError", "ModelLoadError", "PredictBatch", "Scored", "Scorer",
+           "describe", "file_format", "input_width", "load", "misnamed", "not_numbers"]
 
 ONNX_SUFFIXES = (".onnx",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -50,6 +51,11 @@ PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 class ModelLoadError(DoaError):
     """A model node's model could not be loaded (the message names the node and the file)."""
+
+
+class FeatureNamesError(ModelLoadError):
+    """A model names its features otherwise, or in another order, than its node declares
+    (:func:`doa.model.inputs.other_names`): ``doa check`` says so too."""
 
 
 @runtime_checkable
@@ -128,8 +134,16 @@ class SklearnScorer(Scorer):
     def __init__(self, model: Any) -> None:
         self.model = model
         self.proba = callable(getattr(model, "predict_proba", None))
+        self.named = input_names(model) is not None  # checked against the node's features
 
     def score(self, X: np.ndarray[Any, Any]) -> Scored:
+        if self.named:  # its names are the node's, in order: sklearn's warning is noise
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
+                return self._score(X)
+        return self._score(X)
+
+    def _score(self, X: np.ndarray[Any, Any]) -> Scored:
         if self.proba:
             proba = self.model.predict_proba(X)
             return _from_proba(proba, _classes(self.model, proba.shape[1]))
@@ -224,23 +238,6 @@ class RiverScorer(Scorer):
         return [dict(zip(self.features, row, strict=True)) for row in X.tolist()]
 
 
-def not_numbers(fields: Mapping[str, Any] | None, features: Sequence[str]) -> list[
-        tuple[str, str]]:
-    """The features whose Avro type in ``fields`` is not a number (see :data:`NUMBERS`; a
-    date or time decodes as a ``datetime``), each with its type as a message shows it: the
-    node's array could not hold them, so every record would be a dead letter.
-
-    Examples
-    --------
-    >>> not_numbers({"temp": ["null", "double"], "ok": "boolean", "status": "string",
-    ...              "at": {"type": "long", "logicalType": "timestamp-millis"}},
-    ...             ["temp", "ok", "status", "at", "absent"])
-    [('status', 'string'), ('at', 'long (timestamp-millis)')]
-    """
-    return [(f, shown_type(fields[f])) for f in features
-            if fields is not None and f in fields and not is_number(fields[f])]
-
-
 def describe(model: Any) -> tuple[str, str]:
     """``(format, source)`` of what a topology gave as a model, without loading it.
 
@@ -279,36 +276,6 @@ model.txt (expected .onnx, .joblib, .pkl, .pickle)
                          f"for {path} (expected {', '.join(ONNX_SUFFIXES + PICKLE_SUFFIXES)})")
 
 
-def input_width(model: Any) -> int | None:
-    """How many input features a loaded model says it expects: scikit-learn's
-    ``n_features_in_``, or the static width of an ONNX model's 2-D input; None when it
-    does not say.
-
-    Examples
-    --------
-    >>> from sklearn.dummy import DummyRegressor
-    >>> input_width(DummyRegressor().fit([[1.0, 2.0]], [0.0])), input_width(object())
-    (2, None)
-    """
-    width = getattr(model, "n_features_in_", None)
-    if type(model).__module__.startswith("onnxruntime"):
-        inputs = model.get_inputs()
-        shape = inputs[0].shape if len(inputs) == 1 else None
-        width = shape[1] if shape is not None and len(shape) == 2 else None
-    if isinstance(width, (int, np.integer)) and not isinstance(width, bool):
-        return int(width)
-    return None
-
-
-def _check_width(model: Any, node: str, features: Sequence[str], what: str) -> None:
-    """Refuse a model whose input width is not the node's number of feature fields."""
-    width = input_width(model)
-    if width is not None and width != len(features):
-        raise ModelLoadError(f"model node {node!r}: {what} ({type(model).__name__}) expects "
-                             f"{width} input features, the node declares {len(features)} "
-                             f"({', '.join(features)})")
-
-
 def _format_of(model: Any) -> str:
     if callable(getattr(model, "predict_batch", None)):
         return "predict_batch"
@@ -330,7 +297,8 @@ def load(model: Any, *, node: str, features: Sequence[str],
 
     Raises :class:`ModelLoadError` naming the node and the file when it cannot be loaded,
     when the object is of no supported kind, or when the model says it expects another
-    number of input features than ``features`` has (:func:`input_width`).
+    number of input features than ``features`` has, or names them in another order
+    (:class:`FeatureNamesError`; :mod:`doa.model.inputs`).
 
     Examples
     --------
@@ -345,7 +313,12 @@ features, the node declares 1 (x)
     if isinstance(model, (str, Path)):
         what = what or f"model file {str(model)!r}"
         model = _read(Path(model), node)
-    _check_width(model, node, features, what or "model")
+    problem = other_width(model, node=node, features=features, what=what or "model")
+    if problem is not None:
+        raise ModelLoadError(problem)
+    problem = other_names(model, node=node, features=features, what=what or "model")
+    if problem is not None:
+        raise FeatureNamesError(problem)
     fmt = _format_of(model)
     if fmt == "predict_batch":
         return BatchScorer(model)
@@ -374,5 +347,37 @@ def _read(path: Path, node: str) -> Any:
                 return pickle.load(f)
         return joblib.load(path)
     except Exception as exc:
+        head = path.read_bytes()[:2] if path.is_file() else b""
         raise ModelLoadError(f"model node {node!r}: cannot load model file {str(path)!r}: "
-                             f"{type(exc).__name__}: {exc}") from None
+                             f"{misnamed(path, head) or _cause(exc)}") from None
+
+
+def _cause(exc: Exception) -> str:  # a library's message may run on for lines: its first
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+
+
+def misnamed(path: str | Path, head: bytes) -> str | None:
+    """What a model file that did not load looks like, when its first bytes say it is of
+    the other format than its extension (an ONNX model named ``.joblib``, a pickle named
+    ``.onnx``), and the name it should have; None when they do not say so.
+
+    Examples
+    --------
+    >>> misnamed("gbr.joblib", b"\\x08\\x08\\x12\\x08skl2onnx")
+    'it looks like an ONNX model (protobuf), not a pickle: name it gbr.onnx'
+    >>> misnamed("gbr.onnx", b"\\x80\\x04\\x95")
+    'it looks like a pickle (joblib), not an ONNX model: name it gbr.joblib'
+    >>> misnamed("gbr.joblib", b"\\x80\\x04\\x95") is None
+    True
+    """
+    path = Path(path)
+    onnx = path.suffix.lower() in ONNX_SUFFIXES
+    looks_onnx = len(head) > 1 and head[0] == 0x08 and 1 <= head[1] <= 20  # ir_version
+    looks_pickle = len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO 2-5
+    if looks_onnx and not onnx:
+        return (f"it looks like an ONNX model (protobuf), not a pickle: name it "
+                f"{path.with_suffix('.onnx').name}")
+    if looks_pickle and onnx:
+        return (f"it looks like a pickle (joblib), not an ONNX model: name it "
+                f"{path.with_suffix('.joblib').name}")
+    return None

@@ -21,8 +21,11 @@ promote it. Each change is a ``doa.ModelEvent`` on the ``models`` stream.
 
 The topology's model is loaded by the node kind's start hook (:meth:`ModelSpec.start`), once
 per process, never at import; a published version is loaded from its bytes when it first
-scores (once per process). A record whose feature is missing or not a number makes the batch
-fail and is retried alone by the runtime, so only that record becomes a dead letter.
+scores (once per process). A record whose feature is missing, null, not a number, NaN or
+infinite is never given to the model (one would fail on it, another score it silently, as a
+tree does a NaN): the step raises on it as it reaches it, naming the node, the feature and
+the record, and the runtime retries the batch around it (:mod:`doa.runtime.isolate`), so that
+record is a dead letter and the rest of the batch is scored.
 
 Examples
 --------
@@ -45,17 +48,21 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from doa.events import Out
+from doa.learner.records import origin
 from doa.model import labels as tracking
 from doa.model import versions
 from doa.model.formats import describe
+from doa.model.inputs import bad_feature
 from doa.model.labels import Labels, Promote
 from doa.model.spec import ARTIFACT_SCHEMA, PREDICTION_SCHEMA, ModelSpec
 from doa.node import Node, Stream, stream_name, stream_names
@@ -146,19 +153,28 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
     label_stream = None if spec.labels is None else stream_name(spec.labels.stream)
     metric = None if spec.labels is None else spec.labels.metric
     bound = 0 if spec.labels is None else spec.labels.max_pending
+    add = sum if width > 1 else abs
 
-    def matrix(batch: list[Any]) -> np.ndarray[Any, Any]:
+    def checked(e: Any) -> Any:
+        """The feature values of record ``e``; raises on one the model must not see (the
+        record becomes a dead letter) as the step reaches it, so the runtime's retry finds
+        it at once (:mod:`doa.runtime.isolate`)."""
         try:
-            return np.array([row(e) for e in batch], dtype=np.float64).reshape(len(batch), width)
-        except (KeyError, TypeError, ValueError):
-            for e in batch:  # name the record and field that is not a number
-                for f in features:
-                    value = e.get(f)
-                    if not isinstance(value, (int, float)):
-                        raise ValueError(f"model {spec.name!r}: stream {e.stream!r} partition "
-                                         f"{e.partition} offset {e.offset}: feature field "
-                                         f"{f!r} is {value!r}, not a number") from None
-            raise
+            values = row(e)
+            total = add(values)
+        except (KeyError, TypeError):
+            total = math.nan
+        if total - total == 0:  # finite numbers add up to a finite number
+            return values
+        bad = bad_feature(e, features)
+        if bad is None:  # finite numbers whose sum overflows, or decimals among floats
+            return row(e)
+        field, value = bad
+        why = (f", {origin(e)}: fix the value at its source"  # a NaN or infinite number
+               if isinstance(e.get(field), (float, Decimal)) else "")
+        raise ValueError(f"model {spec.name!r}: feature {field!r} is {value} in stream "
+                         f"{e.stream!r} partition {e.partition} offset {e.offset}{why}; this "
+                         "record is a dead letter (a model node scores finite numbers only)")
 
     def records(state: dict[str, Any], batch: list[Any], X: np.ndarray[Any, Any],
                 version: int, stream: str | None, out: list[Any]) -> list[Any]:
@@ -181,10 +197,11 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
         return [p if p is not None else s for p, s in zip(scored.predictions, scores,
                                                           strict=True)]
 
-    def score(state: dict[str, Any], batch: list[Any], out: list[Any],
+    def score(state: dict[str, Any], batch: list[Any], rows: list[Any], out: list[Any],
               early: dict[int, Any]) -> None:
-        """Score ``batch``; ``early``: labels held for its records, by position."""
-        X = matrix(batch)
+        """Score ``batch`` (``rows``: its feature values, checked); ``early``: labels held
+        for its records, by position."""
+        X = np.array(rows, dtype=np.float64).reshape(len(batch), width)
         live, candidate = state["version"], state["candidate"]
         made = {live: records(state, batch, X, live, spec.predictions, out)}
         if candidate is not None:  # the same rows, into the shadow stream only
@@ -203,6 +220,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
     def step(state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
         segment: list[Any] = []
+        rows: list[Any] = []  # the segment's feature values
         joins: set[str] = set()
         early: dict[int, Any] = {}  # labels held for the segment's records, by position
         if label_stream is not None:
@@ -213,8 +231,8 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                     str(e[spec.join]) in joins or tracking.deciding(spec, state, e)
                     or len(state["pending"]) + len(segment) > bound))):
                 # the records before it, versions as they are (and evictions before it)
-                score(state, segment, out, early)
-                segment, joins, early = [], set(), {}
+                score(state, segment, rows, out, early)
+                segment, rows, joins, early = [], [], set(), {}
             if stream == spec.versions:
                 spec.start()  # the signing key is read there
                 for change in versions.apply(state, e, node=spec.name, key=spec.loaded.key,
@@ -225,6 +243,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
             elif stream == label_stream:
                 tracking.on_label(spec, state, e, out)
             else:
+                rows.append(checked(e))
                 segment.append(e)
                 if label_stream is not None and spec.join is not None:
                     join = str(e[spec.join])
@@ -234,10 +253,10 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                         early[len(segment) - 1] = label
                     tracking.expire(spec, state, e, out)
                     if label is not None and state.get("race") and spec.promote_when:
-                        score(state, segment, out, early)  # its label may decide the race
-                        segment, joins, early = [], set(), {}
+                        score(state, segment, rows, out, early)  # its label may decide the race
+                        segment, rows, joins, early = [], [], set(), {}
         if segment:
-            score(state, segment, out, early)
+            score(state, segment, rows, out, early)
         return state, out
 
     return step

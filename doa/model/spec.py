@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from doa.model.artifacts import load_bytes
-from doa.model.formats import Scorer, load, not_numbers
+from doa.model.formats import FeatureNamesError, ModelLoadError, Scorer, load, not_numbers
 from doa.model.labels import Labels, Promote
 from doa.node import NUMBERS, Node, NodeKind, missing_fields, stream_name
 
@@ -42,6 +42,7 @@ class _Loaded:
 
     def __init__(self) -> None:
         self.scorer: Scorer | None = None
+        self.started = False
         self.scorers: dict[str, Scorer] = {}
         self.key: bytes | None = None
 
@@ -97,13 +98,16 @@ class ModelSpec(NodeKind):
         return tuple(s for s in reads if s), tuple(s for s in writes if s)
 
     def start(self) -> None:
-        """Load the model (a file is read here, not at import); read the signing key."""
-        if self.loaded.scorer is None:
+        """Load the model (a file is read here, not at import; or by :meth:`file_problems`,
+        which ``doa check`` calls); read the signing key."""
+        if not self.loaded.started:
             from doa.cluster.signing import state_key
 
+            if self.loaded.scorer is None:
+                self.loaded.scorer = load(self.model, node=self.name, features=self.features,
+                                          classes=self.classes)
             self.loaded.key = state_key() if self.versions is not None else None
-            self.loaded.scorer = load(self.model, node=self.name, features=self.features,
-                                      classes=self.classes)
+            self.loaded.started = True
 
     def scorer(self, state: dict[str, Any] | None = None, version: int | None = None) -> Scorer:
         """The loaded model of ``version`` (default: the topology's), loaded now if needed."""
@@ -125,7 +129,7 @@ class ModelSpec(NodeKind):
         ``output`` function the written stream has schema doa.Prediction; every other
         stream has doa's schema for its role; the versions stream has the inputs'
         partitions (a node instance reads the same partition of each); a model file
-        exists (:meth:`file_problems`)."""
+        exists, and the model names its features as the node does (:meth:`file_problems`)."""
         out: list[str] = self.file_problems(node.name)
         for stream in self.reads:
             out += missing_fields(node, streams, stream, self.features, "feature")
@@ -162,7 +166,10 @@ class ModelSpec(NodeKind):
         return out
 
     def file_problems(self, name: str) -> list[str]:
-        """The model file that does not exist (it is read only when the node starts).
+        """What ``doa check`` says of the node's model: its file does not exist, or the model
+        names its features otherwise or in another order than the node declares
+        (:class:`~doa.model.formats.FeatureNamesError`). The model is loaded here and kept
+        for :meth:`start`; another error loading it is left for :meth:`start` to raise.
 
         Examples
         --------
@@ -170,11 +177,29 @@ class ModelSpec(NodeKind):
         ...                  "onnx", "/no/such/payout.onnx", model="/no/such/payout.onnx")
         >>> spec.file_problems("payout")
         ["model 'payout': model file '/no/such/payout.onnx' does not exist"]
+        >>> import pandas as pd
+        >>> from sklearn.linear_model import LinearRegression
+        >>> df = pd.DataFrame({"hour": [1.0, 2.0, 3.0], "km": [2.0, 1.0, 5.0]})
+        >>> lr = LinearRegression().fit(df, [1.0, 2.0, 3.0])
+        >>> spec = ModelSpec("price", ("rides",), "prices", ("km", "hour"), None, None,
+        ...                  "sklearn", "LinearRegression", model=lr)
+        >>> spec.file_problems("price")  # doctest: +ELLIPSIS
+        ["model node 'price': model (LinearRegression) was trained on features in another \
+order (hour, km) than the node declares (km, hour), ... declare features=['hour', 'km'] in the \
+model's order, or retrain"]
         """
-        if not isinstance(self.model, (str, Path)) or Path(self.model).is_file():
-            return []
-        where = "" if Path(self.model).is_absolute() else f" (in {Path.cwd()})"
-        return [f"model {name!r}: model file {str(self.model)!r} does not exist{where}"]
+        if isinstance(self.model, (str, Path)) and not Path(self.model).is_file():
+            where = "" if Path(self.model).is_absolute() else f" (in {Path.cwd()})"
+            return [f"model {name!r}: model file {str(self.model)!r} does not exist{where}"]
+        if self.loaded.scorer is None:
+            try:
+                self.loaded.scorer = load(self.model, node=self.name, features=self.features,
+                                          classes=self.classes)
+            except FeatureNamesError as exc:
+                return [str(exc)]
+            except ModelLoadError:  # the node says it when it starts
+                return []
+        return []
 
     def describe(self) -> dict[str, Any]:
         lab = self.labels

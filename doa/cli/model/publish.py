@@ -29,9 +29,11 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     """Publish the model file ``path`` as the next version of model node ``node``; its
     number, and the candidate versions it replaces (a candidate only: one runs at a time).
     The file is loaded here first, so a file the node could not load (an unknown
-    extension, bytes that do not load, another number of input features than the node
-    declares) is refused and nothing is sent; so is a model whose predictions are of
-    another type than the live version's (:func:`doa.model.compat.type_change`).
+    extension, bytes that do not load or look like the other format, another number of
+    input features than the node declares, features named otherwise or in another order,
+    :class:`~doa.model.formats.FeatureNamesError`) is refused and nothing is sent; so is a
+    model whose predictions are of another type than the live version's
+    (:func:`doa.model.compat.type_change`).
     ``classes`` names an ONNX model's classes (kept with the version)."""
     from doa.cluster.signing import signing_key
     from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
@@ -51,7 +53,7 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
             _check_classes(data, fmt, spec, version, str(path), classes)
             metadata = {**(metadata or {}), CLASSES_KEY: json.dumps(classes)}
     except ModelLoadError as exc:
-        raise ModelLoadError(f"{exc}; nothing sent") from None
+        raise type(exc)(f"{exc}; nothing sent") from None
     _refuse_type_change(t, spec, scorer, records, f"version {version} ({path})",
                         signing_key())
     replaced: list[int] = []
