@@ -38,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Start the ``--cpu-load`` burners once per run: in the process that runs the session,
-    not in each pytest-xdist worker (``-n 2`` would otherwise double the load)."""
+    not in each pytest-xdist worker (``-n 3`` would otherwise triple the load)."""
     n = int(config.getoption("--cpu-load"))
     if n > 0 and not hasattr(config, "workerinput"):
         load = CpuLoad(n)
