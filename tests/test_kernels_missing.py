@@ -225,12 +225,12 @@ def test_a_nan_feature_s_dead_letter_names_the_input_it_came_from(tmp_path: Path
     h = run(tmp_path, readings)
     [letter] = h.dead_letters
     assert letter["message"] == (
-        "learner 'model': feature 'temp_mean' is nan in stream 'features' partition 0 offset 0, "
-        "as what wrote that record sent it (a NaN or infinite value in a node's input, or a "
-        "kernel's output for a key with no value yet; `doa lineage features:0:0` shows the "
-        "input): fix the value at its source; this record is a dead letter (this learner's "
-        "model is compiled, so it takes every feature; compiled=False would leave it out of "
-        "this record's prediction)")
+        "learner 'model': feature 'temp_mean' is nan in features:0:0: fix the value at its "
+        "source; this record is a dead letter (a compiled model takes every feature)\n"
+        "where it came from: as what wrote that record sent it (a NaN or infinite value in a "
+        "node's input, or a kernel's output for a key with no value yet; `doa lineage "
+        "features:0:0` shows the input); compiled=False would leave it out of this record's "
+        "prediction")
     [features] = [f for f in h.records("features") if f.offset == 0]
     assert features.lineage is not None  # what `doa lineage features:0:0` reads
     assert [str(c) for c in features.lineage.coordinates] == ["readings:0:0"]

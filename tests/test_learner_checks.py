@@ -168,10 +168,11 @@ def test_a_compiled_learner_dead_letters_a_record_with_a_nan_feature() -> None:
     letters = h.dead_letters
     assert len(letters) == len([i for i in range(50) if i % 11 and i % 7 == 0])
     assert letters[0]["message"].startswith(
-        "learner 'model': feature 'gallup' is nan in stream 'features' partition 0 offset 6, as "
-        "what wrote that record sent it (a NaN or infinite value in a node's input, or a "
-        "kernel's output for a key with no value yet; `doa lineage features:0:6` shows the "
-        "input): fix the value at its source; this record is a dead letter")
+        "learner 'model': feature 'gallup' is nan in features:0:6: fix the value at its "
+        "source; this record is a dead letter (a compiled model takes every feature)\n"
+        "where it came from: as what wrote that record sent it (a NaN or infinite value in a "
+        "node's input, or a kernel's output for a key with no value yet; `doa lineage "
+        "features:0:6` shows the input)")
     assert "feature_fields" not in letters[0]["message"]
     assert all(math.isfinite(m["value"]) for m in h.records("metrics"))
 

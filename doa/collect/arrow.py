@@ -17,7 +17,11 @@ enum, fixed                                    string, fixed_size_binary
 ``decimal``, ``uuid``                          decimal128 (decimal256 beyond 38 digits), string
 =============================================  ==============================================
 
-A recursive record has no Arrow type: Parquet refuses it, JSON lines and CSV take it.
+A recursive record has no Arrow type: Parquet refuses it, JSON lines and CSV take it. The
+types follow the schema, never the values read (a file's row groups are written as the stream
+is read): ``doa.Prediction``'s ``prediction`` (``["null", "boolean", "long", "double",
+"string"]``) is a struct even when a regressor wrote only doubles; take the branch with
+``pyarrow.compute.struct_field(column, "double")`` (``doa dataset`` types it by its values).
 
 Examples
 --------

@@ -38,6 +38,7 @@ decoded, has no value, or has a malformed lineage header stops the collect with 
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 import warnings
 from collections import defaultdict, deque
@@ -50,6 +51,8 @@ from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
 from doa.events import coordinate_id
 from doa.topology.topology import Topology
+
+log = logging.getLogger(__name__)
 
 HEAD = ("outcome_id", "prediction_id", "features_id", "label_id", "predicted_at",
         "learned_at", "partition", "join", "key")
@@ -129,8 +132,8 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
     codecs = codecs_for(t, [s for s in (spec.outcomes, spec.predictions, spec.models) if s],
                         broker)
     with Reader(broker) as reader:
-        outcomes, duplicates, counted = _outcomes(reader, spec, codecs[spec.outcomes], start,
-                                                  end, versions)
+        outcomes, duplicates, counted, span = _outcomes(reader, spec, codecs[spec.outcomes],
+                                                        start, end, versions)
         found = _predictions(reader, spec, codecs[spec.predictions], outcomes)
         starts = _version_starts(reader, spec, codecs[spec.models]) if versions and counted \
             else None
@@ -142,7 +145,40 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
         warnings.warn(f"learner {learner!r}: {data.missing} outcomes in range have no "
                       f"prediction in stream {spec.predictions!r} (deleted by retention?); "
                       "they are left out", stacklevel=2)
+    if not outcomes and _timed(start, end):
+        log.warning(empty_window(learner, spec.outcomes, start, end, span))
     return data
+
+
+def _timed(start: Bound | None, end: Bound | None) -> bool:
+    return any(b is not None and b.time_ms is not None for b in (start, end))
+
+
+def empty_window(learner: str, stream: str, start: Bound | None, end: Bound | None,
+                 span: tuple[int, int, int] | None) -> str:
+    """Why a time window holds no outcome: the times the learner's outcomes do span.
+
+    ``span`` is (first, last, count) of the timestamps (event time: the label's) of the
+    learner's outcomes in the offset range, None if it has none.
+
+    Examples
+    --------
+    >>> note = empty_window("scorer", "outcomes", Bound(time_ms=1_700_000_000_000), None,
+    ...                     (1_699_000_000_000, 1_699_100_000_000, 20))
+    >>> note.split("; ")[:2]  # doctest: +NORMALIZE_WHITESPACE
+    ["learner 'scorer': no outcome in --from 2023-11-14T22:13:20.000Z --to (none)",
+     "the 20 outcomes of 'outcomes' are stamped 2023-11-03T08:26:40.000Z ..
+      2023-11-04T12:13:20.000Z (event time: the labels' times, not when they were written)"]
+    """
+    window = f"--from {start or '(none)'} --to {end or '(none)'}"
+    if span is None:
+        return (f"learner {learner!r}: no outcome in {window}; stream {stream!r} holds none "
+                "of its outcomes at all (has it learned from a label yet?)")
+    first, last, count = span
+    return (f"learner {learner!r}: no outcome in {window}; the {count:,} outcomes of "
+            f"{stream!r} are stamped {Bound(time_ms=first)} .. {Bound(time_ms=last)} (event "
+            "time: the labels' times, not when they were written); give --from/--to in that "
+            "range")
 
 
 def _id(m: Any) -> bytes:
@@ -151,10 +187,13 @@ def _id(m: Any) -> bytes:
 
 
 def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: Bound | None,
-              versions: bool) -> tuple[list[dict[str, Any]], int, bool]:
+              versions: bool
+              ) -> tuple[list[dict[str, Any]], int, bool, tuple[int, int, int] | None]:
     """The learner's outcomes in range, in order, each with ``_n``: its label's rank in its
-    partition (counted from the partition's first offset when ``versions``)."""
+    partition (counted from the partition's first offset when ``versions``); and the first
+    and last timestamps and the count of its outcomes in the offset range (None: none)."""
     rows: list[dict[str, Any]] = []
+    span: tuple[int, int, int] | None = None
     seen: set[bytes] = set()
     duplicates = 0
     counted = versions
@@ -174,12 +213,16 @@ def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: B
                 if record["model"] != spec.name:
                     continue
                 rank += 1
-                if m.offset >= lo and in_time(m.timestamp, start, end):
+                if m.offset < lo:
+                    continue
+                span = (m.timestamp, m.timestamp, 1) if span is None else (
+                    min(span[0], m.timestamp), max(span[1], m.timestamp), span[2] + 1)
+                if in_time(m.timestamp, start, end):
                     lin = lineage_at(m)
                     record.update(_id=event_id, _n=rank, _p=p, _ts=m.timestamp,
                                   _label=lin.parents[0] if lin and lin.parents else None)
                     rows.append(record)
-    return rows, duplicates, counted
+    return rows, duplicates, counted, span
 
 
 def _key(model_version: int, join: str, predicted_at: int) -> tuple[int, str, int]:

@@ -69,11 +69,14 @@ def finite(x: dict[str, Any], event: Any, name: str, compiled: bool,
     >>> finite({"t": float("nan")}, e, "m", compiled=True, warned=set())
     Traceback (most recent call last):
     ...
-    ValueError: learner 'm': feature 't' is nan in stream 'features' partition 1 offset 9, \
-as what wrote that record sent it (a NaN or infinite value in a node's input, or a kernel's \
-output for a key with no value yet; `doa lineage features:1:9` shows the input): fix the \
-value at its source; this record is a dead letter (this learner's model is compiled, so it \
-takes every feature; compiled=False would leave it out of this record's prediction)
+    ValueError: learner 'm': feature 't' is nan in features:1:9: fix the value at its source; \
+this record is a dead letter (a compiled model takes every feature)
+    where it came from: as what wrote that record sent it (a NaN or infinite value in a node's \
+input, or a kernel's output for a key with no value yet; `doa lineage features:1:9` shows the \
+input); compiled=False would leave it out of this record's prediction
+
+    The first line says it all, short: a dead letter's line in ``doa run`` shows only a
+    message's first line, and at most 300 characters of it (:mod:`doa.runtime.tell`).
     """
     bad = non_finite(x)
     if not bad:
@@ -82,9 +85,11 @@ takes every feature; compiled=False would leave it out of this record's predicti
             f"partition {event.partition} offset {event.offset}, {origin(event)}: fix the "
             "value at its source")
     if compiled:
-        raise ValueError(f"{what}; this record is a dead letter (this learner's model is "
-                         "compiled, so it takes every feature; compiled=False would leave it "
-                         "out of this record's prediction)")
+        raise ValueError(
+            f"learner {name!r}: feature {bad[0]!r} is {x[bad[0]]} in {event.stream}:"
+            f"{event.partition}:{event.offset}: fix the value at its source; this record is a "
+            f"dead letter (a compiled model takes every feature)\nwhere it came from: "
+            f"{origin(event)}; compiled=False would leave it out of this record's prediction")
     warn_once(warned, "feature", f"{what}; meanwhile it is left out of what the model sees, "
               "as River takes an absent feature; told once per learner")
     return {k: v for k, v in x.items() if k not in bad}

@@ -145,7 +145,7 @@ class Learner:
         if join in state["pending"]:  # predicted on already, its label not in yet: report
             self._unmatched(event, ops, out, "duplicate", join, "a second feature record with "
                             "a join value whose prediction still waits for its label; the "
-                            "first one's prediction stands")
+                            "first one's prediction stands", what="feature record")
             return
         x = self._features(event)
         cell = ops.predict(x)
@@ -162,7 +162,8 @@ class Learner:
         if len(state["pending"]) > spec.max_pending:
             old_join, _ = state["pending"].popitem(last=False)
             self._unmatched(event, ops, out, "evicted", old_join,
-                            f"buffer of {spec.max_pending} pending predictions is full")
+                            f"buffer of {spec.max_pending} pending predictions is full",
+                            what="prediction")
         label = state["early"].pop(join, None)
         if label is not None:  # its label came first (delay 0, or these features lagged)
             self._on_label(state, label, ops, out, anchor=[label, event])
@@ -303,10 +304,12 @@ class Learner:
             event, ops, out, reason, join, detail, anchor)
 
     def _unmatched(self, event: Any, ops: Ops, out: list[Any], reason: str, join: str,
-                   detail: str, anchor: Any = None) -> None:
+                   detail: str, anchor: Any = None, what: str = "label") -> None:
+        """Report on the unmatched stream ``what`` (a label, a feature record, a prediction)
+        of join value ``join`` and why (``reason``, ``detail``)."""
         if self.spec.unmatched is None:
-            raise ValueError(f"learner {self.spec.name!r}: {reason} label {join!r} ({detail}) "
-                             "and no unmatched= stream is declared")
+            raise ValueError(f"learner {self.spec.name!r}: {reason} {what} for join value "
+                             f"{join!r} ({detail}) and no unmatched= stream is declared")
         record = {"reason": reason, "model": self.spec.name, "join": join,
                   "stream": event.stream, "partition": event.partition, "offset": event.offset,
                   "timestamp": event.timestamp, "detail": detail}

@@ -2,15 +2,17 @@
 and model-version events, and a record's lineage. Each call is blocking (kafka-python, through
 :class:`doa.lineage.log.Log`) and bounded; the app runs it in a worker thread.
 
-- :func:`tail`: the last ``n`` records of a stream, newest first: per partition, the range
-  ``[end - n, end)`` with ``end`` the high watermark when the read starts, so a read ends by
-  itself however fast the stream grows. Records are decoded with the schema of a topology
-  file that declares the stream (a record of an older registered version is read with that
-  version: :class:`doa.cluster.codecs.RegisteredCodec`), else with the versions registered on the
-  broker. A tombstone shows as ``value`` null with a ``note``; a malformed lineage header as
-  ``lineage_error`` (:func:`record_dict`).
+- :func:`tail`: the last ``n`` records of a stream, newest first (:func:`newest_first`): per
+  partition, the range ``[end - n, end)`` with ``end`` the high watermark when the read
+  starts, so a read ends by itself however fast the stream grows. Records are decoded with
+  the schema of a topology file that declares the stream (a record of an older registered
+  version is read with that version: :class:`doa.cluster.codecs.RegisteredCodec`), else with
+  the versions registered on the broker. A tombstone shows as ``value`` null with a
+  ``note``; a malformed lineage header as ``lineage_error`` (:func:`record_dict`).
 - :func:`events`: the tails of the streams whose schema is ``doa.DriftEvent`` or
-  ``doa.ModelEvent``, merged, newest first.
+  ``doa.ModelEvent``, merged, newest first. Newest means last appended within a partition
+  (timestamps mix wall-clock and event time there), and by timestamp only where partitions
+  and streams meet (:func:`newest_first`).
 - :func:`lineage`: :func:`doa.lineage.find.find` then :func:`doa.lineage.walk.trace`;
   descendants need a topology file that declares the record's stream.
 
@@ -37,7 +39,8 @@ from doa.events import Coordinates, lineage_of
 from doa.lineage.log import Log, Record
 from doa.topology.topology import Topology
 
-__all__ = ["EVENT_SCHEMAS", "event_kind", "events", "lineage", "record_dict", "tail", "to_json"]
+__all__ = ["EVENT_SCHEMAS", "event_kind", "events", "lineage", "newest_first", "record_dict",
+           "tail", "to_json"]
 
 EVENT_SCHEMAS = {"doa.DriftEvent": "drift", "doa.ModelEvent": "model"}
 MOST = 500  # the most records one tail returns
@@ -122,28 +125,59 @@ def tail(broker: str, stream: str, n: int, topologies: Sequence[Topology] = ()
         parts = log.partitions(stream)
         if not parts:
             raise DoaError(f"stream {stream!r}: no such stream on {broker}")
-        found: list[Record] = []
+        runs: list[list[dict[str, Any]]] = []
         for p in parts:
             end = log.end(stream, p)
-            found.extend(log.scan(stream, p, max(0, end - n), stop=end))
-        found.sort(key=lambda r: (r.event.timestamp, r.event.offset, r.event.partition),
-                   reverse=True)
-        return [record_dict(r) for r in found[:n]]
+            found = list(log.scan(stream, p, max(0, end - n), stop=end))
+            runs.append([record_dict(r) for r in reversed(found)])
+        return newest_first(runs)[:n]
 
 
 def events(broker: str, catalog: dict[str, Any], n: int,
            topologies: Sequence[Topology] = ()) -> list[dict[str, Any]]:
     """The last ``n`` drift and model-version events of the catalog's streams, newest first."""
-    out = []
+    runs = []
     for s in catalog.get("streams", ()):
         kind = event_kind(s)
         if kind is None or not s.get("records"):
             continue
-        for r in tail(broker, s["name"], n, topologies):
+        found = tail(broker, s["name"], n, topologies)
+        for r in found:
             r["kind"] = kind
-            out.append(r)
-    out.sort(key=lambda r: (r["timestamp"], r["stream"], r["offset"]), reverse=True)
-    return out[:n]
+        runs.append(found)
+    return newest_first(runs)[:n]
+
+
+def newest_first(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Merge ``runs`` of records, each newest first in the order of the log, into one list.
+
+    A partition's offsets are the one order of its records that is always true: a model event
+    is stamped with the wall clock when a person publishes a version and with the event time of
+    its input when a node promotes one, and a backfill or a lagging stream stamps records with
+    times older than those appended before them. So each run (one partition's records, newest
+    offset first, or a merge of such runs) keeps its order, and where the runs of several
+    partitions or streams meet (Kafka keeps no order between them) the newest timestamp among
+    their heads comes first (ties: the run given first).
+
+    Examples
+    --------
+    >>> def r(partition, offset, timestamp):
+    ...     return {"stream": "m", "partition": partition, "offset": offset,
+    ...             "timestamp": timestamp}
+    >>> p0 = [r(0, 3, 10), r(0, 2, 900), r(0, 1, 5)]   # newest offset first
+    >>> p1 = [r(1, 1, 20), r(1, 0, 950)]
+    >>> [(x["partition"], x["offset"]) for x in newest_first([p0, p1])]
+    [(1, 1), (1, 0), (0, 3), (0, 2), (0, 1)]
+    """
+    heads = [0] * len(runs)
+    out: list[dict[str, Any]] = []
+    while True:
+        ready = [i for i, run in enumerate(runs) if heads[i] < len(run)]
+        if not ready:
+            return out
+        i = max(ready, key=lambda i: int(runs[i][heads[i]]["timestamp"]))  # ties: first run
+        out.append(runs[i][heads[i]])
+        heads[i] += 1
 
 
 def lineage(broker: str, text: str, topologies: Sequence[Topology] = (),
