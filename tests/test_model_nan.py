@@ -63,13 +63,13 @@ def test_a_nan_inf_or_null_feature_is_a_one_line_dead_letter_and_the_rest_is_sco
     for i, (field, value) in BAD.items():
         shown = "null" if value is None else str(value)
         why = "" if value is None else (
-            f", as what wrote that record sent it (a NaN or infinite value in a node's input, "
-            f"or a kernel's output for a key with no value yet; `doa lineage rides:0:{i}` "
-            "shows the input): fix the value at its source")
+            "\nwhere it came from: as what wrote that record sent it (a NaN or infinite value "
+            "in a node's input, or a kernel's output for a key with no value yet; `doa lineage "
+            f"rides:0:{i}` shows the input)")
         assert (letters[i]["node"], letters[i]["error_type"], letters[i]["message"]) == (
-            "price", "ValueError", f"model 'price': feature {field!r} is {shown} in stream "
-            f"'rides' partition 0 offset {i}{why}; this record is a dead letter (a model node "
-            "scores finite numbers only)")
+            "price", "ValueError", f"model 'price': feature {field!r} is {shown} in rides:0:{i}: "
+            "fix the value at its source; this record is a dead letter (a model node scores "
+            f"finite numbers only){why}")
     good = [i for i in range(10) if i not in BAD]
     scored = {int(r["join"]): r["prediction"] for r in h.records("prices")}
     assert sorted(scored) == good

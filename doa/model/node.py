@@ -170,11 +170,13 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
         if bad is None:  # finite numbers whose sum overflows, or decimals among floats
             return row(e)
         field, value = bad
-        why = (f", {origin(e)}: fix the value at its source"  # a NaN or infinite number
+        # The first line says it all, short: `doa run` shows a letter's first line only
+        # (doa.runtime.tell); where a NaN or infinite number came from goes on the second.
+        why = (f"\nwhere it came from: {origin(e)}"
                if isinstance(e.get(field), (float, Decimal)) else "")
-        raise ValueError(f"model {spec.name!r}: feature {field!r} is {value} in stream "
-                         f"{e.stream!r} partition {e.partition} offset {e.offset}{why}; this "
-                         "record is a dead letter (a model node scores finite numbers only)")
+        raise ValueError(f"model {spec.name!r}: feature {field!r} is {value} in {e.stream}:"
+                         f"{e.partition}:{e.offset}: fix the value at its source; this record "
+                         f"is a dead letter (a model node scores finite numbers only){why}")
 
     def records(state: dict[str, Any], batch: list[Any], X: np.ndarray[Any, Any],
                 version: int, stream: str | None, out: list[Any]) -> list[Any]:
