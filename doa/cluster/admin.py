@@ -99,13 +99,12 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
         replication = max(1, min(3, len(cluster.get("brokers") or ())))
         existing = await _partition_counts(admin, [s.name for s in specs])
         missing = [s for s in specs if s.name not in existing]
+        refused = [s for s in specs if s.name in existing and (
+            existing[s.name] < s.partitions or (existing[s.name] > s.partitions and s.exact))]
+        if refused:
+            raise wrong_partitions({s.name: (existing[s.name], s.partitions) for s in refused})
         for s in specs:
             have = existing.get(s.name)
-            if have is not None and have < s.partitions:
-                raise BrokerError(f"topic {s.name!r} has {have} partitions on the broker, the "
-                                  f"topology declares {s.partitions}")
-            if have is not None and have > s.partitions and s.exact:
-                raise more_partitions(s.name, have, s.partitions)
             if have is not None and have > s.partitions:  # e.g. auto-created by another client
                 log.warning("topic %r has %d partitions on the broker, the topology declares "
                             "%d: doa keys its records into the first %d only (declare "
@@ -126,6 +125,34 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
             log.info("created topics %s", ", ".join(s.name for s in missing))
     finally:
         await admin.close()
+
+
+def wrong_partitions(wrong: Mapping[str, tuple[int, int]]) -> BrokerError:
+    """The one error for every topic in ``wrong`` (name: partitions on the broker, declared)
+    that exists with a partition count doa refuses: one alone is said as before; several are
+    named together, so that one ``doa deploy`` shows all there is to fix.
+
+    >>> print(wrong_partitions({"events": (1, 4)}))
+    topic 'events' has 1 partitions on the broker, the topology declares 4
+    >>> print(wrong_partitions({"fares": (4, 2), "rides": (4, 1), "t.n.state": (4, 2)}))
+    3 topics have other partition counts on the broker than the topology declares: 'fares' \
+has 4 (declared 2), 'rides' 4 (declared 1), 't.n.state' 4 (declared 2) (created before: by \
+another client, e.g. a broker that creates topics with its default count, or declared \
+otherwise): declare those counts, or delete the topics and deploy again
+    """
+    if len(wrong) == 1:
+        [(name, (have, declared))] = wrong.items()
+        if have > declared:
+            return more_partitions(name, have, declared)
+        return BrokerError(f"topic {name!r} has {have} partitions on the broker, the topology "
+                           f"declares {declared}")
+    listed = [f"{name!r} {'has ' if i == 0 else ''}{have} (declared {declared})"
+              for i, (name, (have, declared)) in enumerate(sorted(wrong.items()))]
+    return BrokerError(f"{len(wrong)} topics have other partition counts on the broker than "
+                       f"the topology declares: {', '.join(listed)} (created before: by "
+                       "another client, e.g. a broker that creates topics with its default "
+                       "count, or declared otherwise): declare those counts, or delete the "
+                       "topics and deploy again")
 
 
 def more_partitions(stream: str, have: int, declared: int) -> BrokerError:

@@ -61,6 +61,7 @@ class MountedNode(PartitionedNode):
         self._next: dict[TopicPartition, int] = {}  # next offset to process, per input
         self._seeking: set[TopicPartition] = set()  # sought back: drop until _next arrives
         self._left: dict[int, dict[str, int]] = {}  # what the last revoked ones' states cover
+        self._abandoned = False  # a stop given up: the stats stay as they were (abandon)
         self._warmed = False
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
@@ -87,7 +88,11 @@ class MountedNode(PartitionedNode):
 
     def abandon(self) -> None:
         """Give up a stop that did not complete (the broker is gone): drop the snapshot
-        reader without waiting for it; later records are ignored."""
+        reader without waiting for it; later records are ignored. ``stats`` keep saying what
+        was pending then: a shutdown that gets the lock after this finds no partition left
+        and would have counted nothing pending (``doa run`` then said "nothing was pending"
+        of state it never wrote)."""
+        self._abandoned = True
         self._reader = None
         self._ready.clear()
 
@@ -131,9 +136,12 @@ class MountedNode(PartitionedNode):
         """Snapshot the revoked partitions and forget them."""
         gone = {p for t, p in revoked if t in self.node.reads}
         async with self._lock:
-            for p in sorted(gone & self._ready):
-                if self._since_snapshot[p] > 0:
-                    await self.snapshot(p)
+            written = [p for p in sorted(gone & self._ready) if self._since_snapshot[p] > 0]
+            for p in written:
+                await self.snapshot(p)
+            if written and self.failure is None:  # what a stop's "nothing was pending" rests on
+                log.info("node %s: partitions %s revoked: their state snapshotted at %s",
+                         self.node.name, written, {p: self.covered[p] for p in written})
             self._forget(gone)
 
     async def shutdown(self) -> None:
@@ -283,6 +291,8 @@ class MountedNode(PartitionedNode):
     def _note(self) -> None:
         """Keep the counters of what a stop would leave undone current (see doa.engines.outage):
         Faust commits the offsets of the assigned partitions on a stop that completes."""
+        if self._abandoned:
+            return  # what was pending at the abandon stays said (see abandon)
         st = self.stats
         st.partitions = st.offsets_uncommitted = len(self._ready)
         st.unsnapshotted = sum(1 for p in self._ready if self._since_snapshot[p] > 0)

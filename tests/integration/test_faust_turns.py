@@ -121,6 +121,15 @@ def test_faust_node_stops_within_its_grace_period_when_the_broker_is_gone(
     errors = [line for _, line in lines.items if line.startswith("error:")]
     assert len(errors) == 1, text
     assert errors[0].startswith(f"error: broker {broker.address} unreachable: "), text
-    assert "not snapshotted" in errors[0] and "reprocessed on restart" in errors[0], errors[0]
+    if "(nothing was pending)" in errors[0]:
+        # True only if a rebalance wrote the state after the last batch: Faust revokes the
+        # partitions when its consumer loses the broker (or its session under CPU load),
+        # and the node snapshots them then, if the broker still takes it (tansu is stopped
+        # with SIGTERM, and SIGKILL 3 s later). The node's log says so.
+        written = (tmp_path / "doa.log").read_text(errors="replace")
+        assert "revoked: their state snapshotted" in written, errors[0]
+    else:
+        assert "not snapshotted" in errors[0] and "reprocessed on restart" in errors[0], \
+            errors[0]
     print(f"\n{stop}: stopped in {took:.1f} s: {errors[0]}")
     assert not [x for x in LIBRARY_LINES if x in text], text
