@@ -10,8 +10,6 @@ partitions are merged by timestamp without reordering either one.
 from __future__ import annotations
 
 import json
-import os
-import select
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +21,7 @@ from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.topology.loader import load_topology
 from tests.integration.conftest import doa_process, kill9
+from tests.integration.test_ui import _url_of
 
 pytestmark = [pytest.mark.broker,
               pytest.mark.brokers("tansu", reason="the order is the page's, not the broker's")]
@@ -47,19 +46,6 @@ def _event(version: int, action: str, partition: int) -> dict[str, Any]:
     return {"model": "m", "action": action, "version": version, "from_version": version - 1,
             "reason": "", "labels": 100 * version, "metric": None, "partition": partition,
             "timestamp": 0, "blob": None}
-
-
-def _url_of(proc: Any, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    seen = b""
-    while time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            seen += os.read(proc.stdout.fileno(), 4096)
-            for line in seen.decode(errors="replace").splitlines():
-                if "serving http" in line:
-                    return line.split("serving ", 1)[1].split()[0]
-    raise AssertionError(f"doa ui printed no URL in {timeout:g} s: {seen!r}")
 
 
 def _events(url: str, want: int, timeout: float = 60) -> list[dict[str, Any]]:
