@@ -85,14 +85,32 @@ input); compiled=False would leave it out of this record's prediction
             f"partition {event.partition} offset {event.offset}, {origin(event)}: fix the "
             "value at its source")
     if compiled:
-        raise ValueError(
-            f"learner {name!r}: feature {bad[0]!r} is {x[bad[0]]} in {event.stream}:"
-            f"{event.partition}:{event.offset}: fix the value at its source; this record is a "
-            f"dead letter (a compiled model takes every feature)\nwhere it came from: "
-            f"{origin(event)}; compiled=False would leave it out of this record's prediction")
+        raise dead_feature(f"learner {name!r}", bad[0], x[bad[0]], event,
+                           "a compiled model takes every feature",
+                           f"{origin(event)}; compiled=False would leave it out of this "
+                           "record's prediction")
     warn_once(warned, "feature", f"{what}; meanwhile it is left out of what the model sees, "
               "as River takes an absent feature; told once per learner")
     return {k: v for k, v in x.items() if k not in bad}
+
+
+def dead_feature(who: str, field: str, value: Any, event: Any, because: str,
+                 where: str | None) -> ValueError:
+    """The error that makes ``event`` a dead letter for its feature ``field`` (``value`` as
+    shown): a short first line saying it all (``doa run`` shows a letter's first line only,
+    :mod:`doa.runtime.tell`), where the value came from (``where``) on a second.
+
+    >>> from doa.events import Event
+    >>> e = Event({}, stream="rides", partition=0, offset=2, timestamp=0)
+    >>> print(dead_feature("model 'price'", "km", "null", e, "a model node scores finite "
+    ...                    "numbers only", None))
+    model 'price': feature 'km' is null in rides:0:2: fix the value at its source; this \
+record is a dead letter (a model node scores finite numbers only)
+    """
+    first = (f"{who}: feature {field!r} is {value} in {event.stream}:{event.partition}:"
+             f"{event.offset}: fix the value at its source; this record is a dead letter "
+             f"({because})")
+    return ValueError(first if where is None else f"{first}\nwhere it came from: {where}")
 
 
 def origin(event: Any) -> str:

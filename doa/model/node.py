@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from doa.events import Out
-from doa.learner.records import origin
+from doa.learner.records import dead_feature, origin
 from doa.model import labels as tracking
 from doa.model import versions
 from doa.model.formats import describe
@@ -170,13 +170,9 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
         if bad is None:  # finite numbers whose sum overflows, or decimals among floats
             return row(e)
         field, value = bad
-        # The first line says it all, short: `doa run` shows a letter's first line only
-        # (doa.runtime.tell); where a NaN or infinite number came from goes on the second.
-        why = (f"\nwhere it came from: {origin(e)}"
-               if isinstance(e.get(field), (float, Decimal)) else "")
-        raise ValueError(f"model {spec.name!r}: feature {field!r} is {value} in {e.stream}:"
-                         f"{e.partition}:{e.offset}: fix the value at its source; this record "
-                         f"is a dead letter (a model node scores finite numbers only){why}")
+        raise dead_feature(f"model {spec.name!r}", field, value, e,
+                           "a model node scores finite numbers only",  # a NaN or inf: whence
+                           origin(e) if isinstance(e.get(field), (float, Decimal)) else None)
 
     def records(state: dict[str, Any], batch: list[Any], X: np.ndarray[Any, Any],
                 version: int, stream: str | None, out: list[Any]) -> list[Any]:
