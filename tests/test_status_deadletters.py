@@ -10,12 +10,10 @@ stat the status line or the run summary showed.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from doa.cli.streams import StatusTicker, stats_table, summary_line
 from doa.engines import NodeStats
-from doa.engines.progress import count_skipped, counting_skipped
 from doa.events import LINEAGE_HEADER, REPLAY_HEADER, Replay, pack_replay
 from doa.observe.meter import MeteredRunner
 from doa.runtime.runner import RawRecord
@@ -49,29 +47,24 @@ def test_the_ticker_marks_a_line_with_new_dead_letters() -> None:
 
 
 def test_skipped_records_are_counted_in_the_stats_line_and_summary() -> None:
+    from doa.engines.kafka import NodeWorker
+
     t = load_topology(str(COUNTING))
-    runner = MeteredRunner(t, t.nodes["count"], clock=lambda: 0)
     value = t.codec("events").encode({"key": "k1", "n": 5, "payload": ""})
     lineage = (LINEAGE_HEADER, b"\x01" + b"\0" * 34)
     other = (REPLAY_HEADER, pack_replay(Replay(1, "events", 0, 2, "tally")))
     batch = [RawRecord("events", 0, 10, 0, b"k1", value, (lineage,)),
              RawRecord("events", 0, 11, 0, b"k1", value, (lineage, other)),
              RawRecord("events", 0, 12, 0, b"k1", value, (lineage, other))]
-    result = runner.process({"keys": {}}, batch)
-    assert result.skipped == 2
-    assert runner.meter.skipped == {"events": 2}
+    worker = NodeWorker(t, t.nodes["count"], "127.0.0.1:1")  # never started: no broker
+    worker._step(0, batch)  # the engine's batch path: the runner's result into the stats
+    assert isinstance(worker.runner, MeteredRunner)
+    assert worker.runner.meter.skipped == {"events": 2}
+    assert (worker.stats.records_in, worker.stats.skipped) == (3, 2)
 
-    worker: Any = SimpleNamespace(stats=NodeStats(records_in=3, records_out=1), states={},
-                                  runner=runner)
     said: list[str] = []
-    tick = counting_skipped(StatusTicker(say=lambda line, new: said.append(line)), [worker])
-    assert tick is not None
-    tick(1.0, {"count": worker.stats})
-    assert worker.stats.skipped == 2
-    assert said == ["[   1.0s] count: in 3 out 1 skipped 2"]
-    worker.stats.skipped = 0
-    count_skipped([worker])  # what the run does once more at its end, for the summary
-    assert worker.stats.skipped == 2
+    StatusTicker(say=lambda line, new: said.append(line))(1.0, {"count": worker.stats})
+    assert said == [f"[   1.0s] count: in 3 out {worker.stats.records_out} skipped 2"]
     table = stats_table({"count": worker.stats}, 1.0)
     assert [c.header for c in table.columns][4] == "skipped"
     assert list(table.columns[4].cells) == ["2"]

@@ -137,12 +137,7 @@ class EngineSettings:
 
 @dataclass
 class NodeStats:
-    """Counters of one node in one process.
-
-    The engines keep them current, except ``skipped``: ``doa run`` copies it from the node's
-    meter (:class:`doa.observe.meter.Meter`) before each status line and at the end of the run
-    (:func:`doa.engines.progress.count_skipped`).
-    """
+    """Counters of one node in one process, kept current by the engines."""
 
     records_in: int = 0
     records_out: int = 0

@@ -257,6 +257,7 @@ class MountedNode(PartitionedNode):
         st.records_in += result.records_in
         st.records_out += result.records_out
         st.dead_letters += result.dead_letters
+        st.skipped += result.skipped
         return result.outputs
 
     async def _deliver(self, outputs: list[OutRecord]) -> None:

@@ -235,6 +235,7 @@ class NodeWorker(GroupMember):
         st.records_in += result.records_in
         st.records_out += result.records_out
         st.dead_letters += result.dead_letters
+        st.skipped += result.skipped
         return result.outputs
 
     def _batch_done(self) -> None:

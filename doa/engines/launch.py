@@ -30,7 +30,6 @@ from doa.cluster.reach import check_reachable, reachable
 from doa.engines import EngineSettings, NodeStats, worker_class
 from doa.engines.chain import link
 from doa.engines.outage import BrokerWatch, Say, shutdown_grace_s, unfinished
-from doa.engines.progress import count_skipped, counting_skipped
 from doa.engines.signals import catch_signals, stop_before_start
 from doa.errors import DoaError
 from doa.local.embedded import EmbeddedBroker, configured_broker
@@ -156,7 +155,6 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
     workers = [make_worker(o.engine, topology, topology.nodes[n], address, o.settings)
                for n in nodes]
     report.stats = {w.node.name: w.stats for w in workers}
-    o = dataclasses.replace(o, tick=counting_skipped(o.tick, workers))  # stats.skipped
     for up, stream, down in link(workers, (o.settings or EngineSettings.from_env()).chain != 0):
         log.info("node %s hands %s to node %s in this process", up, stream, down)
     say = o.say or _log_status
@@ -175,7 +173,6 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
         if restore is not None:
             restore()
     report.seconds = time.monotonic() - started
-    count_skipped(workers)
     _raise_failure(tasks)
     return report
 
