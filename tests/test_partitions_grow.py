@@ -78,7 +78,11 @@ class Producer:
 
 
 class NoReader:
-    """A state reader that must not be used."""
+    """A state reader that lists the broker's topics (all of the node's are there) and must
+    not be used otherwise."""
+
+    async def topics(self) -> set[str]:
+        return {"events", "counts", "counting.dlq", "counting.count.state"}
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the state topic was read ({name}) for a grown assignment")

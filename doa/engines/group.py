@@ -20,11 +20,12 @@ from aiokafka.errors import KafkaError
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.chain import Pauses
 from doa.engines.delivery import retriable
-from doa.engines.partitioned import PartitionedNode
+from doa.engines.partitioned import PartitionedNode, Rebalance
 from doa.node import Node
 from doa.topology.topology import Topology
 
 log = logging.getLogger("doa.engines.kafka")  # the engine's logger: its users filter on it
+COMMIT_WAIT_S = 10.0  # a commit not done by then is done at the next (snapshots hold offsets)
 
 
 class GroupMember(PartitionedNode):
@@ -41,6 +42,9 @@ class GroupMember(PartitionedNode):
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
+        self._leaving = False  # the broker lacks the node's topics: leave the group (_mind_topics)
+        self._away = False  # out of the group until the broker has them again
+        self._looked = 0.0  # when the broker's topics were last asked for
 
     # -- commits -------------------------------------------------------------------------------
     def _offsets(self) -> dict[TopicPartition, int]:
@@ -55,12 +59,14 @@ class GroupMember(PartitionedNode):
                                              if self._committed.get(tp) != o)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        moved = {tp: o for tp, o in self._offsets().items() if self._committed.get(tp) != o}
+        moved = {tp: o for tp, o in self._offsets().items() if self._committed.get(tp) != o
+                 and consumer.partitions_for_topic(tp.topic)}  # a topic gone: not committable
         if moved:
-            try:  # waits for the group coordinator while the broker is away
-                await consumer.commit(moved)
+            try:  # waits for the group coordinator while the broker is away, not for ever:
+                # aiokafka retries a commit to a topic the broker no longer has without end
+                await asyncio.wait_for(consumer.commit(moved), COMMIT_WAIT_S)
             except Exception as exc:  # a rebalance in progress: the snapshot holds offsets
-                log.debug("commit failed (%s); snapshots still hold the offsets", exc)
+                log.debug("commit failed (%r); snapshots still hold the offsets", exc)
             else:
                 self._committed.update(moved)
         self._count_uncommitted()
@@ -116,6 +122,7 @@ class GroupMember(PartitionedNode):
         assignment or the consumer's metadata said so: :meth:`_outgrown`), after snapshotting
         and committing what the node processed. The batch loop calls it under the lock, so no
         rebalance callback runs meanwhile."""
+        await self._mind_topics()
         if not self._outgrown((), self._input_counts()):
             return
         await self._snapshot_all()
@@ -133,6 +140,9 @@ class GroupMember(PartitionedNode):
             self._pauses.forget(partitions)
         if self._outgrown(partitions, self._input_counts()):
             return  # none of them loaded: run() stops with the refusal
+        if not await self._topics_there():
+            self._leaving = True  # none loaded: back in the group once they are there
+            return
         snaps = await self.load(sorted({tp.partition for tp in partitions}))
         for p, snap in snaps.items():
             if snap is None:
@@ -168,6 +178,37 @@ class GroupMember(PartitionedNode):
             log.info("node %s: partition %s from %s", self.node.name, p,
                      f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
         await self._restart_reads(snaps)  # before any record of them is taken (the lock)
+
+    async def _topics_there(self) -> bool:
+        """Whether the broker has the node's inputs and state topic, asked afresh (the
+        missing ones are said once, :class:`doa.engines.vanished.Vanished`). A broker that
+        came back without its data has neither: reading a snapshot from a state topic that is
+        not there waits until one is made, under the lock, the batch loop stopped."""
+        assert self._reader is not None
+        self._looked = time.monotonic()
+        try:
+            have = await self._reader.topics()
+        except KafkaError as exc:  # the broker is away: the load waits for it as before
+            log.debug("node %s: listing topics: %s", self.node.name, exc)
+            return True
+        wanted = [*self.node.reads, self.state_topic]
+        self._vanished.observe({t: int(t in have) for t in wanted})
+        return all(t in have for t in wanted)
+
+    async def _mind_topics(self) -> None:
+        """Out of the group while the broker lacks the node's topics, back in once it has them
+        all (asked every second). Its consumer would otherwise keep partitions of topics that
+        are gone (a group's assignment can come from metadata older than the broker's
+        return), and aiokafka's fetcher asks for their metadata without pause (half a core,
+        a thousand log lines a second, on the embedded broker)."""
+        assert self._consumer is not None
+        if self._leaving:
+            self._leaving, self._away = False, True
+            self._consumer.unsubscribe()
+        elif self._away and time.monotonic() - self._looked >= 1.0 and \
+                await self._topics_there():
+            self._away = False
+            self._consumer.subscribe(list(self.node.reads), listener=Rebalance(self))
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:

@@ -22,11 +22,16 @@ it within seconds (the consumer's metadata is refreshed every 5 s, not aiokafka'
 what it processed is snapshotted and committed, the added partitions are never loaded, and
 ``doa run`` exits 1 with one line naming the node, the stream and both counts
 (:func:`doa.cluster.admin.outgrown`).
+
+A broker that comes back without the node's topics (or a topic deleted): the node says so
+once, leaves its group until they are there again, then loads the state the broker holds
+(:mod:`doa.engines.vanished`); its clients never create a topic (:mod:`doa.engines.nocreate`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from typing import Any
@@ -46,6 +51,7 @@ from doa.engines.gaps import (  # noqa: F401 (tests)
     report_deleted,
 )
 from doa.engines.group import GroupMember
+from doa.engines.nocreate import no_auto_create
 from doa.engines.outage import stop_client
 from doa.engines.partitioned import METADATA_MAX_AGE_MS, Rebalance
 from doa.node import Node
@@ -80,28 +86,27 @@ class NodeWorker(GroupMember):
             None, self.runner.start)
         s = self.settings
         report_deleted()
-        self._producer = AIOKafkaProducer(
+        self._producer = no_auto_create(AIOKafkaProducer(
             bootstrap_servers=self.address, **aiokafka_options(self.address),
             linger_ms=s.linger_ms, acks=s.acks,
             enable_idempotence=False, max_request_size=2 * s.chunk_size + 65536,
-            max_batch_size=OUTPUT_BATCH_BYTES, client_id=f"doa-{self.node.name}")
+            max_batch_size=OUTPUT_BATCH_BYTES, client_id=f"doa-{self.node.name}"))
         await self._producer.start()
         # a topic taking smaller batches than ours gets batches of its size (doa.engines.delivery)
         self._limits = await batch_limits(self.address, self.topology.outputs(self.node.name))
-        self._reader = AIOKafkaConsumer(bootstrap_servers=self.address,
-                                        **aiokafka_options(self.address),
-                                        enable_auto_commit=False,
-                                        fetch_max_wait_ms=s.fetch_max_wait_ms,
-                                        client_id=f"doa-{self.node.name}-state")
+        self._reader = no_auto_create(AIOKafkaConsumer(
+            bootstrap_servers=self.address, **aiokafka_options(self.address),
+            enable_auto_commit=False, fetch_max_wait_ms=s.fetch_max_wait_ms,
+            client_id=f"doa-{self.node.name}-state"))
         await self._reader.start()
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = no_auto_create(AIOKafkaConsumer(
             bootstrap_servers=self.address, **aiokafka_options(self.address),
             group_id=f"{self.topology.name}.{self.node.name}",
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             fetch_max_wait_ms=s.fetch_max_wait_ms, client_id=f"doa-{self.node.name}",
-            **{"metadata_max_age_ms": METADATA_MAX_AGE_MS, **s.extra_consumer})
+            **{"metadata_max_age_ms": METADATA_MAX_AGE_MS, **s.extra_consumer}))
         self._consumer.subscribe(list(self.node.reads), listener=Rebalance(self))
         self._pauses = Pauses(self._consumer)
         try:
@@ -117,10 +122,10 @@ class NodeWorker(GroupMember):
         try:
             while not stop.is_set():
                 self._busy = False
-                data = await fetch.next()
+                data = await fetch.next() if not self._away else await self._out(stop)
                 self._busy = bool(data)
                 async with self._lock:
-                    await self._stop_if_outgrown()  # an input gained partitions
+                    await self._stop_if_outgrown()  # an input grew; topics gone or back
                     handed = self.handoff.take() if self.handoff.pending else None
                     if data or handed or any(self._merges.values()):
                         self._busy = True
@@ -136,6 +141,13 @@ class NodeWorker(GroupMember):
             self._busy = False
             fetch.cancel()
             await self.close()
+
+    async def _out(self, stop: asyncio.Event) -> dict[TopicPartition, list[Any]]:
+        """Nothing, after a second (or the stop) out of the group: a consumer without a
+        subscription waits in ``getmany`` for an assignment that never comes."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        return {}
 
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None
