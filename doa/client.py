@@ -29,7 +29,7 @@ from doa.cluster.codecs import resolve_codec, resolve_codecs
 from doa.cluster.limits import record_limit, record_size
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
-from doa.errors import DoaError, Unacknowledged
+from doa.errors import DoaError, Unacknowledged, first_line
 from doa.events import (
     LINEAGE_HEADER,
     Lineage,
@@ -38,7 +38,7 @@ from doa.events import (
     partition_for,
 )
 from doa.node import Stream
-from doa.subscriber import OnError, RecordError, Subscriber, decode_at, lineage_at, reason_of
+from doa.subscriber import OnError, RecordError, Subscriber, decode_at, lineage_at
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 from doa.wire.schema import Schema
@@ -140,7 +140,7 @@ class Publisher:
         self.acknowledged += len(sent) - len(failed)
         if failed:
             first = failed[0][0]
-            why = (reason_of(first.exception) if first.is_done
+            why = (first_line(first.exception) if first.is_done
                    else f"no acknowledgement in {timeout_s:g} s")
             raise Unacknowledged(
                 f"stream {self.stream!r}: {len(failed)} of {len(sent)} records not "

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
-from doa.errors import DoaError
+from doa.errors import DoaError, first_line
 from doa.events import (
     LINEAGE_HEADER,
     REPLAY_HEADER,
@@ -316,7 +316,7 @@ def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[s
                                headers=headers, timestamp_ms=_event_time(letter))
     except Exception as exc:  # e.g. no metadata for the stream in time: a failed send
         report.failed.append(f"not replayed: {where} ({_at(first)}, attempt {attempt}): "
-                             f"{_why(exc)}")
+                             f"{first_line(exc)}")
         future = None
     return _Sent(tp, m.offset, f"{where} ({_at(first)}, attempt {attempt})", stream, future)
 
@@ -335,7 +335,7 @@ def _settle(producer: Any, sent: list[_Sent], commit: dict[Any, int], report: Re
             report.replayed[s.stream] = report.replayed.get(s.stream, 0) + 1
             continue
         if f is not None:
-            why = _why(f.exception) if f.is_done else f"no acknowledgement in {timeout_s:g} s"
+            why = first_line(f.exception) if f.is_done else f"no acknowledgement in {timeout_s:g} s"
             report.failed.append(f"not replayed: {s.where}: {why}")
         commit[s.tp] = min(commit[s.tp], s.offset)
 
@@ -344,12 +344,6 @@ def _event_time(letter: dict[str, Any]) -> int | None:
     """The original record's timestamp (None, the producer's clock, if it had none: -1)."""
     ts = int(letter["record_timestamp"])
     return ts if ts >= 0 else None
-
-
-def _why(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown reason"
-    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _at(coordinates: tuple[str, int, int]) -> str:

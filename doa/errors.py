@@ -127,6 +127,38 @@ class Unacknowledged(DoaError):
         self.records = list(records)
 
 
+def first_line(exc: BaseException | None, *, kind: bool = False) -> str:
+    """One line saying why ``exc`` happened, for a message or a log line.
+
+    Parameters
+    ----------
+    exc : the exception (None: ``"unknown reason"``, e.g. a failed future that kept none)
+    kind : start the line with the exception's class name, ``Kind: text``, once: not when
+        the text already starts with it (kafka-python's errors put it there themselves)
+
+    Returns
+    -------
+    The first line of ``str(exc)``, else (no text, or an empty first line) the class name.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad header\\nat byte 3")), first_line(TimeoutError())
+    ('bad header', 'TimeoutError')
+    >>> first_line(ValueError("bad"), kind=True), first_line(None)
+    ('ValueError: bad', 'unknown reason')
+    >>> from kafka.errors import KafkaTimeoutError  # its text starts with its class name
+    >>> first_line(KafkaTimeoutError("Timeout after waiting for 5.0 secs."), kind=True)
+    'KafkaTimeoutError: Timeout after waiting for 5.0 secs.'
+    """
+    if exc is None:
+        return "unknown reason"
+    name, text = type(exc).__name__, str(exc)
+    line = text.splitlines()[0] if text else ""
+    if not line or (kind and line.startswith(name)):
+        return line or name
+    return f"{name}: {line}" if kind else line
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"

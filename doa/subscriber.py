@@ -30,12 +30,12 @@ from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import BrokerUnreachable, check_reachable, reachable
 from doa.cluster.security import kafka_python_options
 from doa.cluster.streams import topic_partitions
-from doa.errors import DecodeError, DoaError
+from doa.errors import DecodeError, DoaError, first_line
 from doa.events import LINEAGE_HEADER, Event, Lineage, lineage_of, replay_node
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
-__all__ = ["OnError", "RecordError", "Subscriber", "decode_at", "lineage_at", "reason_of"]
+__all__ = ["OnError", "RecordError", "Subscriber", "decode_at", "lineage_at"]
 
 log = logging.getLogger(__name__)
 OnError = Literal["raise", "skip", "yield"]
@@ -277,22 +277,15 @@ def lineage_at(m: Any, record: dict[str, Any] | None = None) -> Lineage | None:
         return lineage_of(m.headers)
     except ValueError as exc:
         raise RecordError(m.topic, m.partition, m.offset, "bad-lineage",
-                          f"{LINEAGE_HEADER!r} header: {reason_of(exc)}", key=m.key,
+                          f"{LINEAGE_HEADER!r} header: {first_line(exc)}", key=m.key,
                           value=m.value, timestamp=m.timestamp, record=record) from None
 
 
 def _record_error(m: Any, exc: BaseException) -> RecordError:
     """``exc`` (raised decoding message ``m``) as a :class:`RecordError` at ``m``'s place."""
     reason = getattr(exc, "reason", None) or "corrupt"
-    text = reason_of(exc)
+    text = first_line(exc)
     prefix = f"stream {m.topic!r}: cannot decode ({reason}): "
     detail = text[len(prefix):] if text.startswith(prefix) else text
     return RecordError(m.topic, m.partition, m.offset, reason, detail, key=m.key,
                        value=m.value, timestamp=m.timestamp)
-
-
-def reason_of(exc: BaseException | None) -> str:
-    """One line saying why ``exc`` happened (its text, else its kind)."""
-    if exc is None:
-        return "unknown reason"
-    return (str(exc) or type(exc).__name__).splitlines()[0]

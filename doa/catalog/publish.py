@@ -39,6 +39,7 @@ from doa.catalog.describe import (
     now_ms,
     process_key,
 )
+from doa.errors import first_line
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -157,22 +158,7 @@ class Announcer:
             self._failing = True
             log.warning("%s: could not publish to %s on %s (%s); the catalog may show this "
                         "process as not alive, the nodes go on", self.key, TOPIC, self.address,
-                        named(exc))
-
-
-def named(exc: BaseException) -> str:
-    """``Kind: text`` of ``exc``, once (kafka-python's errors start their text with their kind).
-
-    >>> from kafka.errors import KafkaTimeoutError
-    >>> named(KafkaTimeoutError("Timeout after waiting for 5.0 secs."))
-    'KafkaTimeoutError: Timeout after waiting for 5.0 secs.'
-    >>> named(ValueError("bad")), named(TimeoutError())
-    ('ValueError: bad', 'TimeoutError')
-    """
-    kind, text = type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""
-    if not text or text.startswith(kind):
-        return text or kind
-    return f"{kind}: {text}"
+                        first_line(exc, kind=True))
 
 
 @contextlib.contextmanager

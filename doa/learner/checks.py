@@ -7,7 +7,9 @@
 - :func:`drift_problems`: a drift stream the learner reads must not be keyed when it has
   several partitions (``doa check``; :func:`doa.learner.versions.on_drift` checks each event);
 - :func:`declaring`: a mistake found while a learner is declared is a
-  :class:`DeclarationError` naming the line of the topology that declared it.
+  :class:`DeclarationError` naming the line of the topology that declared it;
+- :func:`metric_kind`, :func:`base_types`, :data:`NUMBERS` and :data:`CLASSES`: what these
+  checks compare, shared with a model node's (:mod:`doa.topology.labelled`).
 
 Examples
 --------
@@ -37,14 +39,16 @@ if TYPE_CHECKING:
     from doa.learner.spec import LearnerSpec
     from doa.node import StreamInfo
 
-__all__ = ["DeclarationError", "declaring", "drift_problems", "kind_of", "kinds",
-           "label_problems"]
+__all__ = ["CLASSES", "NUMBERS", "DeclarationError", "base_types", "declaring", "drift_problems",
+           "kind_of", "kinds", "label_problems", "metric_kind"]
 
 # a metric a model of each kind takes, for the messages
 _EXAMPLE = {"classifier": "metrics.Accuracy()", "regressor": "metrics.MAE()",
             "anomaly detector": "metrics.ROCAUC()"}
-_NUMBERS = {"int", "long", "float", "double"}
-_CLASSES = {"int", "long", "string", "boolean", "enum"}
+# the Avro types (base_types) of a label a regressor learns and a regression metric measures,
+# and of one a classifier learns and a classification metric counts
+NUMBERS = frozenset({"int", "long", "float", "double"})
+CLASSES = frozenset({"int", "long", "string", "boolean", "enum"})
 _DOA = tuple({str(p.parent.parent) + os.sep  # doa's own files, as imported and resolved
               for p in (Path(__file__), Path(__file__).resolve())})
 
@@ -68,7 +72,23 @@ def kind_of(model: Any) -> str:
     return "model"
 
 
-def _metric_kind(metric: Any) -> str:
+def metric_kind(metric: Any) -> str:
+    """What a River metric measures, as a message says it.
+
+    Parameters
+    ----------
+    metric : a River metric (anything else is ``"a metric"``)
+
+    Returns
+    -------
+    ``"a regression metric"``, ``"a classification metric"`` or ``"a metric"``.
+
+    Examples
+    --------
+    >>> from river import metrics
+    >>> metric_kind(metrics.MAE()), metric_kind(metrics.Accuracy()), metric_kind(None)
+    ('a regression metric', 'a classification metric', 'a metric')
+    """
     from river.metrics import base
 
     if isinstance(metric, base.RegressionMetric):
@@ -90,9 +110,9 @@ def kinds(name: str, model: Any, metric: Any, challenger: Any = None) -> None:
         what = _EXAMPLE.get(kind)
         fix = f"give a metric for a {kind} (e.g. {what}) or " if what else "give "
         other = {"a regression metric": " a regressor", "a classification metric":
-                 " a classifier"}.get(_metric_kind(metric), " a model it works with")
+                 " a classifier"}.get(metric_kind(metric), " a model it works with")
         raise ValueError(f"learner {name!r}: metric {type(metric).__name__} is "
-                         f"{_metric_kind(metric)} and the model {model} is a {kind}; "
+                         f"{metric_kind(metric)} and the model {model} is a {kind}; "
                          f"{fix}{other.strip()}")
     if challenger is not None and kind_of(challenger) != kind:
         raise ValueError(f"learner {name!r}: challenger {challenger} is a "
@@ -103,13 +123,31 @@ def kinds(name: str, model: Any, metric: Any, challenger: Any = None) -> None:
                          f"with the challenger {challenger}")
 
 
-def _base_types(avro: Any) -> set[str]:
-    """The Avro types a field may hold, null left out: ``{"double"}``, ``{"enum"}``."""
+def base_types(avro: Any) -> set[str]:
+    """The Avro types a field may hold, null left out, to compare with :data:`NUMBERS` and
+    :data:`CLASSES`.
+
+    Parameters
+    ----------
+    avro : a field's Avro type: a name, a union (list) or a complex type (dict)
+
+    Returns
+    -------
+    The type names, ``"enum"`` for any enum.
+
+    Examples
+    --------
+    >>> sorted(base_types(["null", "double", {"type": "enum", "name": "Side",
+    ...                                        "symbols": ["buy", "sell"]}]))
+    ['double', 'enum']
+    >>> base_types(["null", "long"]) <= NUMBERS
+    True
+    """
     if isinstance(avro, list):
-        return set().union(*(_base_types(t) for t in avro if t != "null"))
+        return set().union(*(base_types(t) for t in avro if t != "null"))
     if isinstance(avro, dict):
         kind = avro.get("type")
-        return {"enum"} if kind == "enum" else _base_types(kind)
+        return {"enum"} if kind == "enum" else base_types(kind)
     return {str(avro)}
 
 
@@ -131,13 +169,13 @@ def label_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
     fields = streams.fields(spec.labels) or {}
     if spec.label not in fields or spec.model_kind not in ("regressor", "classifier"):
         return []
-    types = _base_types(fields[spec.label])
+    types = base_types(fields[spec.label])
     where = (f"learner {spec.name!r}: label field {spec.label!r} of stream {spec.labels!r} is "
              f"{shown_type(fields[spec.label])}: a {spec.model_kind} ({spec.model_name})")
-    if spec.model_kind == "regressor" and not types <= _NUMBERS:
+    if spec.model_kind == "regressor" and not types <= NUMBERS:
         return [f"{where} learns a number (int, long, float, double); a class needs a "
                 "classifier"]
-    if spec.model_kind == "classifier" and not types <= _CLASSES:
+    if spec.model_kind == "classifier" and not types <= CLASSES:
         return [f"{where} learns a class (string, boolean, int, long, enum); a number to "
                 "predict needs a regressor"]
     return []

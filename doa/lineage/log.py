@@ -28,7 +28,7 @@ from doa.events import Event, Lineage, coordinate_id, lineage_of
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
-__all__ = ["Log", "Record", "listing"]
+__all__ = ["Log", "Record", "input_partition", "listing"]
 
 _POLL_MS = 2_000  # a fetch of a record that exists; only bounds a failure
 _LISTED = 6  # stream names an error message shows
@@ -48,6 +48,38 @@ class Record:
     def where(self) -> str:
         e = self.event
         return f"{e.stream}:{e.partition}:{e.offset}"
+
+
+def input_partition(lineage: Lineage | None) -> int | None:
+    """The input partition a record was made on: where the first record its lineage names
+    was read.
+
+    A node keeps each input partition apart (its state, a learner's model versions, a race
+    between a live and a candidate version), so a prediction, a metric or a model event
+    belongs to the input partition of its first parent, whatever partition it was written to.
+
+    Parameters
+    ----------
+    lineage : a record's ``doa`` header (:attr:`Record.lineage`, :attr:`doa.events.Event.lineage`)
+
+    Returns
+    -------
+    The partition of ``lineage.coordinates[0]``; None without a lineage or without coordinates
+    (a version-1 header names its parents by id only).
+
+    Examples
+    --------
+    >>> from doa.events import Coordinates
+    >>> lin = Lineage(b"i" * 16, "price", b"f" * 8, (b"p" * 16,), 2,
+    ...               (Coordinates("fares", 1, 1448),))
+    >>> input_partition(lin)
+    1
+    >>> input_partition(lin._replace(coordinates=())), input_partition(None)
+    (None, None)
+    """
+    if lineage is None or not lineage.coordinates:
+        return None
+    return int(lineage.coordinates[0].partition)
 
 
 class Log:

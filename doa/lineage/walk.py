@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 from doa.events import Event
 from doa.lineage import letters
-from doa.lineage.log import Log, Record
+from doa.lineage.log import Log, Record, input_partition
 from doa.topology.topology import Topology
 
 __all__ = ["Step", "Trace", "ancestry", "descendants", "trace"]
@@ -271,7 +271,7 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
     if spec.models is None:
         return Step("made by", None, note=f"model version {version} ({spec.name} writes no "
                                           "models stream)")
-    made_on = _input_partition(rec)
+    made_on = input_partition(rec.lineage)  # each input partition has its own versions
 
     def ours(r: Record) -> bool:  # the node's event for the prediction's input partition
         return r.event.get("model") == spec.name and (
@@ -292,14 +292,6 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
     if later is not None:
         return Step("made by", later, note=made_later(later.event.timestamp - at, spec.learns))
     return Step("made by", None, note=made_by_missing(spec, version, horizon))
-
-
-def _input_partition(rec: Record) -> int | None:
-    """The input partition a prediction was made on: where the record its lineage names first
-    was read (None without lineage coordinates). Each input partition has its own versions
-    and model events (a learner's per-partition models; a race decided per partition)."""
-    coordinates = rec.lineage.coordinates if rec.lineage is not None else ()
-    return coordinates[0].partition if coordinates else None
 
 
 def made_later(ms: int, learns: bool) -> str:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from doa.learner.checks import _CLASSES, _NUMBERS, _base_types, _metric_kind
+from doa.learner.checks import CLASSES, NUMBERS, base_types, metric_kind
 from doa.learner.spec import LearnerSpec
 from doa.model.spec import ModelSpec
 from doa.node import shown_type, stream_name
@@ -109,13 +109,13 @@ def metric_problems(node: Node, streams: TopologyStreams) -> list[str]:
         return []
     stream = str(stream_name(spec.labels.stream))
     avro: Any = (streams.fields(stream) or {}).get(spec.labels.label)
-    kind = _metric_kind(spec.labels.metric)
+    kind = metric_kind(spec.labels.metric)
     if avro is None or kind == "a metric":
         return []
-    types = _base_types(avro)
-    fits, other, example = ((_CLASSES, "a regression metric", "metrics.MAE()")
+    types = base_types(avro)
+    fits, other, example = ((CLASSES, "a regression metric", "metrics.MAE()")
                             if kind == "a classification metric" else
-                            (_NUMBERS, "a classification metric", "metrics.Accuracy()"))
+                            (NUMBERS, "a classification metric", "metrics.Accuracy()"))
     if types <= fits:
         return []
     effect = ("every outcome would count as wrong" if kind == "a classification metric" else

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from doa.errors import DoaError
+from doa.errors import DoaError, first_line
 from doa.events import Coordinates, lineage_of
 from doa.lineage.log import Log, Record
 from doa.topology.topology import Topology
@@ -113,7 +113,7 @@ def _lineage_error(headers: Sequence[tuple[str, bytes]]) -> str | None:
     try:
         lineage_of(headers)
     except ValueError as exc:
-        return str(exc).splitlines()[0] or type(exc).__name__
+        return first_line(exc)
     return None
 
 

@@ -21,6 +21,7 @@ from doa.cli.model.switch import promote_cmd, rollback_cmd
 from doa.cli.model.versions import node_spec, reach, read_all
 from doa.cli.options import broker_option
 from doa.errors import DoaError
+from doa.lineage.log import input_partition
 from doa.model.kept import model_roles
 
 
@@ -128,29 +129,31 @@ def standing(events: list[Any], metrics: list[Any]) -> dict[int, dict[str, Any]]
             if r["candidate"] == v or action == "promoted":
                 r["candidate"] = None
     for m in metrics:
-        p = input_partition(m)
+        p = _metric_partition(m)
         for q, r in roles.items():
             if q == p or len(roles) == 1:
                 r["metrics"][m["model_version"]] = m
     return roles
 
 
-def input_partition(metric: Any) -> int | None:
+def _metric_partition(metric: Any) -> int | None:
     """The node's input partition a metric record was computed on: the partition of the
-    label its lineage names (labels are co-partitioned with the node's input), else the
-    record's own partition (a metrics stream of fewer partitions than the input mixes them).
+    label its lineage names (:func:`doa.lineage.log.input_partition`; labels are
+    co-partitioned with the node's input), else the record's own partition (a metrics stream
+    of fewer partitions than the input mixes them).
 
     >>> from doa.events import Coordinates, Event, Lineage, pack_lineage
     >>> lin = Lineage(b"i" * 16, "price", b"f" * 8, (b"p" * 16,), 2,
     ...               (Coordinates("fares", 1, 1448),))
     >>> m = Event({"model_version": 2}, stream="price.metrics", partition=0, offset=61,
     ...           timestamp=0, headers=(("doa", pack_lineage(lin)),))
-    >>> input_partition(m)
-    1
+    >>> _metric_partition(m), _metric_partition(Event({}, stream="price.metrics", partition=3,
+    ...                                               offset=0, timestamp=0))
+    (1, 3)
     """
-    lineage = getattr(metric, "lineage", None)
-    if lineage is not None and lineage.coordinates:
-        return int(lineage.coordinates[0].partition)
+    found = input_partition(getattr(metric, "lineage", None))
+    if found is not None:
+        return found
     partition = getattr(metric, "partition", None)
     return None if partition is None else int(partition)
 
