@@ -41,6 +41,9 @@ class Consumer:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3}  # every topic is on the broker
+
 
 class Producer:
     def __init__(self) -> None:
