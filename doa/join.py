@@ -83,14 +83,59 @@ class JoinSpec(NodeKind):
         return (self.left, self.right), writes
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
-        """The key fields are in their streams; the unmatched stream is doa.UnmatchedLabel."""
+        """The key fields are in their streams, both streams put a key on the same partition
+        (:meth:`copartition_problems`); the unmatched stream is doa.UnmatchedLabel."""
         out = [*missing_fields(node, streams, self.left, [self.left_on], "join key"),
-               *missing_fields(node, streams, self.right, [self.right_on], "join key")]
+               *missing_fields(node, streams, self.right, [self.right_on], "join key"),
+               *self.copartition_problems(node, streams)]
         declared = streams.schema(self.unmatched) if self.unmatched is not None else None
         if declared is not None and declared != UNMATCHED_SCHEMA:
             out.append(f"join {node.name!r}: its unmatched stream {self.unmatched!r} must have "
                        f"schema {UNMATCHED_SCHEMA}, not {declared}")
         return out
+
+    def copartition_problems(self, node: Node, streams: StreamInfo) -> list[str]:
+        """The two inputs keyed by different fields, one not its join field, with more than
+        one (and the same number of) partitions: a pair lands on two partitions, never meets.
+
+        Each side keyed by its join field, or both by one field (a field the join key
+        determines), is accepted; an unkeyed side goes where its writer puts it, which a
+        topology does not say. Other partition counts are refused by
+        :func:`doa.topology.validate.problems`.
+
+        Examples
+        --------
+        >>> class Layout:
+        ...     def fields(self, stream): return None
+        ...     def schema(self, stream): return None
+        ...     def partitioning(self, stream):
+        ...         return {"claims": ("claim_id", 4), "policies": ("policy_id", 4)}[stream]
+        >>> node = join_node("assess", left="claims", right="policies", on="policy_id",
+        ...                  within_ms=100, writes="assessed")
+        >>> print(*node.spec.copartition_problems(node, Layout()))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        join 'assess': its left stream 'claims' is keyed by 'claim_id' and its right stream
+        'policies' by 'policy_id' (4 partitions each), joined on 'policy_id': a left and a
+        right record with equal keys land on different partitions and never join; key 'claims'
+        by 'policy_id'
+        """
+        layout = getattr(streams, "partitioning", None)
+        left = layout(self.left) if layout is not None else None
+        right = layout(self.right) if layout is not None else None
+        if left is None or right is None or left[0] is None or right[0] is None \
+                or left[1] != right[1] or left[1] <= 1:
+            return []
+        if left[0] == right[0] or (left[0], right[0]) == (self.left_on, self.right_on):
+            return []
+        on = repr(self.left_on) if self.left_on == self.right_on else (
+            f"{self.left_on!r} = {self.right_on!r}")
+        fixes = [f"{stream!r} by {field!r}" for stream, key, field in (
+            (self.left, left[0], self.left_on), (self.right, right[0], self.right_on))
+            if key != field]
+        return [f"join {node.name!r}: its left stream {self.left!r} is keyed by {left[0]!r} and "
+                f"its right stream {self.right!r} by {right[0]!r} ({left[1]} partitions each), "
+                f"joined on {on}: a left and a right record with equal keys land on different "
+                f"partitions and never join; key {' and '.join(fixes)}"]
 
     def describe(self) -> dict[str, Any]:
         roles = {"left": self.left, "right": self.right, "joined": self.writes}

@@ -55,17 +55,15 @@ def export_cmd(topology: str, stream: str, broker: str | None, start: str | None
     The range ends where each partition ended when the command started, so it ends by
     itself. Rows come partition by partition, each in offset order.
     """
-    from doa.collect.export import export
+    from doa.collect.export import export, ranges_line
 
     lo, hi = _bounds(start, end)  # export() checks the range and --out before it reads
     report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
                     fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
                     on_error="skip" if skip_undecodable else "raise")
-    ranges = ", ".join(f"{p}: {a}..{b}" for p, a_b in report.ranges.items()
-                       for a, b in [a_b]) or "none"
     err.print(escape(f"exported {report.records:,} records of {stream!r} to {out} "
                      f"({report.format}) in {report.seconds:.1f} s, {report.rate:,.0f}/s; "
-                     f"offsets read per partition {ranges}"))
+                     f"offsets read per partition {ranges_line(report)}"))
     if report.skipped:
         err.print(f"[yellow]warning[/yellow]: {escape(skipped_line(report, topology))}")
 

@@ -129,3 +129,47 @@ def in_time(timestamp: int, start: Bound | None, stop: Bound | None) -> bool:
     if start is not None and start.time_ms is not None and timestamp < start.time_ms:
         return False
     return stop is None or stop.time_ms is None or timestamp < stop.time_ms
+
+
+Span = tuple[int, int, int]  # the first and last timestamps of some records, and their count
+
+
+def widen(span: Span | None, timestamp: int) -> Span:
+    """``span`` with one more record, stamped ``timestamp``.
+
+    >>> widen(widen(None, 30), 10)
+    (10, 30, 2)
+    """
+    if span is None:
+        return timestamp, timestamp, 1
+    return min(span[0], timestamp), max(span[1], timestamp), span[2] + 1
+
+
+def timed(start: Bound | None, end: Bound | None) -> bool:
+    """Whether ``[start, end)`` bounds times (not only offsets).
+
+    >>> timed(Bound(offset=3), None), timed(None, Bound(time_ms=0))
+    (False, True)
+    """
+    return any(b is not None and b.time_ms is not None for b in (start, end))
+
+
+def empty_window(who: str, noun: str, stream: str, start: Bound | None, end: Bound | None,
+                 span: Span | None, stamped: str, none: str) -> str:
+    """Why a time window holds no ``noun``: the times that the ``noun`` records of ``stream``
+    read do span (``span``), what their timestamps are (``stamped``), or ``none`` if no
+    record was read at all. ``doa dataset`` and ``doa export`` say it when a window is empty.
+
+    >>> print(empty_window("stream 'clicks'", "record", "clicks", Bound(time_ms=0), None,
+    ...                    (86_400_000, 86_400_000, 1), "record timestamps", "none read"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    stream 'clicks': no record in --from 1970-01-01T00:00:00.000Z --to (none); the 1 records
+    of 'clicks' are stamped 1970-01-02T00:00:00.000Z .. 1970-01-02T00:00:00.000Z (record
+    timestamps); give --from/--to in that range
+    """
+    head = f"{who}: no {noun} in --from {start or '(none)'} --to {end or '(none)'}"
+    if span is None:
+        return f"{head}; {none}"
+    first, last, count = span
+    return (f"{head}; the {count:,} {noun}s of {stream!r} are stamped {Bound(time_ms=first)} "
+            f".. {Bound(time_ms=last)} ({stamped}); give --from/--to in that range")

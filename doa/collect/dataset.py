@@ -46,7 +46,17 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from doa.client import decode_at, lineage_at
-from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
+from doa.collect.bounds import (
+    Bound,
+    Span,
+    check_range,
+    first_offset,
+    in_time,
+    last_offset,
+    timed,
+    widen,
+)
+from doa.collect.bounds import empty_window as window_note
 from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
 from doa.events import coordinate_id
@@ -145,17 +155,13 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
         warnings.warn(f"learner {learner!r}: {data.missing} outcomes in range have no "
                       f"prediction in stream {spec.predictions!r} (deleted by retention?); "
                       "they are left out", stacklevel=2)
-    if not outcomes and _timed(start, end):
+    if not outcomes and timed(start, end):
         log.warning(empty_window(learner, spec.outcomes, start, end, span))
     return data
 
 
-def _timed(start: Bound | None, end: Bound | None) -> bool:
-    return any(b is not None and b.time_ms is not None for b in (start, end))
-
-
 def empty_window(learner: str, stream: str, start: Bound | None, end: Bound | None,
-                 span: tuple[int, int, int] | None) -> str:
+                 span: Span | None) -> str:
     """Why a time window holds no outcome: the times the learner's outcomes do span.
 
     ``span`` is (first, last, count) of the timestamps (event time: the label's) of the
@@ -170,15 +176,10 @@ def empty_window(learner: str, stream: str, start: Bound | None, end: Bound | No
      "the 20 outcomes of 'outcomes' are stamped 2023-11-03T08:26:40.000Z ..
       2023-11-04T12:13:20.000Z (event time: the labels' times, not when they were written)"]
     """
-    window = f"--from {start or '(none)'} --to {end or '(none)'}"
-    if span is None:
-        return (f"learner {learner!r}: no outcome in {window}; stream {stream!r} holds none "
-                "of its outcomes at all (has it learned from a label yet?)")
-    first, last, count = span
-    return (f"learner {learner!r}: no outcome in {window}; the {count:,} outcomes of "
-            f"{stream!r} are stamped {Bound(time_ms=first)} .. {Bound(time_ms=last)} (event "
-            "time: the labels' times, not when they were written); give --from/--to in that "
-            "range")
+    return window_note(f"learner {learner!r}", "outcome", stream, start, end, span,
+                       "event time: the labels' times, not when they were written",
+                       f"stream {stream!r} holds none of its outcomes at all (has it learned "
+                       "from a label yet?)")
 
 
 def _id(m: Any) -> bytes:
@@ -188,12 +189,12 @@ def _id(m: Any) -> bytes:
 
 def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: Bound | None,
               versions: bool
-              ) -> tuple[list[dict[str, Any]], int, bool, tuple[int, int, int] | None]:
+              ) -> tuple[list[dict[str, Any]], int, bool, Span | None]:
     """The learner's outcomes in range, in order, each with ``_n``: its label's rank in its
     partition (counted from the partition's first offset when ``versions``); and the first
     and last timestamps and the count of its outcomes in the offset range (None: none)."""
     rows: list[dict[str, Any]] = []
-    span: tuple[int, int, int] | None = None
+    span: Span | None = None
     seen: set[bytes] = set()
     duplicates = 0
     counted = versions
@@ -215,8 +216,7 @@ def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: B
                 rank += 1
                 if m.offset < lo:
                     continue
-                span = (m.timestamp, m.timestamp, 1) if span is None else (
-                    min(span[0], m.timestamp), max(span[1], m.timestamp), span[2] + 1)
+                span = widen(span, m.timestamp)
                 if in_time(m.timestamp, start, end):
                     lin = lineage_at(m)
                     record.update(_id=event_id, _n=rank, _p=p, _ts=m.timestamp,

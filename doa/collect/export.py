@@ -15,6 +15,11 @@ by its coordinates, as :func:`doa.events.coordinate_id` says). A record whose li
 is malformed cannot be given these columns: it is undecodable as above (reason
 ``bad-lineage``). Without ``with_lineage`` the header is not read.
 
+Record timestamps are event time as the writers set them, which a backfill or a lagging
+stream keeps behind the wall clock: when ``--from``/``--to`` times hold no record, a warning
+(logged) says what times the records read do span (:func:`doa.collect.bounds.empty_window`,
+as ``doa dataset`` says it of outcomes).
+
 Examples
 --------
 >>> report = export("topologies/fraud.py", "outcomes", broker="127.0.0.1:9092",
@@ -26,11 +31,22 @@ Examples
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from doa.collect.bounds import Bound, check_range, first_offset, in_time, last_offset
+from doa.collect.bounds import (
+    Bound,
+    Span,
+    check_range,
+    empty_window,
+    first_offset,
+    in_time,
+    last_offset,
+    timed,
+    widen,
+)
 from doa.collect.read import Reader, codecs_for, load, off_loop
 from doa.collect.sinks import Sink, check_out, format_of
 from doa.errors import DoaError
@@ -40,13 +56,17 @@ from doa.topology.topology import Topology
 if TYPE_CHECKING:
     from doa.client import RecordError
 
+log = logging.getLogger(__name__)
+
 LINEAGE_COLUMNS = ("_partition", "_offset", "_timestamp", "_id", "_parents")
 FIRST_SKIPPED = 3  # the skipped records an export report keeps, to name them
 
 
 @dataclass
 class ExportReport:
-    """What an export wrote: rows, the offsets read per partition ``(start, end)``, time."""
+    """What an export wrote: rows, the offsets read per partition ``(start, end)``, time,
+    and the first and last timestamps and count of the records in those offsets (``span``,
+    None: none)."""
 
     stream: str
     path: str
@@ -56,6 +76,7 @@ class ExportReport:
     first_skipped: list[RecordError] = field(default_factory=list)  # the first FIRST_SKIPPED
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    span: Span | None = None
 
     @property
     def rate(self) -> float:
@@ -117,18 +138,32 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
                     sink.write(_rows(batch, codec, start, end, with_lineage, on_error, report))
     report.records = sink.rows
     report.seconds = time.perf_counter() - began
+    if not report.records and not report.skipped and timed(start, end):
+        log.warning(empty_window(
+            f"stream {stream!r}", "record", stream, start, end, report.span,
+            "record timestamps: event time as their writers set it, not when they were "
+            "written", f"it holds no record in the offsets read ({ranges_line(report)})"))
     return report
+
+
+def ranges_line(report: ExportReport) -> str:
+    """The offsets read per partition, ``0: 0..3000, 1: 0..2990`` (``none``: no partition).
+
+    >>> ranges_line(ExportReport("s", "s.csv", "csv", ranges={0: (0, 3), 1: (2, 2)}))
+    '0: 0..3, 1: 2..2'
+    """
+    return ", ".join(f"{p}: {a}..{b}" for p, (a, b) in report.ranges.items()) or "none"
 
 
 def _rows(batch: list[Any], codec: Any, start: Bound | None, end: Bound | None,
           with_lineage: bool, on_error: str, report: ExportReport) -> list[dict[str, Any]]:
     from doa.client import RecordError, decode_at
 
-    timed = (start is not None and start.time_ms is not None) or \
-        (end is not None and end.time_ms is not None)
+    bounded = timed(start, end)
     rows = []
     for m in batch:
-        if timed and not in_time(m.timestamp, start, end):
+        report.span = widen(report.span, m.timestamp)
+        if bounded and not in_time(m.timestamp, start, end):
             continue
         try:  # a tombstone, a value, or (for the lineage columns) a header it cannot read
             row = decode_at(codec, m)

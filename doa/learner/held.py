@@ -14,6 +14,12 @@ the inputs' event time:
 Reports go through the caller's ``report(label, reason, join, detail, anchor)``, which
 writes a ``doa.UnmatchedLabel`` (or fails when none is declared): nothing is dropped silently.
 
+A label stamped more than ``wait_ms`` *before* its prediction's record, which its node met
+first anyway (the label came late in the log: a replayed or mis-stamped label stream, or a
+join value used again days later), is joined all the same, its outcome's ``delay_ms``
+negative; :func:`before_prediction` counts it in the state (``labels_before``) and says so in
+the log once per node, naming the stream, the join value and the gap.
+
 Examples
 --------
 >>> from collections import OrderedDict
@@ -34,11 +40,14 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Report", "expire", "hold"]
+__all__ = ["Report", "before_prediction", "expire", "hold"]
+
+log = logging.getLogger(__name__)
 
 Report = Callable[[Any, str, str, str, Any], None]
 """``report(label, reason, join, detail, anchor)``: write one ``doa.UnmatchedLabel``."""
@@ -74,3 +83,45 @@ def expire(held: OrderedDict[str, Any], event: Any, *, wait_ms: int, report: Rep
         report(label, "unknown", join, "no prediction has this join value: no record with it "
                f"came within label_wait_ms={wait_ms} of event time (never seen, already "
                "labelled, or evicted)", [label, event])
+
+
+def before_prediction(state: dict[str, Any], label: Any, predicted_at: int, *, wait_ms: int,
+                      who: str, join: tuple[str, str], warned: set[str]) -> None:
+    """Count a ``label`` (an event) stamped more than ``wait_ms`` before its prediction's
+    record (``predicted_at``) in ``state["labels_before"]``, and log it the first time for
+    the node (``warned``: the node's set of what it has told). The label is joined anyway:
+    nothing is dropped; ``who`` names the node, ``join`` is (join field, its value).
+
+    Examples
+    --------
+    >>> from doa.events import Event
+    >>> late = Event({"id": "42"}, stream="labels", partition=0, offset=7, timestamp=0)
+    >>> state, warned = {}, set()
+    >>> before_prediction(state, late, 820_800_000, wait_ms=60_000, who="learner 'm'",
+    ...                   join=("id", "42"), warned=warned)
+    >>> state, warned
+    ({'labels_before': 1}, {'label before prediction'})
+    >>> print(gap(820_800_000), gap(5_400_000), gap(90_000))
+    9.5 days 1.5 h 1.5 min
+    """
+    early = predicted_at - label.timestamp
+    if early <= wait_ms:
+        return
+    state["labels_before"] = state.get("labels_before", 0) + 1
+    if "label before prediction" in warned:
+        return
+    warned.add("label before prediction")
+    log.warning("%s: stream %r partition %d offset %d: the label of %s=%r is stamped %s (%d ms) "
+                "before its prediction's record, more than label_wait_ms=%d; joined all the "
+                "same (its outcome's delay_ms is negative): check the label stream's "
+                "timestamps and join values; counted in the state's labels_before, told once "
+                "per node", who, label.stream, label.partition, label.offset, join[0], join[1],
+                gap(early), early, wait_ms)
+
+
+def gap(ms: int) -> str:
+    """A duration for a reader: days, hours, minutes or seconds, one decimal."""
+    for unit, size in (("days", 86_400_000), ("h", 3_600_000), ("min", 60_000)):
+        if ms >= size:
+            return f"{ms / size:.1f} {unit}"
+    return f"{ms / 1000:.1f} s"

@@ -201,6 +201,9 @@ class Learner:
         x, cell, version, predicted_at, *shadow = pending
         delay = event.timestamp - predicted_at
         del state["pending"][join]
+        held.before_prediction(state, event, predicted_at, wait_ms=spec.label_wait_ms,
+                               who=f"learner {spec.name!r}", join=(spec.join, join),
+                               warned=self.warned)
         if spec.max_delay_ms is not None and delay > spec.max_delay_ms:
             self._unmatched(event, ops, out, "late", join, f"label {delay} ms after its "
                             f"features, more than max_delay_ms={spec.max_delay_ms}", anchor)
@@ -271,6 +274,10 @@ class Learner:
         elif event["command"] == "promote":
             if "challenger" not in state:
                 raise ValueError(f"learner {spec.name!r}: promote, but no challenger runs")
+            named, running = int(event["version"]), state["challenger"]["version"]
+            if named not in (0, running):  # 0: whichever runs (a command naming none)
+                raise ValueError(f"learner {spec.name!r}: promote version {named}, but "
+                                 f"challenger version {running} runs")
             self._settle(state, event, event, out, True, event["reason"] or "doa model promote")
             return
         elif event["command"] == "reset":

@@ -36,7 +36,7 @@ from doa.model.artifacts import ArtifactError, add_chunk, load_bytes
 from doa.model.formats import ModelLoadError, Scorer, load
 
 __all__ = ["CLASSES_KEY", "live_scorers", "parse_classes", "stored_classes", "type_change",
-           "written"]
+           "type_refusal", "written"]
 
 CLASSES_KEY = "doa.classes"  # a version's metadata: its classes (JSON), from --classes
 _AVRO = {bool: "boolean", int: "long", float: "double", str: "string", type(None): "null"}
@@ -70,6 +70,61 @@ def type_change(new: Scorer, live: Scorer, *, width: int,
     if got is None or had is None or got[0] == had[0]:
         return None
     return f"makes {_shown(got)} where {live_name} makes {_shown(had)}"
+
+
+def type_refusal(new: Scorer, live: Scorer, *, width: int, node: str, what: str, stream: str,
+                 live_name: str = "the live version") -> str | None:
+    """The one-line refusal of ``new`` (``what``: ``version 3 (x.onnx)``) as a version of
+    model node ``node`` writing ``stream`` when it predicts another type than ``live`` (None:
+    the same type, or one of them cannot say), with the fix that fits: a classifier's
+    classes named in the live type (``--classes``), a regressor where a classifier runs or
+    the reverse, or predictions of the live type.
+
+    Examples
+    --------
+    >>> from sklearn.dummy import DummyClassifier, DummyRegressor
+    >>> price = load(DummyRegressor().fit([[0.0], [1.0]], [2.5, 4.0]), node="m",
+    ...              features=["x"])
+    >>> vote = load(DummyClassifier().fit([[0.0], [1.0]], [False, True]), node="m",
+    ...             features=["x"])
+    >>> print(type_refusal(vote, price, width=1, node="fare", what="version 2 (vote.onnx)",
+    ...                    stream="fares", live_name="live version 1"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    model node 'fare': version 2 (vote.onnx) is a classifier (boolean predictions, classes
+    False, True) where live version 1 is a regressor (double predictions): stream 'fares'
+    would change type; publish a regressor (double predictions), or score the classifier in a
+    model node of its own, writing another stream; nothing sent
+    """
+    got, had = written(new, width), written(live, width)
+    if got is None or had is None or got[0] == had[0]:
+        return None
+    head = f"model node {node!r}: {what}"
+    tail = f": stream {stream!r} would change type; "
+    ends = "; nothing sent"
+    if _classifier(got) != _classifier(had):
+        mine = "classifier" if _classifier(got) else "regressor"
+        return (f"{head} is {_described(got)} where {live_name} is {_described(had)}{tail}"
+                f"publish {_described(had)}, or score the {mine} in a model node of its own, "
+                f"writing another stream{ends}")
+    change = f"{head} makes {_shown(got)} where {live_name} makes {_shown(had)}{tail}"
+    if had[1] is None:
+        return f"{change}make it predict {had[0]} values as {live_name} does{ends}"
+    return (f"{change}name its classes in the live type, in its order (--classes "
+            f"{','.join(had[1])}), or export labels of the live type{ends}")
+
+
+def _classifier(kind: tuple[str, list[str] | None]) -> bool:
+    """Whether a model of these predictions is a classifier: it gives class probabilities,
+    or its labels are not numbers."""
+    return kind[1] is not None or kind[0] not in ("long", "double")
+
+
+def _described(kind: tuple[str, list[str] | None]) -> str:
+    """``a regressor (double predictions)``, ``a classifier (boolean predictions, classes
+    False, True)``."""
+    classes = "" if kind[1] is None else f", classes {', '.join(kind[1])}"
+    return (f"a {'classifier' if _classifier(kind) else 'regressor'} ({kind[0]} predictions"
+            f"{classes})")
 
 
 def _shown(kind: tuple[str, list[str] | None]) -> str:

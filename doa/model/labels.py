@@ -127,10 +127,12 @@ def deciding(spec: ModelSpec, state: dict[str, Any], event: Any) -> bool:
 
 
 def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
-             anchor: Any = None) -> None:
+             anchor: Any = None, warned: set[str] | None = None) -> None:
     """Match a label with its waiting predictions; outcome, metrics, maybe a decision. A
     label whose record has not been scored yet is held until it is (:mod:`doa.learner.held`);
-    outputs hang on ``anchor`` (default: the label itself)."""
+    outputs hang on ``anchor`` (default: the label itself). One stamped long before its
+    record is joined, counted and told once per node (``warned``: the node's set of what it
+    has told; :func:`doa.learner.held.before_prediction`)."""
     labels = spec.labels
     assert labels is not None
     declared_metric(spec, state, event.partition)
@@ -142,6 +144,9 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
         return
     event, label = (event if anchor is None else anchor), event
     predicted_at, live, key, predictions = waiting
+    held.before_prediction(state, label, predicted_at, wait_ms=labels.label_wait_ms,
+                           who=f"model {spec.name!r}", join=(str(spec.join), join),
+                           warned=set() if warned is None else warned)
     y = label[labels.label]
     metric = state["metrics"]
     classifier = bool(getattr(labels.metric, "requires_labels", False))

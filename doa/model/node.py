@@ -154,6 +154,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
     metric = None if spec.labels is None else spec.labels.metric
     bound = 0 if spec.labels is None else spec.labels.max_pending
     add = sum if width > 1 else abs
+    warned: set[str] = set()  # what the node has told once in the log
 
     def checked(e: Any) -> Any:
         """The feature values of record ``e``; raises on one the model must not see (the
@@ -213,7 +214,8 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                 key = None if spec.key is None or e.get(spec.key) is None else str(e[spec.key])
                 tracking.track(spec, state, e, key, {v: p[i] for v, p in made.items()}, out)
                 if i in early:  # its label came first
-                    tracking.on_label(spec, state, early[i], out, anchor=[early[i], e])
+                    tracking.on_label(spec, state, early[i], out, anchor=[early[i], e],
+                                      warned=warned)
 
     def step(state: dict[str, Any], batch: list[Any]) -> tuple[Any, list[Any]]:
         out: list[Any] = []
@@ -239,7 +241,7 @@ def _step(spec: ModelSpec, output: Output | None) -> Callable[[Any, list[Any]], 
                     if spec.models is not None:
                         out.append((e, spec.models, change))
             elif stream == label_stream:
-                tracking.on_label(spec, state, e, out)
+                tracking.on_label(spec, state, e, out, warned=warned)
             else:
                 rows.append(checked(e))
                 segment.append(e)

@@ -24,7 +24,7 @@ from doa.wire.compat import LEVELS
 from doa.wire.explain import describe
 
 if TYPE_CHECKING:
-    from doa.node import Stream
+    from doa.node import Node, Stream
     from doa.topology.topology import Topology
     from doa.wire.schema import SchemaSet
 
@@ -69,11 +69,8 @@ def problems(t: Topology) -> list[str]:
         for name in dict.fromkeys(n.writes):
             if name not in t.streams:
                 out.append(f"node {n.name!r} writes stream {name!r}, which is not declared")
-        parts = {x: t.streams[x].partitions for x in n.reads if x in t.streams}
-        if len(set(parts.values())) > 1:
-            listed = ", ".join(f"{s}: {p}" for s, p in parts.items())
-            out.append(f"node {n.name!r} reads streams with different partition counts "
-                       f"({listed}); co-partitioned inputs must have equal counts")
+        out.extend(_count_problems(n, {x: t.streams[x].partitions for x in n.reads
+                                       if x in t.streams}))
         if schemas is not None:
             out.extend(node_problems(t, n))
             out.extend(labelled_problems(n, TopologyStreams(t)))
@@ -103,6 +100,32 @@ def warnings(t: Topology) -> list[str]:
                 "in reads or writes: emitting to it fails at run time"
                 for s in undeclared_mentions(t, n)]
     return out
+
+
+def _count_problems(n: Node, parts: dict[str, int]) -> list[str]:
+    """``n``'s inputs of different partition counts, with the fix: the largest count for all
+    (a topic's partitions can be added, never removed).
+
+    Examples
+    --------
+    >>> from doa.join import join_node
+    >>> node = join_node("assess", left="claims", right="policies", on="policy_id",
+    ...                  within_ms=100, writes="assessed")
+    >>> print(*_count_problems(node, {"claims": 2, "policies": 4}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    node 'assess' reads streams with different partition counts (claims: 2, policies: 4);
+    co-partitioned inputs must have equal counts: records with equal keys land on different
+    partitions and never meet; declare 'claims' with partitions=4
+    """
+    counts = [p for p in parts.values() if type(p) is int]
+    if len(set(counts)) <= 1:
+        return []
+    listed = ", ".join(f"{s}: {p}" for s, p in parts.items())
+    most = max(counts)
+    fewer = " and ".join(repr(s) for s, p in parts.items() if p != most)
+    return [f"node {n.name!r} reads streams with different partition counts ({listed}); "
+            "co-partitioned inputs must have equal counts: records with equal keys land on "
+            f"different partitions and never meet; declare {fewer} with partitions={most}"]
 
 
 def _stream_problems(t: Topology, s: Stream, schemas: SchemaSet | None) -> list[str]:

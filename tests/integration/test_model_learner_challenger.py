@@ -105,6 +105,8 @@ def test_compare_then_promote_a_challenger_learner(broker: str, tmp_path: Path) 
         broker, t, "models", expected=2)]
     assert [e[:2] for e in events] == [("candidate", 2), ("promoted", 2)]
     assert events[1][2] == "by hand"
+    commands = read_stream(broker, t, "control", expected=1)  # names the version it promotes
+    assert [(c["command"], c["version"]) for c in commands] == [("promote", 2)]
     predictions = read_stream(broker, t, "predictions", expected=N + 5)
     assert [p["model_version"] for p in predictions] == [1] * N + [2] * 5
     assert {p["model_version"] for p in read_stream(broker, t, "shadow", expected=N)} == {2}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from doa.cli.model.versions import node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
 from doa.model.kept import model_candidates, model_roles
+
+if TYPE_CHECKING:
+    from doa.model.formats import Scorer
 
 __all__ = ["parse_meta", "publish_cmd", "publish_version"]
 
@@ -33,7 +36,7 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     input features than the node declares, features named otherwise or in another order,
     :class:`~doa.model.formats.FeatureNamesError`) is refused and nothing is sent; so is a
     model whose predictions are of another type than the live version's
-    (:func:`doa.model.compat.type_change`).
+    (:func:`doa.model.compat.type_refusal`).
     ``classes`` names an ONNX model's classes (kept with the version)."""
     from doa.cluster.signing import signing_key
     from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
@@ -50,7 +53,7 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
         scorer = load_bytes(data, fmt, node=node, version=version, features=spec.features,
                             classes=classes or spec.classes, source=str(path))
         if classes is not None:
-            _check_classes(data, fmt, spec, version, str(path), classes)
+            _check_classes(scorer, fmt, spec, version, str(path), classes)
             metadata = {**(metadata or {}), CLASSES_KEY: json.dumps(classes)}
     except ModelLoadError as exc:
         raise type(exc)(f"{exc}; nothing sent") from None
@@ -94,18 +97,19 @@ def parse_meta(items: tuple[str, ...] | list[str]) -> dict[str, str]:
     return metadata
 
 
-def _check_classes(data: bytes, fmt: str, spec: Any, version: int, path: str,
+def _check_classes(scorer: Scorer, fmt: str, spec: Any, version: int, path: str,
                    classes: list[Any]) -> None:
-    """Refuse ``--classes`` for a model that is not ONNX or has another number of classes."""
-    from doa.model.artifacts import load_bytes
+    """Refuse ``--classes`` for a model that is not ONNX or has another number of classes
+    (the classes ``scorer``, loaded with them, has of its own: the same ONNX session
+    without them, not the file loaded again)."""
     from doa.model.compat import written
-    from doa.model.formats import ModelLoadError
+    from doa.model.formats import ModelLoadError, OnnxScorer
 
     where = f"model node {spec.name!r}: --classes {','.join(map(str, classes))}"
     if fmt != "onnx":
         raise ModelLoadError(f"{where} names an ONNX model's classes; {path} is {fmt}")
-    bare = written(load_bytes(data, fmt, node=spec.name, version=version,
-                              features=spec.features), len(spec.features))
+    assert isinstance(scorer, OnnxScorer)  # what load_bytes makes of any ONNX file
+    bare = written(OnnxScorer(scorer.session, spec.name, path), len(spec.features))
     found = None if bare is None else bare[1]
     if found is None or len(found) != len(classes):
         raise ModelLoadError(f"{where}: version {version} ({path}) has "
@@ -117,21 +121,16 @@ def _refuse_type_change(t: Any, spec: Any, scorer: Any, records: list[Any], what
                         key: bytes | None) -> None:
     """A one-line error when ``scorer`` predicts another type than a live version of the
     node (on any partition): its stream would change type under its consumers."""
-    from doa.model.compat import live_scorers, type_change, written
+    from doa.model.compat import live_scorers, type_refusal
 
     roles = model_roles(records, spec.version, spec.keep, t.streams[spec.versions].partitions)
     live = live_scorers(spec, records, (r["live"] for r in roles.values()), key)
-    width = len(spec.features)
     for version, running in sorted(live.items()):
-        change = type_change(scorer, running, width=width, live_name=f"live version {version}")
-        if change is None:
-            continue
-        had = written(running, width)
-        hint = "" if had is None or had[1] is None else f" (--classes {','.join(had[1])})"
-        raise DoaError(f"model node {spec.name!r}: {what} {change}: stream "
-                       f"{spec.predictions!r} would change type; name its classes in the live "
-                       f"type, in its order{hint}, or export labels of the live type; "
-                       "nothing sent")
+        line = type_refusal(scorer, running, width=len(spec.features), node=spec.name,
+                            what=what, stream=spec.predictions,
+                            live_name=f"live version {version}")
+        if line is not None:
+            raise DoaError(line)
 
 
 @click.command("publish")

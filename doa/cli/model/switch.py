@@ -121,10 +121,15 @@ def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> No
                        "topology.learner(..., challenger=MODEL, shadow=STREAM)); nothing sent")
     else:  # a challenger runs from the start until it is promoted or rejected
         ended = [] if spec.models is None else read_all(address, t, spec.models)
-        running = {p: -1 for p in range(t.streams[spec.control].partitions)}
-        _refuse_promote(f"learner {node!r}", "challenger", running, ended,
+        racing: dict[int, int | None] = dict.fromkeys(
+            range(t.streams[spec.control].partitions), -1)
+        for e in ended:  # a partition's challenger, as its candidate event names it
+            if e["action"] == "candidate" and e["partition"] in racing:
+                racing[e["partition"]] = e["version"]
+        _refuse_promote(f"learner {node!r}", "challenger", racing, ended,
                         "it was promoted or rejected")
-        send_all(address, t, spec.control, [{"command": "promote", "version": 0,
-                                             "reason": reason or "doa model promote"}], None)
+        send_all(address, t, spec.control, {  # 0: whichever runs (none announced yet)
+            p: [{"command": "promote", "version": max(v or 0, 0),
+                 "reason": reason or "doa model promote"}] for p, v in racing.items()}, None)
     out.print(f"asked {node} to promote its candidate; see `doa model list` for the result")
 
