@@ -132,6 +132,28 @@ def dead_letters(address: str, topology: Topology, *, group: str | None = None,
     return _read(sub)
 
 
+def replayed_up_to(address: str, topology: Topology) -> dict[int, int]:
+    """Per partition of the dead-letter stream, the offset up to which :func:`replay` has
+    re-published its letters (the replay group's committed offsets; a letter at or past it is
+    not replayed yet, a partition missing: none of it)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    dlq = topology.dead_letters.name
+    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
+                             enable_auto_commit=False, group_id=replay_group(topology))
+    try:
+        parts = sorted(consumer.partitions_for_topic(dlq) or [])
+        done = {p: consumer.committed(TopicPartition(dlq, p)) for p in parts}
+    finally:
+        consumer.close(autocommit=False)
+    return {p: o for p, o in done.items() if o is not None}
+
+
+def replay_group(topology: Topology) -> str:
+    """The consumer group whose offsets say which letters :func:`replay` has re-published."""
+    return f"{topology.name}.dlq-replay"
+
+
 def _read(sub: Any) -> Iterator[Event | RecordError]:
     with sub:
         yield from sub
@@ -180,7 +202,7 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     _with_history(address, topology)
     options = kafka_python_options(address)
     consumer = KafkaConsumer(bootstrap_servers=address, **options, enable_auto_commit=False,
-                             group_id=f"{topology.name}.dlq-replay", fetch_max_wait_ms=10)
+                             group_id=replay_group(topology), fetch_max_wait_ms=10)
     producer = KafkaProducer(bootstrap_servers=address, **options, acks="all", linger_ms=5,
                              client_id="doa-dlq-replay")
     report = ReplayReport()

@@ -19,7 +19,11 @@ from doa.errors import DoaError
               help="Re-publish the dead letters not replayed before to their streams, once.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True,
               help="List at most N dead letters (all are counted).")
-def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None:
+@click.option("--open", "only_open", is_flag=True,
+              help="List only the dead letters not replayed yet.")
+@click.option("--node", default=None, metavar="NAME", help="List only this node's letters.")
+def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int, only_open: bool,
+            node: str | None) -> None:
     """List a topology's dead letters, or replay them after a fix."""
     from doa import dlq
     from doa.client import RecordError
@@ -32,28 +36,46 @@ def dlq_cmd(topology: str, broker: str | None, replay: bool, limit: int) -> None
     if replay:
         _replay(address, t)
         return
+    if node is not None and node not in t.nodes:
+        raise DoaError(f"--node {node!r}: topology {t.name!r} has no such node (its nodes: "
+                       f"{', '.join(sorted(t.nodes))})")
     letters = dlq.dead_letters(address, t)  # no dead-letter stream: one line, no heading
+    done = dlq.replayed_up_to(address, t)
     # One letter, two lines: where, node, error type and size (the line to grep), then why. A
     # table cut them short at 80 columns (a pipe, or a terminal): the message went first.
     out.print(escape(f"dead letters of {t.name} ({t.dead_letters.name})"))
-    shown = bad = 0
+    counted = shown = bad = still = 0
     for letter in letters:
+        waiting = letter.offset >= done.get(letter.partition, 0)
         if isinstance(letter, RecordError):
             err.print(f"undecodable letter: {escape(str(letter))}")
             bad += 1
             continue
+        if (node is not None and letter["node"] != node) or (only_open and not waiting):
+            continue
+        counted += 1
+        still += waiting
         if shown < limit:
-            where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
-            original = letter.get("original")
-            if original:
-                where += (f" (replay {letter['attempt']} of {original['stream']}/"
-                          f"{original['partition']}@{original['offset']})")
-            out.print(escape(f"{where}  node {letter['node']}  {letter['error_type']}  "
-                             f"({len(letter['raw'])} bytes)"))
-            out.print(escape(f"    {letter['message']}"))
-        shown += 1
-    out.print(f"{shown} dead letters" + (f" (first {limit} shown)" if shown > limit else "")
+            shown += 1
+            _show(letter, waiting)
+    which = "" if node is None else f" of node {node}"
+    out.print(f"{counted} dead letters{which}" + (f" (first {limit} shown)" if counted > limit
+                                                   else "")
+              + f"; {still} not replayed yet" + (" (`doa dlq --replay` sends them)" if still
+                                                 else "")
               + (f"; {bad} that cannot be decoded" if bad else ""))
+
+
+def _show(letter: Any, waiting: bool) -> None:
+    where = f"{letter['stream']}/{letter['partition']}@{letter['offset']}"
+    original = letter.get("original")
+    if original:
+        where += (f" (replay {letter['attempt']} of {original['stream']}/"
+                  f"{original['partition']}@{original['offset']})")
+    state = "" if waiting else "  replayed"
+    out.print(escape(f"{where}  node {letter['node']}  {letter['error_type']}  "
+                     f"({len(letter['raw'])} bytes){state}"))
+    out.print(escape(f"    {letter['message']}"))
 
 
 def _replay(address: str, topology: Any) -> None:

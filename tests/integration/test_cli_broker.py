@@ -162,6 +162,8 @@ def test_dlq_lists_the_dead_letters(broker: str) -> None:
 def test_dlq_replay_republishes_each_letter_exactly_once(broker: str) -> None:
     before, bad = _dead_letters(broker)
     assert len(raw_records(broker, "events", idle_s=1)) == before
+    listed = doa_command("dlq", COUNTING, "--broker", broker, "--open").stdout.decode()
+    assert "4 dead letters; 4 not replayed yet (`doa dlq --replay` sends them)" in listed, listed
 
     first = doa_command("dlq", COUNTING, "--broker", broker, "--replay")
     assert first.returncode == 0, first.stderr.decode()
@@ -175,6 +177,15 @@ def test_dlq_replay_republishes_each_letter_exactly_once(broker: str) -> None:
     assert second.returncode == 0, second.stderr.decode()
     assert "replayed 0 dead letters" in second.stdout.decode(), second.stdout.decode()
     assert len(raw_records(broker, "events", idle_s=1)) == before + 4
+    # what is still open: none; each letter says it was replayed
+    listed = doa_command("dlq", COUNTING, "--broker", broker, "--node", "count").stdout.decode()
+    assert "4 dead letters of node count; 0 not replayed yet" in listed, listed
+    heads = [line for line in listed.splitlines() if line.startswith("events/")]
+    assert len(heads) == 4 and all(h.endswith("  replayed") for h in heads), listed
+    opened = doa_command("dlq", COUNTING, "--broker", broker, "--open").stdout.decode()
+    assert "0 dead letters; 0 not replayed yet" in opened, opened
+    wrong = doa_command("dlq", COUNTING, "--broker", broker, "--node", "counter")
+    assert wrong.returncode != 0 and "--node 'counter'" in wrong.stderr.decode()
 
 
 def test_publish_without_a_broker_says_how_to_give_one(tmp_path: Path) -> None:
