@@ -112,6 +112,7 @@ class KernelSpec(NodeKind):
     kernels : feature name → ``(value field, kernel)``
     fields : feature name → the output fields ``(name, "double" | "long")`` it adds
     input_fields : the input fields the step reads (None: all of them, ``select`` not given)
+    select : the input fields copied to each output record (None: all of them)
     """
 
     kind = "kernel"
@@ -122,6 +123,7 @@ class KernelSpec(NodeKind):
     kernels: Features
     fields: dict[str, list[tuple[str, str]]]
     input_fields: tuple[str, ...] | None
+    select: tuple[str, ...] | None = None
 
     def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return self.reads, self.writes
@@ -132,8 +134,9 @@ class KernelSpec(NodeKind):
 
     def checks(self, node: Node, streams: StreamInfo) -> list[str]:
         """Each output field is in the output schema with a type that holds it; the input
-        fields the step reads are in the input schema, the value and time fields numbers."""
-        out: list[str] = []
+        fields the step reads are in the input schema, the value and time fields numbers, and
+        the input fields it copies are in the output schema (:meth:`copy_problems`)."""
+        out: list[str] = self.copy_problems(node, streams)
         for stream in self.writes:
             fields = streams.fields(stream)
             if fields is None:
@@ -152,6 +155,46 @@ class KernelSpec(NodeKind):
             needed = self.input_fields or (self.key, *(field for _, field in read))
             out += missing_fields(node, streams, stream, dict.fromkeys(needed), "input")
             out += _not_numbers(node, streams, stream, read)
+        return out
+
+    def copy_problems(self, node: Node, streams: StreamInfo) -> list[str]:
+        """One line per input and output stream whose copied input fields (``select``, or
+        every field without it) are not all in the output schema: each of its records would be
+        a dead letter (``field ... is not in the schema``), so ``doa check``, ``doa run`` and
+        ``doa deploy`` refuse it.
+
+        Examples
+        --------
+        >>> class Known:
+        ...     def fields(self, stream):
+        ...         return {"readings": {"id": "long", "t": "double", "humidity": "double"},
+        ...                 "features": {"id": "long", "t": "double"}}[stream]
+        ...     def schema(self, stream):
+        ...         return {"readings": "iot.Reading", "features": "iot.Features"}[stream]
+        >>> spec = KernelSpec(("readings",), ("features",), "id", None, {}, {}, None)
+        >>> print(*spec.copy_problems(spec.node("featurize", lambda s, b: (s, [])), Known()))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        kernel 'featurize' copies every field of its input stream 'readings' (iot.Reading) to
+        its output: output field 'humidity' is not a field of stream 'features' (iot.Features),
+        so every record would be a dead letter; add 'humidity' to iot.Features, with a default,
+        or give the kernel select=['id', 't'] (the input fields to copy)
+        """
+        made = {n for group in self.fields.values() for n, _ in group}
+        out: list[str] = []
+        for target in self.writes:
+            have = streams.fields(target)
+            for source in self.reads:
+                given = streams.fields(source)
+                if have is None or given is None:
+                    continue
+                copied = [f for f in (given if self.select is None else self.select)
+                          if f in given and f not in made]
+                lacking = [f for f in copied if f not in have]
+                if lacking:
+                    out.append(_lacking(node.name, (source, streams.schema(source)),
+                                        (target, streams.schema(target)), lacking,
+                                        [f for f in copied if f in have],
+                                        self.select is not None))
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -254,7 +297,8 @@ def kernel_node(name: str, reads: Stream | str | Iterable[Stream | str],
     kernels = [k for _, k in feats.values()]
     declared = KernelSpec(stream_names(reads), stream_names(writes), key, time, feats, fields,
                       None if keep is None else tuple(dict.fromkeys(
-                          [key, *([time] if time else []), *value_fields, *keep])))
+                          [key, *([time] if time else []), *value_fields, *keep])),
+                      None if keep is None else tuple(keep))
     return declared.node(name, step, functools.partial(KernelState.empty, widths, initial_keys),
                      options={"on_start": functools.partial(warm_up, kernels), "fields": fields,
                               "input_fields": declared.input_fields})
@@ -276,6 +320,23 @@ def avro_fields(features: Features) -> list[dict[str, Any]]:
 def _output_names(features: Features) -> dict[str, list[tuple[str, str]]]:
     return {f: [(f"{f}_{o}", "long" if o in k.integer_outputs else "double")
                 for o in k.outputs] for f, (_, k) in features.items()}
+
+
+def _lacking(node: str, source: tuple[str, str | None], target: tuple[str, str | None],
+             lacking: Sequence[str], kept: list[str], selected: bool) -> str:
+    """The line :meth:`KernelSpec.copy_problems` gives: ``lacking`` the copied fields the
+    output has not, ``kept`` those it has, ``selected`` whether ``select`` names them."""
+    quoted = [repr(f) for f in lacking]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    (stream, schema), (out, out_schema) = source, target
+    missing = (f"output fields {names} are not fields" if len(lacking) > 1
+               else f"output field {names} is not a field")
+    fix = (f"or leave {'them' if len(lacking) > 1 else 'it'} out of select" if selected
+           else f"or give the kernel select={kept!r} (the input fields to copy)")
+    return (f"kernel {node!r} copies {'the selected' if selected else 'every'} field"
+            f"{'s' if selected else ''} of its input stream {stream!r} ({schema}) to its "
+            f"output: {missing} of stream {out!r} ({out_schema}), so every record would be a "
+            f"dead letter; add {names} to {out_schema}, with a default, {fix}")
 
 
 def _accepts(avro_type: Any, kind: str) -> bool:
