@@ -47,23 +47,30 @@ def _bounds(start: str | None, end: str | None) -> tuple[Bound | None, Bound | N
               help="Add _partition, _offset, _timestamp, _id and _parents (hex) columns.")
 @click.option("--skip-undecodable", is_flag=True,
               help="Count records that cannot be decoded instead of stopping at the first.")
+@click.option("--with-replays", is_flag=True,
+              help="Keep records doa dlq --replay re-published for a node (left out by "
+                   "default), with a _replayed_for column naming the node.")
 def export_cmd(topology: str, stream: str, broker: str | None, start: str | None,
                end: str | None, out: str, fmt: str | None, with_lineage: bool,
-               skip_undecodable: bool) -> None:
+               skip_undecodable: bool, with_replays: bool) -> None:
     """Write STREAM's records to a file, decoded with its registered schema versions.
 
     The range ends where each partition ended when the command started, so it ends by
-    itself. Rows come partition by partition, each in offset order.
+    itself. Rows come partition by partition, each in offset order. A record doa dlq
+    --replay re-published for a node (that node's second chance) is left out and counted.
     """
-    from doa.collect.export import export, ranges_line
+    from doa.collect.export import export, ranges_line, replays_line
 
     lo, hi = _bounds(start, end)  # export() checks the range and --out before it reads
     report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
                     fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
-                    on_error="skip" if skip_undecodable else "raise")
+                    on_error="skip" if skip_undecodable else "raise",
+                    with_replays=with_replays)
     err.print(escape(f"exported {report.records:,} records of {stream!r} to {out} "
                      f"({report.format}) in {report.seconds:.1f} s, {report.rate:,.0f}/s; "
                      f"offsets read per partition {ranges_line(report)}"))
+    if report.replays:
+        err.print(escape(replays_line(report)))
     if report.skipped:
         err.print(f"[yellow]warning[/yellow]: {escape(skipped_line(report, topology))}")
 
@@ -109,9 +116,27 @@ def dataset_cmd(topology: str, learner: str, broker: str | None, start: str | No
     if data.duplicates:
         err.print(f"{data.duplicates:,} outcomes were written twice (a replay after a "
                   "restart) and count once")
+    if data.replays:
+        err.print(escape(dataset_replays_line(data.replays)))
     if data.missing:
         err.print(f"[yellow]warning[/yellow]: {data.missing:,} outcomes have no prediction "
                   "in the log (deleted by retention?) and are left out")
+
+
+def dataset_replays_line(replays: dict[str, int]) -> str:
+    """What ``doa dataset`` left out of the records ``doa dlq --replay`` re-published for a
+    node, per stream.
+
+    >>> dataset_replays_line({"outcomes": 12, "predictions": 1})  # doctest: +NORMALIZE_WHITESPACE
+    "left out 13 records that doa dlq --replay re-published for a node reading the learner's
+    streams (outcomes: 12, predictions: 1): that node's second chance, not a label learned
+    again"
+    """
+    n = sum(replays.values())
+    streams = ", ".join(f"{s}: {k:,}" for s, k in sorted(replays.items()))
+    return (f"left out {n:,} record{'s' if n != 1 else ''} that doa dlq --replay "
+            f"re-published for a node reading the learner's streams ({streams}): that "
+            "node's second chance, not a label learned again")
 
 
 def skipped_line(report: Any, topology: str) -> str:

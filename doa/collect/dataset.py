@@ -29,7 +29,11 @@ Columns, in order:
   stream is not partitioned as the learner's inputs.
 
 Rows come in learning order: partition by partition, each in the order the learner learned.
-An outcome written twice (a replay after a crash: same event id) counts once. ``--from`` and
+An outcome written twice (a replay after a crash: same event id) counts once. A record that
+``doa dlq --replay`` re-published for a node reading one of these streams (its ``doa.replay``
+header names the node, :func:`doa.events.replay_node`) is that node's second chance, not
+something the learner did again: it is left out, counted per stream in
+:attr:`Dataset.replays`. ``--from`` and
 ``--to`` bound the outcomes (offsets, or learning times). A record read that cannot be
 decoded, has no value, or has a malformed lineage header stops the collect with a one-line
 :class:`doa.client.RecordError` naming stream, partition, offset and reason.
@@ -59,7 +63,7 @@ from doa.collect.bounds import (
 from doa.collect.bounds import empty_window as window_note
 from doa.collect.read import Reader, codecs_for, load
 from doa.errors import DoaError
-from doa.events import coordinate_id
+from doa.events import coordinate_id, replay_node
 from doa.topology.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class Dataset:
     categories: list[str] = field(default_factory=list)  # text feature columns
     probabilities: list[str] = field(default_factory=list)
     duplicates: int = 0  # outcomes read twice (same id), counted once
+    replays: dict[str, int] = field(default_factory=dict)  # replayed for a node: left out
     missing: int = 0  # outcomes in range whose prediction was not found (left out)
     seconds: float = 0.0
     kind: str = "learner"  # or "model node" (a model node with labels)
@@ -141,14 +146,15 @@ def collect(topology: Topology | str, learner: str, *, broker: str, start: Bound
     versions = spec.models is not None and aligned(t, spec)
     codecs = codecs_for(t, [s for s in (spec.outcomes, spec.predictions, spec.models) if s],
                         broker)
+    replays: dict[str, int] = {}
     with Reader(broker) as reader:
         outcomes, duplicates, counted, span = _outcomes(reader, spec, codecs[spec.outcomes],
-                                                        start, end, versions)
-        found = _predictions(reader, spec, codecs[spec.predictions], outcomes)
-        starts = _version_starts(reader, spec, codecs[spec.models]) if versions and counted \
-            else None
+                                                        start, end, versions, replays)
+        found = _predictions(reader, spec, codecs[spec.predictions], outcomes, replays)
+        starts = _version_starts(reader, spec, codecs[spec.models], replays) \
+            if versions and counted else None
     data = _join(spec, outcomes, found, starts)
-    data.duplicates = duplicates
+    data.duplicates, data.replays = duplicates, replays
     data.kind = "model node" if isinstance(spec, Scored) else "learner"
     data.seconds = time.perf_counter() - began
     if data.missing:
@@ -187,8 +193,18 @@ def _id(m: Any) -> bytes:
     return lin.id if lin else coordinate_id(m.topic, m.partition, m.offset)
 
 
+def _replayed(m: Any, replays: dict[str, int], count: bool = True) -> bool:
+    """Whether ``m`` was re-published by ``doa dlq --replay`` for a node (with ``count``:
+    counted by stream)."""
+    if m.headers and replay_node(m.headers) is not None:
+        if count:
+            replays[m.topic] = replays.get(m.topic, 0) + 1
+        return True
+    return False
+
+
 def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: Bound | None,
-              versions: bool
+              versions: bool, replays: dict[str, int]
               ) -> tuple[list[dict[str, Any]], int, bool, Span | None]:
     """The learner's outcomes in range, in order, each with ``_n``: its label's rank in its
     partition (counted from the partition's first offset when ``versions``); and the first
@@ -205,6 +221,8 @@ def _outcomes(reader: Reader, spec: Any, codec: Any, start: Bound | None, end: B
         rank = 0
         for batch in reader.batches(spec.outcomes, p, begin if counted else lo, hi):
             for m in batch:
+                if _replayed(m, replays, m.offset >= lo and in_time(m.timestamp, start, end)):
+                    continue  # not a label learned again: no rank
                 event_id = _id(m)
                 if event_id in seen:
                     duplicates += 1
@@ -229,8 +247,8 @@ def _key(model_version: int, join: str, predicted_at: int) -> tuple[int, str, in
     return model_version, join, predicted_at
 
 
-def _predictions(reader: Reader, spec: Any, codec: Any,
-                 outcomes: list[dict[str, Any]]) -> dict[int, tuple[bytes, Any, dict[str, Any]]]:
+def _predictions(reader: Reader, spec: Any, codec: Any, outcomes: list[dict[str, Any]],
+                 replays: dict[str, int]) -> dict[int, tuple[bytes, Any, dict[str, Any]]]:
     """For each outcome (by index) its prediction: (id, features record id, record)."""
     wanted: dict[tuple[int, str, int], deque[int]] = defaultdict(deque)
     for i, o in enumerate(outcomes):
@@ -243,7 +261,7 @@ def _predictions(reader: Reader, spec: Any, codec: Any,
     for p, (begin, stop) in sorted(reader.ends(spec.predictions).items()):
         for batch in reader.batches(spec.predictions, p, begin, stop):
             for m in batch:
-                if m.timestamp < earliest:
+                if m.timestamp < earliest or _replayed(m, replays):
                     continue  # a prediction's timestamp is its features' (predicted_at)
                 event_id = _id(m)
                 if event_id in seen:
@@ -263,8 +281,8 @@ def _predictions(reader: Reader, spec: Any, codec: Any,
     return found
 
 
-def _version_starts(reader: Reader, spec: Any,
-                    codec: Any) -> dict[int, list[tuple[int, str, int]]]:
+def _version_starts(reader: Reader, spec: Any, codec: Any,
+                    replays: dict[str, int]) -> dict[int, list[tuple[int, str, int]]]:
     """Per learner partition: its model events as ``(labels, action, version)``, in the
     order the learner made them (by label count, ties in log order); ignored drift left out."""
     events: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
@@ -272,6 +290,8 @@ def _version_starts(reader: Reader, spec: Any,
     for p, (begin, stop) in sorted(reader.ends(spec.models).items()):
         for batch in reader.batches(spec.models, p, begin, stop):
             for m in batch:
+                if _replayed(m, replays):
+                    continue
                 event_id = _id(m)
                 if event_id in seen:
                     continue

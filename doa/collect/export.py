@@ -15,6 +15,14 @@ by its coordinates, as :func:`doa.events.coordinate_id` says). A record whose li
 is malformed cannot be given these columns: it is undecodable as above (reason
 ``bad-lineage``). Without ``with_lineage`` the header is not read.
 
+A record that ``doa dlq --replay`` re-published for one node (its ``doa.replay`` header names
+the node whose dead letter it was, :func:`doa.events.replay_node`) is that node's second
+chance at a record the stream already holds, under a new ``_id``: it is left out and counted
+per node in :attr:`ExportReport.replays`, as :class:`doa.subscriber.Subscriber` skips it.
+With ``with_replays`` it is kept, and every row has a ``_replayed_for`` column: the node it
+was replayed for, None for the records written once. A replay whose header names no node
+(written before doa named it) is for every reader: exported as any record.
+
 Record timestamps are event time as the writers set them, which a backfill or a lagging
 stream keeps behind the wall clock: when ``--from``/``--to`` times hold no record, a warning
 (logged) says what times the records read do span (:func:`doa.collect.bounds.empty_window`,
@@ -50,7 +58,7 @@ from doa.collect.bounds import (
 from doa.collect.read import Reader, codecs_for, load, off_loop
 from doa.collect.sinks import Sink, check_out, format_of
 from doa.errors import DoaError
-from doa.events import coordinate_id
+from doa.events import coordinate_id, replay_node
 from doa.topology.topology import Topology
 
 if TYPE_CHECKING:
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LINEAGE_COLUMNS = ("_partition", "_offset", "_timestamp", "_id", "_parents")
+REPLAY_COLUMN = "_replayed_for"
 FIRST_SKIPPED = 3  # the skipped records an export report keeps, to name them
 
 
@@ -77,6 +86,8 @@ class ExportReport:
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
     seconds: float = 0.0
     span: Span | None = None
+    replays: dict[str, int] = field(default_factory=dict)  # replayed for a node, by node
+    with_replays: bool = False  # the replays were kept (else left out)
 
     @property
     def rate(self) -> float:
@@ -87,19 +98,19 @@ class ExportReport:
 def export(topology: Topology | str, stream: str, *, broker: str, out: str,
            fmt: str | None = None, start: Bound | None = None, end: Bound | None = None,
            with_lineage: bool = False, on_error: str = "raise",
-           rows_per_group: int | None = None) -> ExportReport:
+           rows_per_group: int | None = None, with_replays: bool = False) -> ExportReport:
     """Write ``stream``'s records in ``[start, end)`` to ``out``; see the module docstring.
 
     ``fmt`` defaults to the suffix of ``out``; ``end`` defaults to the end of each partition
     when the export starts.
     """
     return off_loop(_export, topology, stream, broker, out, fmt, start, end, with_lineage,
-                    on_error, rows_per_group)
+                    on_error, rows_per_group, with_replays)
 
 
 def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: str | None,
             start: Bound | None, end: Bound | None, with_lineage: bool, on_error: str,
-            rows_per_group: int | None) -> ExportReport:
+            rows_per_group: int | None, with_replays: bool) -> ExportReport:
     if on_error not in ("raise", "skip"):
         raise DoaError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
     check_range(start, end)
@@ -114,7 +125,11 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
     if clash:
         raise DoaError(f"stream {stream!r}: fields {clash} clash with the --with-lineage "
                        "columns; export without --with-lineage")
-    report = ExportReport(stream, out, fmt)
+    if with_replays and REPLAY_COLUMN in names:
+        raise DoaError(f"stream {stream!r}: field {REPLAY_COLUMN!r} clashes with the "
+                       "--with-replays column; export without --with-replays")
+    extra += [REPLAY_COLUMN] if with_replays else []
+    report = ExportReport(stream, out, fmt, with_replays=with_replays)
     began = time.perf_counter()
 
     def arrow() -> tuple[Any, Any]:
@@ -124,7 +139,9 @@ def _export(topology: Topology | str, stream: str, broker: str, out: str, fmt: s
         lineage = [("_partition", pa.int32()), ("_offset", pa.int64()),
                    ("_timestamp", pa.timestamp("ms", tz="UTC")), ("_id", pa.string()),
                    ("_parents", pa.list_(pa.string()))]
-        return arrow_schema(schema, lineage if with_lineage else []), converter(schema)
+        replayed = [(REPLAY_COLUMN, pa.string())] if with_replays else []
+        return (arrow_schema(schema, (lineage if with_lineage else []) + replayed),
+                converter(schema))
 
     sink = Sink(out, fmt, names + extra, arrow,
                 **({"rows_per_group": rows_per_group} if rows_per_group else {}))
@@ -155,6 +172,31 @@ def ranges_line(report: ExportReport) -> str:
     return ", ".join(f"{p}: {a}..{b}" for p, (a, b) in report.ranges.items()) or "none"
 
 
+def replays_line(report: ExportReport) -> str:
+    """What an export did with the records ``doa dlq --replay`` re-published for a node
+    (empty: there were none).
+
+    >>> report = ExportReport("scores", "s.csv", "csv", replays={"alert": 1248, "page": 2})
+    >>> print(replays_line(report))  # doctest: +NORMALIZE_WHITESPACE
+    left out 1,250 records that doa dlq --replay re-published for a node (alert: 1,248,
+    page: 2): each node's second chance at a record exported once already; --with-replays
+    keeps them, naming the node in a _replayed_for column
+    >>> report.with_replays = True
+    >>> replays_line(report)
+    'kept 1,250 records replayed for a node (alert: 1,248, page: 2), named in _replayed_for'
+    """
+    if not report.replays:
+        return ""
+    n = sum(report.replays.values())
+    nodes = ", ".join(f"{node}: {k:,}" for node, k in sorted(report.replays.items()))
+    records = f"record{'s' if n != 1 else ''}"
+    if report.with_replays:
+        return f"kept {n:,} {records} replayed for a node ({nodes}), named in {REPLAY_COLUMN}"
+    return (f"left out {n:,} {records} that doa dlq --replay re-published for a node "
+            f"({nodes}): each node's second chance at a record exported once already; "
+            f"--with-replays keeps them, naming the node in a {REPLAY_COLUMN} column")
+
+
 def _rows(batch: list[Any], codec: Any, start: Bound | None, end: Bound | None,
           with_lineage: bool, on_error: str, report: ExportReport) -> list[dict[str, Any]]:
     from doa.client import RecordError, decode_at
@@ -165,10 +207,18 @@ def _rows(batch: list[Any], codec: Any, start: Bound | None, end: Bound | None,
         report.span = widen(report.span, m.timestamp)
         if bounded and not in_time(m.timestamp, start, end):
             continue
+        node = replay_node(m.headers) if m.headers else None
+        if node is not None:
+            name = node.decode(errors="replace")
+            report.replays[name] = report.replays.get(name, 0) + 1
+            if not report.with_replays:
+                continue
         try:  # a tombstone, a value, or (for the lineage columns) a header it cannot read
             row = decode_at(codec, m)
             if with_lineage:
                 row.update(lineage_columns(m))
+            if report.with_replays:
+                row[REPLAY_COLUMN] = name if node is not None else None
         except RecordError as error:
             if on_error != "skip":
                 raise error from None

@@ -28,7 +28,7 @@ from doa.events import Event, Lineage, coordinate_id, lineage_of
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
 
-__all__ = ["Log", "Record", "input_partition", "listing"]
+__all__ = ["Log", "Record", "input_partition", "listing", "on_partition"]
 
 _POLL_MS = 2_000  # a fetch of a record that exists; only bounds a failure
 _LISTED = 6  # stream names an error message shows
@@ -80,6 +80,30 @@ def input_partition(lineage: Lineage | None) -> int | None:
     if lineage is None or not lineage.coordinates:
         return None
     return int(lineage.coordinates[0].partition)
+
+
+def on_partition(r: Record, partition: int | None) -> bool:
+    """Whether node output ``r`` belongs to input ``partition``: its ``partition`` field (a
+    model event's), else its lineage's input partition (:func:`input_partition`: a metric's);
+    True when either is unknown.
+
+    >>> from doa.events import Coordinates, Lineage
+    >>> lin = Lineage(b"i" * 16, "scorer", b"f" * 8, (b"l" * 16,), 2,
+    ...               (Coordinates("labels", 1, 7),))
+    >>> def at(stream: str, written_to: int, **fields: object) -> Record:
+    ...     return Record(Event(fields, stream=stream, partition=written_to, offset=0,
+    ...                         timestamp=0), lin)
+    >>> metric = at("metrics", 0, model="scorer")
+    >>> on_partition(metric, 1), on_partition(metric, 0), on_partition(metric, None)
+    (True, False, True)
+    >>> on_partition(at("models", 1, partition=0), 0)  # its field wins
+    True
+    """
+    if partition is None:
+        return True
+    own = r.event.get("partition")
+    own = input_partition(r.lineage) if own is None else own
+    return own is None or int(own) == partition
 
 
 class Log:

@@ -22,10 +22,11 @@ later offset of the parent's partition (a node processes a partition in offset o
 **A learner's prediction** also leads to its label (the labels stream record with the same
 join value, searched from the prediction's time up to ``horizon`` ms later: the learner's
 ``max_delay_ms`` when it has one), the label's outcome (a child of the label), the first
-metric and model version after the label ("counted in", "learned by": the version that
-learned from it), and back to the model version that made it ("made by"). So does the
-prediction of a model node with ``labels=`` (:mod:`doa.model`, its candidate's shadow
-prediction too): label, outcome, "counted in", and "made by" the model event of its version; a
+metric and model version of the prediction's input partition after the label ("counted in",
+"learned by": the version that learned from it; however long after, :func:`next_after`),
+and back to the model version that made it ("made by"). So does the prediction of a model
+node with ``labels=`` (:mod:`doa.model`, its candidate's shadow prediction too): label,
+outcome, "counted in", and "made by" the model event of its version; a
 model node learns nothing, so no "learned by".
 
 Examples
@@ -43,7 +44,7 @@ from typing import Any, NamedTuple
 
 from doa.events import Event
 from doa.lineage import letters
-from doa.lineage.log import Log, Record, input_partition
+from doa.lineage.log import Log, Record, input_partition, on_partition
 from doa.topology.topology import Topology
 
 __all__ = ["Step", "Trace", "ancestry", "descendants", "trace"]
@@ -250,15 +251,41 @@ def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms
     under = [Step("child", c, descendants(log, c, depth - 2, window_ms, horizon_ms))
              for c in children(log, label, window_ms,
                                [s for s in (spec.outcomes, spec.unmatched) if s])]
+    # the learner's state is per input partition: only that partition's versions and metrics
+    made_on = input_partition(rec.lineage)
+    made_on = label.event.partition if made_on is None else made_on
     for relation, stream in (("learned by", spec.models if spec.learns else None),
                              ("counted in", spec.metrics)):
         if stream is not None:
-            after = _first(log, stream, label.event.timestamp, label.event.timestamp + horizon,
-                           lambda r: r.event.get("model") == spec.name and _after(r, label))
+            after = next_after(log, stream, label, spec.name, made_on, window_ms)
             under.append(Step(relation, after, note="" if after else
-                              f"no {stream} record of {spec.name} after the label yet"))
+                              f"no {stream} record of {spec.name} on input partition "
+                              f"{made_on} after the label yet"))
     steps.append(Step("label", label, under))
     return steps
+
+
+def next_after(log: Log, stream: str, label: Record, node: str, partition: int,
+               window_ms: int = WINDOW_MS) -> Record | None:
+    """The first record of ``node`` on ``stream`` for input ``partition`` after ``label``
+    (:func:`on_partition`; a model event that made no version, ``drift_ignored``, passed
+    over): the version that learned from it, the metric that counted it.
+
+    However long after the label: a version comes every so many labels of its partition. The
+    read starts ``window_ms`` before the label's time (binary search) and goes on past other
+    partitions' records, whose event times may run ahead or behind (each input partition
+    keeps its own), to the first one of ``partition`` or the end of the stream.
+    """
+    best: Record | None = None
+    for p in log.partitions(stream):
+        for r in log.scan(stream, p, log.first_at(stream, p, label.event.timestamp - window_ms)):
+            e = r.event
+            if e.get("model") == node and e.get("action") != "drift_ignored" and \
+                    on_partition(r, partition) and _after(r, label):
+                if best is None or e.timestamp < best.event.timestamp:
+                    best = r
+                break
+    return best
 
 
 def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
