@@ -166,7 +166,7 @@ def label_problems(spec: LearnerSpec, streams: StreamInfo) -> list[str]:
     ["learner 'm': label field 'y' of stream 'ys' is null | string: a regressor \
 (LinearRegression) learns a number (int, long, float, double); a class needs a classifier"]
     """
-    fields = streams.fields(spec.labels) or {}
+    fields = (streams.fields(spec.labels) if spec.labels is not None else None) or {}
     if spec.label not in fields or spec.model_kind not in ("regressor", "classifier"):
         return []
     types = base_types(fields[spec.label])

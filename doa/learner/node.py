@@ -41,7 +41,7 @@ from doa.node import Node, Stream
 __all__ = ["Inputs", "LearnerSpec", "Outputs", "Pending", "Versions", "learner_node"]
 
 
-def learner_node(name: str, *, model: Any, metric: Any, reads: Inputs | None = None,
+def learner_node(name: str, *, model: Any, metric: Any = None, reads: Inputs | None = None,
                  writes: Outputs | None = None, versions: Versions | None = None,
                  pending: Pending | None = None, compiled: bool | None = None,
                  features: Stream | str | None = None, labels: Stream | str | None = None,
@@ -61,7 +61,9 @@ def learner_node(name: str, *, model: Any, metric: Any, reads: Inputs | None = N
     Parameters
     ----------
     name : the node's name (also the ``model`` of its records)
-    model, metric : River prototypes; each input partition gets its own ``clone()``
+    model, metric : River prototypes; each input partition gets its own ``clone()``;
+        ``metric`` None only without labels (an anomaly detector scoring, then learning on
+        every record: nothing to measure it against)
     reads : :class:`~doa.learner.spec.Inputs`: the feature and label streams, the ``join``
         field pairing them, the ``label`` field, the ``feature_fields`` the model sees, the
         ``key`` field

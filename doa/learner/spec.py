@@ -51,8 +51,9 @@ class Inputs:
 
     Parameters
     ----------
-    features, labels : the two streams; both carry the ``join`` field
-    join : the field that pairs a label with its features
+    features, labels : the two streams; both carry the ``join`` field. ``labels`` None: no
+        label stream; the model (an anomaly detector) scores each record, then learns on it
+    join : the field that pairs a label with its features (and names a prediction)
     label : the label record's field holding the truth
     feature_fields : the feature record's fields given to the model (default: every numeric
         and boolean field but ``join`` and ``key``); fixing them lets the model be compiled
@@ -60,7 +61,7 @@ class Inputs:
     """
 
     features: Stream | str
-    labels: Stream | str
+    labels: Stream | str | None = None
     join: str = "id"
     label: str = "label"
     feature_fields: Sequence[str] | None = None
@@ -144,7 +145,7 @@ class LearnerSpec(NodeKind):
     kind = "learner"
     name: str
     features: str
-    labels: str
+    labels: str | None
     predictions: str
     outcomes: str | None
     metrics: str | None
@@ -203,6 +204,8 @@ class LearnerSpec(NodeKind):
         (:mod:`doa.learner.checks`)."""
         from doa.learner.checks import drift_problems, label_problems
 
+        if self.labels is None:
+            return [*self._unlabelled(node, streams), *drift_problems(self, streams)]
         out = [*missing_fields(node, streams, self.features, [self.join], "join"),
                *missing_fields(node, streams, self.labels, [self.join], "join"),
                *missing_fields(node, streams, self.labels, [self.label], "label"),
@@ -210,6 +213,28 @@ class LearnerSpec(NodeKind):
                                "feature"),
                *self._numbers_only(node, streams), *label_problems(self, streams),
                *drift_problems(self, streams)]
+        return out + self._schemas(node, streams)
+
+    def _unlabelled(self, node: Node, streams: StreamInfo) -> list[str]:
+        """No label stream: only an anomaly detector learns, on every record; nothing that
+        needs a label (outcomes, a metric, a challenger) is declared."""
+        if self.model_kind != "anomaly detector":
+            return [f"learner {node.name!r}: no labels= and its model {self.model_name} is a "
+                    f"{self.model_kind}: it learns from labels; declare a label stream "
+                    "(Inputs(features, labels)) or use an anomaly detector (it learns on "
+                    "every record)"]
+        needs = [f"{role}=" for role in ("outcomes", "metrics", "unmatched", "shadow",
+                                         "challenger") if getattr(self, role) is not None]
+        out = [f"learner {node.name!r}: no labels=, but {', '.join(needs)} need labels: "
+               "declare a label stream or leave them out"] if needs else []
+        return [*out, *missing_fields(node, streams, self.features, [self.join], "join"),
+                *missing_fields(node, streams, self.features, self.feature_fields or (),
+                                "feature"),
+                *self._numbers_only(node, streams), *self._schemas(node, streams)]
+
+    def _schemas(self, node: Node, streams: StreamInfo) -> list[str]:
+        """Each stream of a role has doa's schema for that role."""
+        out: list[str] = []
         for role, expected in LEARNER_SCHEMAS.items():
             stream = getattr(self, role)
             declared = streams.schema(stream) if stream is not None else None
@@ -247,7 +272,7 @@ def resolve(name: str, *, reads: Inputs, writes: Outputs, versions: Versions | N
         raise ValueError(f"learner {name!r}: promote_when= decides between the live model "
                          "and a challenger; give challenger= too")
     return LearnerSpec(
-        name, str(stream_name(reads.features)), str(stream_name(reads.labels)),
+        name, str(stream_name(reads.features)), stream_name(reads.labels),
         str(stream_name(writes.predictions)), stream_name(writes.outcomes),
         stream_name(writes.metrics), stream_name(writes.unmatched), reads.join, reads.label,
         tuple(reads.feature_fields) if reads.feature_fields is not None else None, reads.key,
@@ -294,7 +319,7 @@ def group(name: str, given: dict[str, Any], flat: dict[str, Any]) -> dict[str, A
             raise TypeError(f"learner {name!r}: {g}: {exc}") from exc
     for g in ("reads", "writes"):
         if g not in out:
-            need = "features= and labels=" if g == "reads" else "predictions="
+            need = "features= (and labels=)" if g == "reads" else "predictions="
             raise TypeError(f"learner {name!r}: give {g}= ({GROUPS[g].__name__}) or {need}")
     return out
 

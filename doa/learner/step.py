@@ -48,7 +48,8 @@ class Learner:
         self.is_classifier = isinstance(model, base.Classifier)
         self.is_anomaly = isinstance(model, base.AnomalyDetector)
         self.supervised = bool(getattr(model, "_supervised", True))
-        kinds(spec.name, model, metric, spec.challenger)
+        if metric is not None or spec.labels is not None:
+            kinds(spec.name, model, metric, spec.challenger)
         # Probabilities for classifiers that give them, whatever the metric (a prediction
         # record carries them; a metric that needs labels gets the most probable one, as
         # River's progressive_val_score gives it predict_one's: challenger.metric_input);
@@ -72,17 +73,38 @@ class Learner:
         return reason is None
 
     def _as_model(self, model: Any) -> Any:
-        """The model as this learner runs it: compiled, or the River object itself."""
-        if not self.compiled or not hasattr(model, "learn_one") or hasattr(model, "run_ops"):
-            return model
-        from doa.compiled import compile_model
+        """The model as this learner runs it: compiled on its ``feature_fields``, or the River
+        object itself. A model restored from a snapshot of a run that ran it the other way (or
+        compiled on other fields) is converted with its learned state: River's object and the
+        compiled one predict and learn alike on the same fields (:mod:`doa.compiled`).
 
-        return compile_model(model, features=list(self.spec.feature_fields or ()))
+        Raises ValueError, naming the learner and the way out, for a restored River model
+        that has no compiled form (its class is not the declared one's).
+        """
+        is_compiled = hasattr(model, "run_ops")
+        if not self.compiled:
+            return model.to_river() if is_compiled else model
+        fields = tuple(self.spec.feature_fields or ())
+        if is_compiled:
+            if model.features == fields:
+                return model
+            model = model.to_river()
+        elif not hasattr(model, "learn_one"):
+            return model
+        from doa.compiled import compile_model, why_not
+
+        reason = why_not(model)
+        if reason is not None:
+            raise ValueError(f"learner {self.spec.name!r}: its restored model "
+                             f"{type(model).__name__} cannot run compiled ({reason}); "
+                             "declare compiled=False to run it as River")
+        return compile_model(model, features=list(fields))
 
     def initial(self) -> dict[str, Any]:
         from doa.learner.versions import start_versions
 
-        state = {"model": self._as_model(self.model.clone()), "metric": self.metric.clone(),
+        metric = None if self.metric is None else self.metric.clone()
+        state = {"model": self._as_model(self.model.clone()), "metric": metric,
                  "pending": OrderedDict(), "early": OrderedDict(), "version": 1, "labels": 0}
         start_versions(state, timestamp=0)
         if self.spec.challenger is not None:
@@ -109,6 +131,8 @@ class Learner:
         return state, out
 
     def _ops(self, state: dict[str, Any]) -> Ops:
+        # a restored state may hold the model as a run declared otherwise ran it
+        state["model"] = self._as_model(state["model"])
         ops = Ops(state["model"], self._predict, self._convert if self.compiled else None,
                   self.supervised)
         ops.beside = self._beside(state)
@@ -142,6 +166,9 @@ class Learner:
                      out: list[Any]) -> None:
         spec = self.spec
         join = str(event[spec.join])
+        if spec.labels is None:
+            self._score_then_learn(state, event, join, ops, out)
+            return
         if join in state["pending"]:  # predicted on already, its label not in yet: report
             self._unmatched(event, ops, out, "duplicate", join, "a second feature record with "
                             "a join value whose prediction still waits for its label; the "
@@ -169,6 +196,24 @@ class Learner:
             self._on_label(state, label, ops, out, anchor=[label, event])
         held.expire(state["early"], event, wait_ms=spec.label_wait_ms,
                     report=self._reporter(ops, out))
+
+    def _score_then_learn(self, state: dict[str, Any], event: Any, join: str, ops: Ops,
+                          out: list[Any]) -> None:
+        """No label stream: score the record, then learn on it (progressive validation, as
+        River's ``s = model.score_one(x); model.learn_one(x)``); ``labels`` counts them."""
+        spec, x, version = self.spec, self._features(event), state["version"]
+        cell = ops.predict(x)
+        ops.later(lambda: out.append((event, spec.predictions, self._prediction(
+            event, join, x, cell[0], version))))
+        ops.learn(x, None)
+        state["labels"] += 1
+        if spec.version_every and state["labels"] % spec.version_every == 0:
+            from doa.learner.versions import new_version
+
+            ops.flush()  # the version is the model as it is after this record
+            self._model_event(event, out, new_version(
+                state, spec.name, partition=event.partition, timestamp=event.timestamp,
+                keep=spec.keep_versions))
 
     def _prediction(self, event: Any, join: str, x: dict[str, Any], y_pred: Any,
                     version: int) -> dict[str, Any]:

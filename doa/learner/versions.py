@@ -71,7 +71,7 @@ def keep_version(state: dict[str, Any], timestamp: int, keep: int) -> None:
 
 def _keep(state: dict[str, Any], version: int, timestamp: int, keep: int | None) -> bytes:
     blob = pickle.dumps(river_model(state["model"]), protocol=5)  # River-readable
-    value = state["metric"].get()
+    value = None if state["metric"] is None else state["metric"].get()
     state["versions"][version] = {"created": timestamp, "labels": state["labels"],
                                   "metric": None if value is None else float(value),
                                   "blob": blob}
@@ -82,7 +82,7 @@ def _keep(state: dict[str, Any], version: int, timestamp: int, keep: int | None)
 
 def _event(state: dict[str, Any], name: str, action: str, from_version: int, partition: int,
            timestamp: int, reason: str, blob: bytes | None = None) -> dict[str, Any]:
-    value = state["metric"].get()
+    value = None if state["metric"] is None else state["metric"].get()
     metric = None if value is None or (isinstance(value, float) and math.isnan(value)) \
         else float(value)
     return {"model": name, "action": action, "version": state["version"],

@@ -219,7 +219,7 @@ def scorer_of(topology: Topology, stream: str) -> Scorer | None:
     """
     for node in topology.nodes.values():
         spec: Any = node.spec
-        if node.kind == "learner" and spec.predictions == stream:
+        if node.kind == "learner" and spec.predictions == stream and spec.labels is not None:
             return Scorer(spec.name, spec.labels, spec.join, spec.max_delay_ms, spec.outcomes,
                           spec.unmatched, spec.models, spec.metrics, True)
         lab = getattr(spec, "labels", None)

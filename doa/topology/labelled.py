@@ -68,7 +68,7 @@ def _pairing(node: Node) -> tuple[str, str, tuple[str, ...], str] | None:
     spec = node.spec
     if isinstance(spec, ModelSpec) and spec.labels is not None:
         return "model", str(stream_name(spec.labels.stream)), spec.reads, "input"
-    if isinstance(spec, LearnerSpec):
+    if isinstance(spec, LearnerSpec) and spec.labels is not None:
         return "learner", spec.labels, (spec.features,), "features stream"
     return None
 
