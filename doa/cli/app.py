@@ -197,10 +197,10 @@ def _neighbours(path: str, compared: tuple[str, ...] = ()) -> Any:
 
 
 def _add_broker_commands() -> None:
-    from doa.cli import catalog, deploy, model, streams
+    from doa.cli import broker, catalog, deploy, dlq, model, streams
 
     for command in (streams.run_cmd, streams.publish_cmd, streams.subscribe_cmd,
-                    streams.broker_cmd, streams.dlq_cmd, model.model_cmd,
+                    broker.broker_cmd, dlq.dlq_cmd, model.model_cmd,
                     deploy.compose_cmd, deploy.deploy_cmd, catalog.catalog_cmd):
         cli.add_command(command)
     from doa.cli.lineage import lineage_cmd

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from doa.cli.console import err, out
-from doa.cli.options import broker_option, need_broker
+from doa.cli.options import Duration, broker_option, need_broker
 from doa.errors import DoaError
 
 
@@ -59,8 +59,11 @@ def compose_cmd(topology: str, group_specs: tuple[str, ...], out_file: str | Non
 @click.command("deploy")
 @click.argument("topology")
 @broker_option
-@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
-              metavar="SECONDS", help="Wait this long for the broker to answer.")
+@click.option("--wait", "wait_s", type=Duration(zero=True), default=60.0,
+              show_default=True, metavar="DURATION",
+              help="Wait this long (seconds, or 30s, 1m) for a broker that refuses "
+                   "connections (one starting) to listen; anything else that does not answer "
+                   "fails at once.")
 @click.option("--publish-demo", type=click.IntRange(min=1), default=None, metavar="N",
               help="Then publish N records of the topology's demo source (paced by their "
                    "timestamps) and exit.")
@@ -69,15 +72,11 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
     """Prepare a broker for TOPOLOGY and exit: check it, create its topics, register its
     schemas (refusing an incompatible change, and a version that nodes running on the broker
     cannot read). Idempotent: run it before the nodes start."""
-    from doa.cluster.reach import check_reachable, reachable
     from doa.engines.launch import prepare
     from doa.topology.loader import load
 
     address = need_broker(broker)
-    deadline = time.monotonic() + wait_s
-    while not reachable(address) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    check_reachable(address, timeout_s=3.0)
+    wait_for_broker(address, wait_s)
     module, t = load(topology)
     registered = prepare(t, address)  # refuses what running processes could not read
     out.print(f"topology {t.name!r} ready on {address}: {len(t.streams)} streams, "
@@ -85,6 +84,39 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
     if publish_demo is not None:
         published = publish(module, address, publish_demo)
         out.print("published " + ", ".join(f"{n} to {s}" for s, n in published.items()))
+
+
+def wait_for_broker(address: str, wait_s: float) -> None:
+    """Return once ``address`` answers; while it refuses connections (a broker starting), say
+    so at once and wait up to ``wait_s``; anything else that does not answer (no answer, a
+    server that is not Kafka, an unknown host) is its one-line error at once.
+
+    >>> from doa.cluster.reach import BrokerUnreachable
+    >>> try:
+    ...     wait_for_broker("127.0.0.1:1", 0.6)
+    ... except BrokerUnreachable as exc:
+    ...     print(exc.reason)
+    connection refused for 0.6 s of --wait
+    """
+    from doa.cluster.reach import BrokerUnreachable, check_reachable
+
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            check_reachable(address, timeout_s=3.0)
+            return
+        except BrokerUnreachable as exc:
+            if not exc.refused or time.monotonic() >= deadline:
+                if said:
+                    raise BrokerUnreachable(address, f"{exc.reason} for {wait_s:g} s of "
+                                                     "--wait", refused=True) from None
+                raise
+            if not said:
+                err.print(f"broker {address}: {exc.reason}; waiting up to {wait_s:g} s for "
+                          "it to listen (--wait 0: not at all)")
+                said = True
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 class _Counter:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,15 +13,13 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
-from doa.cli.broker import broker_cmd
 from doa.cli.console import err, out
-from doa.cli.dlq import dlq_cmd
-from doa.cli.options import broker_option, json_default, need_broker, topology_option
+from doa.cli.options import Duration, broker_option, json_default, need_broker, topology_option
 from doa.engines import NodeStats
 from doa.errors import DoaError
 from doa.local.embedded import configured_broker
 
-__all__ = ["broker_cmd", "dlq_cmd", "publish_cmd", "run_cmd", "subscribe_cmd"]
+__all__ = ["publish_cmd", "run_cmd", "subscribe_cmd"]
 
 def summary_line(elapsed: float, stats: dict[str, NodeStats], dead_letters: str = "dead letters",
                  before: dict[str, int] | None = None) -> str:
@@ -69,8 +68,8 @@ def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
 @click.argument("topology")
 @broker_option
 @click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
-@click.option("--for", "seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this many seconds.")
+@click.option("--for", "seconds", type=Duration(), default=None, metavar="DURATION",
+              help="Stop after this long: seconds (60) or 30s, 1m, 1h.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No status line of the nodes' counts (broker status lines still show).")
 @click.option("--engine", default="kafka", show_default=True,
@@ -124,7 +123,8 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
                  engine=engine,
                  say=lambda line: err.print(escape(line)), metrics_port=metrics_port)
     out.print(stats_table(report.stats, report.seconds))
-    out.print(f"stopped by {report.stopped_by}; broker {report.broker}")
+    out.print(f"stopped by {report.stopped_by}; broker {report.broker}" + ("" if address else
+              " (embedded, in memory: stopped with doa, its streams and dead letters are gone)"))
     if report.incomplete:
         raise DoaError(report.incomplete)
 
@@ -175,7 +175,8 @@ def _say_status(line: str, dead_lettering: bool) -> None:
 @click.argument("stream")
 @broker_option
 @topology_option
-@click.option("--file", "-f", "path", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False,
+                                                      allow_dash=True),
               default="-", help="JSON lines to publish (default: stdin).")
 @click.option("--timestamp-field", default=None, metavar="FIELD",
               help="Each record's timestamp (its event time, ms since the epoch) is this "
@@ -227,27 +228,51 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
 def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None
                  ) -> list[tuple[dict[str, Any], int | None]]:
     """The JSON objects of ``lines``, each checked by ``encode``, with its timestamp (see
-    :func:`_timestamp`); else an error naming the first bad line (blank lines are skipped
-    but counted)."""
+    :func:`_timestamp`); else one error naming every bad line, one line each (the first
+    ``SHOWN_BAD``, then how many more; blank lines are skipped but counted)."""
     records: list[tuple[dict[str, Any], int | None]] = []
+    bad: list[str] = []
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line.rstrip("\r\n"))
-        except orjson.JSONDecodeError as exc:  # its own "line 1" would be a second number
-            raise DoaError(f"line {number}, column {exc.colno}: not valid JSON ({exc.msg}); "
-                           "nothing was published") from exc
-        if not isinstance(record, dict):
-            raise DoaError(f"line {number}: expected a JSON object, got "
-                           f"{type(record).__name__}; nothing was published")
-        try:
-            encode(record)
-        except DoaError as exc:
-            raise DoaError(f"line {number}: {_exact(line, encode, exc)}; nothing was "
-                           "published") from exc
-        records.append((record, _timestamp(record, timestamp_field, number)))
+        if line.strip():
+            try:
+                record = _record(line, number, encode)
+                records.append((record, _timestamp(record, timestamp_field, number)))
+            except DoaError as exc:
+                bad.append(str(exc).removesuffix(NOTHING))
+    if len(bad) == 1:
+        raise DoaError(bad[0] + NOTHING)
+    if bad:
+        more = f"\n  and {len(bad) - SHOWN_BAD} more" if len(bad) > SHOWN_BAD else ""
+        raise DoaError(f"{len(bad)} bad lines{NOTHING}:\n  "
+                       + "\n  ".join(bad[:SHOWN_BAD]) + more)
     return records
+
+
+NOTHING, SHOWN_BAD = "; nothing was published", 20  # and the bad lines an error shows
+
+
+def _record(line: str, number: int, encode: Any) -> dict[str, Any]:
+    """Line ``number``'s JSON object, checked by ``encode``; else a one-line error.
+
+    >>> _record('{"t": 20.5, "h": NaN}', 3, None)
+    Traceback (most recent call last):
+    doa.errors.DoaError: line 3, column 18: not valid JSON (NaN: JSON has no NaN or Infinity, \
+Python's json.dumps writes them): write null for an optional field, or leave the record out
+    """
+    try:
+        record = orjson.loads(line.rstrip("\r\n"))
+    except orjson.JSONDecodeError as exc:  # its own "line 1" would be a second number
+        nan = re.match(r"-?(NaN|Infinity)", exc.doc[exc.pos - exc.doc[:exc.pos].endswith("-"):])
+        why = f"{exc.msg})" if not nan else (f"{nan[0]}: JSON has no NaN or Infinity, Python's "
+               "json.dumps writes them): write null for an optional field, or leave the record out")
+        raise DoaError(f"line {number}, column {exc.colno}: not valid JSON ({why}") from exc
+    if not isinstance(record, dict):
+        raise DoaError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+    try:
+        encode(record)
+    except DoaError as exc:
+        raise DoaError(f"line {number}: {_exact(line, encode, exc)}") from exc
+    return record
 
 
 def _timestamp(record: dict[str, Any], field: str | None, number: int) -> int | None:
@@ -275,20 +300,13 @@ def _timestamp(record: dict[str, Any], field: str | None, number: int) -> int | 
     got = (f"the line has no field {field!r}" if field not in record
            else f"got {type(value).__name__} {value!r}")
     raise DoaError(f"line {number}: --timestamp-field {field}: expected ms since the epoch "
-                   f"(an integer >= 0), {got}; nothing was published")
+                   f"(an integer >= 0), {got}{NOTHING}")
 
 
 def _exact(line: str, encode: Any, exc: DoaError) -> DoaError:
     """The error of ``line`` as the user wrote it: orjson reads an integer beyond 64 bits as a
-    float (``1e+23``), so an error naming such a value comes again from Python's own reader.
-
-    >>> from doa.errors import DoaError
-    >>> def encode(r):
-    ...     raise DoaError(f"ts expected long, got {type(r['ts']).__name__} {r['ts']}")
-    >>> big = '{"ts": 99999999999999999999999}'
-    >>> str(_exact(big, encode, DoaError("ts expected long, got float 1e+23")))
-    'ts expected long, got int 99999999999999999999999'
-    """
+    float (``1e+23``), so an error naming such a value comes again from Python's own reader
+    (``got int 99999999999999999999999``, not ``got float 1e+23``)."""
     import json
 
     try:
