@@ -67,8 +67,12 @@ def test_publish_refuses_a_line_without_an_integer_timestamp_field(broker: str,
     assert code == 0, stderr
     code, stderr = _publish(broker, path, "--timestamp-field", "payload")
     assert code == 1
-    assert stderr == ("error: line 1: --timestamp-field payload: expected ms since the epoch "
-                      "(an integer >= 0), got str 'x'; nothing was published")
+    assert stderr == (  # every bad line named, nothing sent
+        "error: 2 bad lines; nothing was published:\n"
+        "  line 1: --timestamp-field payload: expected ms since the epoch (an integer >= 0), "
+        "got str 'x'\n"
+        "  line 3: --timestamp-field payload: expected ms since the epoch (an integer >= 0), "
+        "the line has no field 'payload'")
     path.write_text('{"key": "a", "n": 1}\n')
     code, stderr = _publish(broker, path, "--timestamp-field", "payload")
     assert code == 1
