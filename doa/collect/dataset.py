@@ -120,6 +120,10 @@ def learner_spec(t: Topology, learner: str) -> Any:
         raise DoaError(f"topology {t.name!r} has no learner or model node {learner!r} "
                        f"(learners and model nodes: {', '.join(learners) or 'none'})")
     spec: Any = node.spec
+    if spec.labels is None:
+        raise DoaError(f"learner {learner!r} learns without labels (it scores each record, then "
+                       "learns on it): it has no outcomes to make a dataset of; its predictions "
+                       f"are the record of what it saw: `doa export TOPOLOGY {spec.predictions}`")
     if spec.outcomes is None:
         raise DoaError(f"learner {learner!r} writes no outcomes stream: what it learned on is "
                        "not in the log (declare outcomes= in its Outputs)")

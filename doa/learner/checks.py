@@ -108,16 +108,16 @@ def kinds(name: str, model: Any, metric: Any, challenger: Any = None) -> None:
     kind = kind_of(model)
     if not works(model):
         what = _EXAMPLE.get(kind)
-        fix = f"give a metric for a {kind} (e.g. {what}) or " if what else "give "
+        fix = f"give a metric for {_a(kind)} (e.g. {what}) or " if what else "give "
         other = {"a regression metric": " a regressor", "a classification metric":
                  " a classifier"}.get(metric_kind(metric), " a model it works with")
         raise ValueError(f"learner {name!r}: metric {type(metric).__name__} is "
-                         f"{metric_kind(metric)} and the model {model} is a {kind}; "
+                         f"{metric_kind(metric)} and the model {model} is {_a(kind)}; "
                          f"{fix}{other.strip()}")
     if challenger is not None and kind_of(challenger) != kind:
         raise ValueError(f"learner {name!r}: challenger {challenger} is a "
                          f"{kind_of(challenger)}, not the same kind as the model {model} "
-                         f"(a {kind})")
+                         f"({_a(kind)})")
     if challenger is not None and not works(challenger):
         raise ValueError(f"learner {name!r}: metric {type(metric).__name__} does not work "
                          f"with the challenger {challenger}")
@@ -212,3 +212,12 @@ def declaring() -> Iterator[None]:
         yield
     except (TypeError, ValueError) as exc:
         raise DeclarationError(f"{exc}{_user_line()}") from exc
+
+
+def _a(kind: str) -> str:
+    """``kind`` with its article: ``a regressor``, ``an anomaly detector``.
+
+    >>> _a("classifier"), _a("anomaly detector")
+    ('a classifier', 'an anomaly detector')
+    """
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
