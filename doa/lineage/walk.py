@@ -301,8 +301,7 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
     made_on = input_partition(rec.lineage)  # each input partition has its own versions
 
     def ours(r: Record) -> bool:  # the node's event for the prediction's input partition
-        return r.event.get("model") == spec.name and (
-            made_on is None or r.event.get("partition") in (None, made_on))
+        return r.event.get("model") == spec.name and on_partition(r, made_on)
 
     for p in log.partitions(spec.models):
         start = log.first_at(spec.models, p, rec.event.timestamp + 1)
