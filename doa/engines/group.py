@@ -21,6 +21,7 @@ from doa.engines import EngineSettings, NodeStats
 from doa.engines.chain import Pauses
 from doa.engines.delivery import retriable
 from doa.engines.partitioned import PartitionedNode, Rebalance
+from doa.engines.vanished import Vanished
 from doa.node import Node
 from doa.topology.topology import Topology
 
@@ -42,6 +43,8 @@ class GroupMember(PartitionedNode):
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from a fetch
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
+        # inputs (or the state topic) gone from the broker, and back
+        self._vanished = Vanished(node.name, address, state_topic=self.state_topic)
         self._leaving = False  # the broker lacks the node's topics: leave the group (_mind_topics)
         self._away = False  # out of the group until the broker has them again
         self._looked = 0.0  # when the broker's topics were last asked for

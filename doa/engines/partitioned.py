@@ -29,7 +29,6 @@ from doa.cluster.admin import outgrown, state_topic
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.cluster.registry import reread
 from doa.engines import EngineSettings, NodeStats
-from doa.engines.vanished import Vanished
 from doa.events import LINEAGE_HEADER
 from doa.local.embedded import BrokerError
 from doa.node import Node
@@ -86,8 +85,6 @@ class PartitionedNode:
         self._plans: dict[int, list[tuple[int, ...]]] = {}  # a restart's, per partition
         self._written = Written()  # what a restart must not write again (doa.runtime.written)
         self.signing_key = signing.state_key()  # None: warned once, nothing is checked
-        # inputs (or the state topic) gone from the broker, and back
-        self._vanished = Vanished(node.name, address, state_topic=self.state_topic)
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
         raise NotImplementedError
