@@ -22,8 +22,9 @@ PACKAGE = REPO / "doa"
 # Low to high. A module may import its own layer and the layers below it, never above.
 LAYERS: list[list[str]] = [
     # Leaves: the error classes, Event/lineage ids, and Stream/Node/Step (what every node kind
-    # and the topology share; it exists so that kinds need not import the topology).
-    ["doa.errors", "doa.keys", "doa.events", "doa.node"],
+    # and the topology share; it exists so that kinds need not import the topology), and
+    # unpickling that finds a topology file's classes wherever the file was loaded from.
+    ["doa.errors", "doa.keys", "doa.events", "doa.node", "doa.pickles"],
     # Avro on the wire: schemas, the codec and its generated strict reader, explanations.
     ["doa.wire.*"],
     # Edges to processes and the network that know no topology: client security options,

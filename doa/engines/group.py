@@ -22,6 +22,7 @@ from doa.engines.chain import Pauses
 from doa.engines.delivery import retriable
 from doa.engines.partitioned import PartitionedNode, Rebalance
 from doa.engines.vanished import Vanished
+from doa.errors import DoaError, first_line
 from doa.node import Node
 from doa.topology.topology import Topology
 
@@ -48,6 +49,7 @@ class GroupMember(PartitionedNode):
         self._leaving = False  # the broker lacks the node's topics: leave the group (_mind_topics)
         self._away = False  # out of the group until the broker has them again
         self._looked = 0.0  # when the broker's topics were last asked for
+        self._failed: DoaError | None = None  # an assignment that could not be loaded
 
     # -- commits -------------------------------------------------------------------------------
     def _offsets(self) -> dict[TopicPartition, int]:
@@ -125,6 +127,8 @@ class GroupMember(PartitionedNode):
         assignment or the consumer's metadata said so: :meth:`_outgrown`), after snapshotting
         and committing what the node processed. The batch loop calls it under the lock, so no
         rebalance callback runs meanwhile."""
+        if self._failed is not None:
+            raise self._failed
         await self._mind_topics()
         if not self._outgrown((), self._input_counts()):
             return
@@ -134,8 +138,19 @@ class GroupMember(PartitionedNode):
         raise self.refusal
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """:meth:`_assigned` under the lock. An error there (a snapshot that does not
+        unpickle, a state topic that cannot be read) is kept for the batch loop to raise:
+        aiokafka only logs what its rebalance callback raises, and the node sat idle, silent."""
         async with self._lock:
-            await self._assigned(partitions)
+            try:
+                await self._assigned(partitions)
+            except Exception as exc:
+                where = sorted({tp.partition for tp in partitions})
+                text = (str(exc) if isinstance(exc, DoaError) else
+                        f"loading the state of partitions {where} failed: "
+                        f"{first_line(exc, kind=True)}")
+                self._failed = DoaError(f"node {self.node.name!r}: {text}")
+                self._failed.__cause__ = exc
 
     async def _assigned(self, partitions: set[TopicPartition]) -> None:
         assert self._consumer is not None

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from doa.cluster.signing import SignatureError, seal, signing_key, unseal
+from doa.pickles import loads
 
 POLICIES = ("ignore", "reset", "rollback")
 log = logging.getLogger(__name__)
@@ -122,14 +123,14 @@ def load_model(event: Mapping[str, Any], env: Mapping[str, str] | None = None) -
         raise SignatureError(f"{where}model {event['model']!r} version {event['version']} "
                              f"(partition {event['partition']}) is {e}; refused, not "
                              f"unpickled") from None
-    return pickle.loads(data)
+    return loads(data)
 
 
 def rollback(state: dict[str, Any], target: int, name: str, *, partition: int,
              timestamp: int, reason: str, keep: int = 10) -> dict[str, Any]:
     """Load version ``target`` as a new version; raise KeyError if it is not kept."""
     kept = state["versions"][target]
-    state["model"] = pickle.loads(kept["blob"])  # from the state: verified with its snapshot
+    state["model"] = loads(kept["blob"])  # from the state: verified with its snapshot
     state["version"] = next_version(state)
     _keep(state, state["version"], timestamp, keep)
     return _event(state, name, "rollback", target, partition, timestamp, reason)

@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doa.cluster.signing import ENV_KEY, TAG_SIZE, sign, verify
+from doa.errors import DoaError, first_line
+from doa.pickles import loads
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ UNSIGNED, SIGNED = 1, 2  # formats
 CHUNK_SIZE = 512 * 1024
 _WHY = {"unsigned": f"it carries no signature and {ENV_KEY} is set",
         "mis-signed": f"its signature does not match {ENV_KEY} (another key, or altered)"}
+
+
+class Unrestorable(DoaError):
+    """A complete snapshot (signed, if a key is set) that does not unpickle."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,15 @@ def scan(values: Sequence[bytes], key: bytes | None = None, *, topic: str = "",
             refused.append(Refused(topic, partition, at[start], at[i], seq, reason))
             i = start - 1
             continue
-        data = pickle.loads(blob[TAG_SIZE:] if form == SIGNED else blob)
+        try:
+            data = loads(blob[TAG_SIZE:] if form == SIGNED else blob)
+        except Exception as exc:  # its state's class changed or is gone: say which snapshot
+            raise Unrestorable(
+                f"state topic {topic!r} partition {partition} offset {at[i]}: snapshot {seq} "
+                f"cannot be restored: {first_line(exc, kind=True)} (its state was "
+                f"written by another version of the node's code: make the class it names "
+                f"importable again, or, to start the node from the beginning of its inputs, "
+                f"delete the state topic and run `doa deploy`)") from exc
         return Snapshot(seq, data["state"], data["offsets"], data["created_ms"], at[i],
                         data.get("outputs", {})), refused
     return None, refused

@@ -17,13 +17,16 @@ doa.errors.DoaError: 'topologies.sensors' has no Topology named 'topo' (found: t
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 from doa.errors import DoaError
+from doa.pickles import PREFIX
 from doa.topology.topology import Topology
 
 
@@ -53,12 +56,26 @@ def load(spec: str) -> tuple[ModuleType, Topology]:
     return module, found
 
 
+def topology_module_name(path: Path) -> str:
+    """The module name a topology file is imported under: the same in every process (a state
+    or model whose class the file defines is pickled with it and unpickled by another run; a
+    salted ``hash()`` made it differ from run to run), and naming the file, so that
+    :func:`doa.pickles.loads` finds the class when the file has moved.
+
+    >>> topology_module_name(Path("/srv/app/fraud-v2.py"))
+    '_doa_topology_fraud_v2_a989b2150aadc41c'
+    """
+    stem = re.sub(r"\W", "_", path.stem)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return f"{PREFIX}{stem}_{digest}"
+
+
 def _load_file(target: str, path: Path) -> ModuleType:
     if path.is_dir():
         raise DoaError(f"{target!r} is a directory, not a topology file")
     if not path.is_file():
         raise DoaError(f"topology file {target!r} not found")
-    module_name = f"_doa_topology_{abs(hash(str(path.resolve())))}"
+    module_name = topology_module_name(path)
     # An absolute file name in the code objects: errors name the user's file wherever it ran.
     loader_spec = importlib.util.spec_from_file_location(module_name, path.resolve())
     if loader_spec is None or loader_spec.loader is None:
