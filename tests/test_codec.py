@@ -597,6 +597,26 @@ def test_bad_marker(readings: Codec, data: bytes) -> None:
     assert "stream 'readings'" in str(info.value)
 
 
+@pytest.mark.parametrize(("data", "said"), [
+    (b'{"sensor_id": "s1", "value": 2.5}', "it is JSON text, not Avro"),
+    (b'[{"sensor_id": "s1"}]', "it is JSON text, not Avro"),
+    (b"s1,2.5,1700000000", "it is text, not Avro"),
+    (b"\x00\x00\x00\x00\x07\x04s1\x00\x00\x00\x00\x04@", None),  # binary: nothing to say about it
+])
+def test_bad_marker_says_when_the_bytes_are_text(readings: Codec, data: bytes,
+                                                 said: str | None) -> None:
+    """Records a non-doa producer wrote (kafka-console-producer, a JSON client) are named as
+    such, and the fix said (a walk had only "starts with '7b22'")."""
+    with pytest.raises(DecodeError) as info:
+        readings.decode(data)
+    message = str(info.value)
+    if said is None:
+        assert message.endswith("expected 'c301'"), message
+    else:
+        assert f"expected 'c301'; {said}: written by a producer that is not doa's " \
+               f"(publish with `doa publish` or doa's Publisher)" in message, message
+
+
 def test_unknown_fingerprint(readings: Codec) -> None:
     payload = readings.encode(READING)
     with pytest.raises(DecodeError) as info:

@@ -53,6 +53,25 @@ MARKER = b"\xc3\x01"
 HEADER_SIZE = 10
 
 
+def _looks(data: bytes) -> str:
+    """What bytes without doa's header look like, when that tells how they got there.
+
+    >>> print(_looks(b'{"id": 1}')[:52])
+    ; it is JSON text, not Avro: written by a producer t
+    >>> _looks(b"plain words").split(",")[0], _looks(b"\\x00\\x00\\x00\\x01x")
+    ('; it is text', '')
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if not text.isprintable():
+        return ""
+    kind = "JSON text" if text.lstrip()[:1] in ("{", "[") else "text"
+    return (f"; it is {kind}, not Avro: written by a producer that is not doa's (publish with "
+            f"`doa publish` or doa's Publisher)")
+
+
 class Codec:
     """Encoder/decoder for one stream.
 
@@ -149,7 +168,7 @@ class Codec:
             raise DecodeError(self.stream, "truncated", f"{len(data)} bytes, header needs 10")
         if data[:2] != MARKER:
             raise DecodeError(self.stream, "bad-marker",
-                              f"starts with {data[:2].hex()!r}, expected 'c301'")
+                              f"starts with {data[:2].hex()!r}, expected 'c301'{_looks(data)}")
         writer = self.history.get(fp)
         if writer is None:
             raise DecodeError(self.stream, "unknown-fingerprint",
