@@ -11,6 +11,7 @@ from rich.markup import escape
 from doa.cli.console import err
 from doa.cli.options import broker_option, need_broker
 from doa.collect.bounds import Bound
+from doa.errors import DoaError
 from doa.local.embedded import configured_broker
 
 FORMAT = click.Choice(["jsonl", "csv", "parquet"])
@@ -60,12 +61,17 @@ def export_cmd(topology: str, stream: str, broker: str | None, start: str | None
     --replay re-published for a node (that node's second chance) is left out and counted.
     """
     from doa.collect.export import export, ranges_line, replays_line
+    from doa.subscriber import RecordError
 
     lo, hi = _bounds(start, end)  # export() checks the range and --out before it reads
-    report = export(topology, stream, broker=need_broker(configured_broker(broker)), out=out,
-                    fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
-                    on_error="skip" if skip_undecodable else "raise",
-                    with_replays=with_replays)
+    try:
+        report = export(topology, stream, broker=need_broker(configured_broker(broker)),
+                        out=out, fmt=fmt, start=lo, end=hi, with_lineage=with_lineage,
+                        on_error="skip" if skip_undecodable else "raise",
+                        with_replays=with_replays)
+    except RecordError as e:
+        raise DoaError(f"{e}; nothing written (--skip-undecodable exports the other records "
+                       f"and counts these)") from None
     err.print(escape(f"exported {report.records:,} records of {stream!r} to {out} "
                      f"({report.format}) in {report.seconds:.1f} s, {report.rate:,.0f}/s; "
                      f"offsets read per partition {ranges_line(report)}"))

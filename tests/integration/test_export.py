@@ -24,7 +24,7 @@ from doa.engines.launch import prepare
 from doa.local.embedded import EmbeddedBroker
 from doa.topology.topology import Topology
 from doa.wire.codec import HEADER_SIZE
-from tests.integration.helpers import raw_records
+from tests.integration.helpers import doa_command, one_line, raw_records
 from tests.test_collect import EXPECTED, RICH, as_fastavro, record
 
 pytestmark = pytest.mark.broker
@@ -98,6 +98,15 @@ def test_a_stream_with_two_registered_versions_decodes_both(tansu: str, tmp_path
                                           r"\(unknown-fingerprint\)"):
         export(str(new_file), "items", broker=tansu, out=str(tmp_path / "again.jsonl"))
     assert not (tmp_path / "again.jsonl").exists()
+    cli = doa_command("export", str(new_file), "items", "--broker", tansu, "--out",
+                      str(tmp_path / "again.jsonl"))
+    assert cli.returncode == 1
+    assert one_line(cli.stderr) == (
+        "error: stream 'items' partition 0 offset 9: cannot decode (unknown-fingerprint): "
+        f"fingerprint {'00' * 8} is not a version of t.Item registered on the broker when "
+        "this process last read the registry (written with a schema never deployed? `doa "
+        "deploy` registers a topology's schemas); nothing written (--skip-undecodable exports "
+        "the other records and counts these)")
     skipped = export(str(new_file), "items", broker=tansu, out=str(tmp_path / "again.jsonl"),
                      on_error="skip")
     assert (skipped.records, skipped.skipped) == (9, 1)
