@@ -27,7 +27,7 @@ metric and model version of the prediction's input partition after the label ("c
 and back to the model version that made it ("made by"). So does the prediction of a model
 node with ``labels=`` (:mod:`doa.model`, its candidate's shadow prediction too): label,
 outcome, "counted in", and "made by" the model event of its version; a
-model node learns nothing, so no "learned by".
+model node learns nothing, so no "learned by". A model node without labels: "made by" only.
 
 Examples
 --------
@@ -197,10 +197,11 @@ def _window(log: Log, stream: str, p: int, parent: Event, window_ms: int,
 # -- a prediction that waits for its label -------------------------------------------------------
 class Scorer(NamedTuple):
     """What the walk needs of a node whose predictions meet labels: a learner, or a model node
-    with ``labels=`` (``learns``: whether a label makes a new model version)."""
+    with ``labels=`` (``learns``: whether a label makes a new model version); or of a model
+    node with a models stream and no labels (``labels`` None: only "made by")."""
 
     name: str
-    labels: str
+    labels: str | None
     join: str
     max_delay_ms: int | None
     outcomes: str | None
@@ -211,7 +212,8 @@ class Scorer(NamedTuple):
 
 
 def scorer_of(topology: Topology, stream: str) -> Scorer | None:
-    """The node whose predictions ``stream`` holds, if they meet labels.
+    """The node whose predictions ``stream`` holds, if they meet labels (or, a model node's,
+    its versions are announced on a models stream).
 
     >>> from doa.topology.topology import Topology
     >>> scorer_of(Topology("empty"), "predictions") is None
@@ -227,6 +229,8 @@ def scorer_of(topology: Topology, stream: str) -> Scorer | None:
                 and lab is not None and spec.join is not None):
             return Scorer(spec.name, _named(lab.stream), spec.join, None, _named(lab.outcomes),
                           _named(lab.unmatched), spec.models, _named(lab.metrics), False)
+        if node.kind == "model" and stream == spec.predictions and spec.models is not None:
+            return Scorer(spec.name, None, spec.join, None, None, None, spec.models, None, False)
     return None
 
 
@@ -239,6 +243,8 @@ def _prediction_links(log: Log, rec: Record, spec: Scorer, depth: int, window_ms
     e = rec.event
     horizon = spec.max_delay_ms if spec.max_delay_ms is not None else horizon_ms
     steps = [_made_by(log, rec, spec, horizon)]
+    if spec.labels is None:
+        return steps
     label = _first(log, spec.labels, e.timestamp - window_ms, e.timestamp + horizon,
                    lambda r: str(r.event.get(spec.join)) == str(e.get("join")))
     if label is None:

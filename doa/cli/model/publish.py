@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from doa.cli.console import out
-from doa.cli.model.versions import node_spec, reach, read_all, send_all, stamp
+from doa.cli.model.versions import at_the_end, node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
 from doa.model.kept import model_candidates, model_roles
@@ -37,7 +37,9 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     :class:`~doa.model.formats.FeatureNamesError`) is refused and nothing is sent; so is a
     model whose predictions are of another type than the live version's
     (:func:`doa.model.compat.type_refusal`).
-    ``classes`` names an ONNX model's classes (kept with the version)."""
+    ``classes`` names an ONNX model's classes (kept with the version). ``timestamp_ms`` is
+    the version's place in event time (None: where the scored streams end now,
+    :func:`~doa.cli.model.versions.at_the_end`)."""
     from doa.cluster.signing import signing_key
     from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
     from doa.model.compat import CLASSES_KEY
@@ -67,7 +69,8 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     chunks = chunk_records(node, version, data, fmt=fmt, chunk_bytes=chunk_bytes or CHUNK_BYTES,
                            key=signing_key(), note=note, candidate=candidate,
                            metadata=metadata, **stamp())
-    send_all(broker, t, spec.versions, chunks, timestamp_ms)
+    send_all(broker, t, spec.versions, chunks,
+             at_the_end(broker, t, spec, spec.versions) if timestamp_ms is None else timestamp_ms)
     return version, replaced
 
 
@@ -145,12 +148,27 @@ def _refuse_type_change(t: Any, spec: Any, scorer: Any, records: list[Any], what
 @click.option("--classes", default=None, metavar="A,B,...",
               help="An ONNX model's classes, in the order of its probability columns (e.g. "
                    "False,True for a classifier skl2onnx exported with labels 0,1).")
+@click.option("--at", "at", default=None, metavar="TIME",
+              help="The version's place in event time: an ISO time or epoch ms with the "
+                   "suffix ms (default: just after the newest record of the streams the node "
+                   "scores, so a replay of the log switches where the live node did).")
 @broker_option
 def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
                 meta: tuple[str, ...], chunk_bytes: int | None, classes: str | None,
-                broker: str | None) -> None:
-    """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE."""
+                at: str | None, broker: str | None) -> None:
+    """Publish FILE (.onnx, .joblib, .pkl) as the next version of model node NODE.
+
+    The node switches to it between two records, by their timestamps: a version's records
+    are stamped just after the newest record of the streams the node scores (each
+    partition's own), or at --at, so a replay of the log switches at the same record.
+    """
+    from doa.collect.bounds import parse_bound
     from doa.model.compat import parse_classes
+
+    when = None if at is None else parse_bound(at).time_ms
+    if at is not None and when is None:
+        raise DoaError(f"--at {at}: expected a time (2024-05-01T12:00, 1714564800000ms), "
+                       "not an offset")
 
     metadata = parse_meta(meta)
     address = reach(broker)
@@ -166,7 +184,7 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
                                         candidate=candidate, chunk_bytes=chunk_bytes,
                                         metadata=metadata,
                                         classes=None if classes is None else
-                                        parse_classes(classes))
+                                        parse_classes(classes), timestamp_ms=when)
     role = "candidate" if candidate else "live version"
     replacing = "".join(f", replacing candidate version {v}" for v in replaced)
     out.print(f"published {file} as version {version} of {node} ({role}) on "

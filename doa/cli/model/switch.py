@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from doa.cli.console import err, out
-from doa.cli.model.versions import node_spec, reach, read_all, send_all, stamp
+from doa.cli.model.versions import at_the_end, node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
 from doa.model.kept import learner_kept, model_kept, model_roles
@@ -38,7 +38,7 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
                           t.streams[stream].partitions)
         _refuse(f"model node {node!r}", version, kept)
         send_all(address, t, stream, [command(node, "rollback", version, reason, **stamp())],
-                 None)
+                 at_the_end(address, t, spec, stream))
     else:
         if spec.control is None:
             raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
@@ -54,7 +54,7 @@ def rollback_cmd(topology: str, node: str, version: int, reason: str,
             _refuse(f"learner {node!r}", version, learner_kept(
                 events, spec.keep_versions, t.streams[stream].partitions))
         send_all(address, t, stream, [{"command": "rollback", "version": version,
-                                       "reason": reason}], None)
+                                       "reason": reason}], at_the_end(address, t, spec, stream))
     out.print(f"asked {node} to roll back to version {version} on "
               f"{t.streams[stream].partitions} partition(s); see `doa model list` for the "
               "result")
@@ -113,7 +113,7 @@ def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> No
         sent = stamp()  # each partition's record names the candidate it makes live
         send_all(address, t, spec.versions, {
             p: [command(node, "promote", v or 0, reason, **sent)] for p, v in running.items()},
-            None)
+            at_the_end(address, t, spec, spec.versions))
     elif spec.control is None:
         raise DoaError(f"learner {node!r} declares no control= stream to send commands on")
     elif spec.challenger is None:
@@ -130,6 +130,7 @@ def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> No
                         "it was promoted or rejected")
         send_all(address, t, spec.control, {  # 0: whichever runs (none announced yet)
             p: [{"command": "promote", "version": max(v or 0, 0),
-                 "reason": reason or "doa model promote"}] for p, v in racing.items()}, None)
+                 "reason": reason or "doa model promote"}] for p, v in racing.items()},
+            at_the_end(address, t, spec, spec.control))
     out.print(f"asked {node} to promote its candidate; see `doa model list` for the result")
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import getpass
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from doa.cli.options import need_broker
 from doa.errors import DoaError
 
-__all__ = ["node_spec", "reach", "read_all", "send_all", "stamp"]
+__all__ = ["at_the_end", "node_spec", "reach", "read_all", "send_all", "stamp"]
 
 
 def node_spec(topology: str, node: str, kinds: tuple[str, ...] = ("learner", "model")
@@ -43,25 +44,71 @@ def reach(broker: str | None) -> str:
 
 
 def read_all(address: str, t: Any, stream: str) -> list[Any]:
-    """Every record of ``stream``, from its beginning."""
-    from doa.client import Subscriber
+    """Every record of ``stream`` from its beginning to the end it has now, partition by
+    partition in offset order (records ``doa dlq --replay`` re-published are left out).
 
-    with Subscriber([stream], broker=address, topology=t, from_beginning=True,
-                    idle_timeout_s=2) as sub:
-        return list(sub)
+    Reading up to the ends taken first, not until the stream has been idle for a while: each
+    ``doa model`` command read one to three streams and waited 2 s of silence after each
+    (5-7 s a command in a walk)."""
+    from doa.collect.read import Reader, codecs_for
+    from doa.events import Event, replay_node
+    from doa.subscriber import decode_at, lineage_at
+
+    codec = codecs_for(t, [stream], address)[stream]
+    found: list[Any] = []
+    with Reader(address) as reader:
+        for p, (begin, end) in sorted(reader.ends(stream).items()):
+            for batch in reader.batches(stream, p, begin, end):
+                for m in batch:
+                    if m.headers and replay_node(m.headers) is not None:
+                        continue
+                    record = decode_at(codec, m)
+                    lin = lineage_at(m, record)
+                    found.append(Event(record, stream=stream, partition=p, offset=m.offset,
+                                       timestamp=m.timestamp, key=m.key,
+                                       id=lin.id if lin else None,
+                                       headers=tuple(m.headers or ())))
+    return found
+
+
+def at_the_end(address: str, t: Any, spec: Any, stream: str) -> dict[int, int]:
+    """The timestamp of a record sent to each partition of ``stream`` (a versions or control
+    stream) so that it takes effect where the log ends now: one past the newest record of the
+    streams the node scores in that partition (the wall clock where they have none).
+
+    A node merges its inputs by timestamp (:mod:`doa.runtime.merge`). A version stamped with
+    the wall clock came, in a rebuild from the log, after every record stamped with an
+    earlier event time (a backfill, a producer lagging): the live run had switched where the
+    version arrived, the rebuild later. Stamped at the end of the scored records, the
+    version comes after those that were there when it was sent, in both.
+    """
+    from doa.collect.read import Reader
+
+    scored = list(spec.reads) if spec.kind == "model" else [spec.features]
+    now = time.time_ns() // 1_000_000
+    newest: dict[int, int] = {}
+    with Reader(address) as reader:
+        for s in scored:
+            for p, (begin, end) in reader.ends(s).items():
+                for batch in reader.batches(s, p, max(begin, end - 1), end):
+                    newest[p] = max([newest.get(p, 0), *(m.timestamp for m in batch)])
+    return {p: newest[p] + 1 if p in newest else now
+            for p in range(t.streams[stream].partitions)}
 
 
 def send_all(address: str, t: Any, stream: str,
              records: list[dict[str, Any]] | dict[int, list[dict[str, Any]]],
-             timestamp_ms: int | None) -> None:
+             timestamp_ms: int | Mapping[int, int] | None) -> None:
     """Send ``records``, in order, to every partition of ``stream`` (a dict: to each
-    partition its own)."""
+    partition its own), stamped ``timestamp_ms`` (a mapping: each partition's own; None:
+    the wall clock)."""
     from doa.client import Publisher
 
     with Publisher(stream, broker=address, topology=t, name="doa-model") as pub:
         for p in range(t.streams[stream].partitions):
             for record in records.get(p, []) if isinstance(records, dict) else records:
-                pub.send(record, partition=p, timestamp_ms=timestamp_ms)
+                pub.send(record, partition=p, timestamp_ms=timestamp_ms.get(p)
+                         if isinstance(timestamp_ms, Mapping) else timestamp_ms)
 
 
 def stamp() -> dict[str, Any]:
