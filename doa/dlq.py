@@ -22,9 +22,17 @@ Replay is bounded and loses nothing:
 - its lineage header (version 2) names its letter by id and coordinates, and its id is
   :func:`replay_id` of the letter's place: ``doa lineage`` walks replayed record -> dead letter
   -> original record, and from a dead letter forward to its replay;
-- the consumer group ``TOPOLOGY.dlq-replay`` remembers what was replayed, and its offsets are
-  committed only up to the first letter whose re-publish the broker did not acknowledge: a
-  failed letter is reported with its coordinates and is replayed again by the next run.
+- a letter whose bytes are not a record of its stream (as the topology's schema, or a version
+  registered for the stream, reads them: :class:`doa.dlq_read.Readers`) is not re-published:
+  its node would only dead-letter it again, a new letter on every replay. It stays in the
+  dead-letter stream, and ``doa dlq`` lists it as undecodable: the fix is the producer's.
+  The replay passes it (``ReplayReport.undecodable``) as it passes a letter it skips;
+- ``replay(..., node=NAME)`` replays that node's letters only;
+- the consumer group ``TOPOLOGY.dlq-replay`` (``TOPOLOGY.dlq-replay.NODE`` for a replay of one
+  node) remembers what was replayed (:mod:`doa.dlq_books`: runs of one node and of all mix,
+  each letter replayed once), and its offsets are committed only up to the first letter whose
+  re-publish the broker did not acknowledge: a failed letter is reported with its
+  coordinates and is replayed again by the next run.
 
 Examples
 --------
@@ -43,13 +51,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from doa.cluster.fetchwait import Poll
 from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
+from doa.dlq_books import Books, read_books, replay_group
+from doa.dlq_read import (
+    Readers,
+    dead_letters,
+    replayed_up_to,
+    undecodable,
+    was_tombstone,
+    with_history,
+)
 from doa.errors import DoaError, first_line
 from doa.events import (
     LINEAGE_HEADER,
@@ -67,14 +83,11 @@ from doa.events import (
 )
 from doa.topology.topology import Topology
 
-if TYPE_CHECKING:
-    from doa.client import RecordError
-
-__all__ = ["REPLAY_HEADER", "REPLAY_NODE", "Replay", "pack_replay", "replay", "replay_fields",
-           "replay_id", "replay_node", "unpack_replay", "was_tombstone"]
+__all__ = ["REPLAY_HEADER", "REPLAY_NODE", "Replay", "ReplayReport", "dead_letters",
+           "pack_replay", "replay", "replay_fields", "replay_group", "replay_id", "replay_node",
+           "replayed_up_to", "undecodable", "unpack_replay", "was_tombstone"]
 
 REPLAY_NODE = "doa-dlq-replay"  # the node a replayed record's lineage header names
-_TOMBSTONE = "record has no value (a tombstone)"  # what the runtime says of a null value
 
 
 def replay_id(dlq: str, partition: int, offset: int) -> bytes:
@@ -86,96 +99,18 @@ def replay_id(dlq: str, partition: int, offset: int) -> bytes:
     return output_id(REPLAY_NODE, letter, 0)
 
 
-def was_tombstone(letter: dict[str, Any]) -> bool:
-    """Whether a letter's record had no value (null), not an empty one.
-
-    The letter's ``raw`` is bytes either way (``b""``); its ``tombstone`` field says which.
-    A letter written before the field existed reads it as null (schema resolution gives the
-    default): for those, the runtime dead-lettered a null value, and only a null value, as a
-    ``DoaError`` saying it is a tombstone (an empty value is a ``DecodeError/truncated``).
-
-    >>> was_tombstone({"raw": b"", "error_type": "ValueError", "message": "...",
-    ...                "tombstone": True})
-    True
-    >>> was_tombstone({"raw": b"", "error_type": "DecodeError/truncated", "message": "...",
-    ...                "tombstone": False})
-    False
-
-    A letter written before (the field null, or missing):
-
-    >>> was_tombstone({"raw": b"", "error_type": "DoaError", "tombstone": None,
-    ...                "message": "stream 'events': record has no value (a tombstone)"})
-    True
-    >>> was_tombstone({"raw": b"", "error_type": "DecodeError/truncated", "message": "..."})
-    False
-    """
-    flag = letter.get("tombstone")
-    if flag is not None:
-        return bool(flag)
-    return (letter["raw"] == b"" and letter["error_type"] == "DoaError"
-            and str(letter["message"]).endswith(_TOMBSTONE))
-
-
-def dead_letters(address: str, topology: Topology, *, group: str | None = None,
-                 idle_s: float = 2.0) -> Iterator[Event | RecordError]:
-    """The dead-letter envelopes of ``topology`` (from the group's position, or all); a letter
-    that cannot be decoded comes as a :class:`doa.client.RecordError`.
-
-    A dead-letter stream that does not exist is a :class:`DoaError` at once, not when the
-    letters are first read.
-    """
-    from doa.client import Subscriber
-
-    _with_history(address, topology)
-    sub = Subscriber([topology.dead_letters.name], broker=address, topology=topology,
-                     group=group, from_beginning=True, idle_timeout_s=idle_s, on_error="yield")
-    return _read(sub)
-
-
-def replayed_up_to(address: str, topology: Topology) -> dict[int, int]:
-    """Per partition of the dead-letter stream, the offset up to which :func:`replay` has
-    re-published its letters (the replay group's committed offsets; a letter at or past it is
-    not replayed yet, a partition missing: none of it)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    dlq = topology.dead_letters.name
-    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
-                             enable_auto_commit=False, group_id=replay_group(topology))
-    try:
-        parts = sorted(consumer.partitions_for_topic(dlq) or [])
-        done = {p: consumer.committed(TopicPartition(dlq, p)) for p in parts}
-    finally:
-        consumer.close(autocommit=False)
-    return {p: o for p, o in done.items() if o is not None}
-
-
-def replay_group(topology: Topology) -> str:
-    """The consumer group whose offsets say which letters :func:`replay` has re-published."""
-    return f"{topology.name}.dlq-replay"
-
-
-def _read(sub: Any) -> Iterator[Event | RecordError]:
-    with sub:
-        yield from sub
-
-
-def _with_history(address: str, topology: Topology) -> None:
-    """Let the topology decode letters written with older registered DeadLetter versions."""
-    from doa.cluster.registry import read_registry
-
-    name = topology.dead_letters.name
-    versions = read_registry(address).get(name, [])
-    if versions:
-        topology.add_history(name, [v.schema for v in versions])
-
-
 @dataclass
 class ReplayReport:
-    """What one :func:`replay` did: counts per stream, and one line per letter not replayed."""
+    """What one :func:`replay` did: counts per stream, one line per letter not replayed, and
+    the letters passed over: ``undecodable`` (their bytes are not a record of their stream),
+    ``before`` (replayed by an earlier run) and ``others`` (another node's, in a run of one)."""
 
     replayed: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    undecodable: list[str] = field(default_factory=list)
+    before: int = 0
+    others: int = 0
 
     @property
     def total(self) -> int:
@@ -191,28 +126,49 @@ class _Sent:
     future: Any
 
 
-def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> ReplayReport:
-    """Re-publish the dead letters not replayed before to their streams; see the module doc.
+@dataclass
+class _Run:
+    """One replay's scope and state: the node whose letters it replays (None: all), the
+    bookkeeping it started from, and each stream's reader."""
+
+    topology: Topology
+    readers: Readers
+    books: Books
+    node: str | None = None
+    report: ReplayReport = field(default_factory=ReplayReport)
+    seen: set[tuple[str, int, int]] = field(default_factory=set)
+
+
+def replay(address: str, topology: Topology, *, node: str | None = None,
+           timeout_s: float = 60.0) -> ReplayReport:
+    """Re-publish the dead letters not replayed before to their streams (``node``'s only, if
+    given); see the module doc.
 
     ``timeout_s`` bounds reading the letters and waiting for the broker's acknowledgements.
     """
     from kafka import KafkaConsumer, KafkaProducer
 
     check_reachable(address)
-    _with_history(address, topology)
+    if node is not None and node not in topology.nodes:
+        raise DoaError(f"--node {node!r}: topology {topology.name!r} has no such node (its "
+                       f"nodes: {', '.join(sorted(topology.nodes))})")
+    with_history(address, topology)
+    dlq = topology.dead_letters.name
     options = kafka_python_options(address)
     consumer = KafkaConsumer(bootstrap_servers=address, **options, enable_auto_commit=False,
-                             group_id=replay_group(topology), fetch_max_wait_ms=10)
+                             group_id=replay_group(topology, node), fetch_max_wait_ms=10)
     producer = KafkaProducer(bootstrap_servers=address, **options, acks="all", linger_ms=5,
                              client_id="doa-dlq-replay")
-    report = ReplayReport()
     # a dead-letter partition of thousands of one-record batches (each letter written as it
     # failed) answers a short fetch on the embedded broker with nothing: the wait stretches
     poll = Poll(consumer, floor_ms=200)
     try:
-        starts, ends = _bounds(poll, address, topology.dead_letters.name, timeout_s)
-        sent, commit = _republish(poll, producer, topology, starts, ends, report, timeout_s)
-        _settle(producer, sent, commit, report, timeout_s)
+        tps = _partitions(consumer, address, dlq)  # none: one line, before the bookkeeping
+        run = _Run(topology, Readers(topology, address),
+                   read_books(address, dlq, topology.name, topology.nodes), node)
+        starts, ends = _bounds(poll, tps, run, timeout_s)
+        sent, commit = _republish(poll, producer, run, starts, ends, timeout_s)
+        _settle(producer, sent, commit, run.report, timeout_s)
         if commit:
             from kafka.structs import OffsetAndMetadata
 
@@ -220,32 +176,37 @@ def replay(address: str, topology: Topology, *, timeout_s: float = 60.0) -> Repl
     finally:
         producer.close(timeout=2)
         consumer.close(autocommit=False, timeout_ms=2000)
-    return report
+    return run.report
 
 
-def _bounds(poll: Poll, address: str, dlq: str,
+def _partitions(consumer: Any, address: str, dlq: str) -> list[Any]:
+    """The partitions of ``dlq``; a one-line error if it does not exist."""
+    from kafka import TopicPartition
+
+    tps = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or [])]
+    if not tps:  # as the listing says it (doa.dlq_read.letters)
+        raise DoaError(f"stream {dlq!r} does not exist on {address} yet (doa deploy or "
+                       "doa run creates a topology's streams)")
+    return tps
+
+
+def _bounds(poll: Poll, tps: list[Any], run: _Run,
             timeout_s: float) -> tuple[dict[Any, int], dict[Any, int]]:
-    """Per partition of ``dlq``: where this group resumes, and the end when replay starts.
+    """Per partition ``tps`` of the dead-letter stream: where this run starts
+    (:meth:`Books.start`), and the end when it starts.
 
     The broker's end offset can be a lower bound (tansu answers the base offset of the last
     batch + 1), so the batch at end - 1 is read, before anything is re-published, to find the
     last letter that exists now.
     """
-    from kafka import TopicPartition
-
     consumer = poll.consumer
-    tps = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or [])]
-    if not tps:  # as the listing says it (doa.client.Subscriber)
-        raise DoaError(f"stream {dlq!r} does not exist on {address} yet (doa deploy or "
-                       "doa run creates a topology's streams)")
+    dlq = run.topology.dead_letters.name
     consumer.assign(tps)
     first = consumer.beginning_offsets(tps)
     ends = consumer.end_offsets(tps)
-    starts = {}
-    for tp in tps:
-        committed = consumer.committed(tp)
-        starts[tp] = max(committed if committed is not None else 0, first[tp])
-    probe = [tp for tp in tps if ends[tp] > starts[tp]]
+    starts = {tp: max(run.books.start(tp.partition, run.node), first[tp]) for tp in tps}
+    # every partition that has letters: its last batch may reach past a start beyond the end
+    probe = [tp for tp in tps if ends[tp] > first[tp]]
     for tp in probe:
         consumer.seek(tp, ends[tp] - 1)
     deadline = time.monotonic() + timeout_s
@@ -264,42 +225,60 @@ def _bounds(poll: Poll, address: str, dlq: str,
     return starts, ends
 
 
-def _republish(poll: Poll, producer: Any, topology: Topology, starts: dict[Any, int],
-               ends: dict[Any, int], report: ReplayReport,
-               timeout_s: float) -> tuple[list[_Sent], dict[Any, int]]:
-    """Send every letter in [start, end) of each partition; the sends, and how far each
-    partition was read (what may be committed if every send before it is acknowledged)."""
-    codec = topology.codec(topology.dead_letters.name)
+def _republish(poll: Poll, producer: Any, run: _Run, starts: dict[Any, int],
+               ends: dict[Any, int], timeout_s: float) -> tuple[list[_Sent], dict[Any, int]]:
+    """Send every letter in [start, end) of each partition that is the run's to send; the
+    sends, and how far each partition was read (what may be committed if every send before
+    it is acknowledged)."""
+    dlq = run.topology.dead_letters.name
+    codec = run.topology.codec(dlq)
     consumer = poll.consumer
     pending = {tp for tp in ends if ends[tp] > starts[tp]}
     done: dict[Any, int] = {}
     sent: list[_Sent] = []
-    seen: set[tuple[str, int, int]] = set()
     deadline = time.monotonic() + timeout_s
     for tp in set(ends) - pending:
         consumer.pause(tp)
     while pending:
         if time.monotonic() > deadline:
-            raise DoaError(f"dead-letter stream {topology.dead_letters.name!r}: letters "
-                           f"still unread after {timeout_s:g} s; nothing was committed")
+            raise DoaError(f"dead-letter stream {dlq!r}: letters still unread after "
+                           f"{timeout_s:g} s; nothing was committed")
         for tp, messages in poll().items():
             for m in messages:
                 if tp not in pending or m.offset >= ends[tp]:
                     break
-                where = f"{m.topic}/{m.partition}@{m.offset}"
-                try:
-                    letter = codec.decode(m.value)
-                except Exception as exc:
-                    report.skipped.append(f"{where}: cannot decode the letter ({exc})")
-                else:
-                    one = _send_one(producer, topology, tp, m, letter, where, seen, report)
-                    if one is not None:
-                        sent.append(one)
+                one = _one(producer, run, tp, m, codec)
+                if one is not None:
+                    sent.append(one)
                 done[tp] = m.offset + 1
                 if done[tp] >= ends[tp]:
                     pending.discard(tp)
                     consumer.pause(tp)
     return sent, done
+
+
+def _one(producer: Any, run: _Run, tp: Any, m: Any, codec: Any) -> _Sent | None:
+    """Letter ``m``: passed over (another node's, replayed before, or not a record of its
+    stream), or re-published by :func:`_send_one`."""
+    report = run.report
+    where = f"{m.topic}/{m.partition}@{m.offset}"
+    try:
+        letter = codec.decode(m.value)
+    except Exception as exc:
+        report.skipped.append(f"{where}: cannot decode the letter ({exc})")
+        return None
+    node = str(letter.get("node") or "")
+    if run.node is not None and node != run.node:
+        report.others += 1
+        return None
+    if run.books.replayed(m.partition, m.offset, node):
+        report.before += 1
+        return None
+    why = run.readers.undecodable(letter)
+    if why is not None:
+        report.undecodable.append(f"{where}: node {node!r}: {why}")
+        return None
+    return _send_one(producer, run.topology, tp, m, letter, where, run.seen, report)
 
 
 def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[str, Any],

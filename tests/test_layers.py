@@ -51,8 +51,8 @@ LAYERS: list[list[str]] = [
      "doa.cluster.streams", "doa.cluster.limits"],
     # Users' tools: the Python client, the dead-letter tool, the in-memory harness; lineage,
     # exports and training sets read from the log.
-    ["doa.client", "doa.subscriber", "doa.dlq", "doa.testing", "doa.lineage.*", "doa.collect.*",
-     "doa.dataset"],
+    ["doa.client", "doa.subscriber", "doa.dlq", "doa.dlq_read", "doa.dlq_books", "doa.testing",
+     "doa.lineage.*", "doa.collect.*", "doa.dataset"],
     # What exists: processes describe themselves (doa run), the catalog reads it back.
     ["doa.catalog.*"],
     # Nodes on Kafka: the aiokafka and Faust engines, the partitioned base, `doa run`.

@@ -1,0 +1,168 @@
+"""``doa run``: a topology's nodes on a broker, with a status line of their counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from doa.cli.console import err, out
+from doa.cli.options import Duration, broker_option
+from doa.engines import NodeStats
+from doa.errors import DoaError
+from doa.local.embedded import configured_broker
+
+__all__ = ["StatusTicker", "numba_nodes", "run_cmd", "stats_table", "summary_line"]
+
+
+def summary_line(elapsed: float, stats: dict[str, NodeStats], dead_letters: str = "dead letters",
+                 before: dict[str, int] | None = None) -> str:
+    """The status line: each node's records in and out, then those it skipped (replays for
+    another node) and those it sent to the dead-letter stream ``dead_letters``, if any, with
+    how many more than ``before`` (dead letters per node at the previous line) said.
+
+    Examples
+    --------
+    >>> from doa.engines import NodeStats
+    >>> stats = {"parse": NodeStats(records_in=500, records_out=450, dead_letters=50),
+    ...          "count": NodeStats(records_in=450, records_out=450, skipped=3)}
+    >>> print(summary_line(10.44, stats, "iot.dlq", before={"parse": 38}))
+    [  10.4s] parse: in 500 out 450 dead letters 50 (+12) to iot.dlq | count: in 450 out 450 \
+skipped 3
+    >>> print(summary_line(12.0, stats, "iot.dlq", before={"parse": 50}).split(" | ")[0])
+    [  12.0s] parse: in 500 out 450 dead letters 50 to iot.dlq
+    """
+    parts = []
+    for name, s in stats.items():
+        part = f"{name}: in {s.records_in} out {s.records_out}"
+        if s.skipped:
+            part += f" skipped {s.skipped}"
+        if s.dead_letters:
+            new = s.dead_letters - (before or {}).get(name, 0)
+            part += f" dead letters {s.dead_letters}{f' (+{new})' if new else ''} to " \
+                    f"{dead_letters}"
+        parts.append(part)
+    return f"[{elapsed:6.1f}s] " + " | ".join(parts)
+
+
+def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
+    skips = any(s.skipped for s in stats.values())  # a column only when a replay was skipped
+    table = Table(title=f"run summary ({seconds:.1f} s)")
+    for col in ("node", "records in", "records out", "dead letters",
+                *(("skipped",) if skips else ()), "snapshots", "records/s"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for name, s in stats.items():
+        rate = s.records_in / seconds if seconds > 0 else 0.0
+        table.add_row(name, str(s.records_in), str(s.records_out), str(s.dead_letters),
+                      *((str(s.skipped),) if skips else ()), str(s.snapshots), f"{rate:,.0f}")
+    return table
+
+
+@click.command("run")
+@click.argument("topology")
+@broker_option
+@click.option("--nodes", default=None, help="Comma-separated nodes to run (default: all).")
+@click.option("--for", "seconds", type=Duration(), default=None, metavar="DURATION",
+              help="Stop after this long: seconds (60) or 30s, 1m, 1h.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No status line of the nodes' counts (broker status lines still show).")
+@click.option("--engine", default="kafka", show_default=True,
+              help="The engine running the nodes: kafka (the aiokafka batch loop) or faust "
+                   "(Faust agents; needs doa[faust]).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              envvar="DOA_METRICS_PORT", metavar="PORT",
+              help="Serve Prometheus /metrics on PORT (default: $DOA_METRICS_PORT, else off; "
+                   "needs doa[metrics]).")
+def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float | None,
+            quiet: bool, engine: str, metrics_port: int | None) -> None:
+    """Run a topology's nodes (an embedded broker is started if none is configured).
+
+    A status line shows the nodes' counts when they change (every 10 s when idle). A stop
+    (SIGTERM, Ctrl-C, --for) takes at most $DOA_SHUTDOWN_GRACE_S seconds (10); if the broker
+    is gone by then, doa says what is left undone and exits 1 (nothing is lost: it is
+    reprocessed on restart). A second SIGTERM or Ctrl-C exits at once.
+    """
+    import signal
+
+    from doa.cluster.reach import check_reachable
+    from doa.engines import worker_class
+    from doa.engines.launch import run
+    from doa.engines.signals import stop_before_start
+
+    # SIGTERM while the topology's modules import (river, numba: seconds) exits 0 at once,
+    # as a stop during the run does; doa.engines.launch.run then installs its own handlers.
+    signal.signal(signal.SIGTERM, stop_before_start)
+    worker_class(engine)  # an unknown engine first: the broker does not matter then
+    if nodes is not None and not [n for n in nodes.split(",") if n.strip()]:
+        raise click.BadParameter("give node names, e.g. --nodes a,b (or leave --nodes out to "
+                                 "run them all)", param_hint="'--nodes'")
+    from doa.observe import check_extras
+
+    check_extras(metrics_port)  # --metrics-port or OpenLineage set up without their extra
+    address = configured_broker(broker)
+    if address:
+        check_reachable(address, timeout_s=3.0)  # in seconds, before the imports
+    from doa.topology.loader import load_topology
+
+    t = load_topology(topology)
+    t.check()  # its problems before any notice of starting or compiling
+    if not address:
+        err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")
+    compiling = numba_nodes(t, nodes.split(",") if nodes else None)
+    if compiling and not quiet:
+        err.print(f"compiling Numba kernels for {', '.join(compiling)} (seconds on first use, "
+                  "then from numba's cache)")
+    report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
+                 tick=None if quiet else StatusTicker(dead_letters=t.dead_letters.name),
+                 engine=engine,
+                 say=lambda line: err.print(escape(line)), metrics_port=metrics_port)
+    out.print(stats_table(report.stats, report.seconds))
+    out.print(f"stopped by {report.stopped_by}; broker {report.broker}" + ("" if address else
+              " (embedded, in memory: stopped with doa, its streams and dead letters are gone)"))
+    if report.incomplete:
+        raise DoaError(report.incomplete)
+
+
+def numba_nodes(topology: Any, selected: list[str] | None) -> list[str]:
+    """The nodes among ``selected`` (None: all) whose start compiles Numba kernels.
+
+    >>> from doa.topology.loader import load_topology
+    >>> numba_nodes(load_topology("topologies/fraud.py"), None)
+    ['featurize']
+    """
+    return [name for name, n in topology.nodes.items()
+            if (selected is None or name in selected)
+            and (n.kind == "kernel" or bool(getattr(n.spec, "compiled", False)))]
+
+
+class StatusTicker:
+    """``tick`` for :func:`doa.engines.launch.run`: a summary line when a count changed, or every
+    ``idle_s`` seconds when none did; in yellow when a node sent records to the dead-letter
+    stream ``dead_letters`` since the line before (the first ones are also said one by one, with
+    their reason: :mod:`doa.runtime.tell`)."""
+
+    def __init__(self, idle_s: float = 10.0, dead_letters: str = "dead letters",
+                 say: Callable[[str, bool], None] | None = None) -> None:
+        self.idle_s = idle_s
+        self.dead_letters = dead_letters
+        self.say = say or _say_status
+        self._shown: tuple[tuple[int, int, int, int], ...] | None = None
+        self._dead: dict[str, int] = {}
+        self._at = 0.0
+
+    def __call__(self, elapsed: float, stats: dict[str, NodeStats]) -> None:
+        counts = tuple((s.records_in, s.records_out, s.dead_letters, s.skipped)
+                       for s in stats.values())
+        if counts != self._shown or elapsed - self._at >= self.idle_s:
+            self._shown, self._at = counts, elapsed
+            line = summary_line(elapsed, stats, self.dead_letters, self._dead)
+            new = any(s.dead_letters > self._dead.get(name, 0) for name, s in stats.items())
+            self._dead = {name: s.dead_letters for name, s in stats.items()}
+            self.say(line, new)
+
+
+def _say_status(line: str, dead_lettering: bool) -> None:
+    err.print(escape(line), style="yellow" if dead_lettering else None)
