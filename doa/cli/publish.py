@@ -27,7 +27,8 @@ __all__ = ["publish_cmd"]
 @click.option("--timestamp-field", default=None, metavar="FIELD",
               help="Each record's timestamp (its event time, ms since the epoch) is this "
                    "top-level field of its line, an integer in every line (default: the wall "
-                   "clock when sent).")
+                   "clock when sent). A field the stream's schema does not have is taken out "
+                   "of the record: it only carries the time.")
 def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str,
                 timestamp_field: str | None) -> None:
     """Publish JSON lines into a stream. Every line is validated against the stream's schema
@@ -48,7 +49,8 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
     with Publisher(stream, broker=address, topology=t, name="doa-publish") as pub:
         stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with stream_in:
-            records = _valid_lines(stream_in, pub.check, timestamp_field)  # schema, size, time
+            records = _valid_lines(stream_in, pub.check, timestamp_field,  # schema, size, time
+                                   timestamp_field in _fields(pub.codec.schema.json))
         sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
                           say=lambda line: err.print(escape(line)))
         with sending.interruptible():
@@ -71,18 +73,27 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
     err.print(f"published {n} record{'s' if n != 1 else ''} to {stream} (acknowledged)")
 
 
-def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None
-                 ) -> list[tuple[dict[str, Any], int | None]]:
+def _fields(schema: Any) -> set[str]:
+    """The top-level field names of a record schema (its JSON form)."""
+    return {f["name"] for f in schema.get("fields", [])} if isinstance(schema, dict) else set()
+
+
+def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None,
+                 carried: bool = True) -> list[tuple[dict[str, Any], int | None]]:
     """The JSON objects of ``lines``, each checked by ``encode``, with its timestamp (see
-    :func:`_timestamp`); else one error naming every bad line, one line each (the first
-    ``SHOWN_BAD``, then how many more; blank lines are skipped but counted)."""
+    :func:`_timestamp`; ``carried``: the timestamp field is one of the record's, else it is
+    taken out of it); else one error naming every bad line, one line each (the first
+    ``SHOWN_BAD``, then how many more; blank lines are skipped but counted).
+
+    >>> _valid_lines(['{"id": 1, "ts": 1700000000000}'], lambda r: None, "ts", carried=False)
+    [({'id': 1}, 1700000000000)]
+    """
     records: list[tuple[dict[str, Any], int | None]] = []
     bad: list[str] = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                record = _record(line, number, encode)
-                records.append((record, _timestamp(record, timestamp_field, number)))
+                records.append(_record(line, number, encode, timestamp_field, carried))
             except DoaError as exc:
                 bad.append(str(exc).removesuffix(NOTHING))
     if len(bad) == 1:
@@ -97,8 +108,10 @@ def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None
 NOTHING, SHOWN_BAD = "; nothing was published", 20  # and the bad lines an error shows
 
 
-def _record(line: str, number: int, encode: Any) -> dict[str, Any]:
-    """Line ``number``'s JSON object, checked by ``encode``; else a one-line error.
+def _record(line: str, number: int, encode: Any, timestamp_field: str | None = None,
+            carried: bool = True) -> tuple[dict[str, Any], int | None]:
+    """Line ``number``'s JSON object, checked by ``encode`` (without ``timestamp_field`` unless
+    ``carried``), and its timestamp; else a one-line error.
 
     >>> _record('{"t": 20.5, "h": NaN}', 3, None)
     Traceback (most recent call last):
@@ -114,11 +127,14 @@ Python's json.dumps writes them): write null for an optional field, or leave the
         raise DoaError(f"line {number}, column {exc.colno}: not valid JSON ({why}") from exc
     if not isinstance(record, dict):
         raise DoaError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+    timestamp = _timestamp(record, timestamp_field, number)
+    if timestamp_field is not None and not carried:
+        del record[timestamp_field]
     try:
         encode(record)
     except DoaError as exc:
         raise DoaError(f"line {number}: {_exact(line, encode, exc)}") from exc
-    return record
+    return record, timestamp
 
 
 def _timestamp(record: dict[str, Any], field: str | None, number: int) -> int | None:
