@@ -25,6 +25,16 @@ snapshot again and the node resumes from it, without a restart (the same test as
 engine's: tests/integration/test_broker_outage.py). A stop meanwhile is bounded by
 ``doa run``'s grace (:mod:`doa.engines.outage`).
 
+A broker replaced by an empty one (the embedded broker restarted, a Kafka node without its
+data): the app's clients never ask it to create a topic (:mod:`doa.engines.faust_topics`; only
+``doa deploy`` and ``doa run``'s preparation make topics). The rebalance that follows finds the
+node's inputs or state topic gone: the node says so once, drops the state of the log that went
+(there is no state topic to snapshot it to) and :class:`FaustWorker` takes the app out of its
+consumer group, asking the broker every second; once ``doa deploy`` made them again it says so,
+joins again and restores the snapshot that broker holds (none: from the beginning of its
+inputs). A Faust app of your own that mounts nodes keeps its own clients and its group: the
+node says the same lines and holds no partition until a rebalance brings its topics back.
+
 An input stream that gains partitions while the app runs: the rebalance that hands them over
 loads none of its assignment, the group commits what the snapshots cover, and
 :class:`FaustWorker` stops with one line (:func:`doa.cluster.admin.outgrown`); a member given
@@ -48,9 +58,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from doa.cluster.admin import batch_limits
-from doa.cluster.fetchwait import FetchWait, apply_aiokafka
 from doa.engines import EngineSettings, NodeStats
-from doa.engines.faust_node import MountedNode, abandon_app, free_port, fresh_datadir
+from doa.engines.faust_app import (
+    abandon_app,
+    free_port,
+    fresh_datadir,
+    join_error,
+    short_fetch_wait,
+)
+from doa.engines.faust_node import MountedNode
+from doa.engines.faust_topics import no_auto_create_clients
 from doa.engines.partitioned import METADATA_MAX_AGE_MS
 from doa.errors import DoaError
 from doa.node import Node
@@ -280,6 +297,7 @@ class FaustWorker:
         self.mounted.stats = self.stats
         await self.mounted.open()  # kernels compile before the app joins its group
         _daemon_consumer_thread(app)
+        no_auto_create_clients(app)  # only doa deploy makes topics
         self.app = app
         # app.start() returns once the first assignment is loaded and sought; Faust only logs
         # a fatal join error (e.g. a session timeout the broker refuses) and waits forever.
@@ -287,7 +305,7 @@ class FaustWorker:
         deadline = time.monotonic() + JOIN_TIMEOUT_S
         while not starting.done():
             await asyncio.wait({starting}, timeout=0.2)
-            error = _join_error(app)
+            error = join_error(app)
             if error is not None or time.monotonic() > deadline:
                 starting.cancel()
                 await self.close()
@@ -296,7 +314,7 @@ class FaustWorker:
                 raise DoaError(f"node {self.node.name!r}: the Faust app could not join consumer "
                                f"group {app.conf.id!r} on {self.address} ({why})")
         starting.result()
-        _short_fetch_wait(app, s.fetch_max_wait_ms)
+        short_fetch_wait(app, s.fetch_max_wait_ms)
         self._raise_failure()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -304,6 +322,8 @@ class FaustWorker:
         try:
             while not stop.is_set():
                 self._raise_failure()
+                if self.mounted is not None:  # out of its group while its topics are gone
+                    await self.mounted.mind_topics()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=0.1)
         finally:
@@ -356,37 +376,3 @@ def _daemon_consumer_thread(app: Any) -> None:
     thread = getattr(app.consumer, "_thread", None)
     if thread is not None:
         thread.Worker = _DaemonWorker
-
-
-def _join_error(app: Any) -> BaseException | None:
-    """A crash of the app, or the fatal error aiokafka keeps for the next poll of the consumer."""
-    if app.crashed:
-        return app.crash_reason or RuntimeError("the Faust app crashed")
-    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
-    coordinator = getattr(consumer, "_coordinator", None)
-    error = getattr(coordinator, "_pending_exception", None)
-    return error if isinstance(error, BaseException) else None
-
-
-def _short_fetch_wait(app: Any, wait_ms: int) -> None:
-    """Faust's aiokafka driver hard-codes fetch_max_wait_ms=1500; use doa's (10 ms), and let
-    it stretch while the embedded broker starves the consumer (:mod:`doa.cluster.fetchwait`),
-    after each fetch of Faust's consumer thread, in that thread: under CPU load a partition
-    that fell behind the others deep in a stream of one-record batches was left at 4,060 of
-    15,000 with a 10 ms wait, for good."""
-    thread = getattr(app.consumer, "_thread", None)
-    fetcher = getattr(getattr(thread, "_consumer", None), "_fetcher", None)
-    if thread is None or fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
-        return
-    fetcher._fetch_max_wait_ms = wait_ms
-    fetch_records = getattr(thread, "_fetch_records", None)
-    if fetch_records is None:
-        return
-    wait = FetchWait(wait_ms)
-
-    async def stretching(consumer: Any, *args: Any, **kwargs: Any) -> Any:
-        records = await fetch_records(consumer, *args, **kwargs)
-        apply_aiokafka(consumer, wait, bool(records))
-        return records
-
-    thread._fetch_records = stretching

@@ -4,7 +4,8 @@
 batches, and the app's rebalance signals); this module holds what the node does with them, so
 that only ``doa.engines.faust`` imports faust. The app is used through four of its members:
 ``app.producer.send`` (outputs and snapshots), ``app.consumer.assignment``,
-``app.consumer.seek_wait`` and ``app.consumer.highwater``.
+``app.consumer.seek_wait`` and ``app.consumer.highwater`` (and its consumer thread, through
+:mod:`doa.engines.faust_app` and :mod:`doa.engines.faust_topics`).
 
 Per assigned input partition the node keeps its state, the input offsets that state covers
 (``positions``) and the next offset it expects (``_next``). It processes a record only at the
@@ -23,12 +24,7 @@ replay starts at the snapshot's offsets whatever Faust committed.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import os
-import shutil
-import socket
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -40,8 +36,10 @@ from aiokafka.errors import KafkaError
 from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.delivery import refused
+from doa.engines.faust_app import partition_counts
+from doa.engines.faust_topics import TopicWatch
+from doa.engines.nocreate import no_auto_create
 from doa.engines.partitioned import PartitionedNode
-from doa.errors import DoaError
 from doa.local.embedded import BrokerError
 from doa.node import Node
 from doa.runtime.runner import OutRecord, RawRecord
@@ -65,6 +63,8 @@ class MountedNode(PartitionedNode):
         self._warmed = False
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
+        # inputs or state topic gone from the broker (replaced by an empty one), and back
+        self.topics = TopicWatch(node.name, address, node.reads, self.state_topic)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -74,11 +74,11 @@ class MountedNode(PartitionedNode):
             self.stats.warm_up_s = await asyncio.get_running_loop().run_in_executor(
                 None, self.runner.start)
         if self._reader is None:
-            self._reader = AIOKafkaConsumer(
+            self._reader = no_auto_create(AIOKafkaConsumer(
                 bootstrap_servers=self.address, **aiokafka_options(self.address),
                 enable_auto_commit=False,
                 auto_offset_reset="earliest", fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-                client_id=f"doa-{self.node.name}-state")
+                client_id=f"doa-{self.node.name}-state"))
             await self._reader.start()
 
     async def close(self) -> None:
@@ -109,10 +109,20 @@ class MountedNode(PartitionedNode):
             return {tp: self._left[tp.partition][tp.topic] for tp in mine
                     if tp.topic in self._left.get(tp.partition, {})}
         async with self._lock:
+            if not await self.topics.there(self._reader):
+                # the broker came back without them: what the node held belongs to a log
+                # that is gone, and there is no state topic to snapshot it to
+                self._reader.unsubscribe()
+                self._forget(set(self._ready))
+                self.topics.leaving = True  # FaustWorker takes the app out of its group
+                return {}
             snaps = await self.load(sorted({tp.partition for tp in mine} - self._ready))
             for p, snap in snaps.items():
                 await self._load(p, snap, {tp for tp in mine if tp.partition == p})
             await self._restart_reads(snaps)  # before any record of them is taken (the lock)
+            # idle, it holds no partition: one of a topic that goes would be fetched (and its
+            # metadata asked for) without pause, a thousand log lines a second
+            self._reader.unsubscribe()
             return {tp: self._next[tp] for tp in mine if tp in self._next}
 
     async def _load(self, p: int, snap: Snapshot | None, tps: set[TopicPartition]) -> None:
@@ -132,11 +142,19 @@ class MountedNode(PartitionedNode):
         log.info("node %s: partition %s from %s", self.node.name, p,
                  f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
 
+    async def mind_topics(self) -> None:
+        """Leave the app's consumer group while the broker lacks the node's topics, join it
+        again once they are back (:meth:`doa.engines.faust_topics.TopicWatch.mind`)."""
+        if self._reader is not None:
+            await self.topics.mind(self.app, self._reader)
+
     async def revoke(self, revoked: Iterable[tuple[str, int]]) -> None:
         """Snapshot the revoked partitions and forget them."""
         gone = {p for t, p in revoked if t in self.node.reads}
         async with self._lock:
             written = [p for p in sorted(gone & self._ready) if self._since_snapshot[p] > 0]
+            if written and not await self.topics.there(self._reader):
+                written = []  # the state topic is gone: nowhere to write them (said once)
             for p in written:
                 await self.snapshot(p)
             if written and self.failure is None:  # what a stop's "nothing was pending" rests on
@@ -209,10 +227,13 @@ class MountedNode(PartitionedNode):
         self._reader.assign([tp])
         self._reader.seek(tp, start)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            messages = (await self._reader.getmany(tp, timeout_ms=200)).get(tp, [])
-            if messages:
-                return min(int(messages[0].offset), found)
+        try:
+            while time.monotonic() < deadline:
+                messages = (await self._reader.getmany(tp, timeout_ms=200)).get(tp, [])
+                if messages:
+                    return min(int(messages[0].offset), found)
+        finally:
+            self._reader.unsubscribe()
         raise BrokerError(f"could not read {tp.topic}/{tp.partition} from offset {start}")
 
     def _caught_up(self, stream: str, p: int) -> bool:
@@ -307,68 +328,3 @@ class MountedNode(PartitionedNode):
 
     async def _send_state(self, key: bytes, value: bytes, p: int) -> None:
         await (await self.app.producer.send(self.state_topic, key, value, p, None, None))
-
-
-# -- the app around the node (doa.engines.faust uses these) -------------------------------
-
-
-def partition_counts(app: Any, streams: Iterable[str]) -> dict[str, int]:
-    """Each of ``streams``' partitions as the metadata of ``app``'s consumer has them (0:
-    unknown, or no consumer yet). Faust's consumer lives in a thread of its own; its aiokafka
-    client replaces its metadata maps whole on each refresh, so they can be read from here."""
-    consumer = getattr(getattr(getattr(app, "consumer", None), "_thread", None), "_consumer",
-                       None)
-    if consumer is None:
-        return {}
-    counts: dict[str, int] = {}
-    for stream in streams:
-        try:
-            counts[stream] = len(consumer.partitions_for_topic(stream) or ())
-        except Exception:  # a refresh under way: the next look sees it
-            counts[stream] = 0
-    return counts
-
-
-def free_port(preferred: int) -> int:
-    """``preferred`` if nothing listens on it, else a port the system says is free."""
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return int(probe.getsockname()[1])
-    raise DoaError("no free TCP port for the Faust web server")
-
-
-def fresh_datadir() -> str:
-    """A new temporary directory (``doa-faust-PID-*``), removed at the exit of the process."""
-    path = tempfile.mkdtemp(prefix=f"doa-faust-{os.getpid()}-")
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
-
-
-_LIBRARIES = tuple(f"{os.sep}{name}{os.sep}" for name in ("faust", "mode", "aiokafka"))
-
-
-async def abandon_app(stopping: asyncio.Future[Any], within_s: float = 1.0) -> None:
-    """Cancel a Faust app's stop and the library tasks it waits on, until they end.
-
-    mode stops each child service under ``asyncio.shield`` and goes on to the next one on a
-    cancel, so one cancel is not enough: with the broker gone every child waits on it.
-    """
-    me = asyncio.current_task()
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()
-                and (t is stopping or _library_task(t))]
-        if not left:
-            return
-        for t in left:
-            t.cancel()
-        await asyncio.wait(left, timeout=0.01)
-
-
-def _library_task(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and any(lib in code.co_filename for lib in _LIBRARIES)

@@ -7,6 +7,12 @@ added); on Kafka the node sat idle and said nothing. Now the node says in one li
 its topics went and that `doa deploy` makes them again, waits out of its group, and once they
 are back starts from the new broker's state: nothing of the lost log is mixed into it, a
 restart afterwards goes on from there.
+
+Both engines. The faust engine's clients asked for topic creation too, and after ``doa deploy``
+it stopped with "could not read counting.count.state/0 up to offset 1" (tansu); on Kafka it
+counted nothing of the new log. It now behaves as the kafka engine does, and while it waits
+its log stays quiet (its consumer, kept in the group, fetched partitions of topics that were
+gone: hundreds of log lines and a third of a core a second).
 """
 
 from __future__ import annotations
@@ -55,14 +61,26 @@ def _counted_from_scratch(outputs: list[dict[str, Any]], ns: range) -> None:
         assert got == [(c + 1, sum(mine[:c + 1])) for c in range(len(mine))], key
 
 
+def _quiet_while_waiting(log: Path, seconds: float = 10.0) -> None:
+    """The log grows by at most a few lines a second while the node waits (before: the
+    consumer's fetcher logged every metadata request for a topic that was gone)."""
+    time.sleep(2)  # the group left
+    before = log.read_text(errors="replace").count("\n")
+    time.sleep(seconds)
+    grown = log.read_text(errors="replace").count("\n") - before
+    assert grown < 30 * seconds, f"{grown} log lines in {seconds:.0f} s while waiting"
+
+
+@pytest.mark.parametrize("engine", ["kafka", "faust"])
 def test_a_node_waits_for_its_topics_and_starts_from_the_new_broker(
-        tmp_path: Path, broker_kind: str, request: pytest.FixtureRequest) -> None:
+        tmp_path: Path, broker_kind: str, engine: str, request: pytest.FixtureRequest) -> None:
     topology = load_topology(COUNTING)
+    run = ("run", COUNTING, "--broker", "--engine", engine)
     broker = _Fresh(broker_kind, request)
     env = {"DOA_LOG_FILE": str(tmp_path / "doa.log"), "DOA_MAX_RECORDS": "20",
            "DOA_SNAPSHOT_EVERY_MS": "1000"}
     prepare(topology, broker.address)
-    proc = doa_process("run", COUNTING, "--broker", broker.address, env=env)
+    proc = doa_process(*run[:3], broker.address, *run[3:], env=env)
     lines = Lines(proc)
     try:
         _publish(broker.address, range(100))
@@ -74,6 +92,8 @@ def test_a_node_waits_for_its_topics_and_starts_from_the_new_broker(
         wait_until(lambda: lines.first(GONE) is not None, 60)
         said = lines.first(GONE)
         assert said is not None and "`doa deploy` with this topology makes them again" in said[1]
+        if engine == "faust":  # the kafka engine's reader floods on Kafka (noted, not here)
+            _quiet_while_waiting(tmp_path / "doa.log")
         prepare(topology, broker.address)
         _publish(broker.address, range(1000, 1050))
         _counted_from_scratch(_outputs(broker.address, 50), range(1000, 1050))
@@ -82,7 +102,7 @@ def test_a_node_waits_for_its_topics_and_starts_from_the_new_broker(
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, lines.text()
 
-        again = doa_process("run", COUNTING, "--broker", broker.address, env=env)
+        again = doa_process(*run[:3], broker.address, *run[3:], env=env)
         relines = Lines(again)
         try:
             _publish(broker.address, range(1050, 1070))

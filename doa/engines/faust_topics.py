@@ -1,0 +1,130 @@
+"""The Faust engine's clients never create a topic; a node's topics that leave the broker.
+
+As on the kafka engine (:mod:`doa.engines.nocreate`, :mod:`doa.engines.vanished`): the
+aiokafka consumer and producer a Faust app makes (in :meth:`_create_consumer` of its consumer
+thread, :meth:`_new_producer` of its producer) are marked by :func:`no_auto_create_clients`
+before the app starts, so their metadata requests ask the broker to create nothing (the
+embedded broker otherwise made a node's streams and state topic again, empty, with its default
+4 partitions, as soon as it was replaced by an empty one; the node then stopped with "could not
+read ...state/0 up to offset 1" once ``doa deploy`` had run). Only ``doa deploy`` and
+``doa run``'s preparation create topics.
+
+:class:`TopicWatch` asks the broker, on each assignment and every second while the node is out
+of its group, whether the node's inputs and state topic are there; the missing ones are said
+once (:class:`~doa.engines.vanished.Vanished`). No faust import here (see
+:mod:`doa.engines.faust`).
+
+Examples
+--------
+>>> said = []
+>>> watch = TopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
+>>> watch.wanted
+['events', 'c.count.state']
+>>> watch.observe({"events", "c.count.state"}), watch.observe(set()), len(said)
+(True, False, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from doa.engines.nocreate import no_auto_create
+from doa.engines.vanished import Vanished
+
+log = logging.getLogger("doa.engines.faust")  # the engine's logger: its users filter on it
+
+LOOK_EVERY_S = 1.0  # out of the group: how often the broker's topics are asked for
+
+
+def no_auto_create_clients(app: Any) -> None:
+    """Mark the aiokafka clients ``app`` (a ``faust.App`` not started yet) will make, its
+    consumer thread's and its producer's (:func:`doa.engines.nocreate.no_auto_create`)."""
+    thread = app.consumer._thread
+    create_consumer = thread._create_consumer
+
+    def consumer(loop: Any) -> Any:
+        return no_auto_create(create_consumer(loop))
+
+    thread._create_consumer = consumer
+    new_producer = app.producer._new_producer
+
+    def producer(transactional_id: str | None = None) -> Any:
+        return no_auto_create(new_producer(transactional_id))
+
+    app.producer._new_producer = producer
+
+
+class TopicWatch:
+    """A node's input streams and state topic, as the broker lists them.
+
+    Parameters
+    ----------
+    node : the node's name
+    address : the broker's address, for the lines
+    reads : the node's input streams
+    state_topic : the node's state topic
+    say : where a line goes (default: a WARNING of the Faust engine's logger)
+    """
+
+    def __init__(self, node: str, address: str, reads: Sequence[str], state_topic: str,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.node = node
+        self.address = address
+        self.wanted = [*reads, state_topic]
+        self.vanished = Vanished(node, address, say or log.warning, state_topic=state_topic)
+        self.looked = 0.0  # when the broker was last asked
+        self.leaving = False  # an assignment found topics missing: leave the group (mind)
+        self.away: set[str] | None = None  # out of the group: the topics to subscribe again
+
+    async def there(self, reader: Any) -> bool:
+        """Whether the broker has all of the node's topics, asked afresh with ``reader`` (an
+        ``AIOKafkaConsumer``); True if it cannot be asked (the broker is away: what needs it
+        waits for it, as before)."""
+        self.looked = time.monotonic()
+        if reader is None:  # a stop given up (MountedNode.abandon): nothing to ask with
+            return True
+        try:
+            have = await reader.topics()
+        except KafkaError as exc:
+            log.debug("node %s: listing topics: %s", self.node, exc)
+            return True
+        return self.observe(have)
+
+    def observe(self, have: Iterable[str]) -> bool:
+        """Take the topics the broker has; whether the node's are all among them."""
+        listed = set(have)
+        self.vanished.observe({t: int(t in listed) for t in self.wanted})
+        return all(t in listed for t in self.wanted)
+
+    def due(self) -> bool:
+        """Whether a second has passed since the broker was last asked."""
+        return time.monotonic() - self.looked >= LOOK_EVERY_S
+
+    async def mind(self, app: Any, reader: Any) -> None:
+        """Take ``app``'s consumer out of its group once an assignment found the node's
+        topics missing (``leaving``), and back in once the broker has them all again (asked
+        every second meanwhile). A consumer kept in the group holds partitions of topics that
+        are gone when the group's assignment was made from metadata older than the broker's
+        return, and aiokafka's fetcher then asks for their metadata without pause (a third
+        of a core, hundreds of log lines a second, on the embedded broker)."""
+        if self.leaving:
+            self.leaving = False
+            self.away = await leave(app)
+        elif self.away is not None and self.due() and await self.there(reader):
+            topics, self.away = self.away, None
+            await app.consumer._thread.subscribe(topics)
+
+
+async def leave(app: Any) -> set[str]:
+    """Unsubscribe ``app``'s consumer (in its thread: it leaves the group); the topics it was
+    subscribed to."""
+    thread = app.consumer._thread
+    consumer = thread._ensure_consumer()
+    topics = set(consumer.subscription())
+    await thread.call_thread(consumer.unsubscribe)
+    return topics
