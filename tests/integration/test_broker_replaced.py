@@ -92,8 +92,7 @@ def test_a_node_waits_for_its_topics_and_starts_from_the_new_broker(
         wait_until(lambda: lines.first(GONE) is not None, 60)
         said = lines.first(GONE)
         assert said is not None and "`doa deploy` with this topology makes them again" in said[1]
-        if engine == "faust":  # the kafka engine's reader floods on Kafka (noted, not here)
-            _quiet_while_waiting(tmp_path / "doa.log")
+        _quiet_while_waiting(tmp_path / "doa.log")
         prepare(topology, broker.address)
         _publish(broker.address, range(1000, 1050))
         _counted_from_scratch(_outputs(broker.address, 50), range(1000, 1050))
