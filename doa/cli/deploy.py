@@ -3,6 +3,7 @@ topics and schemas, then exit; optionally publish the topology's demo source).""
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -30,12 +31,20 @@ from doa.errors import DoaError
               help="Records the source service publishes (when the topology has a demo "
                    "source).")
 @click.option("--no-source", is_flag=True, help="No source service, even with a demo source.")
+@click.option("--doa-wheel", default=None, metavar="FILE",
+              help="In your own project: the doa wheel the image installs (default: the "
+                   "running doa, built from the directory it was installed from).")
+@click.option("--doa-requirement", default=None, metavar="SPEC",
+              help="In your own project: a pip requirement the image installs doa from "
+                   "(doa==0.2.0 from your index, doa @ git+https://...).")
 def compose_cmd(topology: str, group_specs: tuple[str, ...], out_file: str | None,
                 broker: str | None, kafka_config: str | None, demo_records: int,
-                no_source: bool) -> None:
+                no_source: bool, doa_wheel: str | None, doa_requirement: str | None) -> None:
     """Write a docker-compose file for TOPOLOGY: Kafka, a one-shot prepare, one service per
-    node group, and the demo source."""
-    from doa.deploy.compose import Options, compose_file, groups
+    node group, and the demo source. Outside doa's own repository it also writes the images'
+    Dockerfile.doa and puts doa into .doa/ (the folder it runs in is the build context)."""
+    from doa.deploy.compose import Images, Options, compose_file, groups
+    from doa.deploy.project import is_doa_source, prepare
     from doa.topology.loader import load
 
     module, t = load(topology)
@@ -45,13 +54,30 @@ def compose_cmd(topology: str, group_specs: tuple[str, ...], out_file: str | Non
     args += [f"--kafka-config {kafka_config}"] if kafka_config else []
     args += [f"--demo-records {demo_records}"] if source and demo_records != 20000 else []
     args += ["--no-source"] if no_source else []
-    text = compose_file(t, topology, groups(t, group_specs),
+    args += [f"--doa-wheel {doa_wheel}"] if doa_wheel else []
+    args += [f"--doa-requirement {shlex.quote(doa_requirement)}"] if doa_requirement else []
+    command = " ".join(["doa compose", topology, *args])
+    images, path, notes = Images(), topology, ""
+    node_groups = groups(t, group_specs)  # checked before anything is written
+    if not is_doa_source(Path.cwd()):
+        folder = Path(out_file).parent if out_file else Path.cwd()
+        project, images, written, came = prepare(Path.cwd(), topology, module, t, folder,
+                                                 command, doa_wheel, doa_requirement)
+        path = project.topology
+        notes = f"wrote {', '.join(written)} (doa {came.describe()})"
+    elif doa_wheel or doa_requirement:
+        raise DoaError("--doa-wheel and --doa-requirement are for your own project: doa's "
+                       "own repository builds doa from its source (Dockerfile)")
+    text = compose_file(t, path, node_groups,
                         Options(broker=broker, kafka_config=kafka_config,
-                                demo_records=demo_records if source else None),
-                        command=" ".join(["doa compose", topology, *args]))
+                                demo_records=demo_records if source else None, images=images),
+                        command=command)
+    if notes:
+        err.print(notes, soft_wrap=True)
     if out_file is None:
         click.echo(text, nl=False)
         return
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     Path(out_file).write_text(text)
     err.print(f"wrote {out_file}: docker compose -f {out_file} up --build")
 

@@ -73,6 +73,26 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Images:
+    """Where the two images come from and what they are called.
+
+    Parameters
+    ----------
+    app, kafka : the images' names
+    dockerfile : the Dockerfile in the build context (None: its ``Dockerfile``, doa's own)
+    context : the build context, relative to the compose file
+    folders : the folders the image copies, one of which the topology must be under (empty:
+        the caller checked the topology's path)
+    """
+
+    app: str = APP_IMAGE
+    kafka: str = KAFKA_IMAGE
+    dockerfile: str | None = None
+    context: str = "."
+    folders: tuple[str, ...] = IMAGE_FOLDERS
+
+
+@dataclass(frozen=True)
 class Options:
     """What else goes in the file.
 
@@ -81,11 +101,13 @@ class Options:
     broker : an existing cluster's bootstrap address (None: a ``kafka`` service)
     kafka_config : a client config file (``DOA_KAFKA_CONFIG``: TLS, SASL) mounted read-only
     demo_records : records of the ``source`` service (None: no source service)
+    images : doa's own images (default), or a project's (:mod:`doa.deploy.project`)
     """
 
     broker: str | None = None
     kafka_config: str | None = None
     demo_records: int | None = None
+    images: Images = Images()
 
 
 def groups(topology: Topology, specs: Sequence[str]) -> list[Group]:
@@ -151,13 +173,15 @@ def project_name(topology: Topology) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", topology.name.lower()).strip("-_") or "doa"
 
 
-def image_path(path: str) -> str:
+def image_path(path: str, folders: Sequence[str] = IMAGE_FOLDERS) -> str:
     """``path`` as the containers see it (relative to /app), or an error naming the folders
-    the image has."""
+    the image has (no check with no ``folders``)."""
+    if not folders:
+        return path
     posix = PurePosixPath(path.replace("\\", "/"))
-    if posix.is_absolute() or not posix.parts or posix.parts[0] not in IMAGE_FOLDERS:
+    if posix.is_absolute() or not posix.parts or posix.parts[0] not in folders:
         raise DoaError(f"topology {path!r}: give it relative to the project and under "
-                       f"{' or '.join(f + '/' for f in IMAGE_FOLDERS)} (the folders the "
+                       f"{' or '.join(f + '/' for f in folders)} (the folders the "
                        "Dockerfile copies into the image)")
     return str(posix)
 
@@ -166,7 +190,7 @@ def compose_file(topology: Topology, path: str, node_groups: Sequence[Group],
                  options: Options | None = None, command: str | None = None) -> str:
     """The docker-compose file for ``topology`` (loaded from ``path``), one service per group."""
     opts = options or Options()
-    path = image_path(path)
+    path = image_path(path, opts.images.folders)
     broker = opts.broker or KAFKA_ADDRESS
     taken = {g.name for g in node_groups} & {"kafka", "prepare", "source", "ui"}
     if taken:
@@ -178,24 +202,25 @@ def compose_file(topology: Topology, path: str, node_groups: Sequence[Group],
         volumes = [f"{opts.kafka_config}:{CONFIG_IN_CONTAINER}:ro"]
     lines = _header(topology, path, node_groups, opts, command)
     if opts.broker is None:
-        lines += _kafka()
+        lines += _kafka(opts.images.kafka)
     ready = {"kafka": "service_healthy"} if opts.broker is None else {}
-    lines += _service("prepare", ["deploy", path], environment, volumes, ready, build=True,
+    app = opts.images.app
+    lines += _service("prepare", app, ["deploy", path], environment, volumes, ready, build=True,
                       comment="topics and schemas, once; the others wait for it to succeed")
     done = {"prepare": "service_completed_successfully"}
     for group in node_groups:
         nodes = ",".join(group.nodes)
-        lines += _service(group.name, ["run", path, "--nodes", nodes, "--quiet",
+        lines += _service(group.name, app, ["run", path, "--nodes", nodes, "--quiet",
                                        "--metrics-port", str(METRICS_PORT)],
                           {**environment, **NODE_ENV}, volumes, done, restart=True,
                           comment=f"{nodes}: at most {max_replicas(topology, group)} "
                                   "replicas (partitions)")
-    lines += _service("ui", ["ui", path, "--host", "0.0.0.0", "--port", str(UI_PORT)],
+    lines += _service("ui", app, ["ui", path, "--host", "0.0.0.0", "--port", str(UI_PORT)],
                       environment, volumes, done, restart=True, ports=[UI_PORTS],
                       profiles=["ui"], comment=f"doa ui on http://localhost:{UI_PORT} "
                                                "(docker compose --profile ui up)")
     if opts.demo_records is not None:
-        lines += _service("source", ["deploy", path, "--publish-demo", str(opts.demo_records)],
+        lines += _service("source", app, ["deploy", path, "--publish-demo", str(opts.demo_records)],
                           environment, volumes, done,
                           comment="the demo's events, published once")
     return "\n".join(lines) + "\n"
@@ -204,6 +229,9 @@ def compose_file(topology: Topology, path: str, node_groups: Sequence[Group],
 def _header(topology: Topology, path: str, node_groups: Sequence[Group], opts: Options,
             command: str | None) -> list[str]:
     made_by = command or f"doa compose {path}"
+    images = opts.images
+    build = f"context: {_scalar(images.context)}, " + (
+        f"dockerfile: {_scalar(images.dockerfile)}, " if images.dockerfile else "")
     return [
         f"# The doa topology {topology.name!r} ({path}) on docker compose.",
         f"# Generated by `{made_by}`:",
@@ -215,19 +243,19 @@ def _header(topology: Topology, path: str, node_groups: Sequence[Group], opts: O
         "group (up to its partitions)" if node_groups else "#",
         f"name: {project_name(topology)}",
         "",
-        "x-build:  # the Dockerfile's two images",
-        f"  app: &app {{context: ., target: app, args: {{BASE_IMAGE: {_scalar(BASE)}}}}}",
-        f"  kafka: &kafka {{context: ., target: kafka, args: {{BASE_IMAGE: {_scalar(BASE)}}}}}",
+        f"x-build:  # the {images.dockerfile or 'Dockerfile'}'s two images",
+        f"  app: &app {{{build}target: app, args: {{BASE_IMAGE: {_scalar(BASE)}}}}}",
+        f"  kafka: &kafka {{{build}target: kafka, args: {{BASE_IMAGE: {_scalar(BASE)}}}}}",
         "",
         "services:",
     ]
 
 
-def _kafka() -> list[str]:
+def _kafka(image: str) -> list[str]:
     return [
         "  kafka:  # Apache Kafka, one KRaft node (for demos and tests: use your own cluster "
         "in production)",
-        f"    image: {KAFKA_IMAGE}",
+        f"    image: {image}",
         "    build: *kafka",
         "    restart: unless-stopped",
         "    healthcheck:",
@@ -240,12 +268,12 @@ def _kafka() -> list[str]:
     ]
 
 
-def _service(name: str, args: list[str], environment: dict[str, str], volumes: list[str],
-             depends: dict[str, str], *, restart: bool = False, build: bool = False,
-             ports: Sequence[str] = (), profiles: Sequence[str] = (),
+def _service(name: str, image: str, args: list[str], environment: dict[str, str],
+             volumes: list[str], depends: dict[str, str], *, restart: bool = False,
+             build: bool = False, ports: Sequence[str] = (), profiles: Sequence[str] = (),
              comment: str = "") -> list[str]:
     lines = [f"  {name}:" + (f"  # {comment}" if comment else ""),
-             f"    image: {APP_IMAGE}",
+             f"    image: {image}",
              *(["    build: *app"] if build else
                ["    pull_policy: never  # built once, by prepare"]),
              f"    command: [{', '.join(_scalar(a, always=True) for a in args)}]",

@@ -58,8 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reason = marker.kwargs.get("reason", "")
             item.add_marker(pytest.mark.skip(
                 reason=f"not on {kind}: {reason}" if reason else f"not on {kind}"))
-    # test_compose waits for .ci/docker-prepare, which .ci/run starts in the background: last.
-    items.sort(key=lambda item: item.nodeid.startswith("tests/integration/test_compose.py"))
+    # test_compose* wait for .ci/docker-prepare, which .ci/run starts in the background: last.
+    items.sort(key=lambda item: item.nodeid.startswith("tests/integration/test_compose"))
 
 
 @pytest.fixture(scope="session")
