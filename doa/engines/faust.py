@@ -309,6 +309,9 @@ class FaustWorker:
             if error is not None or time.monotonic() > deadline:
                 starting.cancel()
                 await self.close()
+                if isinstance(error, DoaError):  # doa's own, loading the assignment (a
+                    # snapshot that does not unpickle): it says what is wrong itself
+                    raise DoaError(f"node {self.node.name!r}: {error}") from error
                 why = f"{type(error).__name__}: {error}" if error else \
                     f"no assignment within {JOIN_TIMEOUT_S:.0f} s"
                 raise DoaError(f"node {self.node.name!r}: the Faust app could not join consumer "
