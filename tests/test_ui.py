@@ -111,10 +111,14 @@ def test_catalog_endpoint_adds_the_graph_and_the_event_streams() -> None:
     sensors = load_topology("topologies/sensors.py")
 
     async def scenario(client: TestClient[Any, Any]) -> Any:
-        return await (await client.get("/api/catalog")).json()
+        return [await (await client.get(path)).json()
+                for path in ("/api/catalog?all=1", "/api/catalog")]
 
-    data = _run(_catalog, scenario, topologies=(sensors,))
+    data, scoped = _run(_catalog, scenario, topologies=(sensors,))
     assert data["event_streams"] == ["drift", "models"]
+    # without ?all=1, the topology's streams only (drift and models are none of sensors')
+    assert [s["name"] for s in scoped["catalog"]["streams"]] == ["readings", "alerts"]
+    assert scoped["event_streams"] == [] and scoped["scope"] == {"all": False, "others": []}
     assert data["topologies"] == ["sensors"]
     nodes = [v for v in data["graph"]["vertices"] if v["kind"] == "node"]
     assert [(v["id"], v["alive"], v["declared_only"]) for v in nodes] == [

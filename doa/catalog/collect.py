@@ -28,11 +28,12 @@ the HTML page (:mod:`doa.catalog.render`, :mod:`doa.catalog.html`) render it. It
      "nodes": [{
         "topology": str, "name": str, "kind": str, "reads": [str], "writes": [str],
         "settings": {...},                 # the kind's own description (model, detector, ...)
-        "alive": bool,
+        "alive": bool,                     # a process of it heartbeats (maybe still starting)
+        "starting": bool,                  # alive, but no process has started its nodes yet
         "processes": [{"key": "TOPOLOGY/HOST/PID", "host", "pid", "engine", "doa_version",
                        "started_at": ms, "stopped_at": ms | null, "last_seen": ms,
                        "heartbeat_s": float, "alive": bool,
-                       "status": "running" | "stopped" | "failed" | "silent",
+                       "status": "starting" | "running" | "stopped" | "failed" | "silent",
                        "error": "the run's error (failed)" | null,
                        "stats": {"records_in", "records_out", "dead_letters", "snapshots"}
                                 | null}]}],
@@ -134,6 +135,7 @@ def processes(view: BrokerView) -> list[dict[str, Any]]:
                         int(hb.get("at") or 0))
         stopped = "stopped" in (d.get("status"), hb.get("status"))
         is_alive = not stopped and alive(last_seen, view.now_ms, interval)
+        starting = is_alive and hb.get("status") == "starting"  # its nodes not started yet
         if not is_alive and view.now_ms - last_seen > FORGET_S * 1000:
             continue
         out.append({
@@ -142,7 +144,7 @@ def processes(view: BrokerView) -> list[dict[str, Any]]:
             "started_at": d.get("started_at"), "stopped_at": d.get("stopped_at"),
             "last_seen": last_seen, "heartbeat_s": interval, "alive": is_alive,
             "status": ("failed" if stopped and d.get("error") else "stopped" if stopped else
-                       "running" if is_alive else "silent"),
+                       "starting" if starting else "running" if is_alive else "silent"),
             "error": d.get("error"),
             "runs": list(d.get("runs") or ()), "stats": hb.get("stats")})
     return out
@@ -159,9 +161,11 @@ def _nodes(latest: dict[str, dict[str, Any]],
                      for p in processes if p["topology"] == topology and n["name"] in p["runs"]]
             for p in procs:
                 p["stats"] = (p["stats"] or {}).get(n["name"]) if p["stats"] else None
+            running = any(p["alive"] and p["status"] != "starting" for p in procs)
             out.append({"topology": topology, "name": n["name"], "kind": n.get("kind"),
                         "reads": list(n.get("reads", ())), "writes": list(n.get("writes", ())),
                         "settings": settings, "alive": any(p["alive"] for p in procs),
+                        "starting": not running and any(p["alive"] for p in procs),
                         "processes": procs})
     return out
 

@@ -19,7 +19,7 @@ its latest description and its latest heartbeat:
 - a **heartbeat** (partition :data:`HEARTBEATS`), every ``heartbeat_s`` seconds while it runs
   (``DOA_HEARTBEAT_S``, default 5) and a last one with ``"status": "stopped"``::
 
-    {"type": "heartbeat", "status": "running" | "stopped", "topology", "host", "pid",
+    {"type": "heartbeat", "status": "starting" | "running" | "stopped", "topology", "host", "pid",
      "at": ms, "heartbeat_s": float,
      "stats": {node: {"records_in", "records_out", "dead_letters", "snapshots"}}}
 

@@ -130,7 +130,8 @@ def _nodes(catalog: dict[str, Any]) -> str:
             f"<span class={'alive' if p.get('alive') else 'dead'}>{escape(p['status'])}</span>"
             for p in n.get("processes", ())) or "<span class=dim>none</span>"
         settings = escape(json.dumps(n.get("settings", {}), indent=1))
-        rows.append(f"<tr><td><b>{escape(n['name'])}</b> {_dot(n.get('alive'))}</td>"
+        dot = "<span class=dim>◐ starting</span>" if n.get("starting") else _dot(n.get("alive"))
+        rows.append(f"<tr><td><b>{escape(n['name'])}</b> {dot}</td>"
                     f"<td>{escape(n['topology'])}</td><td>{escape(str(n.get('kind')))}</td>"
                     f"<td>{escape(', '.join(n.get('reads', ())))}</td>"
                     f"<td>{escape(', '.join(n.get('writes', ())))}</td><td>{procs}</td>"
@@ -155,9 +156,18 @@ def graph_edges(catalog: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
      ('stream:b', 'stream')]
     >>> e
     [('publisher:p', 'stream:a'), ('stream:a', 'node:t.n'), ('node:t.n', 'stream:b')]
+
+    Every node of a topology writes its dead letters (the topology's ``dead_letters``, or a
+    node's own ``dead_letters`` key) to that stream:
+
+    >>> _, e = graph_edges({"streams": [], "topologies": [{"name": "t", "dead_letters": "t.dlq"}],
+    ...                     "nodes": [{"topology": "t", "name": "n", "reads": [], "writes": []}]})
+    >>> e
+    [('node:t.n', 'stream:t.dlq')]
     """
     vertices: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
+    dlq = {t["name"]: t.get("dead_letters") for t in catalog.get("topologies", ())}
     for s in catalog["streams"]:
         vertices[f"stream:{s['name']}"] = "stream"
         for p in s.get("publishers", ()):
@@ -169,7 +179,9 @@ def graph_edges(catalog: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
         for r in n.get("reads", ()):
             vertices.setdefault(f"stream:{r}", "stream")
             edges.append((f"stream:{r}", me))
-        for w in n.get("writes", ()):
+        writes = list(n.get("writes", ()))
+        letters = n.get("dead_letters") or dlq.get(n["topology"])
+        for w in writes + ([letters] if letters and letters not in writes else []):
             vertices.setdefault(f"stream:{w}", "stream")
             edges.append((me, f"stream:{w}"))
     return vertices, edges

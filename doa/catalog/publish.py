@@ -3,11 +3,14 @@
 :func:`announced` wraps a run (``doa run``, either engine): it starts an :class:`Announcer`
 thread that creates the topic if needed, writes the process's description
 (:func:`doa.catalog.describe.describe_process`), then a heartbeat every ``DOA_HEARTBEAT_S``
-seconds with the nodes' counts; when the run ends it writes the description and a heartbeat
-with ``"status": "stopped"``. The thread has its own Kafka producer and never blocks the
-nodes: a failure to publish is one warning in the log (and one more line when it works
-again), never an error of the run. ``kill -9`` writes nothing: the heartbeats stop, and the
-catalog shows the process as not alive after three intervals.
+seconds with the nodes' counts: ``"status": "starting"`` until the run's first tick (its
+nodes have started: loaded their models and snapshots), then at once ``"running"``, so the
+catalog lists a process that is starting as starting, not as missing; when the run ends it
+writes the description and a heartbeat with ``"status": "stopped"``. The thread has its own
+Kafka producer and never blocks the nodes: a failure to publish is one warning in the log
+(and one more line when it works again), never an error of the run. ``kill -9`` writes
+nothing: the heartbeats stop, and the catalog shows the process as not alive after three
+intervals.
 
 Examples
 --------
@@ -71,6 +74,8 @@ class Announcer:
         self.stats: Mapping[str, Any] = {}
         self.sent = 0  # records the broker acknowledged
         self._stop = threading.Event()
+        self._running = threading.Event()  # set by the first tick: the nodes have started
+        self._wake = threading.Event()  # a heartbeat now (the nodes started, or a stop)
         self._failing = False
         self.error: str | None = None  # the run's error, if it ended with one
         self._producer: Any = None
@@ -84,6 +89,9 @@ class Announcer:
         the heartbeats, then calls ``inner`` (if any)."""
         def tick(elapsed: float, stats: dict[str, Any]) -> None:
             self.stats = stats
+            if not self._running.is_set():  # the first tick: say "running" now, not later
+                self._running.set()
+                self._wake.set()
             if inner is not None:
                 inner(elapsed, stats)
         return tick
@@ -96,6 +104,7 @@ class Announcer:
         the process and its producer is abandoned (:func:`_abandon`).
         """
         self._stop.set()
+        self._wake.set()
         gone = self._failing or not _listening(self.address)
         self._thread.join(0.0 if gone else timeout_s)
         if self._thread.is_alive() and self._producer is not None:
@@ -108,8 +117,11 @@ class Announcer:
             self._connect()
             self._send(DESCRIPTIONS, self.description)
             while True:
-                self._send(HEARTBEATS, heartbeat(self.description, self.stats))
-                if self._stop.wait(self.interval_s):
+                status = "running" if self._running.is_set() else "starting"
+                self._send(HEARTBEATS, heartbeat(self.description, self.stats, status=status))
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
+                if self._stop.is_set():
                     break
             stopped = now_ms()
             ended: dict[str, Any] = {"status": "stopped", "stopped_at": stopped}

@@ -104,7 +104,8 @@ def _dot(alive: bool | None) -> str:
 
 def nodes_table(catalog: dict[str, Any]) -> Table:
     now = catalog.get("collected_at", 0)
-    table = Table(title="nodes (● alive: a heartbeat within 3 intervals)", title_justify="left")
+    table = Table(title="nodes (● alive: a heartbeat within 3 intervals; ◐ starting: alive, "
+                  "its nodes loading)", title_justify="left")
     for col in ("node", "topology", "kind", "reads", "writes", "processes"):
         table.add_column(col, overflow="fold")
     for n in catalog["nodes"]:
@@ -112,7 +113,8 @@ def nodes_table(catalog: dict[str, Any]) -> Table:
             f"{p['host']}:{p['pid']} {p.get('engine') or '?'} {p['status']} "
             f"{_ago(now, p.get('last_seen'))}" + (f": {p['error']}" if p.get("error") else "")
             for p in n.get("processes", ())) or "none"
-        table.add_row(escape(f"{n['name']} {_dot(n.get('alive'))}"), escape(n["topology"]),
+        dot = "◐ starting" if n.get("starting") else _dot(n.get("alive"))
+        table.add_row(escape(f"{n['name']} {dot}"), escape(n["topology"]),
                       escape(str(n.get("kind"))), escape(", ".join(n.get("reads", ()))),
                       escape(", ".join(n.get("writes", ()))), escape(procs))
     return table

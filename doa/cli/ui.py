@@ -16,11 +16,16 @@ from doa.errors import DoaError
               help="Port to serve on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to serve on (the page shows your data: keep it local).")
-def ui_cmd(topologies: tuple[str, ...], broker: str | None, port: int, host: str) -> None:
+@click.option("--all", "show_all", is_flag=True,
+              help="With TOPOLOGY files, still show every topology on the broker (the page "
+                   "shows theirs only, and links to all: ?all=1).")
+def ui_cmd(topologies: tuple[str, ...], broker: str | None, port: int, host: str,
+           show_all: bool) -> None:
     """Serve a live page of what exists on a broker: the catalog (refreshing), the graph of
     nodes and streams, the last records of any stream, drift and model-version events, and
     the lineage of a record. TOPOLOGY files (optional) decode streams with their schemas,
-    draw nodes that are not running yet, and let lineage search descendants."""
+    draw nodes that are not running yet, let lineage search descendants, and limit the page
+    to their nodes and streams (a line says which other topologies the broker holds)."""
     import asyncio
 
     try:
@@ -36,7 +41,7 @@ def ui_cmd(topologies: tuple[str, ...], broker: str | None, port: int, host: str
     address = need_broker(broker)
     check_reachable(address, timeout_s=4.0)
     loaded = [load_topology(t) for t in topologies]
-    app = make_app(address, loaded)
+    app = make_app(address, loaded, show_all=show_all)
 
     def ready(urls: list[str]) -> None:
         for url in urls:

@@ -6,7 +6,9 @@ its Content-Security-Policy forbids it to):
 - ``/``, ``/static/...``: the page (``doa/ui/static/``: HTML, CSS, JS; no library);
 - ``/api/catalog``: :func:`doa.catalog.collect` (run in a thread, cached :data:`MAX_AGE_S`
   seconds and shared by concurrent requests), the graph layout (:func:`doa.ui.graph.layout`)
-  and the streams of drift and model-version events;
+  and the streams of drift and model-version events; with topology files, theirs only
+  (:mod:`doa.ui.scope`) unless ``?all=1`` (or ``doa ui --all``), and the other topologies'
+  names under ``scope``;
 - ``/api/records?stream=S&n=N``: the last N records of S, decoded (:func:`doa.ui.reads.tail`);
 - ``/api/events?n=N``: the last N drift and model-version events (:func:`doa.ui.reads.events`);
 - ``/api/lineage?event=E``: the lineage of a record (:func:`doa.ui.reads.lineage`).
@@ -46,6 +48,7 @@ from doa.errors import DoaError
 from doa.topology.topology import Topology
 from doa.ui import reads
 from doa.ui.graph import declared_nodes, layout
+from doa.ui.scope import scoped
 
 __all__ = ["CatalogCache", "make_app", "serve"]
 
@@ -61,6 +64,7 @@ BROKER: web.AppKey[str] = web.AppKey("broker", str)
 TOPOLOGIES: web.AppKey[tuple[Topology, ...]] = web.AppKey("topologies", tuple)
 CACHE: web.AppKey[CatalogCache] = web.AppKey("cache", object)  # type: ignore[arg-type]
 POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("pool", ThreadPoolExecutor)
+SHOW_ALL: web.AppKey[bool] = web.AppKey("show_all", bool)
 
 
 class CatalogCache:
@@ -99,8 +103,10 @@ class CatalogCache:
 
 def make_app(broker: str, topologies: Sequence[Topology] = (),
              collect: Callable[[], dict[str, Any]] | None = None,
-             max_age_s: float = MAX_AGE_S) -> web.Application:
-    """The web app for ``broker``; ``collect`` replaces :func:`doa.catalog.collect` (tests)."""
+             max_age_s: float = MAX_AGE_S, show_all: bool = False) -> web.Application:
+    """The web app for ``broker``; ``collect`` replaces :func:`doa.catalog.collect` (tests).
+    With ``topologies``, the page shows theirs only (:func:`doa.ui.scope.scoped`) unless
+    ``show_all`` or the page's ``?all=1``."""
     if collect is None:
         from doa.catalog import collect as collect_catalog
 
@@ -109,6 +115,7 @@ def make_app(broker: str, topologies: Sequence[Topology] = (),
     app = web.Application(middlewares=[_headers, _errors])
     app[BROKER] = broker
     app[TOPOLOGIES] = tuple(topologies)
+    app[SHOW_ALL] = show_all
     app[CACHE] = CatalogCache(collect, max_age_s)
     app[POOL] = ThreadPoolExecutor(4, thread_name_prefix="doa-ui")
     app.on_cleanup.append(_shutdown_pool)
@@ -199,13 +206,31 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 
 async def _catalog(request: web.Request) -> web.Response:
-    catalog = await request.app[CACHE].get()
+    catalog, scope = _scoped(request, await request.app[CACHE].get())
     topologies = request.app[TOPOLOGIES]
     graph = layout(catalog, declared_nodes(topologies, catalog))
     return _json({"catalog": catalog, "graph": graph,
                   "event_streams": [s["name"] for s in catalog.get("streams", ())
                                     if reads.event_kind(s)],
-                  "topologies": [t.name for t in topologies]})
+                  "topologies": [t.name for t in topologies], "scope": scope})
+
+
+def _scoped(request: web.Request, catalog: dict[str, Any]
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The catalog the page shows: the topologies given to ``doa ui`` only, unless it runs
+    with ``--all`` or the page asks ``?all=1``; and what the page says of the others."""
+    topologies = request.app[TOPOLOGIES]
+    everything = request.app[SHOW_ALL] or request.query.get("all", "") not in ("", "0")
+    if not topologies:
+        return catalog, {"all": True, "others": []}
+    names = [t.name for t in topologies]
+    shown, others = scoped(catalog, names, [s for t in topologies for s in _streams_of(t)])
+    return (catalog if everything else shown), {"all": everything, "others": others}
+
+
+def _streams_of(topology: Topology) -> list[str]:
+    letters = [topology.dead_letters.name] if topology.dead_letters else []
+    return [*topology.streams, *letters]
 
 
 async def _records(request: web.Request) -> web.Response:
@@ -218,7 +243,7 @@ async def _records(request: web.Request) -> web.Response:
 
 
 async def _events(request: web.Request) -> web.Response:
-    catalog = await request.app[CACHE].get()
+    catalog, _ = _scoped(request, await request.app[CACHE].get())
     found = await _blocking(request, reads.events, request.app[BROKER], catalog,
                             _count(request, 20), request.app[TOPOLOGIES])
     return _json({"events": found})

@@ -21,6 +21,9 @@ Examples
 [('publisher:feed', 0, 0), ('stream:a', 1, 0), ('node:t.n', 2, 0), ('stream:b', 3, 0)]
 >>> [(e["from"], e["to"], e["back"]) for e in g["edges"]][:2]
 [('publisher:feed', 'stream:a', False), ('stream:a', 'node:t.n', False)]
+>>> g = layout({**catalog, "topologies": [{"name": "t", "dead_letters": "t.dlq"}]})
+>>> [(e["to"], e["dead_letters"]) for e in g["edges"] if e["from"] == "node:t.n"]
+[('stream:b', False), ('stream:t.dlq', True)]
 >>> columns({"a": "", "b": "", "c": "", "d": ""},
 ...         [("a", "b"), ("b", "c"), ("c", "b"), ("d", "c")])
 ({'a': 0, 'b': 1, 'c': 2, 'd': 0}, {('c', 'b')})
@@ -58,6 +61,7 @@ def declared_nodes(topologies: Iterable[Any], catalog: dict[str, Any]) -> list[d
             if (t.name, node.name) not in known:
                 out.append({"topology": t.name, "name": node.name, "kind": node.kind,
                             "reads": list(node.reads), "writes": list(node.writes),
+                            "dead_letters": t.dead_letters.name if t.dead_letters else None,
                             "alive": False, "declared_only": True})
     return out
 
@@ -65,7 +69,9 @@ def declared_nodes(topologies: Iterable[Any], catalog: dict[str, Any]) -> list[d
 def layout(catalog: dict[str, Any], extra_nodes: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """Vertices (id, kind, label, column, row, x, y, alive, rate) and edges of the graph."""
     nodes = [*catalog.get("nodes", ()), *extra_nodes]
-    vertices, edges = graph_edges({"streams": catalog.get("streams", ()), "nodes": nodes})
+    vertices, edges = graph_edges({"streams": catalog.get("streams", ()), "nodes": nodes,
+                                   "topologies": catalog.get("topologies", ())})
+    letters = _letter_edges(catalog, nodes)
     column, back = columns(vertices, edges)
     preds: dict[str, list[str]] = {v: [] for v in vertices}
     for a, b in edges:
@@ -82,6 +88,7 @@ def layout(catalog: dict[str, Any], extra_nodes: Iterable[dict[str, Any]] = ()) 
         for i, v in enumerate(sorted(members, key=weight)):
             row[v] = i
     alive = {f"node:{n['topology']}.{n['name']}": bool(n.get("alive")) for n in nodes}
+    starting = {f"node:{n['topology']}.{n['name']}" for n in nodes if n.get("starting")}
     declared_only = {f"node:{n['topology']}.{n['name']}" for n in nodes if n.get("declared_only")}
     rates = {f"stream:{s['name']}": s.get("rate_per_s") for s in catalog.get("streams", ())}
     out_vertices = []
@@ -94,10 +101,23 @@ def layout(catalog: dict[str, Any], extra_nodes: Iterable[dict[str, Any]] = ()) 
             "id": v, "kind": kind, "label": label, "column": column[v], "row": row[v],
             "x": MARGIN + column[v] * COLUMN_W, "y": MARGIN + row[v] * ROW_H,
             "alive": alive.get(v) if kind == "node" else None,
-            "declared_only": v in declared_only, "rate": rates.get(v)})
+            "declared_only": v in declared_only, "starting": v in starting,
+            "rate": rates.get(v)})
     n_columns = max(column.values(), default=0) + 1
     n_rows = max(row.values(), default=0) + 1
     return {"vertices": out_vertices,
-            "edges": [{"from": a, "to": b, "back": (a, b) in back} for a, b in edges],
+            "edges": [{"from": a, "to": b, "back": (a, b) in back,
+                       "dead_letters": (a, b) in letters} for a, b in edges],
             "width": 2 * MARGIN + (n_columns - 1) * COLUMN_W + BOX[0],
             "height": 2 * MARGIN + (n_rows - 1) * ROW_H + BOX[1], "box": list(BOX)}
+
+
+def _letter_edges(catalog: dict[str, Any], nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The edges from each node to its topology's dead-letter stream (drawn dashed)."""
+    dlq = {t["name"]: t.get("dead_letters") for t in catalog.get("topologies", ())}
+    out = set()
+    for n in nodes:
+        letters = n.get("dead_letters") or dlq.get(n["topology"])
+        if letters and letters not in n.get("writes", ()):
+            out.add((f"node:{n['topology']}.{n['name']}", f"stream:{letters}"))
+    return out

@@ -169,8 +169,13 @@ def test_announcer_writes_description_heartbeats_then_stopped(address: str) -> N
     topology = load_topology("topologies/sensors.py")
     announcer = Announcer(topology, address, ["flag_spikes"], "kafka", interval_s=0.2)
     announcer.start()
-    assert wait_until(lambda: announcer.sent >= 4, 30), announcer.sent
-    assert _node(collect(address), "flag_spikes")["alive"]
+    assert wait_until(lambda: announcer.sent >= 3, 30), announcer.sent
+    assert _node(collect(address), "flag_spikes")["starting"]  # no tick yet: nodes starting
+    announcer.tick(None)(0.0, {})  # the run's first tick: its nodes have started
+    sent = announcer.sent
+    assert wait_until(lambda: announcer.sent >= sent + 2, 30), announcer.sent
+    node = _node(collect(address), "flag_spikes")
+    assert node["alive"] and not node["starting"], node
     announcer.stop(timeout_s=10)
     records = raw_records(address, TOPIC)
     by_part = {p: [json.loads(v) for (q, _o), v in sorted(records.items()) if q == p]
@@ -179,7 +184,10 @@ def test_announcer_writes_description_heartbeats_then_stopped(address: str) -> N
         ("description", "running"), ("description", "stopped")]
     beats = by_part[HEARTBEATS]
     assert len(beats) >= 3 and {b["type"] for b in beats} == {"heartbeat"}
-    assert [b["status"] for b in beats] == ["running"] * (len(beats) - 1) + ["stopped"]
+    statuses = [b["status"] for b in beats]
+    starting = statuses.count("starting")
+    assert starting >= 2 and statuses == (["starting"] * starting + ["running"] * (
+        len(beats) - starting - 1) + ["stopped"]), statuses
     assert [b["at"] for b in beats] == sorted(b["at"] for b in beats)
     (process,) = _node(collect(address), "flag_spikes")["processes"]
     assert (process["status"], process["alive"], process["key"]) == (

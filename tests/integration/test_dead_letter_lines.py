@@ -44,7 +44,8 @@ def test_doa_run_says_the_first_dead_letters_one_line_each(broker: str) -> None:
     where = {(e["stream"], e["partition"], e["offset"]): e for e in letters}
     for line in said:
         m = re.fullmatch(r"warning: node 'count' dead-lettered (events):(\d+):(\d+) \(([\w/-]+)\): "
-                         r"(.+?)(; further ones at most every 10 s \(doa dlq lists all\))?",
+                         r"(.+?)(; further ones at most every 10 s per kind of error "
+                         r"\(doa dlq lists all\))?",
                          line)
         assert m, line
         letter = where[(m[1], int(m[2]), int(m[3]))]

@@ -5,6 +5,9 @@
 const POLL_MS = 3000;
 const SVG = 'http://www.w3.org/2000/svg';
 const state = { stream: null, seenEvents: null, catalog: null };
+// ?all=1: every topology on the broker, not only those given to `doa ui`
+const ALL = new URLSearchParams(location.search).get('all');
+const SCOPE = ALL && ALL !== '0' ? 'all=1' : '';
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -52,7 +55,7 @@ function setStatus(text, ok) {
 // -- catalog ----------------------------------------------------------------------------------
 async function refreshCatalog() {
   try {
-    const data = await getJSON('/api/catalog');
+    const data = await getJSON('/api/catalog' + (SCOPE ? '?' + SCOPE : ''));
     state.catalog = data.catalog;
     render(data);
     setStatus('live · collected ' + when(data.catalog.collected_at), true);
@@ -66,6 +69,7 @@ function render(data) {
   const c = data.catalog;
   document.getElementById('broker').textContent = 'broker ' + c.broker +
     (data.topologies.length ? ' · topologies ' + data.topologies.join(', ') : '');
+  renderScope(data);
   renderStreams(c);
   renderNodes(c);
   drawGraph(data.graph);
@@ -74,6 +78,22 @@ function render(data) {
     c.hidden && c.hidden.length ? 'internal topics not shown: ' + c.hidden.join(', ') : '';
   const warnings = document.getElementById('warnings');
   warnings.replaceChildren(...(c.warnings || []).map((w) => el('li', {}, 'note: ' + w)));
+}
+
+// One line on the other topologies of the broker, with a link to show them (or to hide them).
+function renderScope(data) {
+  const line = document.getElementById('scope');
+  const scope = data.scope || { all: true, others: [] };
+  if (!data.topologies.length || !scope.others.length) { line.replaceChildren(); return; }
+  const n = scope.others.length;
+  const names = n + ' other topolog' + (n === 1 ? 'y' : 'ies') + ' (' + scope.others.join(', ') + ')';
+  if (scope.all) {
+    line.replaceChildren('showing every topology on this broker, with ' + names + ' · ',
+      el('a', { id: 'scope-link', href: location.pathname }, 'show ' + data.topologies.join(', ') + ' only'));
+  } else {
+    line.replaceChildren('this broker also holds ' + names + ', not shown · ',
+      el('a', { id: 'scope-link', href: location.pathname + '?all=1' }, 'show all'));
+  }
 }
 
 function streamLink(name) {
@@ -121,8 +141,8 @@ function renderNodes(c) {
     const procs = n.processes.map((p) => el('span', { class: p.alive ? 'alive' : 'dead' },
       p.host + ':' + p.pid + ' ' + (p.engine || '') + ' ' + p.status));
     return el('tr', { class: 'node-row', 'data-name': n.name },
-      el('td', {}, el('b', {}, n.name), ' ', el('span', { class: n.alive ? 'alive' : 'dead' },
-        n.alive ? '●' : '○')),
+      el('td', {}, el('b', {}, n.name), ' ', el('span', { class: n.starting ? 'dim' : n.alive ? 'alive' : 'dead' },
+        n.starting ? '◐ starting' : n.alive ? '●' : '○')),
       el('td', {}, n.topology), el('td', {}, n.kind || '-'), el('td', {}, n.reads.join(', ')),
       el('td', {}, n.writes.join(', ')), lines(procs));
   });
@@ -155,7 +175,8 @@ function drawGraph(g) {
       const bend = Math.max(30, (x2 - x1) / 2);
       d = `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
     }
-    return svg('path', { d, class: 'edge' + (e.back ? ' back' : ''), 'marker-end': 'url(#arrow)',
+    return svg('path', { d, class: 'edge' + (e.back ? ' back' : '') + (e.dead_letters ? ' letters' : ''),
+      'marker-end': 'url(#arrow)',
       'data-from': e.from, 'data-to': e.to });
   });
   const vertices = g.vertices.map((v) => {
@@ -167,7 +188,8 @@ function drawGraph(g) {
     group.append(svg('text', { x: v.x + 9, y: v.y + 16 }, short(v.label, 22)));
     let sub = v.kind;
     if (v.kind === 'stream' && v.rate != null) sub = Number(v.rate).toFixed(1) + ' records/s';
-    if (v.kind === 'node') sub = v.declared_only ? 'declared, not running' : (v.alive ? 'alive' : 'not alive');
+    if (v.kind === 'node') sub = v.declared_only ? 'declared, not running' :
+      (v.starting ? 'starting' : v.alive ? 'alive' : 'not alive');
     group.append(svg('text', { x: v.x + 9, y: v.y + 30, class: 'sub' }, sub));
     group.append(svg('title', {}, v.kind + ' ' + v.label));
     if (name) group.addEventListener('click', () => selectStream(name));
@@ -229,7 +251,7 @@ function recordBox(r) {
 // -- drift and model versions -----------------------------------------------------------------
 async function refreshEvents() {
   try {
-    const data = await getJSON('/api/events?n=30');
+    const data = await getJSON('/api/events?n=30' + (SCOPE ? '&' + SCOPE : ''));
     const seen = state.seenEvents;
     const items = data.events.map((ev) => {
       const fresh = seen !== null && !seen.has(ev.where);
