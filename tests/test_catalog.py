@@ -265,3 +265,38 @@ def test_a_run_that_ended_with_an_error_is_failed_not_stopped(monkeypatch: pytes
     assert [(p["pid"], p["status"], p["error"]) for p in processes(view)] == [
         (1, "failed", "RuntimeError: node 'tally': its state must be picklable"),
         (2, "stopped", None)]
+
+
+def test_a_failed_announcement_closes_its_producer_and_the_next_one_connects_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer kept after a send failed (the catalog topic gone with a replaced broker)
+    asked for that topic's metadata without pause: most of a core on Kafka. It is closed, and
+    the next heartbeat makes the topic and a producer anew."""
+    from doa.catalog import publish
+
+    class Producer:
+        def __init__(self, fails: bool) -> None:
+            self.fails, self.closed, self.sent = fails, False, 0
+
+        def send(self, *args: Any, **kwargs: Any) -> Any:
+            if self.fails:
+                raise TimeoutError("Failed to update metadata after 5.0 secs.")
+            self.sent += 1
+            return type("Done", (), {"get": lambda self, timeout: None})()
+
+        def close(self, timeout: float) -> None:
+            self.closed = True
+
+    made: list[Producer] = []
+
+    def connect(self: publish.Announcer) -> None:
+        made.append(Producer(fails=len(made) == 0))
+        self._producer = made[-1]
+
+    monkeypatch.setattr(publish.Announcer, "_connect", connect)
+    a = publish.Announcer(load_topology("topologies/sensors.py"), "127.0.0.1:9", ["flag_spikes"],
+                          "kafka", interval_s=60)
+    a._send(0, {"x": 1})
+    assert made[0].closed and a._producer is None and a.sent == 0
+    a._send(0, {"x": 1})
+    assert len(made) == 2 and made[1].sent == 1 and a.sent == 1 and not made[1].closed

@@ -114,8 +114,7 @@ class Announcer:
 
     def _run(self) -> None:
         try:
-            self._connect()
-            self._send(DESCRIPTIONS, self.description)
+            self._send(DESCRIPTIONS, self.description)  # connects (and again after a failure)
             while True:
                 status = "running" if self._running.is_set() else "starting"
                 self._send(HEARTBEATS, heartbeat(self.description, self.stats, status=status))
@@ -154,16 +153,31 @@ class Announcer:
 
     def _send(self, partition: int, record: Mapping[str, Any]) -> None:
         try:
+            if self._producer is None:  # the last send failed: the topic anew, a new client
+                self._connect()
             future = self._producer.send(TOPIC, key=self.key.encode(), value=encode(record),
                                          partition=partition)
             future.get(timeout=1.0 if self._stop.is_set() else max(5.0, self.interval_s))
         except Exception as exc:
             self._warn(exc)
+            self._drop()
             return
         self.sent += 1
         if self._failing:
             self._failing = False
             log.warning("%s: publishing to %s on %s works again", self.key, TOPIC, self.address)
+
+    def _drop(self) -> None:
+        """Close the producer after a failed send; the next send makes the topic (if the
+        broker lost it: a broker replaced by an empty one) and a new producer. A kafka-python
+        producer kept waiting for the metadata of a topic that is not there asked for it
+        without pause (on Kafka, which does not create it: most of a core)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0.5)
+            except Exception:
+                _abandon(producer)
 
     def _warn(self, exc: BaseException) -> None:
         if not self._failing:
