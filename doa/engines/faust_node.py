@@ -82,6 +82,7 @@ class MountedNode(PartitionedNode):
             await self._reader.start()
 
     async def close(self) -> None:
+        self.runner.letters.flush(final=True)  # a dead-letter summary still waiting: said
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.stop()

@@ -150,6 +150,7 @@ class NodeWorker(GroupMember):
         return {}
 
     async def close(self) -> None:
+        self.runner.letters.flush(final=True)  # a dead-letter summary still waiting: said
         consumer, self._consumer = self._consumer, None
         try:
             if consumer is not None:

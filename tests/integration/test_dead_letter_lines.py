@@ -52,6 +52,10 @@ def test_doa_run_says_the_first_dead_letters_one_line_each(broker: str) -> None:
         assert m[4] == letter["error_type"]
         assert m[5] == letter["message"].splitlines()[0]
     assert said[2].endswith("(doa dlq lists all)")
+    # the fourth is said too: in a summary, when its 10 s pass or when the node stops
+    more = re.findall(r"node 'count': (\d+) more dead letters? in \d+ s, the latest ",
+                      done.stderr.decode())
+    assert len(said) + sum(map(int, more)) == 4, done.stderr.decode()
     # two poisoned events and two cut bodies: at least one of the three said is a cut one
     assert any(line.endswith("(in field Event.payload)") or "(in field Event.payload);" in line
                for line in said), said
