@@ -20,6 +20,8 @@ Promote(margin=0.02, after_labels=300)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from doa.errors import (
     CompatibilityError,
     DecodeError,
@@ -31,9 +33,11 @@ from doa.errors import (
     Unacknowledged,
 )
 from doa.events import Event, Out
-from doa.model.labels import Labels, Promote
 from doa.node import Node, Stream
 from doa.topology.topology import Topology
+
+if TYPE_CHECKING:
+    from doa.model.labels import Labels, Promote
 
 __version__ = "0.1.0"
 
@@ -55,3 +59,13 @@ __all__ = [
     "Unacknowledged",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Labels`` and ``Promote``, imported when first asked for: ``doa.model`` brings numpy,
+    which every ``doa`` command paid for at start (~0.15 s, seconds on a busy machine)."""
+    if name in ("Labels", "Promote"):
+        from doa.model import labels
+
+        return getattr(labels, name)
+    raise AttributeError(f"module 'doa' has no attribute {name!r}")

@@ -17,7 +17,6 @@ from doa.cli.console import out
 from doa.cli.model.versions import at_the_end, node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
-from doa.model.kept import model_candidates, model_roles
 
 if TYPE_CHECKING:
     from doa.model.formats import Scorer
@@ -44,6 +43,7 @@ def publish_version(t: Any, node: str, path: str | Path, *, broker: str, note: s
     from doa.model.artifacts import CHUNK_BYTES, chunk_records, load_bytes
     from doa.model.compat import CLASSES_KEY
     from doa.model.formats import ModelLoadError, file_format
+    from doa.model.kept import model_candidates
 
     spec = t.nodes[node].spec
     try:
@@ -125,6 +125,7 @@ def _refuse_type_change(t: Any, spec: Any, scorer: Any, records: list[Any], what
     """A one-line error when ``scorer`` predicts another type than a live version of the
     node (on any partition): its stream would change type under its consumers."""
     from doa.model.compat import live_scorers, type_refusal
+    from doa.model.kept import model_roles
 
     roles = model_roles(records, spec.version, spec.keep, t.streams[spec.versions].partitions)
     live = live_scorers(spec, records, (r["live"] for r in roles.values()), key)

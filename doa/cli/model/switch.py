@@ -13,7 +13,6 @@ from doa.cli.console import err, out
 from doa.cli.model.versions import at_the_end, node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
-from doa.model.kept import learner_kept, model_kept, model_roles
 
 __all__ = ["promote_cmd", "rollback_cmd"]
 
@@ -27,6 +26,8 @@ __all__ = ["promote_cmd", "rollback_cmd"]
 def rollback_cmd(topology: str, node: str, version: int, reason: str,
                  broker: str | None) -> None:
     """Make a learner or model node go back to VERSION (on every partition)."""
+    from doa.model.kept import learner_kept, model_kept
+
     address = reach(broker)
     t, spec = node_spec(topology, node)
     reason = reason or f"doa model rollback to {version}"
@@ -98,6 +99,7 @@ def _refuse(what: str, version: int, kept: dict[int, list[int]]) -> None:
 def promote_cmd(topology: str, node: str, reason: str, broker: str | None) -> None:
     """Make a model node's candidate version, or a learner's challenger, live (on every
     partition)."""
+    from doa.model.kept import model_roles
     from doa.model.versions import command
 
     address = reach(broker)
