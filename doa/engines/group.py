@@ -144,11 +144,6 @@ class GroupMember(PartitionedNode):
         async with self._lock:
             try:
                 await self._assigned(partitions)
-                if self._reader is not None:
-                    # idle, the reader holds no partition: one of a topic that goes (a broker
-                    # replaced) would be fetched and its metadata asked for without pause
-                    # (on Kafka ~500 log lines a second, 0.8 of a core)
-                    self._reader.unsubscribe()
             except Exception as exc:
                 where = sorted({tp.partition for tp in partitions})
                 text = (str(exc) if isinstance(exc, DoaError) else

@@ -168,7 +168,16 @@ class PartitionedNode:
         """Read, for the newly loaded partitions, how the previous run took their inputs
         (:meth:`_load_plans`) and which outputs it wrote after their snapshots, so that they
         are not written again (:mod:`doa.runtime.written`): one read of the node's output
-        streams (and its dead letters) from where the earliest snapshot says they ended."""
+        streams (and its dead letters) from where the earliest snapshot says they ended.
+        Then the reader lets go of every partition it read (the state topic's too): idle, a
+        partition of a topic that goes (a broker replaced by an empty one) would be fetched
+        and its metadata asked for without pause (on Kafka ~1,500 log lines a second)."""
+        try:
+            await self._read_again(snaps)
+        finally:
+            self._reader.unsubscribe()
+
+    async def _read_again(self, snaps: Mapping[int, Snapshot | None]) -> None:
         await self._load_plans(snaps)
         if not snaps or self.settings.rewrite:
             return
