@@ -38,6 +38,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     out: list[Any] = []
     monkeypatch.setattr(publish, "read_all", lambda broker, t, stream: [])
     monkeypatch.setattr(publish, "send_all", lambda *args: out.append(args))
+    monkeypatch.setattr(publish, "at_the_end", lambda *args: {})
     return out
 
 
