@@ -196,8 +196,10 @@ def test_doa_check_names_the_node_and_the_model_file_that_does_not_exist(
     result = CliRunner().invoke(cli, ["check", "scoring_topology.py"])
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines() == [
-        f"problem: model 'phish': model file 'models/phish.onnx' does not exist (in {tmp_path})"]
+        f"problem: model 'phish': model file 'models/phish.onnx' does not exist in the "
+        f"topology's folder {Path(__file__).parent} (where relative paths resolve) nor in the "
+        f"working directory {tmp_path}"]
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "phish.onnx").write_bytes(b"")  # there: loading it is for the start
-    result = CliRunner().invoke(cli, ["check", "scoring_topology.py"])
+    result = CliRunner().invoke(cli, ["check", "scoring_topology.py"])  # with a deprecation
     assert result.exit_code == 0, result.output

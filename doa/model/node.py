@@ -53,6 +53,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ import numpy as np
 from doa.events import Out
 from doa.learner.records import dead_feature, origin
 from doa.model import labels as tracking
-from doa.model import versions
+from doa.model import paths, versions
 from doa.model.formats import describe
 from doa.model.inputs import bad_feature
 from doa.model.labels import Labels, Promote
@@ -81,7 +82,7 @@ def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
                versions: Stream | str | None = AUTO, keep: int = 5,
                shadow: Stream | str | None = None, models: Stream | str | None = None,
                labels: Labels | Stream | str | None = None,
-               promote_when: Promote | None = None) -> Node:
+               promote_when: Promote | None = None, folder: Path | None = None) -> Node:
     """A node scoring each batch of ``reads`` with the pre-trained ``model``.
 
     Parameters
@@ -105,12 +106,15 @@ def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
     models : the stream of ``doa.ModelEvent`` records (each version change)
     labels : a :class:`~doa.model.labels.Labels`, or the label stream (field ``label``)
     promote_when : a :class:`~doa.model.labels.Promote` policy for candidates
+    folder : the folder a relative model path resolves against (``topology.model`` gives the
+        topology file's; see :mod:`doa.model.paths`)
     """
     if not features:
         raise ValueError(f"model {name!r}: features= must name at least one field")
     if promote_when is not None and labels is None:
         raise ValueError(f"model {name!r}: promote_when= compares versions on labels; give "
                          "labels= too")
+    model = paths.resolve(model, folder, name)
     fmt, source = describe(model)
     if isinstance(labels, (Stream, str)):
         labels = Labels(str(stream_name(labels)))
@@ -121,7 +125,7 @@ def model_node(name: str, *, reads: Stream | str | Iterable[Stream | str],
                      None if classes is None else tuple(classes),
                      versions=f"{name}.versions" if versions == AUTO else stream_name(versions),
                      keep=keep, shadow=stream_name(shadow), models=stream_name(models),
-                     labels=labels, promote_when=promote_when)
+                     labels=labels, promote_when=promote_when, folder=folder)
     return spec.node(name, _step(spec, output), lambda: _initial(spec))
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from doa.model.artifacts import load_bytes
 from doa.model.formats import FeatureNamesError, ModelLoadError, Scorer, load, not_numbers
 from doa.model.labels import Labels, Promote
+from doa.model.paths import missing
 from doa.node import NUMBERS, Node, NodeKind, missing_fields, stream_name
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class ModelSpec(NodeKind):
     shadow : the stream of the candidate's predictions; models : of ``doa.ModelEvent``
     labels : where labels come from (:class:`~doa.model.labels.Labels`, stream names)
     promote_when : the candidate's promotion policy (None: promoted by command only)
+    folder : the folder a relative model path was resolved against (for error messages)
     """
 
     kind = "model"
@@ -88,6 +90,7 @@ class ModelSpec(NodeKind):
     models: str | None = None
     labels: Labels | None = None
     promote_when: Promote | None = None
+    folder: Path | None = field(default=None, compare=False, repr=False)
 
     def streams(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         lab = self.labels
@@ -189,8 +192,7 @@ order (hour, km) than the node declares (km, hour), ... declare features=['hour'
 model's order, or retrain"]
         """
         if isinstance(self.model, (str, Path)) and not Path(self.model).is_file():
-            where = "" if Path(self.model).is_absolute() else f" (in {Path.cwd()})"
-            return [f"model {name!r}: model file {str(self.model)!r} does not exist{where}"]
+            return [missing(self.model, self.folder, name)]
         if self.loaded.scorer is None:
             try:
                 self.loaded.scorer = load(self.model, node=self.name, features=self.features,

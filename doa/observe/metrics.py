@@ -17,7 +17,9 @@ Exported (every series has the labels ``topology`` and ``node``):
   node will process, for the input partitions this process holds)
 - ``doa_snapshots_total``, ``doa_snapshot_bytes_total``, ``doa_partitions_assigned``
 - ``doa_learner_metric`` (``partition``, ``metric``: the River metric's value) and
-  ``doa_model_version`` (``partition``), for learner nodes
+  ``doa_model_version`` (``partition``), for learner nodes (and the version for model nodes)
+- ``doa_model_metric`` (``partition``, ``metric``, ``version``, ``role``: ``live`` or
+  ``candidate``), for model nodes with ``labels=``: each running version's metric on the labels
 - ``doa_drift_events_total`` (``stream``), for detector nodes
 
 Examples
@@ -125,6 +127,9 @@ class DoaCollector:
                             "partition", "metric"),
             "version": gauge("doa_model_version", "The model version a learner uses",
                              "partition"),
+            "model_metric": gauge("doa_model_metric", "A model node's running River metric on "
+                                  "its labels, per version (live, and candidate if one runs)",
+                                  "partition", "metric", "version", "role"),
             "drift": counter("doa_drift_events", "Drift events a detector published", "stream"),
         }
         for worker in self.workers:
@@ -159,6 +164,8 @@ class DoaCollector:
             f["lag"].add_metric([*labels, p[0], str(p[1])], lag)
         for p, state in sorted(states.items()):
             _learner(f, labels, p, state)
+            if node.kind == "model":
+                _model(f, labels, p, state)
 
 
 def _histogram(family: Any, labels: list[str], buckets: Buckets) -> None:
@@ -185,6 +192,35 @@ def _lags(part: Any, reads: Iterable[str]) -> list[tuple[tuple[str, int], int]]:
             if high is not None:
                 out.append(((stream, p), max(0, int(high) - positions[p].get(stream, 0))))
     return out
+
+
+def _model(f: dict[str, Any], labels: list[str], p: int, state: Any) -> None:
+    """A model node's live and candidate metrics, from its partition's state (River metrics
+    by version in ``metrics``: :mod:`doa.model.labels`).
+
+    >>> from types import SimpleNamespace
+    >>> from river.metrics import MAE
+    >>> live = MAE()
+    >>> live.update(3.0, 1.0)
+    >>> got = SimpleNamespace(add_metric=lambda labels, value: print(labels, value))
+    >>> _model({"model_metric": got}, ["t", "price"], 0,
+    ...        {"version": 2, "candidate": 3, "metrics": {2: live, 3: MAE()}})
+    ['t', 'price', '0', 'MAE', '2', 'live'] 2.0
+    ['t', 'price', '0', 'MAE', '3', 'candidate'] 0.0
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("metrics"), dict):
+        return
+    for role in ("version", "candidate"):
+        version = state.get(role)
+        metric = state["metrics"].get(version)
+        if version is None or not callable(getattr(metric, "get", None)):
+            continue
+        try:
+            value = float(metric.get())
+        except Exception:  # updated by the node meanwhile, or not a number
+            continue
+        f["model_metric"].add_metric([*labels, str(p), type(metric).__name__, str(version),
+                                      "live" if role == "version" else "candidate"], value)
 
 
 def _learner(f: dict[str, Any], labels: list[str], p: int, state: Any) -> None:

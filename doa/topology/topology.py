@@ -52,6 +52,7 @@ class Topology:
         self._problems: list[str] = []
         self._codecs: dict[str, Codec] = {}
         caller = _caller_dir()
+        self.folder = caller  # relative model paths resolve against it, like schemas=
         self.schema_dir = _resolve_schema_dir(schemas, caller)
         self.dead_letters = self.stream(dead_letters or f"{name}.dlq", schema=DEAD_LETTER_SCHEMA,
                                         key="node", shared=True)
@@ -108,11 +109,12 @@ class Topology:
               writes: Stream | str, model: Any, features: Iterable[str],
               **options: Any) -> Node:
         """Declare a node scoring batches with a pre-trained model (scikit-learn, ONNX,
-        River frozen, ``predict_batch``); see :func:`doa.model.node.model_node`."""
+        River frozen, ``predict_batch``); see :func:`doa.model.node.model_node`. A relative
+        model path resolves against the topology file's folder, like ``schemas=``."""
         from doa.model.node import ARTIFACT_SCHEMA, model_node
 
         node = model_node(name, reads=reads, writes=writes, model=model,
-                          features=list(features), **options)
+                          features=list(features), **{"folder": self.folder, **options})
         versions = node.spec.versions  # type: ignore[attr-defined]
         if versions is not None and versions not in self.streams:  # NAME.versions by default
             first = self.streams.get(stream_names(reads)[0])

@@ -21,8 +21,6 @@ from doa.cli.model.switch import promote_cmd, rollback_cmd
 from doa.cli.model.versions import node_spec, reach, read_all
 from doa.cli.options import broker_option
 from doa.errors import DoaError
-from doa.lineage.log import input_partition
-from doa.model.kept import model_roles
 
 
 @click.command("list")
@@ -46,8 +44,12 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
             if e.partition == 0 and e["chunk"] == 0:
                 table.add_row(*_version_row(e))
         tables().print(table)
+    events = [] if spec.models is None else read_all(address, t, spec.models)
+    if spec.kind == "model":  # the versions stream and the policy's promotions, as the node
+        from doa.model.kept import model_roles
+
         out.print(_live_line(spec, model_roles(records, spec.version, spec.keep,
-                                               t.streams[spec.versions].partitions)))
+                                               t.streams[spec.versions].partitions, events)))
     if spec.models is None:
         if spec.kind == "learner":
             raise DoaError(f"learner {node!r} declares no models= stream to list versions from")
@@ -55,7 +57,7 @@ def list_cmd(topology: str, node: str, broker: str | None) -> None:
     table = Table(title=f"model events of {node} ({spec.models})")
     for col in ("partition", "version", "action", "from", "labels", "metric", "reason"):
         table.add_column(col)
-    for e in read_all(address, t, spec.models):
+    for e in events:
         metric = "-" if e["metric"] is None else f"{e['metric']:.4f}"
         table.add_row(str(e["partition"]), str(e["version"]), e["action"],
                       str(e["from_version"]), str(e["labels"]), metric, e["reason"])
@@ -151,6 +153,8 @@ def _metric_partition(metric: Any) -> int | None:
     ...                                               offset=0, timestamp=0))
     (1, 3)
     """
+    from doa.lineage.log import input_partition
+
     found = input_partition(getattr(metric, "lineage", None))
     if found is not None:
         return found
