@@ -26,7 +26,7 @@ from doa.cluster.security import kafka_python_options
 from doa.dlq_books import replay_group
 from doa.errors import DoaError, first_line
 from doa.events import Event, replay_node
-from doa.subscriber import RecordError, decode_at, lineage_at
+from doa.subscriber import RecordError, event_at
 from doa.topology.topology import Topology
 
 if TYPE_CHECKING:
@@ -98,14 +98,10 @@ def _decoded(messages: Iterator[Any], codec: Codec) -> Iterator[Event | RecordEr
         if m.headers and replay_node(m.headers) is not None:
             continue  # a replay is never written to a dead-letter stream: as a Subscriber
         try:
-            record = decode_at(codec, m)
-            lineage = lineage_at(m, record)
+            event: Event | RecordError = event_at(codec, m)
         except RecordError as error:
-            yield error
-            continue
-        yield Event(record, stream=m.topic, partition=m.partition, offset=m.offset,
-                    timestamp=m.timestamp, key=m.key, id=lineage.id if lineage else None,
-                    headers=tuple(m.headers or ()))
+            event = error
+        yield event
 
 
 def letter_node(letter: Event | RecordError) -> str:

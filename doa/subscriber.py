@@ -174,11 +174,7 @@ class Subscriber(Generic[_Item]):
 
     def _event(self, m: Any) -> Event:
         """Message ``m`` as an :class:`Event`; a :class:`RecordError` if it cannot be read."""
-        record = decode_at(self.codecs[m.topic], m)
-        lin = lineage_at(m, record)
-        return Event(record, stream=m.topic, partition=m.partition, offset=m.offset,
-                     timestamp=m.timestamp, key=m.key, id=lin.id if lin else None,
-                     headers=tuple(m.headers or ()))
+        return event_at(self.codecs[m.topic], m)
 
     def _messages(self, join_timeout_s: float = 30.0) -> Iterator[Any]:
         """The consumer's messages, until ``idle_timeout_s`` without one. The idle time counts
@@ -257,6 +253,17 @@ class Subscriber(Generic[_Item]):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close(5.0 if exc is None else 1.0)
+
+
+def event_at(codec: Codec, m: Any) -> Event:
+    """Consumed message ``m`` (kafka-python's or aiokafka's) as an :class:`Event`, its id the
+    one its lineage header names; a :class:`RecordError` at ``m``'s place if its value or that
+    header cannot be read."""
+    record = decode_at(codec, m)
+    lin = lineage_at(m, record)
+    return Event(record, stream=m.topic, partition=m.partition, offset=m.offset,
+                 timestamp=m.timestamp, key=m.key, id=lin.id if lin else None,
+                 headers=tuple(m.headers or ()))
 
 
 def decode_at(codec: Codec, m: Any) -> dict[str, Any]:

@@ -51,8 +51,8 @@ def read_all(address: str, t: Any, stream: str) -> list[Any]:
     ``doa model`` command read one to three streams and waited 2 s of silence after each
     (5-7 s a command in a walk)."""
     from doa.collect.read import Reader, codecs_for
-    from doa.events import Event, replay_node
-    from doa.subscriber import decode_at, lineage_at
+    from doa.events import replay_node
+    from doa.subscriber import event_at
 
     codec = codecs_for(t, [stream], address)[stream]
     found: list[Any] = []
@@ -60,14 +60,8 @@ def read_all(address: str, t: Any, stream: str) -> list[Any]:
         for p, (begin, end) in sorted(reader.ends(stream).items()):
             for batch in reader.batches(stream, p, begin, end):
                 for m in batch:
-                    if m.headers and replay_node(m.headers) is not None:
-                        continue
-                    record = decode_at(codec, m)
-                    lin = lineage_at(m, record)
-                    found.append(Event(record, stream=stream, partition=p, offset=m.offset,
-                                       timestamp=m.timestamp, key=m.key,
-                                       id=lin.id if lin else None,
-                                       headers=tuple(m.headers or ())))
+                    if not (m.headers and replay_node(m.headers) is not None):
+                        found.append(event_at(codec, m))
     return found
 
 
