@@ -4,8 +4,7 @@
 read starts, without waiting for more: ``doa dlq`` lists 4 letters in the time of one fetch,
 where a read that stops after 2 s without a record (:func:`dead_letters`) took those 2 s on
 top. The broker's end offset can be a lower bound (tansu answers the base offset of the last
-batch + 1); the fetch that brings that offset brings the whole batch, so the read takes what
-the client holds past it, never waiting for it.
+batch + 1): :meth:`doa.collect.read.Reader.ends` takes the end a fetch reports instead.
 
 Examples
 --------
@@ -17,11 +16,9 @@ Examples
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from doa.cluster.fetchwait import Poll
 from doa.cluster.security import kafka_python_options
 from doa.dlq_books import replay_group
 from doa.errors import DoaError, first_line
@@ -44,56 +41,26 @@ def letters(address: str, topology: Topology, *,
     that cannot be decoded comes as a :class:`doa.client.RecordError`.
 
     A dead-letter stream that does not exist is a :class:`DoaError` before anything is read;
-    ``timeout_s`` bounds the read (a broker that holds back letters it has).
+    ``timeout_s`` bounds the read (a broker that holds back letters it has). The read is
+    :class:`doa.collect.read.Reader`'s: to the ends each partition had when it began.
     """
-    from kafka import KafkaConsumer, TopicPartition
-
     from doa.cluster.codecs import resolve_codec
+    from doa.collect.read import Reader
 
     dlq = topology.dead_letters.name
     codec, _ = resolve_codec(dlq, topology, address)  # an older version: read when met
-    consumer = KafkaConsumer(bootstrap_servers=address, **kafka_python_options(address),
-                             enable_auto_commit=False, fetch_max_wait_ms=10,
-                             allow_auto_create_topics=False)
-    try:
-        parts = sorted(consumer.partitions_for_topic(dlq) or [])
-        if not parts:  # as doa.client.Subscriber says it
+    with Reader(address, timeout_s=timeout_s) as reader:
+        try:
+            reader.partitions(dlq)
+        except DoaError:  # as doa.client.Subscriber says it
             raise DoaError(f"stream {dlq!r} does not exist on {address} yet (doa deploy or "
-                           "doa run creates a topology's streams)")
-        tps = [TopicPartition(dlq, p) for p in parts]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        yield from _decoded(_until(Poll(consumer, floor_ms=200), ends, dlq, timeout_s), codec)
-    finally:
-        consumer.close(autocommit=False, timeout_ms=2000)
+                           "doa run creates a topology's streams)") from None
+        for p, (begin, end) in sorted(reader.ends(dlq).items()):
+            for batch in reader.batches(dlq, p, begin, end):
+                yield from _decoded(batch, codec)
 
 
-def _until(poll: Poll, ends: dict[Any, int], dlq: str, timeout_s: float) -> Iterator[Any]:
-    """Every message of the assigned partitions up to ``ends``, and what the client holds
-    past them (the rest of the batch that holds an end); then stop."""
-    consumer = poll.consumer
-    deadline = time.monotonic() + timeout_s
-    pending = {tp for tp, end in ends.items() if consumer.position(tp) < end}
-    while pending:
-        if time.monotonic() > deadline:
-            raise DoaError(f"dead-letter stream {dlq!r}: partitions "
-                           f"{sorted(tp.partition for tp in pending)} not read to their end "
-                           f"in {timeout_s:g} s")
-        polled = poll()
-        for tp, messages in polled.items():
-            yield from messages
-            if messages and messages[-1].offset + 1 >= ends[tp]:
-                pending.discard(tp)
-    while True:  # what was fetched already: no wait
-        rest = consumer.poll(timeout_ms=0)
-        if not any(rest.values()):
-            return
-        for messages in rest.values():
-            yield from messages
-
-
-def _decoded(messages: Iterator[Any], codec: Codec) -> Iterator[Event | RecordError]:
+def _decoded(messages: Iterable[Any], codec: Codec) -> Iterator[Event | RecordError]:
     for m in messages:
         if m.headers and replay_node(m.headers) is not None:
             continue  # a replay is never written to a dead-letter stream: as a Subscriber
