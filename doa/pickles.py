@@ -10,13 +10,13 @@ topology module loaded here with the same file name, or the only one loaded.
 Examples
 --------
 >>> import pickle, sys, types
->>> mod = types.ModuleType("_doa_topology_tally_0123456789abcdef")
->>> exec("class Tally:\\n    pass", mod.__dict__)
->>> mod.Tally.__module__ = mod.__name__
+>>> mod = types.ModuleType("_doa_topology_pickles_example_0123456789abcdef")
+>>> exec("class Example:\\n    pass", mod.__dict__)
+>>> mod.Example.__module__ = mod.__name__
 >>> sys.modules[mod.__name__] = mod
->>> data = pickle.dumps(mod.Tally()).replace(b"0123456789abcdef", b"fedcba9876543210")
+>>> data = pickle.dumps(mod.Example()).replace(b"0123456789abcdef", b"fedcba9876543210")
 >>> type(loads(data)).__name__  # written where the file was elsewhere: found by its name
-'Tally'
+'Example'
 >>> del sys.modules[mod.__name__]
 """
 
