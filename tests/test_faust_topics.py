@@ -13,7 +13,7 @@ pytest.importorskip("faust")
 
 from doa.engines import nocreate
 from doa.engines.faust import app_settings, faust
-from doa.engines.faust_topics import TopicWatch, no_auto_create_clients
+from doa.engines.faust_topics import FaustTopicWatch, no_auto_create_clients
 
 
 def test_the_clients_a_faust_app_makes_ask_no_topic_creation() -> None:
@@ -70,7 +70,7 @@ class _Thread:
 
 def test_out_of_the_group_while_the_topics_are_gone_and_back_once_they_all_are() -> None:
     said: list[str] = []
-    watch = TopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
+    watch = FaustTopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
     thread = _Thread()
     app = type("App", (), {"consumer": type("C", (), {"_thread": thread})()})()
     reader = _Reader("events", "c.count.state")

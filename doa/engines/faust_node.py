@@ -37,7 +37,7 @@ from doa.cluster.security import aiokafka_options
 from doa.engines import EngineSettings, NodeStats
 from doa.engines.delivery import refused
 from doa.engines.faust_app import partition_counts
-from doa.engines.faust_topics import TopicWatch
+from doa.engines.faust_topics import FaustTopicWatch
 from doa.engines.nocreate import no_auto_create
 from doa.engines.partitioned import PartitionedNode
 from doa.local.embedded import BrokerError
@@ -64,7 +64,7 @@ class MountedNode(PartitionedNode):
         self._started = time.monotonic()
         self._lock = asyncio.Lock()  # rebalance handlers never interleave with a batch
         # inputs or state topic gone from the broker (replaced by an empty one), and back
-        self.topics = TopicWatch(node.name, address, node.reads, self.state_topic)
+        self.topics = FaustTopicWatch(node.name, address, node.reads, self.state_topic)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -145,7 +145,7 @@ class MountedNode(PartitionedNode):
 
     async def mind_topics(self) -> None:
         """Leave the app's consumer group while the broker lacks the node's topics, join it
-        again once they are back (:meth:`doa.engines.faust_topics.TopicWatch.mind`)."""
+        again once they are back (:meth:`doa.engines.faust_topics.FaustTopicWatch.mind`)."""
         if self._reader is not None:
             await self.topics.mind(self.app, self._reader)
 

@@ -9,15 +9,15 @@ embedded broker otherwise made a node's streams and state topic again, empty, wi
 read ...state/0 up to offset 1" once ``doa deploy`` had run). Only ``doa deploy`` and
 ``doa run``'s preparation create topics.
 
-:class:`TopicWatch` asks the broker, on each assignment and every second while the node is out
+:class:`FaustTopicWatch` asks the broker, on each assignment and every second while the node is out
 of its group, whether the node's inputs and state topic are there; the missing ones are said
-once (:class:`~doa.engines.vanished.Vanished`). No faust import here (see
+once (:class:`~doa.engines.vanished.TopicWatch`, the kafka engine's too). No faust import here (see
 :mod:`doa.engines.faust`).
 
 Examples
 --------
 >>> said = []
->>> watch = TopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
+>>> watch = FaustTopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
 >>> watch.wanted
 ['events', 'c.count.state']
 >>> watch.observe({"events", "c.count.state"}), watch.observe(set()), len(said)
@@ -27,18 +27,13 @@ Examples
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
 from doa.engines.nocreate import no_auto_create
-from doa.engines.vanished import Vanished
+from doa.engines.vanished import TopicWatch
 
 log = logging.getLogger("doa.engines.faust")  # the engine's logger: its users filter on it
-
-LOOK_EVERY_S = 1.0  # out of the group: how often the broker's topics are asked for
 
 
 def no_auto_create_clients(app: Any) -> None:
@@ -59,51 +54,13 @@ def no_auto_create_clients(app: Any) -> None:
     app.producer._new_producer = producer
 
 
-class TopicWatch:
-    """A node's input streams and state topic, as the broker lists them.
-
-    Parameters
-    ----------
-    node : the node's name
-    address : the broker's address, for the lines
-    reads : the node's input streams
-    state_topic : the node's state topic
-    say : where a line goes (default: a WARNING of the Faust engine's logger)
-    """
+class FaustTopicWatch(TopicWatch):
+    """:class:`~doa.engines.vanished.TopicWatch` for a Faust app's node (the Faust engine's
+    logger), with :meth:`mind`."""
 
     def __init__(self, node: str, address: str, reads: Sequence[str], state_topic: str,
                  say: Callable[[str], None] | None = None) -> None:
-        self.node = node
-        self.address = address
-        self.wanted = [*reads, state_topic]
-        self.vanished = Vanished(node, address, say or log.warning, state_topic=state_topic)
-        self.looked = 0.0  # when the broker was last asked
-        self.leaving = False  # an assignment found topics missing: leave the group (mind)
-        self.away: set[str] | None = None  # out of the group: the topics to subscribe again
-
-    async def there(self, reader: Any) -> bool:
-        """Whether the broker has all of the node's topics, asked afresh with ``reader`` (an
-        ``AIOKafkaConsumer``); True if it cannot be asked (the broker is away: what needs it
-        waits for it, as before)."""
-        self.looked = time.monotonic()
-        if reader is None:  # a stop given up (MountedNode.abandon): nothing to ask with
-            return True
-        try:
-            have = await reader.topics()
-        except KafkaError as exc:
-            log.debug("node %s: listing topics: %s", self.node, exc)
-            return True
-        return self.observe(have)
-
-    def observe(self, have: Iterable[str]) -> bool:
-        """Take the topics the broker has; whether the node's are all among them."""
-        listed = set(have)
-        self.vanished.observe({t: int(t in listed) for t in self.wanted})
-        return all(t in listed for t in self.wanted)
-
-    def due(self) -> bool:
-        """Whether a second has passed since the broker was last asked."""
-        return time.monotonic() - self.looked >= LOOK_EVERY_S
+        super().__init__(node, address, reads, state_topic, say=say, logger=log)
 
     async def mind(self, app: Any, reader: Any) -> None:
         """Take ``app``'s consumer out of its group once an assignment found the node's

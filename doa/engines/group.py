@@ -21,7 +21,7 @@ from doa.engines import EngineSettings, NodeStats
 from doa.engines.chain import Pauses
 from doa.engines.delivery import retriable
 from doa.engines.partitioned import PartitionedNode, Rebalance
-from doa.engines.vanished import Vanished
+from doa.engines.vanished import TopicWatch
 from doa.errors import DoaError, first_line
 from doa.node import Node
 from doa.topology.topology import Topology
@@ -45,10 +45,7 @@ class GroupMember(PartitionedNode):
         self._lock = asyncio.Lock()  # rebalance callbacks never interleave with a batch
         self._pauses: Pauses | None = None  # inputs not fetched while hand-overs bring them
         # inputs (or the state topic) gone from the broker, and back
-        self._vanished = Vanished(node.name, address, state_topic=self.state_topic)
-        self._leaving = False  # the broker lacks the node's topics: leave the group (_mind_topics)
-        self._away = False  # out of the group until the broker has them again
-        self._looked = 0.0  # when the broker's topics were last asked for
+        self._topics = TopicWatch(node.name, address, node.reads, self.state_topic)
         self._failed: DoaError | None = None  # an assignment that could not be loaded
 
     # -- commits -------------------------------------------------------------------------------
@@ -158,8 +155,8 @@ class GroupMember(PartitionedNode):
             self._pauses.forget(partitions)
         if self._outgrown(partitions, self._input_counts()):
             return  # none of them loaded: run() stops with the refusal
-        if not await self._topics_there():
-            self._leaving = True  # none loaded: back in the group once they are there
+        if not await self._topics.there(self._reader):
+            self._topics.leaving = True  # none loaded: back in the group once they are there
             return
         snaps = await self.load(sorted({tp.partition for tp in partitions}))
         for p, snap in snaps.items():
@@ -197,22 +194,6 @@ class GroupMember(PartitionedNode):
                      f"snapshot {snap.seq} at {snap.offsets}" if snap else "the beginning")
         await self._restart_reads(snaps)  # before any record of them is taken (the lock)
 
-    async def _topics_there(self) -> bool:
-        """Whether the broker has the node's inputs and state topic, asked afresh (the
-        missing ones are said once, :class:`doa.engines.vanished.Vanished`). A broker that
-        came back without its data has neither: reading a snapshot from a state topic that is
-        not there waits until one is made, under the lock, the batch loop stopped."""
-        assert self._reader is not None
-        self._looked = time.monotonic()
-        try:
-            have = await self._reader.topics()
-        except KafkaError as exc:  # the broker is away: the load waits for it as before
-            log.debug("node %s: listing topics: %s", self.node.name, exc)
-            return True
-        wanted = [*self.node.reads, self.state_topic]
-        self._vanished.observe({t: int(t in have) for t in wanted})
-        return all(t in have for t in wanted)
-
     async def _mind_topics(self) -> None:
         """Out of the group while the broker lacks the node's topics, back in once it has them
         all (asked every second). Its consumer would otherwise keep partitions of topics that
@@ -220,13 +201,18 @@ class GroupMember(PartitionedNode):
         return), and aiokafka's fetcher asks for their metadata without pause (half a core,
         a thousand log lines a second, on the embedded broker)."""
         assert self._consumer is not None
-        if self._leaving:
-            self._leaving, self._away = False, True
+        watch = self._topics
+        if watch.leaving:
+            watch.leaving, watch.away = False, set(self.node.reads)
             self._consumer.unsubscribe()
-        elif self._away and time.monotonic() - self._looked >= 1.0 and \
-                await self._topics_there():
-            self._away = False
-            self._consumer.subscribe(list(self.node.reads), listener=Rebalance(self))
+        elif watch.away is not None and watch.due() and await watch.there(self._reader):
+            topics, watch.away = watch.away, None
+            self._consumer.subscribe(sorted(topics), listener=Rebalance(self))
+
+    @property
+    def _away(self) -> bool:
+        """Out of the group until the broker has the node's topics again."""
+        return self._topics.away is not None
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:

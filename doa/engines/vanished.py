@@ -7,8 +7,9 @@ topics, and a topic can be deleted by hand. doa's own clients never create a top
 declared partitions and settings), so the node has nothing to read and nowhere to write its
 state. :class:`Vanished` takes what the broker lists of the node's inputs and state topic and
 says once, at WARNING, which went and what brings them back, and, when they are back, where
-the node starts from (:meth:`doa.engines.group.GroupMember._mind_topics` keeps the node out
-of its group meanwhile).
+the node starts from. :class:`TopicWatch` asks the broker for them (on each assignment, and
+every second while the node is out of its group: :meth:`doa.engines.group.GroupMember._mind_topics`
+on this engine, :class:`doa.engines.faust_topics.FaustTopicWatch` on the Faust engine).
 
 Examples
 --------
@@ -33,9 +34,15 @@ inputs)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger("doa.engines.kafka")  # the engine's logger: its users filter on it
+
+LOOK_EVERY_S = 1.0  # out of the group: how often the broker's topics are asked for
 
 
 class Vanished:
@@ -82,3 +89,63 @@ class Vanished:
         names = [f"state topic {t!r}" if t == self.state_topic else f"stream {t!r}"
                  for t in sorted(topics, key=lambda t: (t == self.state_topic, t))]
         return f"{' and '.join(names)} {'are' if len(names) > 1 else 'is'}"
+
+
+class TopicWatch:
+    """A node's input streams and state topic, as the broker lists them, and whether the node
+    is out of its group until they are all back.
+
+    Parameters
+    ----------
+    node : the node's name
+    address : the broker's address, for the lines
+    reads : the node's input streams
+    state_topic : the node's state topic
+    say : where a line goes (default: a WARNING of ``logger``)
+    logger : the engine's logger (default: the kafka engine's)
+
+    Examples
+    --------
+    >>> said = []
+    >>> watch = TopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
+    >>> watch.wanted
+    ['events', 'c.count.state']
+    >>> watch.observe({"events", "c.count.state"}), watch.observe(set()), len(said)
+    (True, False, 1)
+    """
+
+    def __init__(self, node: str, address: str, reads: Sequence[str], state_topic: str,
+                 say: Callable[[str], None] | None = None,
+                 logger: logging.Logger | None = None) -> None:
+        self.node = node
+        self.log = logger or log
+        self.wanted = [*reads, state_topic]
+        self.vanished = Vanished(node, address, say or self.log.warning,
+                                 state_topic=state_topic)
+        self.looked = 0.0  # when the broker was last asked
+        self.leaving = False  # an assignment found topics missing: leave the group
+        self.away: set[str] | None = None  # out of the group: the topics to subscribe again
+
+    async def there(self, reader: Any) -> bool:
+        """Whether the broker has all of the node's topics, asked afresh with ``reader`` (an
+        ``AIOKafkaConsumer``); True if it cannot be asked (the broker is away: what needs it
+        waits for it, as before)."""
+        self.looked = time.monotonic()
+        if reader is None:  # a stop given up (MountedNode.abandon): nothing to ask with
+            return True
+        try:
+            have = await reader.topics()
+        except KafkaError as exc:
+            self.log.debug("node %s: listing topics: %s", self.node, exc)
+            return True
+        return self.observe(have)
+
+    def observe(self, have: Iterable[str]) -> bool:
+        """Take the topics the broker has; whether the node's are all among them."""
+        listed = set(have)
+        self.vanished.observe({t: int(t in listed) for t in self.wanted})
+        return all(t in listed for t in self.wanted)
+
+    def due(self) -> bool:
+        """Whether a second has passed since the broker was last asked."""
+        return time.monotonic() - self.looked >= LOOK_EVERY_S
