@@ -227,7 +227,7 @@ def test_a_nan_feature_s_dead_letter_names_the_input_it_came_from(tmp_path: Path
     assert letter["message"] == (
         "learner 'model': feature 'temp_mean' is nan in features:0:0: fix the value at its "
         "source; this record is a dead letter (a compiled model takes every feature)\n"
-        "where it came from: as what wrote that record sent it (a NaN or infinite value in a "
+        "where it came from: its writer sent it so (a NaN or infinite value in a "
         "node's input, or a kernel's output for a key with no value yet; `doa lineage "
         "features:0:0` shows the input); compiled=False would leave it out of this record's "
         "prediction")

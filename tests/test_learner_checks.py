@@ -145,7 +145,7 @@ def test_a_nan_feature_is_left_out_and_told_once_and_the_metric_is_river_s(
         h = run_learner(t, rows, delay=5)
     told = [r.getMessage() for r in caplog.records if r.name.startswith("doa.learner")]
     assert told == ["learner 'model': feature 'gallup' is nan in stream 'features' partition 0 "
-                    "offset 0, as what wrote that record sent it (a NaN or infinite value in a "
+                    "offset 0, its writer sent it so (a NaN or infinite value in a "
                     "node's input, or a kernel's output for a key with no value yet; `doa "
                     "lineage features:0:0` shows the input): fix the value at its source; "
                     "meanwhile it is left out of what the model sees, as River takes an "
@@ -170,7 +170,7 @@ def test_a_compiled_learner_dead_letters_a_record_with_a_nan_feature() -> None:
     assert letters[0]["message"].startswith(
         "learner 'model': feature 'gallup' is nan in features:0:6: fix the value at its "
         "source; this record is a dead letter (a compiled model takes every feature)\n"
-        "where it came from: as what wrote that record sent it (a NaN or infinite value in a "
+        "where it came from: its writer sent it so (a NaN or infinite value in a "
         "node's input, or a kernel's output for a key with no value yet; `doa lineage "
         "features:0:6` shows the input)")
     assert "feature_fields" not in letters[0]["message"]

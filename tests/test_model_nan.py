@@ -63,7 +63,7 @@ def test_a_nan_inf_or_null_feature_is_a_one_line_dead_letter_and_the_rest_is_sco
     for i, (field, value) in BAD.items():
         shown = "null" if value is None else str(value)
         why = "" if value is None else (
-            "\nwhere it came from: as what wrote that record sent it (a NaN or infinite value "
+            "\nwhere it came from: its writer sent it so (a NaN or infinite value "
             "in a node's input, or a kernel's output for a key with no value yet; `doa lineage "
             f"rides:0:{i}` shows the input)")
         assert (letters[i]["node"], letters[i]["error_type"], letters[i]["message"]) == (

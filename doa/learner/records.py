@@ -71,7 +71,7 @@ def finite(x: dict[str, Any], event: Any, name: str, compiled: bool,
     ...
     ValueError: learner 'm': feature 't' is nan in features:1:9: fix the value at its source; \
 this record is a dead letter (a compiled model takes every feature)
-    where it came from: as what wrote that record sent it (a NaN or infinite value in a node's \
+    where it came from: its writer sent it so (a NaN or infinite value in a node's \
 input, or a kernel's output for a key with no value yet; `doa lineage features:1:9` shows the \
 input); compiled=False would leave it out of this record's prediction
 
@@ -121,11 +121,11 @@ def origin(event: Any) -> str:
     --------
     >>> from doa.events import Event
     >>> origin(Event({}, stream="features", partition=0, offset=41, timestamp=0))
-    "as what wrote that record sent it (a NaN or infinite value in a node's input, or a \
+    "its writer sent it so (a NaN or infinite value in a node's input, or a \
 kernel's output for a key with no value yet; `doa lineage features:0:41` shows the input)"
     """
     where = f"{event.stream}:{event.partition}:{event.offset}"
-    return (f"as what wrote that record sent it (a NaN or infinite value in a node's "
+    return (f"its writer sent it so (a NaN or infinite value in a node's "
             f"input, or a kernel's output for a key with no value yet; `doa lineage "
             f"{where}` shows the input)")
 
