@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import tempfile
@@ -40,6 +39,8 @@ from types import TracebackType
 
 from doa.local.embedded import BrokerError, _die_with_parent, api_versions, metadata
 from doa.local.kafka_auth import Auth
+from doa.local.kafka_classes import ClassArchive
+from doa.local.kafka_homes import _kill, _sweep_stale_homes, _terminate, _watch
 from doa.local.kafka_node import (
     Assembly,
     KafkaError,
@@ -113,6 +114,8 @@ class LocalKafka:
         self.home: Path | None = None
         self.started_in: float | None = None
         self._watchdog: tuple[int, subprocess.Popen[bytes]] | None = None  # its pipe's end
+        self._classes: ClassArchive | None = None  # the JVM's class-data archive
+        self._dumper: int | None = None  # the node that writes it when it ends
 
     @property
     def address(self) -> str:
@@ -133,6 +136,7 @@ class LocalKafka:
         began = time.monotonic()
         assembly = assemble(self.version)
         java = java_command()
+        self._classes = ClassArchive(java, assembly)
         held = _sweep_stale_homes()
         self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
         (self.home / "owner").write_text(f"{os.getpid()}\n")
@@ -197,7 +201,10 @@ class LocalKafka:
 
     def _launch(self, node: _NodeSpec, java: str, assembly: Assembly) -> None:
         directory = self._node_dir(node)
-        cmd = [java, f"-Xms{min(self.heap_mb, 128)}m", f"-Xmx{self.heap_mb}m",
+        classes = self._classes.options() if self._classes is not None else []
+        if self._classes is not None and self._classes.dumping and self._dumper is None:
+            self._dumper = node.node_id
+        cmd = [java, *classes, f"-Xms{min(self.heap_mb, 128)}m", f"-Xmx{self.heap_mb}m",
                "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
@@ -248,6 +255,8 @@ class LocalKafka:
         proc = self.processes.pop(node_id, None)
         if proc is not None:
             _kill(proc)
+        if node_id == self._dumper:
+            self._dumped(exited=False)
 
     def restart(self, node_id: int) -> None:
         """Start a killed node again on its ports and data."""
@@ -259,6 +268,9 @@ class LocalKafka:
     def stop(self) -> None:
         """Kill every node (SIGKILL: the data is thrown away) and remove the data."""
         processes, self.processes = self.processes, {}
+        if self._dumper is not None:  # it writes the class-data archive at a clean exit
+            proc = processes.pop(self._dumper, None)
+            self._dumped(exited=proc is not None and _terminate(proc))
         for proc in processes.values():
             _kill(proc)
         home, self.home = self.home, None
@@ -269,6 +281,11 @@ class LocalKafka:
             os.close(watchdog[0])  # the watchdog ends (the directory is already gone)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 watchdog[1].wait(timeout=10)
+
+    def _dumped(self, exited: bool) -> None:
+        self._dumper = None
+        if self._classes is not None:
+            self._classes.finish(exited)
 
     def __enter__(self) -> LocalKafka:
         return self.start()
@@ -288,81 +305,6 @@ class LocalKafka:
                 return (f"Kafka node {node_id} exited with code {proc.returncode}: "
                         f"{self._why(self._node(node_id))}")
         return None
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-
-
-WATCHDOG = """
-import os, shutil, sys, time
-fd, home = int(sys.argv[1]), sys.argv[2]
-while os.read(fd, 1):  # EOF: the owner stopped, or died (kill -9 included)
-    pass
-if os.environ.get("DOA_KAFKA_KEEP"):
-    sys.exit(0)
-mark = ("-Ddoa.kafka.home=" + home).encode()
-deadline = time.monotonic() + 60
-def jvms():
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if mark in f.read().split(b"\\0"):
-                    yield pid
-        except OSError:
-            pass
-while any(True for _ in jvms()) and time.monotonic() < deadline:
-    time.sleep(0.1)  # its JVMs die with the owner (PR_SET_PDEATHSIG): let them go first
-shutil.rmtree(home, ignore_errors=True)
-"""
-
-
-def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
-    """Start the watchdog that removes ``home`` when this process is gone; the pipe end it
-    waits on (closed by :meth:`LocalKafka.stop`, or by the kernel when this process dies)."""
-    import sys
-
-    if not Path("/proc").is_dir():
-        return None  # _sweep_stale_homes still cleans up on the next start
-    read, write = os.pipe()
-    try:
-        proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(read), str(home)],
-                         pass_fds=(read,), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    except OSError:
-        os.close(write)
-        return None
-    finally:
-        os.close(read)
-    return write, proc
-
-
-def _sweep_stale_homes() -> set[int]:
-    """Remove the data of local Kafkas whose owner died without cleaning up (kill -9: its
-    JVMs died with it, by PR_SET_PDEATHSIG, but a killed process removes nothing); return the
-    ports the others hold, running or stopped to be restarted on them (a port free now may be
-    a stopped node's, which another process's Kafka must not take)."""
-    held: set[int] = set()
-    for home in Path(tempfile.gettempdir()).glob("doa-kafka-*"):
-        try:
-            owner = int((home / "owner").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        try:
-            os.kill(owner, 0)
-        except ProcessLookupError:
-            shutil.rmtree(home, ignore_errors=True)
-            continue
-        except PermissionError:
-            pass  # alive: another user's
-        with contextlib.suppress(OSError, ValueError):
-            held.update(int(p) for p in (home / "ports").read_text().split())
-    return held
 
 
 def _format_storage(java: str, assembly: Assembly, properties: Path, cluster_id: str,
