@@ -6,7 +6,8 @@ and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.local.a
 test runs: :class:`Spare`; its jars are assembled with Maven on first use).
 ``DOA_TEST_BROKERS=tansu`` (or ``kafka``) runs one kind only. Where the two legitimately
 differ, a test asks for ``broker_kind`` and says so, or is marked
-``@pytest.mark.brokers("kafka", reason=...)``: nothing is skipped silently.
+``@pytest.mark.brokers("kafka", reason=...)`` (``where={"engine": "faust"}``: those cases
+only): nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ pytestmark = pytest.mark.broker
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "brokers(*kinds, reason): run this broker test on these broker kinds only "
-                   "(the reason says why the others differ)")
+        "markers", "brokers(*kinds, reason, where={param: value}): run this broker test on "
+                   "these broker kinds only (the reason says why the others differ); with "
+                   "where, only its cases with those parameter values")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,15 +51,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"DOA_TEST_BROKERS: unknown broker kind(s) {unknown} "
                                 f"(kinds: {', '.join(KINDS)})")
     for item in items:
-        marker = item.get_closest_marker("brokers")
         callspec = getattr(item, "callspec", None)
-        if marker is None or callspec is None or "broker_kind" not in callspec.params:
+        if callspec is None or "broker_kind" not in callspec.params:
             continue
         kind = callspec.params["broker_kind"]
-        if kind not in marker.args:
-            reason = marker.kwargs.get("reason", "")
-            item.add_marker(pytest.mark.skip(
-                reason=f"not on {kind}: {reason}" if reason else f"not on {kind}"))
+        for marker in item.iter_markers("brokers"):
+            where = marker.kwargs.get("where", {})  # only the cases with these parameters
+            if kind not in marker.args and all(callspec.params.get(k) == v
+                                               for k, v in where.items()):
+                reason = marker.kwargs.get("reason", "")
+                item.add_marker(pytest.mark.skip(
+                    reason=f"not on {kind}: {reason}" if reason else f"not on {kind}"))
+                break
     # test_compose* wait for .ci/docker-prepare, which .ci/run starts in the background: last.
     items.sort(key=lambda item: item.nodeid.startswith("tests/integration/test_compose"))
 

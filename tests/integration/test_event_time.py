@@ -89,6 +89,9 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
             comparable(v) if isinstance(v, dict) else v for k, v in record.items()}
 
 
+@pytest.mark.brokers("tansu",
+                     reason="the merge of a lagging input is doa's; timestamps on Kafka: the "
+                            "replay test; CI time")
 def test_a_lagging_feature_node_changes_no_timestamp_and_no_result(
         broker: str, second_broker: str) -> None:
     quick = fraud_run(broker, 0.0)

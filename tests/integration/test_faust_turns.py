@@ -42,6 +42,8 @@ def drain(topology: Any, address: str, expected_in: int, engine: str) -> RunRepo
                                  signals=False, until=done, engine=engine))
 
 
+@pytest.mark.brokers("tansu",
+                     reason="the two engines' state format is the broker's neither; CI time")
 @pytest.mark.parametrize("engines", [("kafka", "faust"), ("faust", "kafka")])
 def test_a_node_moved_between_engines_continues_its_state(broker: str,
                                                           engines: tuple[str, str]) -> None:

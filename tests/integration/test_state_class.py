@@ -84,6 +84,9 @@ def _run_until(broker: str, path: Path, seed: str, total: int) -> None:
     assert proc.returncode == 0, lines.text()
 
 
+@pytest.mark.brokers("tansu",
+                     reason="pickling is the process's, not the broker's; snapshots are tested "
+                            "on both; CI time")
 def test_a_dataclass_state_survives_restarts_and_a_moved_project(
         broker: str, tmp_path: Path) -> None:
     path = _project(tmp_path / "first")
@@ -107,11 +110,11 @@ def test_a_dataclass_state_survives_restarts_and_a_moved_project(
         f"k{j}": list(range(1, 3 * N // 5 + 1)) for j in range(5)}
 
 
+@pytest.mark.brokers("tansu", where={"engine": "faust"},
+                     reason="the engine's own path; tansu is enough; CI time")
 @pytest.mark.parametrize("engine", ["kafka", "faust"])
 def test_a_snapshot_of_a_class_that_is_gone_stops_the_node_with_one_line(
-        broker: str, broker_kind: str, engine: str, tmp_path: Path) -> None:
-    if engine == "faust" and broker_kind == "kafka":
-        pytest.skip("the engine's own path; tansu is enough (CI time)")
+        broker: str, engine: str, tmp_path: Path) -> None:
     path = _project(tmp_path / "p")
     prepare(load_topology(str(path)), broker)
     _publish(broker, path, 0)
