@@ -2,7 +2,7 @@
 
 ``broker`` is parametrized over the embedded broker (``tansu``, in memory, starts in ~0.1 s)
 and Apache Kafka (``kafka``: a fresh single KRaft node per test from doa.local.apache_kafka,
-~3 s to start, so each pytest process starts the next test's node in the background while a
+~1.2-3 s to start, so each pytest process starts the next test's node in the background while a
 test runs: :class:`Spare`; its jars are assembled with Maven on first use).
 ``DOA_TEST_BROKERS=tansu`` (or ``kafka``) runs one kind only. Where the two legitimately
 differ, a test asks for ``broker_kind`` and says so, or is marked
@@ -147,7 +147,8 @@ class Started:
 class Spare:
     """A fresh Apache Kafka node started in the background, for the next test that needs one.
 
-    A node takes ~3 s to start, mostly the JVM's own start-up, while tests spend much of their
+    A node takes ~1.2-3 s to start, mostly the JVM's own start-up (less with the class-data
+    archive, :mod:`doa.local.kafka_classes`), while tests spend much of their
     time waiting on the broker or on child processes: starting the next node during a test
     hides most of it (~300 s of the suite's setup time on two workers). Each node is still
     used by one test only and thrown away after it.
