@@ -263,3 +263,33 @@ def test_a_build_that_fails_is_pips_last_line(tmp_path: Path) -> None:
     with pytest.raises(DoaError, match=r"pip wheel .*doa failed \(.*\): fix the build, or "
                                        "pass --doa-wheel"):
         source.build_wheel(tmp_path / "doa", tmp_path / "out")
+
+
+def test_files_the_requirements_include_are_copied_where_pip_looks(project: Path,
+                                                                   tmp_path: Path) -> None:
+    (project / "requirements.txt").write_text(
+        "humanize  # formatting\n-r reqs/ml.txt\n--constraint=pins.txt\n")
+    (project / "reqs").mkdir()
+    (project / "reqs" / "ml.txt").write_text("-c ../pins.txt\nriver\n")
+    (project / "pins.txt").write_text("numpy<3\n")
+    assert run("--doa-wheel", str(fake_wheel(tmp_path))).exit_code == 0
+    app = (project / "Dockerfile.doa").read_text().split("FROM doa AS app")[1].splitlines()
+    at = app.index("RUN /opt/venv/bin/pip install --quiet -r /app/requirements.txt")
+    assert app[at - 3:at] == ["COPY requirements.txt /app/requirements.txt",
+                              "COPY reqs/ml.txt /app/reqs/ml.txt",
+                              "COPY pins.txt /app/pins.txt"]
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("-e .", "requirements.txt line 2: `-e .` installs from the project folder"),
+    ("./lib", "requirements.txt line 2: `./lib` installs from the project folder"),
+    ("-r ../outside.txt", "names {tmp}/outside.txt, outside the project folder"),
+    ("-r missing.txt", "requirements.txt line 2: `-r missing.txt` names missing.txt, which is "
+                       "not in the project"),
+])
+def test_a_requirement_the_image_cannot_install_is_one_line_before_any_file(
+        project: Path, tmp_path: Path, line: str, says: str) -> None:
+    (tmp_path / "outside.txt").write_text("river\n")
+    (project / "requirements.txt").write_text(f"humanize\n{line}\n")
+    assert says.format(tmp=tmp_path) in error(run("--doa-wheel", str(fake_wheel(tmp_path))))
+    assert not (project / "Dockerfile.doa").exists() and not (project / ".doa").exists()

@@ -7,7 +7,8 @@ two images, ``app`` and ``kafka``, and doa from its build context (:mod:`doa.dep
 The ``app`` image copies into ``/app`` what the topology needs, at the paths it has in the
 project (:func:`layout`), so that ``doa deploy`` and ``doa run`` resolve paths in a container
 as they do on the host: the folder that holds the topology module, its schema folder
-wherever the topology says, and ``requirements.txt`` (installed) when the project has one.
+wherever the topology says, and ``requirements.txt`` (installed, with the files it includes:
+:mod:`doa.deploy.requirements`) when the project has one.
 
 Examples
 --------
@@ -32,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 
 from doa.deploy.compose import Images
+from doa.deploy.requirements import included
 from doa.deploy.source import DIST, REQUIREMENTS, Source
 from doa.errors import DoaError
 from doa.topology.topology import Topology
@@ -52,12 +54,14 @@ class Project:
         module), with ``:attr`` when one was given
     copies : what the image copies into ``/app``, relative to ``root``
     requirements : the project's ``requirements.txt`` (None: the project has none)
+    included : the files it includes (``-r``, ``-c``; :mod:`doa.deploy.requirements`)
     """
 
     root: Path
     topology: str
     copies: tuple[str, ...]
     requirements: str | None = None
+    included: tuple[str, ...] = ()
 
 
 def is_doa_source(root: Path) -> bool:
@@ -93,8 +97,10 @@ def layout(root: Path, spec: str, module: ModuleType, topology: Topology) -> Pro
                            f"{root}: put the schemas in a folder of their own")
         if not any(schemas.is_relative_to(c) for c in copies):
             copies.append(schemas.as_posix())
-    requirements = "requirements.txt" if (root / "requirements.txt").is_file() else None
-    return Project(root, name, tuple(copies), requirements)
+    if not (root / "requirements.txt").is_file():
+        return Project(root, name, tuple(copies))
+    return Project(root, name, tuple(copies), "requirements.txt",
+                   included(root, "requirements.txt"))
 
 
 def _relative(root: Path, path: Path, what: str) -> PurePosixPath:
@@ -147,7 +153,7 @@ def dockerfile(project: Project, command: str, wheel: str | None = None,
     lines += ["ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/var/cache/numba",
               "", "FROM doa AS app"]
     if project.requirements:
-        lines += [f"COPY {project.requirements} /app/requirements.txt",
+        lines += [*(_copy(f) for f in (project.requirements, *project.included)),
                   "RUN /opt/venv/bin/pip install --quiet -r /app/requirements.txt"]
     lines += ["WORKDIR /app", *(_copy(c) for c in project.copies),
               "USER doa", 'ENTRYPOINT ["doa"]', 'CMD ["--help"]', "", *_KAFKA]
