@@ -2,7 +2,8 @@
 
 Faust keeps its aiokafka consumer in a thread of its own (mode's ``ServiceThread``):
 :func:`partition_counts`, :func:`join_error` and :func:`short_fetch_wait` read or adjust it;
-:func:`abandon_app` gives up a stop that waits on a broker that is gone; :func:`free_port` and
+:func:`abandon_app` gives up a stop that waits on a broker that is gone, :func:`abandon_leftovers`
+what an app left running after its nodes stopped; :func:`free_port` and
 :func:`fresh_datadir` keep two apps in one machine apart. :mod:`doa.engines.faust` (the only
 module importing faust) and :mod:`doa.engines.faust_node` use them.
 
@@ -21,7 +22,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from doa.cluster.fetchwait import FetchWait, apply_aiokafka
@@ -73,11 +74,26 @@ async def abandon_app(stopping: asyncio.Future[Any], within_s: float = 1.0) -> N
     mode stops each child service under ``asyncio.shield`` and goes on to the next one on a
     cancel, so one cancel is not enough: with the broker gone every child waits on it.
     """
+    await _cancel_until_done(lambda t: t is stopping or _library_task(t), within_s)
+
+
+async def abandon_leftovers(spared: set[asyncio.Task[Any]], within_s: float = 1.0) -> None:
+    """Cancel, until they end, the tasks of faust, mode and aiokafka still running that are
+    not in ``spared`` (those that ran before the nodes started: a caller's own).
+
+    After the Faust engine's nodes have stopped, a service task of an app can still wait on
+    the app's consumer thread, which has stopped; ``asyncio.run`` then waits for it forever
+    after cancelling it once (a CI run under load hung there after a node stopped on refused
+    outputs)."""
+    await _cancel_until_done(lambda t: t not in spared and _library_task(t), within_s)
+
+
+async def _cancel_until_done(which: Callable[[asyncio.Task[Any]], bool],
+                             within_s: float) -> None:
     me = asyncio.current_task()
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()
-                and (t is stopping or _library_task(t))]
+        left = [t for t in asyncio.all_tasks() if t is not me and not t.done() and which(t)]
         if not left:
             return
         for t in left:

@@ -164,11 +164,16 @@ async def run_nodes(topology: Topology, address: str, nodes: Sequence[str],
     restore = catch_signals(stop, report, say, grace) if o.signals else None
     started = time.monotonic()
     tasks: list[asyncio.Task[None]] = []
+    before = asyncio.all_tasks()
     try:
         tasks, done = await _run_then_stop(workers, stop, started, o, report, grace)
         report.incomplete = await _left_undone(report, watch, done, grace)
     finally:
         watcher.cancel()
+        if o.engine == "faust":
+            from doa.engines.faust_app import abandon_leftovers
+
+            await abandon_leftovers(before)
         observers.close(sys.exc_info()[1] or _failure(tasks))  # OpenLineage FAIL or COMPLETE
         if restore is not None:
             restore()
