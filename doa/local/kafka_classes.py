@@ -12,7 +12,8 @@ the file into place beside the jars (``classes-KEY.jsa``, KEY from the ``java``'
 modification time and the Kafka version: another JDK makes another archive). One process at
 a time writes (a file lock); the others start without it meanwhile. Later nodes map it
 (``-XX:SharedArchiveFile``); a JVM that finds it unusable starts as it would without it.
-``DOA_KAFKA_CDS=0`` turns it off.
+Where the folder cannot be written (an image's cache, run as another user), nodes start
+without one. ``DOA_KAFKA_CDS=0`` turns it off.
 
 Examples
 --------
@@ -82,7 +83,10 @@ class ClassArchive:
             return []
         if self.path.exists():
             return [f"-XX:SharedArchiveFile={self.path}", "-Xshare:auto"]
-        lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held until finish
+        try:  # held until finish
+            lock = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115
+        except OSError:  # a cache it may not write (an image's, run as another user)
+            return []
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # another process writes it now

@@ -87,3 +87,20 @@ def test_doa_kafka_cds_0_starts_without_one(tmp_path: Path,
         args = _cmdline(kafka.processes[1].pid)
         assert not [a for a in args if "Archive" in a], args
         kafka_round_trip(kafka.address)
+
+
+def test_a_cache_it_may_not_write_starts_without_one(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in doa's kafka image: the cache is root's, the broker runs as user doa (compose's
+    containers could not start before this)."""
+    class ReadOnly(ClassArchive):
+        def __init__(self, java: str, assembly: object) -> None:
+            super().__init__(java, assembly)  # type: ignore[arg-type]
+            self.path = tmp_path / "not-a-folder" / self.path.name
+            self.failed = tmp_path / "not-a-folder" / self.failed.name
+
+    monkeypatch.setattr(apache_kafka, "ClassArchive", ReadOnly)
+    monkeypatch.delenv("DOA_KAFKA_CDS", raising=False)
+    with LocalKafka() as kafka:
+        assert not [a for a in _cmdline(kafka.processes[1].pid) if "Archive" in a]
+        kafka_round_trip(kafka.address)
