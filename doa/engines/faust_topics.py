@@ -16,12 +16,9 @@ once (:class:`~doa.engines.vanished.TopicWatch`, the kafka engine's too). No fau
 
 Examples
 --------
->>> said = []
->>> watch = FaustTopicWatch("count", "k:9092", ["events"], "c.count.state", say=said.append)
->>> watch.wanted
-['events', 'c.count.state']
->>> watch.observe({"events", "c.count.state"}), watch.observe(set()), len(said)
-(True, False, 1)
+>>> watch = FaustTopicWatch("count", "k:9092", ["events"], "c.count.state")
+>>> watch.log.name, watch.due()  # the Faust engine's lines; never asked yet
+('doa.engines.faust', True)
 """
 
 from __future__ import annotations
