@@ -51,7 +51,7 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     from doa.runtime.snapshot import latest_snapshot
     from doa.testing import Harness
     from doa.topology.loader import load_topology
-    from tests.integration.conftest import ROOT, doa_process
+    from tests.integration.conftest import ROOT, doa_process, kill9
 
     learning = str(ROOT / "tests" / "topologies" / "learning.py")
     t = load_topology(learning)
@@ -86,6 +86,7 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     states.close()
     import os
     import signal
+    import subprocess
 
     from tests.integration.helpers import wait_until
 
@@ -94,8 +95,16 @@ def test_learner_killed_with_sigkill_ends_with_the_same_model_and_metric(broker:
     assert wait_until(lambda: _catches_sigterm(final.pid) or final.poll() is not None, 60)
 
     os.killpg(final.pid, signal.SIGTERM)
-    final.wait(timeout=30)
-    assert final.returncode == 0
+    # communicate, not wait: nobody else reads its pipes, and a run that wrote more than a
+    # pipe holds (64 KiB of warnings under load) would block there and never exit
+    try:
+        _, err = final.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        kill9(final)
+        _, err = final.communicate()
+        raise AssertionError("the final run did not stop within 60 s of SIGTERM: "
+                             + err.decode(errors="replace")[-2000:]) from None
+    assert final.returncode == 0, err.decode(errors="replace")[-2000:]
 
     reference = Harness(t)
     reference.publish("features", [{"id": i, **x} for i, (x, _) in enumerate(rows)],
