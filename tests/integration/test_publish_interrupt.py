@@ -68,6 +68,13 @@ def _interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, str, float]:
     return proc.returncode, stderr.decode(), time.monotonic() - sent
 
 
+def _main_thread_cpu_s(pid: int) -> float:
+    """CPU seconds the process's main thread (the send loop) has used: its progress, however
+    busy the machine is."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _numbers(address: str) -> list[int]:
     codec = load_topology(COUNTING).codec("events")
     return [codec.decode(v)["n"] for v in raw_records(address, "events").values()]
@@ -112,6 +119,13 @@ def test_ctrl_c_ends_a_publish_whose_broker_stopped_answering(tmp_path: Path) ->
         proc = _publish(broker.address, path)
         os.kill(broker.process.pid, signal.SIGSTOP)  # it accepts connections, answers nothing
         try:
+            # Records sent from now on cannot be acknowledged; on a busy machine the send loop
+            # may not have run at all between the stop and Ctrl-C (CI saw "476 of 60000 sent
+            # and acknowledged"), so let it use some CPU first (its progress, not a wait).
+            start = _main_thread_cpu_s(proc.pid)
+            assert wait_until(lambda: _main_thread_cpu_s(proc.pid) - start >= 0.1
+                              or proc.poll() is not None, 60), "doa publish stopped sending"
+            assert proc.poll() is None, "the whole file was sent before Ctrl-C: make it longer"
             code, stderr, took = _interrupt(proc)
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
