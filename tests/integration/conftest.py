@@ -186,12 +186,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     SPARE.close()
 
 
+PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size's default
+
+
 def doa_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``doa ARGS`` as a child process (its own process group)."""
+    """Start ``doa ARGS`` as a child process (its own process group).
+
+    Its pipes hold 1 MiB each (Linux's default is 64 KiB): many tests read them only at the
+    end or never, and a child whose pipe is full blocks on its next write and would not
+    stop when told to."""
     return subprocess.Popen(
         [sys.executable, "-m", "doa.cli.app", *args], cwd=ROOT,
         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+        start_new_session=True, pipesize=PIPE_BYTES)
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:

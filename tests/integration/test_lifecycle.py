@@ -24,7 +24,7 @@ from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.events import lineage_of
 from doa.topology.loader import load_topology
-from tests.integration.conftest import COUNTING, ROOT, doa_process
+from tests.integration.conftest import COUNTING, PIPE_BYTES, ROOT, doa_process
 from tests.integration.helpers import (
     Tail,
     doa_env,
@@ -111,7 +111,7 @@ def _start_embedded(*args: str) -> subprocess.Popen[bytes]:
     """`doa run COUNTING ARGS` with neither --broker nor DOA_BROKER: an embedded broker."""
     return subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING, *args], cwd=ROOT,
                             env=doa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, pipesize=PIPE_BYTES)
 
 
 def _its_broker(proc: subprocess.Popen[bytes]) -> tuple[int, int]:

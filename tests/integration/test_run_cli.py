@@ -22,7 +22,7 @@ from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.local.embedded import EmbeddedBroker
 from doa.topology.loader import load_topology
-from tests.integration.conftest import COUNTING, ROOT
+from tests.integration.conftest import COUNTING, PIPE_BYTES, ROOT
 from tests.integration.helpers import doa_command, doa_env, wait_until
 from tests.integration.test_broker_outage import LIBRARY_LINES, Lines
 
@@ -53,7 +53,7 @@ def _run(address: str, tmp_path: Path, *flags: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "doa.cli.app", *flags, "run", COUNTING,
                              "--broker", address, "--for", "8"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, pipesize=PIPE_BYTES)
 
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet-logs", "with-v"])
@@ -88,7 +88,7 @@ def test_embedded_broker_address_comes_first_and_an_idle_run_prints_little() -> 
     proc = subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING,
                              "--for", str(for_s)], cwd=ROOT, env=doa_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, pipesize=PIPE_BYTES)
     lines = Lines(proc)
     try:
         found = wait_until(lambda: lines.first(r"embedded broker on (\S+);")
