@@ -220,8 +220,25 @@ STRATEGIES = {name: strategy(s.json) for name, s in ALL.items()}
 # --- the Apache avro library as the reference --------------------------------------------------
 
 
+_AVRO_SCHEMAS: dict[tuple[str, bytes], avro.schema.Schema] = {}
+_CODECS: dict[tuple[str, str, bytes], Codec] = {}
+
+
 def avro_schema(schema: Schema) -> avro.schema.Schema:
-    return avro.schema.parse(json.dumps(schema.json))
+    """The Apache Avro library's parse of ``schema`` (kept: the property tests ask per example)."""
+    key = (schema.fullname, schema.fingerprint)
+    if key not in _AVRO_SCHEMAS:
+        _AVRO_SCHEMAS[key] = avro.schema.parse(json.dumps(schema.json))
+    return _AVRO_SCHEMAS[key]
+
+
+def codec_for(stream: str, schema: Schema) -> Codec:
+    """One Codec per stream and schema: the property tests' examples share it (a Codec holds
+    no state a decode or encode changes; building one compiles its code, ~30 ms)."""
+    key = (stream, schema.fullname, schema.fingerprint)
+    if key not in _CODECS:
+        _CODECS[key] = Codec(stream, schema)
+    return _CODECS[key]
 
 
 def avro_decode(body: bytes, writer: Schema, reader: Schema | None = None) -> Any:
@@ -261,7 +278,7 @@ def test_generated_records_round_trip_and_avro_reads_them(name: str, data: st.Da
                                                           ) -> None:
     schema = ALL[name]
     record = data.draw(STRATEGIES[name])
-    codec = Codec("s", schema)
+    codec = codec_for("s", schema)
     payload = codec.encode(record)
     # header: the marker C3 01, then the CRC-64-AVRO fingerprint (little-endian) as avro has it
     assert payload[:2] == b"\xc3\x01" == MARKER
@@ -567,7 +584,7 @@ def test_accepts_exactly_what_avro_validates(name: str, data: st.DataObject) -> 
     node[keys[-1]] = junk
     valid = avro.io.validate(avro_schema(schema), record)
     try:
-        payload = Codec("s", schema).encode(record)
+        payload = codec_for("s", schema).encode(record)
     except EncodeError as error:
         assert not valid, f"refused a record avro validates: {error}"
         # the error is where the junk went, around it (a union) or inside it (junk dicts)
@@ -641,7 +658,7 @@ def test_unknown_fingerprint(readings: Codec) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_every_cut_of_a_payload_is_truncated(name: str, data: st.DataObject) -> None:
-    codec = Codec("s", ALL[name])
+    codec = codec_for("s", ALL[name])
     payload = codec.encode(data.draw(STRATEGIES[name]))
     for cut in range(len(payload)):
         with pytest.raises(DecodeError) as info:

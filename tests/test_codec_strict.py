@@ -29,7 +29,7 @@ from doa.errors import DecodeError
 from doa.wire.codec import HEADER_SIZE, MARKER, Codec
 from doa.wire.fastcheck import MAX_EMPTY_ITEMS, Malformed, compile_reader
 from doa.wire.schema import Schema
-from tests.test_codec import PRIMITIVES, READING, SCHEMAS, SINK, Names, node_of, strategy
+from tests.test_codec import PRIMITIVES, READING, SCHEMAS, SINK, Names, codec_for, node_of, strategy
 
 # A small schema of every kind, so that random bytes are often (nearly) a valid body.
 MIX = Schema.from_json({
@@ -65,9 +65,17 @@ def payload(schema: Schema, body: bytes) -> bytes:
     return MARKER + schema.fingerprint + body
 
 
+_PARSED: dict[tuple[str, bytes], Any] = {}
+_MUTATED: dict[str, st.SearchStrategy[bytes]] = {}
+_RECORDS: dict[str, st.SearchStrategy[Any]] = {}
+
+
 def body_of(schema: Schema, record: Any) -> bytes:
+    key = (schema.fullname, schema.fingerprint)
+    if key not in _PARSED:
+        _PARSED[key] = parse_schema(schema.json)
     buf = io.BytesIO()
-    schemaless_writer(buf, parse_schema(schema.json), record)
+    schemaless_writer(buf, _PARSED[key], record)
     return buf.getvalue()
 
 
@@ -412,8 +420,10 @@ def mutated(schema: Schema) -> st.SearchStrategy[bytes]:
 def test_any_bytes_decode_to_a_record_that_re_encodes_to_them_or_are_refused(
         name: str, data: st.DataObject) -> None:
     schema = PROPERTY_SCHEMAS[name]
-    body = data.draw(st.one_of(mutated(schema), st.binary(max_size=48)), label="body")
-    codec = Codec(name, schema)
+    if name not in _MUTATED:  # one strategy per schema: hypothesis re-analyses a new one
+        _MUTATED[name] = st.one_of(mutated(schema), st.binary(max_size=48))
+    body = data.draw(_MUTATED[name], label="body")
+    codec = codec_for(name, schema)
     try:
         expected, canonical = Spec(schema).read(body)
     except Refused as exc:
@@ -449,8 +459,10 @@ def test_any_bytes_decode_to_a_record_that_re_encodes_to_them_or_are_refused(
 @given(data=st.data())
 def test_valid_bodies_decode_as_fastavro_decodes_them(name: str, data: st.DataObject) -> None:
     schema = PROPERTY_SCHEMAS[name]
-    body = body_of(schema, data.draw(strategy(schema.json)))
-    decoded = Codec(name, schema).decode(payload(schema, body))
+    if name not in _RECORDS:
+        _RECORDS[name] = strategy(schema.json)
+    body = body_of(schema, data.draw(_RECORDS[name]))
+    decoded = codec_for(name, schema).decode(payload(schema, body))
     assert repr(decoded) == repr(schemaless_reader(io.BytesIO(body), parse_schema(schema.json)))
 
 
