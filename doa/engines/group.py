@@ -155,6 +155,9 @@ class GroupMember(PartitionedNode):
             self._pauses.forget(partitions)
         if self._outgrown(partitions, self._input_counts()):
             return  # none of them loaded: run() stops with the refusal
+        # Asked before the load: a broker that came back without its data has neither the
+        # inputs nor the state topic, and reading a snapshot from a state topic that is not
+        # there waits until one is made, under the lock, the batch loop stopped.
         if not await self._topics.there(self._reader):
             self._topics.leaving = True  # none loaded: back in the group once they are there
             return

@@ -40,7 +40,7 @@ from types import TracebackType
 from doa.local.embedded import BrokerError, _die_with_parent, api_versions, metadata
 from doa.local.kafka_auth import Auth
 from doa.local.kafka_classes import ClassArchive
-from doa.local.kafka_homes import _kill, _sweep_stale_homes, _terminate, _watch
+from doa.local.kafka_homes import kill_process, sweep_stale_homes, terminate_process, watch_home
 from doa.local.kafka_node import (
     Assembly,
     KafkaError,
@@ -137,10 +137,10 @@ class LocalKafka:
         assembly = assemble(self.version)
         java = java_command()
         self._classes = ClassArchive(java, assembly)
-        held = _sweep_stale_homes()
+        held = sweep_stale_homes()
         self.home = Path(tempfile.mkdtemp(prefix="doa-kafka-"))
         (self.home / "owner").write_text(f"{os.getpid()}\n")
-        self._watchdog = _watch(self.home)
+        self._watchdog = watch_home(self.home)
         per = 3 if self.auth.secured else 2
         ports = free_ports(per * self.brokers, exclude=held | ({self.port} if self.port else set()))
         if self.port:
@@ -254,7 +254,7 @@ class LocalKafka:
         """SIGKILL one node (for failure tests); the others keep running."""
         proc = self.processes.pop(node_id, None)
         if proc is not None:
-            _kill(proc)
+            kill_process(proc)
         if node_id == self._dumper:
             self._dumped(exited=False)
 
@@ -270,9 +270,9 @@ class LocalKafka:
         processes, self.processes = self.processes, {}
         if self._dumper is not None:  # it writes the class-data archive at a clean exit
             proc = processes.pop(self._dumper, None)
-            self._dumped(exited=proc is not None and _terminate(proc))
+            self._dumped(exited=proc is not None and terminate_process(proc))
         for proc in processes.values():
-            _kill(proc)
+            kill_process(proc)
         home, self.home = self.home, None
         if home is not None and not os.environ.get("DOA_KAFKA_KEEP"):
             shutil.rmtree(home, ignore_errors=True)

@@ -14,10 +14,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["WATCHDOG", "_kill", "_sweep_stale_homes", "_terminate", "_watch"]
+__all__ = ["WATCHDOG", "kill_process", "sweep_stale_homes", "terminate_process", "watch_home"]
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+def terminate_process(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
     """SIGTERM and wait (a JVM writes its class-data archive at a clean exit); True if it
     ended in time, else it is killed."""
     if proc.poll() is None:
@@ -26,11 +26,11 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
     ended = proc.poll() is not None
-    _kill(proc)
+    kill_process(proc)
     return ended
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def kill_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -61,13 +61,13 @@ shutil.rmtree(home, ignore_errors=True)
 """
 
 
-def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
+def watch_home(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
     """Start the watchdog that removes ``home`` when this process is gone; the pipe end it
     waits on (closed by :meth:`LocalKafka.stop`, or by the kernel when this process dies)."""
     import sys
 
     if not Path("/proc").is_dir():
-        return None  # _sweep_stale_homes still cleans up on the next start
+        return None  # sweep_stale_homes still cleans up on the next start
     read, write = os.pipe()
     try:
         proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(read), str(home)],
@@ -82,7 +82,7 @@ def _watch(home: Path) -> tuple[int, subprocess.Popen[bytes]] | None:
     return write, proc
 
 
-def _sweep_stale_homes() -> set[int]:
+def sweep_stale_homes() -> set[int]:
     """Remove the data of local Kafkas whose owner died without cleaning up (kill -9: its
     JVMs died with it, by PR_SET_PDEATHSIG, but a killed process removes nothing); return the
     ports the others hold, running or stopped to be restarted on them (a port free now may be

@@ -93,15 +93,15 @@ def test_local_kafka_serves_a_topology_and_leaves_nothing_behind() -> None:
 def test_a_stopped_nodes_ports_stay_held_until_its_kafka_stops() -> None:
     """Another process's LocalKafka must not take the port of a node killed to be restarted
     (the CI saw two tests' Kafkas end up on one port: each read the other's records)."""
-    from doa.local.kafka_homes import _sweep_stale_homes
+    from doa.local.kafka_homes import sweep_stale_homes
 
     with LocalKafka() as kafka:
         ports = {n.port for n in kafka.nodes} | {n.controller_port for n in kafka.nodes}
         kafka.kill(1)
-        assert ports <= _sweep_stale_homes(), "a killed node's ports were given up"
+        assert ports <= sweep_stale_homes(), "a killed node's ports were given up"
         kafka.restart(1)
-        assert ports <= _sweep_stale_homes()
-    assert not ports & _sweep_stale_homes(), "a stopped Kafka still holds its ports"
+        assert ports <= sweep_stale_homes()
+    assert not ports & sweep_stale_homes(), "a stopped Kafka still holds its ports"
 
 
 @pytest.mark.usefixtures("kafka_assembly")
