@@ -109,8 +109,9 @@ def test_a_learner_fed_in_memory_equals_progressive_val_score(broker: str) -> No
     model = report.stats["model"]
     assert model.dead_letters == 0 and report.stats["prep"].records_in == len(raw)
     # the learner took features from the prep node in memory (those that came before its
-    # assignment was loaded came from the broker)
-    assert model.handed_in > len(rows) // 2
+    # assignment was loaded came from the broker: how many depends on the machine's load, a
+    # CI run under load saw 100 of 1,250 handed over; the metric below is the claim)
+    assert model.handed_in > 0
     assert report.stats["prep"].handed_in == 0
     assert_metric_equals_progressive_val_score(broker, t, rows, delay)
 
