@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import io
-import json
 import struct
 import uuid
 from typing import Any
@@ -29,7 +28,17 @@ from doa.errors import DecodeError
 from doa.wire.codec import HEADER_SIZE, MARKER, Codec
 from doa.wire.fastcheck import MAX_EMPTY_ITEMS, Malformed, compile_reader
 from doa.wire.schema import Schema
-from tests.test_codec import PRIMITIVES, READING, SCHEMAS, SINK, Names, codec_for, node_of, strategy
+from tests.test_codec import (
+    PRIMITIVES,
+    READING,
+    SCHEMAS,
+    SINK,
+    Names,
+    avro_schema,
+    codec_for,
+    node_of,
+    strategy,
+)
 
 # A small schema of every kind, so that random bytes are often (nearly) a valid body.
 MIX = Schema.from_json({
@@ -373,16 +382,10 @@ class Spec:
                                   and not item["fields"])
 
 
-_AVRO: dict[str, avro.schema.Schema] = {}
-
-
 def avro_read(schema: Schema, body: bytes) -> Any:
     """The Apache Avro reader's value for ``body``; it raises when it refuses the body."""
-    key = schema.fullname + schema.fingerprint.hex()
-    if key not in _AVRO:
-        _AVRO[key] = avro.schema.parse(json.dumps(schema.json))
     buf = io.BytesIO(body)
-    value = avro.io.DatumReader(_AVRO[key]).read(avro.io.BinaryDecoder(buf))
+    value = avro.io.DatumReader(avro_schema(schema)).read(avro.io.BinaryDecoder(buf))
     if buf.tell() != len(body):
         raise Refused("trailing-bytes")
     return value
