@@ -61,6 +61,12 @@ def _env(tmp_path: Path, grace: float) -> dict[str, str]:
             "DOA_LOG_FILE": str(tmp_path / "doa.log")}
 
 
+# Without the grace these runs never end (the broker is gone for good), so any bound shows the
+# grace at work; what runs after it (cancelling, closing clients, the report, the interpreter's
+# exit) is CPU work, which two busy processes beside a 2-core machine stretched to 2.6 s.
+AFTER_GRACE_S = 8.0
+
+
 def _started_running(lines: Lines, proc: subprocess.Popen[bytes]) -> float:
     """When the nodes started: the first status line ``[  1.0s] ...`` minus its elapsed."""
     found = wait_until(lambda: lines.first(r"^\[\s*[\d.]+s\]") or proc.poll() is not None, 60)
@@ -114,9 +120,9 @@ def test_run_for_ends_within_for_plus_grace_when_the_broker_is_gone(tmp_path: Pa
         _stop(proc)
     _check_stopped_with_one_line(proc, lines, address)
     took = ended - started
-    assert took <= for_s + grace + 2, (
+    assert took <= for_s + grace + AFTER_GRACE_S, (
         f"`doa run --for {for_s:g}` with DOA_SHUTDOWN_GRACE_S={grace:g} and its broker gone "
-        f"took {took:.1f} s from the nodes' start (allowed {for_s + grace + 2:g} s)")
+        f"took {took:.1f} s from the nodes' start (allowed {for_s + grace + AFTER_GRACE_S:g} s)")
 
 
 def test_sigterm_ends_the_run_within_the_grace_when_the_broker_is_gone(tmp_path: Path) -> None:
@@ -132,7 +138,7 @@ def test_sigterm_ends_the_run_within_the_grace_when_the_broker_is_gone(tmp_path:
         _stop(proc)
     _check_stopped_with_one_line(proc, lines, address)
     assert lines.first(r"SIGTERM: stopping .* at most 3 s"), lines.text()
-    assert took <= grace + 2, f"SIGTERM took {took:.1f} s with a grace of {grace:g} s"
+    assert took <= grace + AFTER_GRACE_S, f"SIGTERM took {took:.1f} s with a grace of {grace:g} s"
 
 
 @pytest.mark.parametrize(("engine", "signame"), [("kafka", "SIGTERM"), ("faust", "SIGTERM"),

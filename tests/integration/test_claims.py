@@ -84,7 +84,9 @@ class Story:
                 self.rows[claim["claim_id"]]["paid"] = paid["paid"]
         self.wait("payout.outcomes", outcomes if outcomes is not None else start + n)
 
-    def wait(self, stream: str, count: int, timeout: float = 30.0) -> None:
+    def wait(self, stream: str, count: int, timeout: float = 60.0) -> None:
+        """Until ``stream`` holds ``count`` records; ``timeout`` bounds a hang only (a run
+        with load ~5.6 on 2 cores had none of 200 outcomes after 30 s)."""
         log = self.logs[stream]
         deadline = time.monotonic() + timeout
         while len(log.records) < count and time.monotonic() < deadline:

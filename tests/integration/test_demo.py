@@ -2,8 +2,9 @@
 
 The demo starts tansu itself (no DOA_BROKER), replays 12 000 transactions and their labels
 live (6 s of event time), shows drift and model events as they happen, and ends with the
-summary once everything is processed: it took 19 s here, bounded by ``--for 20`` plus the
-start and the summary.
+summary once everything is processed and the nodes are idle: it took 19 s here. ``--for`` is
+only the bound of a run that hangs: a machine twice as busy (CI, two burners beside it)
+processed 8,094 of 24,000 events within the 20 s this test used to give, and saw no drift.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from tests.integration.helpers import process_table, running
 
 pytestmark = pytest.mark.broker
 
-SHORT = ("--records", "12000", "--for", "20")
-LIMIT_S = 60.0
+SHORT = ("--records", "12000", "--for", "120")
+LIMIT_S = 180.0
 
 
 def descendants(root: int) -> dict[int, str]:

@@ -78,6 +78,8 @@ def test_join_after_kill_9_equals_the_reference(broker: str, tmp_path: Path) -> 
         for _ in range(3):
             pairs.drain(idle_ms=300)
             seen = len(pairs.records)
+            if len({lineage_of(m.headers).id for m in pairs.records}) >= len(expected["pairs"]):
+                break  # a worker ended the work before its kill (a loaded test process polls late)
             worker = doa_process("run", str(path), "--broker", broker, "--quiet", env=ENV)
             try:
                 deadline = time.monotonic() + 30
