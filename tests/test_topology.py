@@ -229,6 +229,24 @@ def test_missing_schema_directory_is_refused(tmp_path: Path) -> None:
         Topology("t", schemas=tmp_path / "nope")
 
 
+def test_a_relative_schemas_path_is_the_topology_files_and_the_error_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk's project: ``pipelines/iot.py`` with ``schemas="schemas"``, run from the project
+    folder that holds ``schemas/``; the error names the path that would work, and it does."""
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "pipelines").mkdir()
+    path = tmp_path / "pipelines" / "iot.py"
+    path.write_text('from doa import Topology\ntopology = Topology("iot", schemas="schemas")\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SchemaError) as refused:
+        load_topology(str(path))
+    assert str(refused.value).endswith(
+        "does not exist; a relative schemas= is read from the topology file's folder: "
+        "schemas='../schemas'"), refused.value
+    path.write_text('from doa import Topology\ntopology = Topology("iot", schemas="../schemas")\n')
+    assert load_topology(str(path)).name == "iot"
+
+
 # -- with the repository's schemas (cross-file named types) -----------------------------------
 def test_repo_schemas_with_a_mistake() -> None:
     t = Topology("repo", schemas=REPO / "schemas")

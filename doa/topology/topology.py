@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
@@ -250,7 +251,8 @@ def _resolve_schema_dir(schemas: str | Path | None, caller: Path | None) -> Path
         if not p.is_absolute():
             p = (caller or Path.cwd()) / p
         if not p.is_dir():
-            raise SchemaError(f"schema directory {str(p)!r} does not exist")
+            raise SchemaError(f"schema directory {str(p)!r} does not exist"
+                              + _relative_hint(Path(schemas), caller))
         return p
     start = caller or Path.cwd()
     for d in [start, *start.parents][:4]:
@@ -258,3 +260,24 @@ def _resolve_schema_dir(schemas: str | Path | None, caller: Path | None) -> Path
             return d / "schemas"
     return None
 
+
+
+def _relative_hint(given: Path, caller: Path | None) -> str:
+    """Why a relative ``schemas=`` missed, when the current folder has it: the path is the
+    topology file's folder's (e.g. ``pipelines/iot.py`` needs ``"../schemas"``).
+
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     os.makedirs(f"{d}/schemas"); os.makedirs(f"{d}/pipelines"); old = os.getcwd()
+    ...     os.chdir(d)
+    ...     try:
+    ...         print(_relative_hint(Path("schemas"), Path(d, "pipelines")))
+    ...     finally:
+    ...         os.chdir(old)
+    ...
+    ; a relative schemas= is read from the topology file's folder: schemas='../schemas'
+    """
+    if given.is_absolute() or caller is None or not (Path.cwd() / given).is_dir():
+        return ""
+    fixed = os.path.relpath(Path.cwd() / given, caller)
+    return f"; a relative schemas= is read from the topology file's folder: schemas={fixed!r}"
