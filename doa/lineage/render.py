@@ -7,14 +7,14 @@ Examples
 >>> from doa.lineage.walk import Step, Trace
 >>> root = Record(Event({"x": 1}, stream="s", partition=0, offset=3, timestamp=5), None)
 >>> print("\\n".join(tree(Trace(root, [Step("parent", None, note="gone")], []))))
-s:0:3  t=5  id=d38b3b4e…  node=?  model=0
+s:0:3  t=5  id=d38b3b4e…  node=?
 └─ ancestry
    └─ parent: not found (gone)
 >>> print("\\n".join(tree(Trace(root, [], [Step("dead letter", root, note="ValueError: x")]))))
-s:0:3  t=5  id=d38b3b4e…  node=?  model=0
+s:0:3  t=5  id=d38b3b4e…  node=?
 ├─ ancestry: none (a source record: no parents)
 └─ descendants
-   └─ dead letter: s:0:3  t=5  id=d38b3b4e…  node=?  model=0  (ValueError: x)
+   └─ dead letter: s:0:3  t=5  id=d38b3b4e…  node=?  (ValueError: x)
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def as_dict(t: Trace, records: bool = False) -> dict[str, Any]:
 def _line(rec: Record) -> str:
     e, lin = rec.event, rec.lineage
     node = lin.node if lin else "?"
-    model = lin.model_version if lin else 0
+    model = f"  model={lin.model_version}" if lin and lin.model_version else ""  # 0: no model
     return f"{e.stream}:{e.partition}:{e.offset}  t={e.timestamp}  id={e.id.hex()[:8]}…  " \
-           f"node={node}  model={model}" + (f"  fp={lin.fingerprint.hex()}" if lin else "")
+           f"node={node}{model}" + (f"  fp={lin.fingerprint.hex()}" if lin else "")
 
 
 def _tree(steps: list[Step], prefix: str, records: bool) -> Iterator[str]:
