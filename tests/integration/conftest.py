@@ -189,15 +189,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size's default
 
 
-def doa_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``doa ARGS`` as a child process (its own process group).
+def doa_process(*args: str, env: dict[str, str] | None = None,
+                unset: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start ``doa ARGS`` as a child process (its own process group), with this process's
+    environment less ``unset`` (e.g. ``DOA_BROKER``, for an embedded broker) plus ``env``.
 
     Its pipes hold 1 MiB each (Linux's default is 64 KiB): many tests read them only at the
     end or never, and a child whose pipe is full blocks on its next write and would not
     stop when told to."""
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.Popen(
         [sys.executable, "-m", "doa.cli.app", *args], cwd=ROOT,
-        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, pipesize=PIPE_BYTES)
 
 

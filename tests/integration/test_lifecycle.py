@@ -13,7 +13,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -24,10 +23,9 @@ from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.events import lineage_of
 from doa.topology.loader import load_topology
-from tests.integration.conftest import COUNTING, PIPE_BYTES, ROOT, doa_process
+from tests.integration.conftest import COUNTING, doa_process
 from tests.integration.helpers import (
     Tail,
-    doa_env,
     drain,
     running,
     tansu_children,
@@ -109,9 +107,7 @@ def test_sigterm_stops_gracefully_and_the_next_run_reprocesses_nothing(broker: s
 
 def _start_embedded(*args: str) -> subprocess.Popen[bytes]:
     """`doa run COUNTING ARGS` with neither --broker nor DOA_BROKER: an embedded broker."""
-    return subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING, *args], cwd=ROOT,
-                            env=doa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, pipesize=PIPE_BYTES)
+    return doa_process("run", COUNTING, *args, unset=("DOA_BROKER",))
 
 
 def _its_broker(proc: subprocess.Popen[bytes]) -> tuple[int, int]:

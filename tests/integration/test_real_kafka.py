@@ -34,7 +34,7 @@ from doa.engines.launch import prepare
 from doa.local.apache_kafka import LocalKafka
 from doa.runtime.snapshot import _head, latest_snapshot
 from doa.topology.loader import load_topology
-from tests.integration.conftest import COUNTING, PIPE_BYTES, ROOT
+from tests.integration.conftest import COUNTING, ROOT, doa_process
 from tests.integration.helpers import (
     doa_env,
     drain,
@@ -110,10 +110,8 @@ def test_doa_broker_kafka_runs_a_cluster_and_its_jvms_die_with_it_even_by_kill_9
 
     for stop in ("SIGTERM", "SIGKILL"):
         port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "doa.cli.app", "broker", "--kafka", "--brokers", "2",
-             "--port", str(port)], cwd=ROOT, env=doa_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, pipesize=PIPE_BYTES)
+        proc = doa_process("broker", "--kafka", "--brokers", "2", "--port", str(port),
+                           unset=("DOA_BROKER",))
         jvms: dict[int, str] = {}
         try:
             line = proc.stderr.readline().decode()  # type: ignore[union-attr]

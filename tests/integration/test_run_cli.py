@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from doa.client import Publisher
 from doa.engines.launch import prepare
 from doa.local.embedded import EmbeddedBroker
 from doa.topology.loader import load_topology
-from tests.integration.conftest import COUNTING, PIPE_BYTES, ROOT
+from tests.integration.conftest import COUNTING, ROOT, doa_process
 from tests.integration.helpers import doa_command, doa_env, wait_until
 from tests.integration.test_broker_outage import LIBRARY_LINES, Lines
 
@@ -48,12 +47,10 @@ def test_run_against_an_unreachable_broker_is_one_line_naming_it_in_seconds() ->
 
 def _run(address: str, tmp_path: Path, *flags: str) -> subprocess.Popen[bytes]:
     """`doa [FLAGS] run COUNTING --broker ADDRESS` with its log in ``tmp_path``."""
-    env = doa_env(DOA_LOG_FILE=str(tmp_path / "doa.log"), DOA_SHUTDOWN_GRACE_S="2",
-                  DOA_MAX_RECORDS="20")
-    return subprocess.Popen([sys.executable, "-m", "doa.cli.app", *flags, "run", COUNTING,
-                             "--broker", address, "--for", "8"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, pipesize=PIPE_BYTES)
+    env = {"DOA_LOG_FILE": str(tmp_path / "doa.log"), "DOA_SHUTDOWN_GRACE_S": "2",
+           "DOA_MAX_RECORDS": "20"}
+    return doa_process(*flags, "run", COUNTING, "--broker", address, "--for", "8", env=env,
+                       unset=("DOA_BROKER",))
 
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet-logs", "with-v"])
@@ -85,10 +82,7 @@ def test_library_log_lines_go_to_the_log_file_unless_v(tmp_path: Path, verbose: 
 
 def test_embedded_broker_address_comes_first_and_an_idle_run_prints_little() -> None:
     for_s = 24
-    proc = subprocess.Popen([sys.executable, "-m", "doa.cli.app", "run", COUNTING,
-                             "--for", str(for_s)], cwd=ROOT, env=doa_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, pipesize=PIPE_BYTES)
+    proc = doa_process("run", COUNTING, "--for", str(for_s), unset=("DOA_BROKER",))
     lines = Lines(proc)
     try:
         found = wait_until(lambda: lines.first(r"embedded broker on (\S+);")
