@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -33,12 +34,15 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
                 timestamp_field: str | None) -> None:
     """Publish JSON lines into a stream. Every line is validated against the stream's schema
     and the broker's record size limit first: nothing is sent unless all are valid (an error
-    names the line, and the field or the size, and the stream).
+    names the line, and the field or the size, and the stream). A float or double field takes
+    NaN and the infinities as the strings "NaN", "Infinity" and "-Infinity" (what `doa
+    subscribe` writes, as Avro's JSON encoding does).
     Ctrl-C while sending stops before the next record and says how many were sent and
     acknowledged (waiting at most $DOA_SHUTDOWN_GRACE_S for the broker); twice: at once."""
     from doa.cli.interrupt import Sending
     from doa.client import Publisher
     from doa.cluster.reach import check_reachable
+    from doa.collect.nonfinite import restorer
     from doa.engines.outage import shutdown_grace_s
     from doa.topology.loader import load_topology
 
@@ -50,7 +54,8 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
         stream_in = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         with stream_in:
             records = _valid_lines(stream_in, pub.check, timestamp_field,  # schema, size, time
-                                   timestamp_field in _fields(pub.codec.schema.json))
+                                   timestamp_field in _fields(pub.codec.schema.json),
+                                   restorer(pub.codec.schema.json))
         sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
                           say=lambda line: err.print(escape(line)))
         with sending.interruptible():
@@ -79,11 +84,14 @@ def _fields(schema: Any) -> set[str]:
 
 
 def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None,
-                 carried: bool = True) -> list[tuple[dict[str, Any], int | None]]:
+                 carried: bool = True, restore: Restore | None = None
+                 ) -> list[tuple[dict[str, Any], int | None]]:
     """The JSON objects of ``lines``, each checked by ``encode``, with its timestamp (see
     :func:`_timestamp`; ``carried``: the timestamp field is one of the record's, else it is
     taken out of it); else one error naming every bad line, one line each (the first
-    ``SHOWN_BAD``, then how many more; blank lines are skipped but counted).
+    ``SHOWN_BAD``, then how many more; blank lines are skipped but counted). ``restore``
+    (:func:`doa.collect.nonfinite.restorer` of the stream's schema) turns ``"NaN"``,
+    ``"Infinity"`` and ``"-Infinity"`` of float and double fields into floats.
 
     >>> _valid_lines(['{"id": 1, "ts": 1700000000000}'], lambda r: None, "ts", carried=False)
     [({'id': 1}, 1700000000000)]
@@ -93,7 +101,8 @@ def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None,
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                records.append(_record(line, number, encode, timestamp_field, carried))
+                records.append(_record(line, number, encode, timestamp_field, carried,
+                                       restore))
             except DoaError as exc:
                 bad.append(str(exc).removesuffix(NOTHING))
     if len(bad) == 1:
@@ -106,34 +115,45 @@ def _valid_lines(lines: Any, encode: Any, timestamp_field: str | None = None,
 
 
 NOTHING, SHOWN_BAD = "; nothing was published", 20  # and the bad lines an error shows
+Restore = Callable[[Any], Any]  # a record as read from JSON -> its NaN and infinities restored
 
 
 def _record(line: str, number: int, encode: Any, timestamp_field: str | None = None,
-            carried: bool = True) -> tuple[dict[str, Any], int | None]:
-    """Line ``number``'s JSON object, checked by ``encode`` (without ``timestamp_field`` unless
+            carried: bool = True, restore: Restore | None = None
+            ) -> tuple[dict[str, Any], int | None]:
+    """Line ``number``'s JSON object, its non-finite floats restored by ``restore`` (see
+    :func:`_valid_lines`), checked by ``encode`` (without ``timestamp_field`` unless
     ``carried``), and its timestamp; else a one-line error.
 
     >>> _record('{"t": 20.5, "h": NaN}', 3, None)
     Traceback (most recent call last):
     doa.errors.DoaError: line 3, column 18: not valid JSON (NaN: JSON has no NaN or Infinity, \
-Python's json.dumps writes them): write null for an optional field, or leave the record out
+Python's json.dumps writes them): write it as the string "NaN" (a float or double field \
+takes "NaN", "Infinity", "-Infinity"), null for an optional field, or leave the record out
     """
     try:
         record = orjson.loads(line.rstrip("\r\n"))
     except orjson.JSONDecodeError as exc:  # its own "line 1" would be a second number
         nan = re.match(r"-?(NaN|Infinity)", exc.doc[exc.pos - exc.doc[:exc.pos].endswith("-"):])
-        why = f"{exc.msg})" if not nan else (f"{nan[0]}: JSON has no NaN or Infinity, Python's "
-               "json.dumps writes them): write null for an optional field, or leave the record out")
+        why = f"{exc.msg})" if not nan else (
+            f"{nan[0]}: JSON has no NaN or Infinity, Python's json.dumps writes them): write it "
+            f"as the string \"{nan[0]}\" (a float or double field takes \"NaN\", \"Infinity\", "
+            "\"-Infinity\"), null for an optional field, or leave the record out")
         raise DoaError(f"line {number}, column {exc.colno}: not valid JSON ({why}") from exc
     if not isinstance(record, dict):
         raise DoaError(f"line {number}: expected a JSON object, got {type(record).__name__}")
     timestamp = _timestamp(record, timestamp_field, number)
     if timestamp_field is not None and not carried:
         del record[timestamp_field]
+    if restore is not None:
+        from doa.collect.nonfinite import has_form
+
+        restore = restore if has_form(line) else None  # no walk for a line without one
+        record = restore(record) if restore is not None else record
     try:
         encode(record)
     except DoaError as exc:
-        raise DoaError(f"line {number}: {_exact(line, encode, exc)}") from exc
+        raise DoaError(f"line {number}: {_exact(line, encode, exc, restore)}") from exc
     return record, timestamp
 
 
@@ -165,14 +185,16 @@ def _timestamp(record: dict[str, Any], field: str | None, number: int) -> int | 
                    f"(an integer >= 0), {got}{NOTHING}")
 
 
-def _exact(line: str, encode: Any, exc: DoaError) -> DoaError:
+def _exact(line: str, encode: Any, exc: DoaError, restore: Restore | None = None) -> DoaError:
     """The error of ``line`` as the user wrote it: orjson reads an integer beyond 64 bits as a
     float (``1e+23``), so an error naming such a value comes again from Python's own reader
-    (``got int 99999999999999999999999``, not ``got float 1e+23``)."""
+    (``got int 99999999999999999999999``, not ``got float 1e+23``); ``restore`` as in
+    :func:`_record`."""
     import json
 
     try:
-        encode(json.loads(line))
+        record = json.loads(line)
+        encode(restore(record) if restore is not None else record)
     except DoaError as exact:
         return exact
     except ValueError:

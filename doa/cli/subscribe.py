@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 import click
-import orjson
 from rich.markup import escape
 
 from doa.cli.console import err
@@ -34,9 +33,12 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
                   from_beginning: bool, limit: int | None, group: str | None,
                   idle: float | None, follow: bool, meta: bool) -> None:
     """Print records of streams as JSON lines; a record that cannot be decoded is one line on
-    stderr (stream, partition, offset, reason), and their count is printed at the end."""
+    stderr (stream, partition, offset, reason), and their count is printed at the end.
+    A NaN or infinite float or double is the string "NaN", "Infinity" or "-Infinity" (as in
+    Avro's JSON encoding; `doa publish` reads them back)."""
     from doa.client import RecordError, Subscriber
     from doa.cluster.reach import check_reachable
+    from doa.collect.nonfinite import dumps
     from doa.topology.loader import load_topology
 
     if follow and idle is not None:
@@ -60,7 +62,7 @@ def subscribe_cmd(streams: tuple[str, ...], broker: str | None, topology: str | 
                 shown += 1  # only its lineage header is unreadable: --meta shows it so
             item = dict(event) if not meta and not isinstance(event, RecordError) \
                 else meta_item(event)
-            sys.stdout.buffer.write(orjson.dumps(item, default=json_default) + b"\n")
+            sys.stdout.buffer.write(dumps(item, default=json_default) + b"\n")
             sys.stdout.flush()
             n += 1
             if limit is not None and n >= limit:

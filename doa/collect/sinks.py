@@ -6,9 +6,12 @@ output (JSON lines and CSV).
 
 Values in text formats: bytes as hex (as doa prints ids), times in ISO 8601, records, maps
 and lists as JSON. In CSV a null is an empty cell and a boolean is ``true``/``false``; JSON
-has no NaN, so a NaN is ``null`` in JSON lines (CSV writes ``nan``). Parquet keeps every Avro
-type (:mod:`doa.collect.arrow`) and is written in row groups of ``rows_per_group`` rows while
-reading, so memory stays bounded whatever the stream's length.
+has no NaN, so a NaN or infinite float is the string ``"NaN"``, ``"Infinity"`` or
+``"-Infinity"`` in JSON (lines, and CSV cells of records, maps and lists), as in Avro's JSON
+encoding (:mod:`doa.collect.nonfinite`; ``doa publish`` reads them back); a CSV cell of a float
+is ``nan``, ``inf`` or ``-inf``. Parquet keeps every Avro type (:mod:`doa.collect.arrow`)
+and is written in row groups of ``rows_per_group`` rows while reading, so memory stays
+bounded whatever the stream's length.
 
 Examples
 --------
@@ -38,6 +41,7 @@ from typing import IO, Any
 
 import orjson
 
+from doa.collect.nonfinite import dumps
 from doa.errors import DoaError
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -126,10 +130,9 @@ def json_line(row: Mapping[str, Any]) -> bytes:
     """One row as a JSON line.
 
     >>> json_line({"id": b"\\xab", "at": datetime.datetime(2024, 1, 1), "x": float("nan")})
-    b'{"id":"ab","at":"2024-01-01T00:00:00","x":null}\\n'
+    b'{"id":"ab","at":"2024-01-01T00:00:00","x":"NaN"}\\n'
     """
-    return orjson.dumps(row, default=_default,
-                        option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    return dumps(row, default=_default, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
 def csv_cell(value: Any) -> Any:
@@ -145,7 +148,7 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (dict, list, tuple)):
-        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+        return dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
     return str(value)
 
 

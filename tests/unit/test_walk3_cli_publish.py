@@ -63,8 +63,9 @@ def test_a_nan_is_named_with_what_to_write_instead(value: str, column: int) -> N
         _valid_lines([f'{{"t": 20.5, "h": {value}}}\n'], positive)
     assert str(caught.value) == (
         f"line 1, column {column}: not valid JSON ({value}: JSON has no NaN or Infinity, "
-        "Python's json.dumps writes them): write null for an optional field, or leave the "
-        "record out; nothing was published")
+        f"Python's json.dumps writes them): write it as the string \"{value}\" (a float or "
+        "double field takes \"NaN\", \"Infinity\", \"-Infinity\"), null for an optional "
+        "field, or leave the record out; nothing was published")
 
 
 def test_a_missing_file_is_said_before_the_missing_broker(tmp_path: Path) -> None:
