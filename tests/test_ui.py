@@ -187,7 +187,7 @@ def test_records_as_json() -> None:
               offset=7, timestamp=9, key=b"card-1")
     d = reads.record_dict(Record(e, None))
     assert (d["where"], d["key"], d["node"], d["id"]) == ("s:0:7", "card-1", None, e.id.hex())
-    assert reads.to_json(d["value"]) == b'{"blob":"<40 bytes>","gap":null,"n":1}'
+    assert reads.to_json(d["value"]) == b'{"blob":"<40 bytes>","gap":"NaN","n":1}'
     assert reads.record_dict(Record(Event({}, stream="s", partition=0, offset=0, timestamp=0,
                                         key=b"\xff"), None))["key"] == "ff"
 

@@ -46,6 +46,7 @@ def lineage_cmd(event: str, topology: str | None, broker: str | None, records: b
     import orjson
 
     from doa.cluster.reach import check_reachable
+    from doa.collect.nonfinite import dumps
     from doa.lineage.find import find, parse_event
     from doa.lineage.log import Log
     from doa.lineage.render import as_dict, tree
@@ -76,5 +77,5 @@ def lineage_cmd(event: str, topology: str | None, broker: str | None, records: b
         out.print(f"[dim]{result.fetches} fetches, {result.seconds * 1000:.0f} ms"
                   + ("" if t is not None else "; no TOPOLOGY given: ancestry only") + "[/dim]")
         return
-    sys.stdout.buffer.write(orjson.dumps(data, default=json_default,
-                                         option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.write(dumps(data, default=json_default, option=orjson.OPT_INDENT_2)
+                            + b"\n")

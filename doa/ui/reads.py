@@ -17,12 +17,13 @@ and model-version events, and a record's lineage. Each call is blocking (kafka-p
   descendants need a topology file that declares the record's stream.
 
 Values become JSON with :func:`to_json`: bytes longer than an id (a pickled model) show as
-``"<N bytes>"``, NaN and infinities as ``null``.
+``"<N bytes>"``, NaN and infinities as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``
+(:mod:`doa.collect.nonfinite`, as ``doa subscribe`` writes them; a ``null`` is a null).
 
 Examples
 --------
 >>> to_json({"blob": b"x" * 100, "id": b"\\x01\\x02", "gap": float("nan")})
-b'{"blob":"<100 bytes>","id":"0102","gap":null}'
+b'{"blob":"<100 bytes>","id":"0102","gap":"NaN"}'
 >>> event_kind({"schema": {"name": "doa.DriftEvent"}}), event_kind({"schema": None})
 ('drift', None)
 """
@@ -58,7 +59,9 @@ def _default(value: Any) -> Any:
 
 def to_json(data: Any) -> bytes:
     """``data`` as JSON bytes (see the module docstring for bytes and NaN)."""
-    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    from doa.collect.nonfinite import dumps
+
+    return dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def event_kind(stream: dict[str, Any]) -> str | None:
