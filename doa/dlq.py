@@ -5,8 +5,7 @@ Replay is bounded and loses nothing:
 - it reads the dead-letter stream's end offsets first and replays only the letters that exist
   when it starts, then stops (a replayed record that fails again becomes a new letter beyond
   that end, and a letter whose original record was already replayed by this run is skipped);
-- a replayed record is the original as it was read: its key, its value (a tombstone's null
-  too: the letter's ``tombstone`` field says so, :func:`was_tombstone`) and its timestamp
+- a replayed record is the original as it was read: its key, its value and its timestamp
   (``record_timestamp``: outputs carry event time, so a timestamp merge downstream puts it
   where the original was, not at the time of the replay);
 - each replayed record carries a ``doa.replay`` header (:func:`pack_replay`: the attempt,
@@ -27,6 +26,10 @@ Replay is bounded and loses nothing:
   its node would only dead-letter it again, a new letter on every replay. It stays in the
   dead-letter stream, and ``doa dlq`` lists it as undecodable: the fix is the producer's.
   The replay passes it (``ReplayReport.undecodable``) as it passes a letter it skips;
+- nor is a tombstone's letter (its record had no value: the letter's ``tombstone`` field says
+  so, :func:`was_tombstone`): no doa node takes a null value, so it too would only come back
+  as a new letter on every replay. It stays, listed as a tombstone
+  (``ReplayReport.tombstones``; both kinds: :meth:`doa.dlq_read.Readers.kept`);
 - ``replay(..., node=NAME)`` replays that node's letters only;
 - the consumer group ``TOPOLOGY.dlq-replay`` (``TOPOLOGY.dlq-replay.NODE`` for a replay of one
   node) remembers what was replayed (:mod:`doa.dlq_books`: runs of one node and of all mix,
@@ -59,6 +62,7 @@ from doa.cluster.reach import check_reachable
 from doa.cluster.security import kafka_python_options
 from doa.dlq_books import Books, read_books, replay_group
 from doa.dlq_read import (
+    TOMBSTONE,
     Readers,
     dead_letters,
     replayed_up_to,
@@ -103,12 +107,14 @@ def replay_id(dlq: str, partition: int, offset: int) -> bytes:
 class ReplayReport:
     """What one :func:`replay` did: counts per stream, one line per letter not replayed, and
     the letters passed over: ``undecodable`` (their bytes are not a record of their stream),
-    ``before`` (replayed by an earlier run) and ``others`` (another node's, in a run of one)."""
+    ``tombstones`` (their record had no value, which no doa node takes), ``before`` (replayed
+    by an earlier run) and ``others`` (another node's, in a run of one)."""
 
     replayed: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     undecodable: list[str] = field(default_factory=list)
+    tombstones: list[str] = field(default_factory=list)
     before: int = 0
     others: int = 0
 
@@ -258,8 +264,8 @@ def _republish(poll: Poll, producer: Any, run: _Run, starts: dict[Any, int],
 
 
 def _one(producer: Any, run: _Run, tp: Any, m: Any, codec: Any) -> _Sent | None:
-    """Letter ``m``: passed over (another node's, replayed before, or not a record of its
-    stream), or re-published by :func:`_send_one`."""
+    """Letter ``m``: passed over (another node's, replayed before, a tombstone, or not a record
+    of its stream), or re-published by :func:`_send_one`."""
     report = run.report
     where = f"{m.topic}/{m.partition}@{m.offset}"
     try:
@@ -274,9 +280,11 @@ def _one(producer: Any, run: _Run, tp: Any, m: Any, codec: Any) -> _Sent | None:
     if run.books.replayed(m.partition, m.offset, node):
         report.before += 1
         return None
-    why = run.readers.undecodable(letter)
-    if why is not None:
-        report.undecodable.append(f"{where}: node {node!r}: {why}")
+    kept = run.readers.kept(letter)
+    if kept is not None:
+        kind, why = kept
+        (report.tombstones if kind == TOMBSTONE else report.undecodable).append(
+            f"{where}: node {node!r}: {why}")
         return None
     return _send_one(producer, run.topology, tp, m, letter, where, run.seen, report)
 
@@ -305,7 +313,7 @@ def _send_one(producer: Any, topology: Topology, tp: Any, m: Any, letter: dict[s
         return None
     seen.add(first)
     attempt = int(letter.get("attempt") or 0) + 1
-    raw: bytes | None = None if was_tombstone(letter) else letter["raw"]
+    raw: bytes = letter["raw"]  # never a tombstone's (Readers.kept): no node takes a null
     fingerprint = raw[2:10] if raw and raw[:2] == b"\xc3\x01" and len(raw) >= 10 else b"\0" * 8
     lineage = Lineage(replay_id(m.topic, m.partition, m.offset), REPLAY_NODE, fingerprint,
                       (_letter_id(m),), 0, (Coordinates(m.topic, m.partition, m.offset),))

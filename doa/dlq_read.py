@@ -29,10 +29,12 @@ from doa.topology.topology import Topology
 if TYPE_CHECKING:
     from doa.wire.codec import Codec
 
-__all__ = ["Readers", "dead_letters", "letter_node", "letters", "replayed_up_to", "undecodable",
-           "was_tombstone"]
+__all__ = ["TOMBSTONE", "UNDECODABLE", "Readers", "dead_letters", "letter_node", "letters",
+           "replayed_up_to", "tombstone_reason", "undecodable", "was_tombstone"]
 
 _TOMBSTONE = "record has no value (a tombstone)"  # what the runtime says of a null value
+UNDECODABLE = "undecodable"  # the kinds of letter a replay never sends (Readers.kept)
+TOMBSTONE = "tombstone"
 
 
 def letters(address: str, topology: Topology, *,
@@ -128,8 +130,8 @@ def with_history(address: str, topology: Topology) -> None:
 
 class Readers:
     """Each stream of ``topology`` read as its nodes read it (its registered versions too),
-    resolved when a letter first needs it: :meth:`undecodable` tells a letter whose replay
-    would only be dead-lettered again."""
+    resolved when a letter first needs it: :meth:`kept` tells a letter whose replay would only
+    be dead-lettered again (a tombstone, or bytes that are no record: :meth:`undecodable`)."""
 
     def __init__(self, topology: Topology, address: str) -> None:
         self.topology = topology
@@ -138,7 +140,8 @@ class Readers:
 
     def undecodable(self, letter: Mapping[str, Any]) -> str | None:
         """Why ``letter``'s bytes are not a record of its stream (None: they are, or it is a
-        tombstone, or a stream the topology does not declare: replay says so itself)."""
+        tombstone: :meth:`kept` says so, or a stream the topology does not declare: replay says
+        so itself)."""
         from doa.cluster.codecs import resolve_codec
 
         stream = str(letter["stream"])
@@ -147,6 +150,28 @@ class Readers:
         if stream not in self._codecs:
             self._codecs[stream] = resolve_codec(stream, self.topology, self.address)[0]
         return undecodable(letter, self._codecs[stream])
+
+    def kept(self, letter: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Why a replay never sends ``letter`` (its node would only dead-letter it again, one
+        more letter on every replay): ``(kind, why)``, the kind :data:`TOMBSTONE` (its record
+        had no value: :func:`tombstone_reason`) or :data:`UNDECODABLE` (:meth:`undecodable`);
+        None: a replay may send it."""
+        if was_tombstone(letter):
+            return TOMBSTONE, tombstone_reason(letter)
+        why = self.undecodable(letter)
+        return None if why is None else (UNDECODABLE, why)
+
+
+def tombstone_reason(letter: Mapping[str, Any]) -> str:
+    """Why a tombstone's letter is not replayed: no doa node takes a null value (each
+    dead-letters one), so its replay would only come back as one more letter.
+
+    >>> print(tombstone_reason({"stream": "events"}))
+    its record of stream 'events' has no value (a tombstone): doa nodes take no null values, \
+a replay would only dead-letter it again
+    """
+    return (f"its record of stream {str(letter['stream'])!r} has no value (a tombstone): doa "
+            "nodes take no null values, a replay would only dead-letter it again")
 
 
 def undecodable(letter: Mapping[str, Any], codec: Any) -> str | None:

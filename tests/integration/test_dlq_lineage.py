@@ -1,8 +1,9 @@
 """A dead-lettered record on real brokers: `doa dlq --replay` re-publishes it as it was read
-(its event time, a tombstone's null: the letter says which, or for a letter written before it
-did, its message) with a lineage header that names its letter, and `doa lineage` follows it
+(its event time) with a lineage header that names its letter, and `doa lineage` follows it
 both ways: record -> dead letter -> replay -> what came of that, and replay -> dead letter ->
-record."""
+record. A tombstone's letter (the letter says it is one, or for a letter written before it
+did, its message) is never re-published: no doa node takes a null value, so each replay made
+one more letter of it. It stays listed as a tombstone, not as waiting for a replay."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from doa.wire.schema import builtin_schema_dir
 from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, drain
 from tests.integration.test_dlq_replay import FIXED
-from tests.test_dlq import OLD_DEAD_LETTER, letters_before
+from tests.test_dlq import NO_NULLS, NULL_WHY, OLD_DEAD_LETTER, letters_before
 
 pytestmark = pytest.mark.broker
 
@@ -79,12 +80,24 @@ def _messages(address: str, stream: str, partition: int) -> list[Any]:
         consumer.close()
 
 
-def _replay(topology_path: str, broker: str, count: int, undecodable: int = 0) -> None:
+def _replay(topology_path: str, broker: str, summary: str) -> str:
+    """Run ``doa dlq --replay``: its summary line must be ``summary``; what it said on stderr."""
     done = doa_command("dlq", topology_path, "--broker", broker, "--replay", timeout=120)
     text = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, text
-    assert f"replayed {count} dead letters: {count} to events; 0 failed, 0 skipped" + (
-        f"; {undecodable} undecodable, not replayed" if undecodable else "\n") in text, text
+    assert done.stdout.decode().splitlines()[-1:] == [summary], text
+    return done.stderr.decode()
+
+
+def _listing(broker: str, *args: str) -> str:
+    done = doa_command("dlq", COUNTING, "--broker", broker, *args, timeout=120)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    return done.stdout.decode()
+
+
+def _heads(listed: str) -> list[str]:
+    """The first line of each letter a listing shows, sorted."""
+    return sorted(line for line in listed.splitlines() if line.startswith("events/"))
 
 
 def _lineage(broker: str, event: str, topology_path: str) -> list[str]:
@@ -100,7 +113,8 @@ def _at(line: str) -> str:
     return found.group(1)
 
 
-def test_replay_keeps_event_time_and_a_tombstone_stays_null(broker: str) -> None:
+def test_replay_keeps_event_time_and_leaves_a_tombstone_listed(broker: str,
+                                                              tmp_path: Path) -> None:
     tombstone, empty = (None, T0 + 100), (b"", T0 + 110)
     topology, p = _fail(broker, [tombstone, empty])
     before = _messages(broker, "events", p)
@@ -112,24 +126,51 @@ def test_replay_keeps_event_time_and_a_tombstone_stays_null(broker: str) -> None
     assert sorted((x["offset"], x["raw"], x["tombstone"]) for x in map(
         codec.decode, (m.value for m in _messages(broker, dlq.name, at)))) == [
         (POISON, before[POISON].value, False), (6, b"", True), (7, b"", False)]
+    where = f"{dlq.name}/{at}@"
+    [null_at] = [m.offset for m in _messages(broker, dlq.name, at)
+                 if codec.decode(m.value)["tombstone"]]
+    # no doa node takes a null value: the tombstone is listed as one, not as waiting for a replay
+    listed = _listing(broker)
+    assert _heads(listed) == sorted([
+        f"events/{p}@{POISON}  node count  ValueError  ({len(before[POISON].value)} bytes)",
+        f"events/{p}@6  node count  DoaError  (0 bytes)  tombstone, not replayed",
+        f"events/{p}@7  node count  DecodeError/truncated  (0 bytes)  undecodable, not replayed"])
+    assert f"    not replayed: {NULL_WHY}" in listed, listed
+    assert ("3 dead letters; 1 not replayed yet (`doa dlq --replay` sends them); 1 undecodable, "
+            f"not replayed: fix the producer; 1 tombstone, not replayed: {NO_NULLS}\n") in listed
 
-    # the empty value is no record of events: not replayed (it would only fail again)
-    _replay(COUNTING, broker, 2, undecodable=1)
+    # neither the empty value (no record of events) nor the tombstone is replayed: each would
+    # only fail again; the poison record is, to the node fixed since
+    fixed = tmp_path / "counting_fixed.py"
+    fixed.write_text(FIXED)
+    said = _replay(str(fixed), broker, "replayed 1 dead letters: 1 to events; 0 failed, 0 "
+                   "skipped; 1 undecodable, not replayed: fix the producer; 1 tombstone, not "
+                   f"replayed: {NO_NULLS} (they stay in {dlq.name}, listed)")
+    assert f"tombstone, not replayed: {where}{null_at}: node 'count': {NULL_WHY}" in \
+        said.splitlines(), said
     replayed = _messages(broker, "events", p)[8:]
-    # each as it was read: value (null stays null) and event time (the letters, hence the
-    # replays, come in the order the node failed on them)
-    assert sorted(((m.value, m.timestamp) for m in replayed), key=repr) == sorted(
-        [(before[POISON].value, T0 + 10 * POISON), tombstone], key=repr)
+    # as it was read: value and event time
+    assert [(m.value, m.timestamp) for m in replayed] == [
+        (before[POISON].value, T0 + 10 * POISON)]
+    assert drain(load_topology(str(fixed)), broker, 1).stats["count"].dead_letters == 0
 
-    # failing again, the tombstone says so
-    drain(topology, broker, 2)
-    letters = [codec.decode(m.value) for m in _messages(broker, dlq.name, at)]
-    kinds = sorted((x["error_type"], x["tombstone"]) for x in letters)
-    assert kinds == sorted([("ValueError", False), ("DoaError", True)] * 2
-                           + [("DecodeError/truncated", False)]), kinds
+    # a second replay sends nothing: the tombstone is not re-sent, and no new letter came of it
+    said = _replay(str(fixed), broker, "replayed 0 dead letters; 0 failed, 0 skipped")
+    assert "tombstone" not in said, said
+    assert len(_messages(broker, "events", p)) == 9
+    assert len(_messages(broker, dlq.name, at)) == 3
+    listed = _listing(broker)
+    assert ("3 dead letters; 0 not replayed yet; 1 undecodable, not replayed: fix the producer; "
+            f"1 tombstone, not replayed: {NO_NULLS}\n") in listed, listed
+    assert f"events/{p}@{POISON}  node count  ValueError  ({len(before[POISON].value)} bytes)" \
+        "  replayed" in _heads(listed), listed
+    # --open lists the letters a replay leaves: the tombstone, the empty value
+    opened = _listing(broker, "--open")
+    assert [h.split("  ")[-1] for h in _heads(opened)] == [
+        "tombstone, not replayed", "undecodable, not replayed"], opened
 
 
-def test_letters_written_before_the_tombstone_field_replay_as_they_were(
+def test_letters_written_before_the_tombstone_field_are_told_by_their_message(
         broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a deployment of the version before: its dead-letter schema had no field tombstone
     shipped = tmp_path / "schemas"
@@ -149,10 +190,16 @@ def test_letters_written_before_the_tombstone_field_replay_as_they_were(
     # the new version goes in beside the old (an optional field), and old letters still read
     assert prepare(topology, broker) == ["counting.dlq"]
     assert [r.version for r in read_registry(broker)["counting.dlq"]] == [1, 2]
-    _replay(COUNTING, broker, 1, undecodable=1)  # the empty value is no record: not sent
+    # the null value is a tombstone by the runtime's message, the empty one no record: not sent
+    listed = _listing(broker)
+    assert _heads(listed) == [
+        f"events/{p}@0  node count  DoaError  (0 bytes)  tombstone, not replayed",
+        f"events/{p}@1  node count  DecodeError/truncated  (0 bytes)  undecodable, not replayed"]
+    _replay(COUNTING, broker, "replayed 0 dead letters; 0 failed, 0 skipped; 1 undecodable, not "
+            f"replayed: fix the producer; 1 tombstone, not replayed: {NO_NULLS} (they stay in "
+            "counting.dlq, listed)")
     written = [(m.value, m.timestamp) for m in _messages(broker, "events", p)]
-    assert written[:2] == [(None, T0 + 100), (b"", T0 + 101)]
-    assert written[2:] == [(None, T0 + 100)], written
+    assert written == [(None, T0 + 100), (b"", T0 + 101)], written
 
 
 def test_lineage_follows_a_dead_lettered_record_to_its_replay_and_back(
@@ -174,7 +221,7 @@ def test_lineage_follows_a_dead_lettered_record_to_its_replay_and_back(
 
     fixed = tmp_path / "counting_fixed.py"
     fixed.write_text(FIXED)
-    _replay(str(fixed), broker, 1)
+    _replay(str(fixed), broker, "replayed 1 dead letters: 1 to events; 0 failed, 0 skipped")
     [replayed] = _messages(broker, "events", p)[6:]
     assert replayed.timestamp == T0 + 10 * POISON
     lin = lineage_of(replayed.headers)
