@@ -28,9 +28,10 @@ def test_outgrown_names_node_stream_both_counts_the_state_topic_and_the_ways_out
     assert isinstance(error, BrokerError)
     assert str(error) == (
         "node 'count': stream 'events' has 6 partitions on the broker, the topology declares 4 "
-        "(partitions were added while the node ran; it stopped): declare partitions=6 for it "
-        "and give the node's state topic 'counting.count.state' 6 too (a key may then move to "
-        "another partition and start its state anew), or delete the topic and deploy again")
+        "(partitions were added while the node ran; it stopped): declare partitions=6 for it, "
+        "then `doa partitions TOPOLOGY --yes` gives the node's state topic "
+        "'counting.count.state' 6 too (a key may then move to another partition and start its "
+        "state anew), or delete the topic and deploy again")
 
 
 @pytest.mark.parametrize("have", [{"events": 4}, {"events": 3}, {"events": 0}, {}])

@@ -95,15 +95,15 @@ def _partition_problems(t: Any, broker: str) -> tuple[list[str], list[str]]:
     declared, or a stream's with more (``doa run`` refuses both), or a state topic's with
     more (a warning: doa uses the declared ones).
     Topics not there yet are left alone (``doa run`` creates them)."""
-    from doa.cluster.admin import more_partitions, topology_topics
+    from doa.cluster.admin import more_partitions, topology_topics, wrong_partitions
     from doa.cluster.streams import broker_topics
 
     # One metadata request for every topic: asking for one that does not exist would create
     # it on brokers that auto-create topics (tansu, Kafka's default).
     existing = broker_topics(broker)
     have = {s.name: (existing[s.name], s) for s in topology_topics(t) if s.name in existing}
-    fewer = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
-             f"{s.partitions}" for name, (n, s) in have.items() if 0 < n < s.partitions]
+    fewer = [str(wrong_partitions({name: (n, s.partitions)})) for name, (n, s) in have.items()
+             if 0 < n < s.partitions]  # `doa partitions` grows them
     fewer += [str(more_partitions(name, n, s.partitions)) for name, (n, s) in have.items()
               if n > s.partitions and s.exact]  # doa run refuses them too
     more = [f"topic {name!r} has {n} partitions on the broker, the topology declares "
@@ -213,6 +213,9 @@ def _add_broker_commands() -> None:
 
     cli.add_command(dataset_cmd)
     cli.add_command(export_cmd)
+    from doa.cli.partitions import partitions_cmd
+
+    cli.add_command(partitions_cmd)
 
 
 _add_broker_commands()

@@ -1,4 +1,4 @@
-"""Topics a topology needs, and creating them on a broker (aiokafka's admin client).
+"""Topics a topology needs, creating them on a broker (aiokafka's admin client), growing them.
 
 Besides its streams, a topology has one state topic per node (``TOPOLOGY.NODE.state``, as many
 partitions as the node's input) and the shared ``_doa_schemas`` topic of registered schema
@@ -127,47 +127,83 @@ async def ensure_topics(address: str, specs: list[TopicSpec], ready_timeout_s: f
         await admin.close()
 
 
+GROW = "`doa partitions TOPOLOGY --yes` grows"
+MOVES = "(a key may then move to another partition and start its state anew)"
+BEFORE = ("by another client, e.g. a broker that creates topics with its default count, or "
+          "declared otherwise; or this is an out-of-date copy of this topology")
+
+
 def wrong_partitions(wrong: Mapping[str, tuple[int, int]]) -> BrokerError:
     """The one error for every topic in ``wrong`` (name: partitions on the broker, declared)
     that exists with a partition count doa refuses: one alone is said as before; several are
-    named together, so that one ``doa deploy`` shows all there is to fix.
+    named together, so that one ``doa deploy`` shows all there is to fix. Fewer than declared
+    (a stream declared larger, a node's state topic that follows it): ``doa partitions``
+    grows them; more (a stream's): Kafka cannot shrink a topic.
 
     >>> print(wrong_partitions({"events": (1, 4)}))
-    topic 'events' has 1 partitions on the broker, the topology declares 4
-    >>> print(wrong_partitions({"fares": (4, 2), "rides": (4, 1), "t.n.state": (4, 2)}))
-    3 topics have other partition counts on the broker than the topology declares: 'fares' \
-has 4 (declared 2), 'rides' 4 (declared 1), 't.n.state' 4 (declared 2) (created before: by \
-another client, e.g. a broker that creates topics with its default count, or declared \
-otherwise): declare those counts, or delete the topics and deploy again
+    topic 'events' has 1 partitions on the broker, the topology declares 4: `doa partitions \
+TOPOLOGY --yes` grows it (a key may then move to another partition and start its state anew)
+    >>> print(wrong_partitions({"t.n.state": (4, 6), "events": (4, 6)}))
+    2 topics have other partition counts on the broker than the topology declares: 'events' \
+has 4 (declared 6), 't.n.state' 4 (declared 6): `doa partitions TOPOLOGY --yes` grows them (a \
+key may then move to another partition and start its state anew)
+    >>> print(wrong_partitions({"fares": (4, 2), "rides": (4, 1)}))
+    2 topics have other partition counts on the broker than the topology declares: 'fares' \
+has 4 (declared 2), 'rides' 4 (declared 1) (created or grown before: by another client, e.g. \
+a broker that creates topics with its default count, or declared otherwise; or this is an \
+out-of-date copy of this topology): declare those counts, or delete the topics and deploy again
+    >>> print(wrong_partitions({"fares": (4, 2), "t.n.state": (1, 2)}))
+    2 topics have other partition counts on the broker than the topology declares: 'fares' \
+has 4 (declared 2), 't.n.state' 1 (declared 2): `doa partitions TOPOLOGY --yes` grows \
+'t.n.state' (a key may then move to another partition and start its state anew); 'fares' has \
+more (created or grown before: by another client, e.g. a broker that creates topics with its \
+default count, or declared otherwise; or this is an out-of-date copy of this topology): declare \
+its count, or delete it and deploy again
     """
     if len(wrong) == 1:
         [(name, (have, declared))] = wrong.items()
         if have > declared:
             return more_partitions(name, have, declared)
         return BrokerError(f"topic {name!r} has {have} partitions on the broker, the topology "
-                           f"declares {declared}")
+                           f"declares {declared}: {GROW} it {MOVES}")
     listed = [f"{name!r} {'has ' if i == 0 else ''}{have} (declared {declared})"
               for i, (name, (have, declared)) in enumerate(sorted(wrong.items()))]
+    fewer = sorted(name for name, (have, declared) in wrong.items() if have < declared)
+    more = sorted(name for name, (have, declared) in wrong.items() if have > declared)
+    hints = [f": {GROW} {_names(fewer) if more else 'them'} {MOVES}"] if fewer else []
+    if more and not fewer:
+        hints.append(f" (created or grown before: {BEFORE}): declare those counts, or delete the "
+                     "topics and deploy again")
+    elif more:
+        one = len(more) == 1
+        hints.append(f"; {_names(more)} {'has' if one else 'have'} more (created or grown before: "
+                     f"{BEFORE}): declare {'its count' if one else 'their counts'}, or delete "
+                     f"{'it' if one else 'them'} and deploy again")
     return BrokerError(f"{len(wrong)} topics have other partition counts on the broker than "
-                       f"the topology declares: {', '.join(listed)} (created before: by "
-                       "another client, e.g. a broker that creates topics with its default "
-                       "count, or declared otherwise): declare those counts, or delete the "
-                       "topics and deploy again")
+                       f"the topology declares: {', '.join(listed)}{''.join(hints)}")
+
+
+def _names(names: list[str]) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' and 'c'``."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def more_partitions(stream: str, have: int, declared: int) -> BrokerError:
     """The error for a stream's topic with more partitions than declared (another client
-    created it, e.g. a publish before ``doa deploy`` on a broker that creates topics).
+    created it, e.g. a publish before ``doa deploy`` on a broker that creates topics; or
+    ``doa partitions`` grew it for a newer copy of the topology than this one).
 
     >>> print(more_partitions("readings", 4, 1))
     stream 'readings' has 4 partitions on the broker, the topology declares 1 (its topic was \
-created before: by another client, or declared otherwise): declare partitions=4 for it, or \
-delete the topic and deploy again
+created or grown before: by another client, or declared otherwise; or this is an out-of-date \
+copy of this topology): declare partitions=4 for it, or delete the topic and deploy again
     """
     return BrokerError(f"stream {stream!r} has {have} partitions on the broker, the topology "
-                       f"declares {declared} (its topic was created before: by another "
-                       f"client, or declared otherwise): declare partitions={have} for it, "
-                       "or delete the topic and deploy again")
+                       f"declares {declared} (its topic was created or grown before: by another "
+                       "client, or declared otherwise; or this is an out-of-date copy of this "
+                       f"topology): declare partitions={have} for it, or delete the topic and "
+                       "deploy again")
 
 
 def outgrown(node: str, state: str, declared: Mapping[str, int],
@@ -182,9 +218,9 @@ def outgrown(node: str, state: str, declared: Mapping[str, int],
     >>> print(outgrown("count", "t.count.state", {"events": 4, "labels": 4},
     ...                {"events": 4, "labels": 6}))
     node 'count': stream 'labels' has 6 partitions on the broker, the topology declares 4 \
-(partitions were added while the node ran; it stopped): declare partitions=6 for it and give \
-the node's state topic 't.count.state' 6 too (a key may then move to another partition and \
-start its state anew), or delete the topic and deploy again
+(partitions were added while the node ran; it stopped): declare partitions=6 for it, then \
+`doa partitions TOPOLOGY --yes` gives the node's state topic 't.count.state' 6 too (a key may \
+then move to another partition and start its state anew), or delete the topic and deploy again
     >>> outgrown("count", "t.count.state", {"events": 4}, {"events": 4}) is None
     True
     """
@@ -194,10 +230,98 @@ start its state anew), or delete the topic and deploy again
             return BrokerError(
                 f"node {node!r}: stream {stream!r} has {n} partitions on the broker, the "
                 f"topology declares {declared[stream]} (partitions were added while the node "
-                f"ran; it stopped): declare partitions={n} for it and give the node's state "
-                f"topic {state!r} {n} too (a key may then move to another partition and start "
-                "its state anew), or delete the topic and deploy again")
+                f"ran; it stopped): declare partitions={n} for it, then `doa partitions "
+                f"TOPOLOGY --yes` gives the node's state topic {state!r} {n} too {MOVES}, or "
+                "delete the topic and deploy again")
     return None
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A topic to grow from ``have`` partitions to ``declared`` (:func:`partition_plan`)."""
+
+    name: str
+    have: int
+    declared: int
+
+
+def partition_plan(topology: Topology, existing: Mapping[str, int]) -> list[Growth]:
+    """The topics of ``topology`` that ``doa partitions`` grows on a broker whose topics have
+    ``existing`` partitions (by name): every stream, and every node's state topic, there with
+    fewer than declared (a state topic has its input stream's count, whatever it has now).
+    Topics not there yet are left to ``doa deploy``. A stream with more than declared is a
+    one-line refusal, and nothing is grown: Kafka cannot remove partitions.
+
+    >>> from doa import Topology
+    >>> t = Topology("t")
+    >>> e = t.stream("events", schema="doa.DeadLetter", key="node", partitions=6)
+    >>> o = t.stream("out", schema="doa.DeadLetter", key="node", partitions=6)
+    >>> _ = t.node(reads=e, writes=o, state=dict, name="n")(lambda state, batch: (state, []))
+    >>> partition_plan(t, {"events": 4, "out": 6, "t.n.state": 4})
+    [Growth(name='events', have=4, declared=6), Growth(name='t.n.state', have=4, declared=6)]
+    >>> partition_plan(t, {"events": 6, "out": 6, "t.n.state": 4})  # the stream grew before
+    [Growth(name='t.n.state', have=4, declared=6)]
+    >>> partition_plan(t, {"events": 8})
+    Traceback (most recent call last):
+    ...
+    doa.local.embedded.BrokerError: cannot shrink a topic (Kafka cannot remove partitions), \
+nothing was changed: stream 'events' has 8 partitions on the broker, the topology declares 6 ...
+    """
+    specs = [s for s in topology_topics(topology) if s.name != SCHEMAS_TOPIC]
+    more = {s.name: (existing[s.name], s.partitions) for s in specs
+            if s.exact and existing.get(s.name, 0) > s.partitions}
+    if more:
+        raise BrokerError("cannot shrink a topic (Kafka cannot remove partitions), nothing was "
+                          f"changed: {wrong_partitions(more)}")
+    return [Growth(s.name, existing[s.name], s.partitions) for s in specs
+            if 0 < existing.get(s.name, 0) < s.partitions]
+
+
+def grow_partitions(address: str, plan: list[Growth], apply: bool,
+                    timeout_s: float = 30.0) -> None:
+    """Grow every topic of ``plan`` on ``address`` to its declared count, in one
+    CreatePartitions request (kafka-python's admin client); with ``apply`` False the broker
+    only validates it. Returns once every new partition has a leader; a broker without
+    CreatePartitions (tansu) is a one-line refusal, and so is each topic the broker refuses.
+    """
+    import time
+
+    from kafka import KafkaAdminClient
+    from kafka.errors import UnsupportedVersionError, for_code
+
+    from doa.cluster.security import kafka_python_options
+
+    admin = KafkaAdminClient(bootstrap_servers=address, **kafka_python_options(address),
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        try:
+            answer = admin.create_partitions({g.name: g.declared for g in plan},
+                                             timeout_ms=10000, validate_only=not apply,
+                                             raise_errors=False)
+        except UnsupportedVersionError:
+            raise BrokerError(f"the broker at {address} cannot add partitions to a topic (it "
+                              "does not offer Kafka's CreatePartitions request, e.g. tansu): "
+                              "nothing was changed; delete the topics and deploy again to "
+                              "have them with the declared counts") from None
+        refused = [f"{r.name!r}: {for_code(r.error_code).__name__}"
+                   + (f" ({r.error_message})" if r.error_message else "")
+                   for r in answer.results if r.error_code]
+        if refused:
+            raise BrokerError(f"the broker at {address} refused to grow {'; '.join(refused)}")
+        deadline = time.monotonic() + timeout_s
+        pending = {g.name: g.declared for g in plan} if apply else {}
+        while pending:
+            for topic in admin.describe_topics(list(pending)):
+                parts = topic.get("partitions") or []
+                if len(parts) >= pending.get(topic["name"], 0) and all(
+                        p.get("leader_id", -1) >= 0 for p in parts):
+                    pending.pop(topic["name"], None)
+            if pending and time.monotonic() > deadline:
+                raise BrokerError(f"topics {', '.join(sorted(pending))} were grown but have no "
+                                  f"leader for every partition after {timeout_s:.0f} s")
+            time.sleep(0.05 if pending else 0)
+    finally:
+        admin.close()
 
 
 async def _wait_for_leaders(admin: object, wanted: dict[str, int], timeout_s: float) -> None:

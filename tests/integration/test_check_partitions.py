@@ -46,8 +46,9 @@ def test_check_with_a_broker_refuses_fewer_partitions_than_declared(
     code, output = check(module, broker, parts=1)  # doa run and deploy refuse it too
     assert code == 1, output
     assert ("problem: stream 'letters' has 2 partitions on the broker, the topology declares "
-            "1 (its topic was created before: by another client, or declared otherwise): "
-            "declare partitions=2 for it, or delete the topic and deploy again") in output
+            "1 (its topic was created or grown before: by another client, or declared "
+            "otherwise; or this is an out-of-date copy of this topology): declare "
+            "partitions=2 for it, or delete the topic and deploy again") in output
 
     code, output = check(module, broker, parts=2)
     assert code == 0 and "topic" not in output, output

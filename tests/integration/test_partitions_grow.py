@@ -151,9 +151,10 @@ def test_a_node_whose_input_gains_partitions_stops_with_one_line_and_loses_nothi
     assert errors[0] == (
         f"error: node 'count': stream 'events' has {GROWN} partitions on the broker, the "
         f"topology declares {DECLARED} (partitions were added while the node ran; it "
-        f"stopped): declare partitions={GROWN} for it and give the node's state topic "
-        f"'counting.count.state' {GROWN} too (a key may then move to another partition and "
-        "start its state anew), or delete the topic and deploy again"), text
+        f"stopped): declare partitions={GROWN} for it, then `doa partitions TOPOLOGY --yes` "
+        f"gives the node's state topic 'counting.count.state' {GROWN} too (a key may then "
+        "move to another partition and start its state anew), or delete the topic and deploy "
+        "again"), text
     assert not [x for x in LIBRARY_LINES if x in text], text
     assert took <= STOP_S, f"the node took {took:.1f} s to stop ({engine} engine)\n{text}"
     print(f"\n{engine} engine: stopped {took:.1f} s after the partitions were added")

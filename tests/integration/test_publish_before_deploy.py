@@ -77,7 +77,8 @@ def test_deploy_and_run_refuse_a_stream_with_more_partitions_than_declared(
     module = _module(tmp_path)
     asyncio.run(ensure_topics(broker, [TopicSpec("events", 3)]))  # another client's
     refused = ("stream 'events' has 3 partitions on the broker, the topology declares 1 "
-               "(its topic was created before: by another client, or declared otherwise): "
+               "(its topic was created or grown before: by another client, or declared "
+               "otherwise; or this is an out-of-date copy of this topology): "
                "declare partitions=3 for it, or delete the topic and deploy again")
     with pytest.raises(BrokerError) as caught:
         prepare(load_topology(module), broker)
