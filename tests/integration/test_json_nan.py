@@ -17,6 +17,7 @@ from doa.engines.launch import prepare
 from doa.topology.loader import load_topology
 from doa.topology.topology import Topology
 from tests.integration.helpers import doa_command, read_stream
+from tests.test_publish_nan import comparable
 
 pytestmark = pytest.mark.broker
 
@@ -48,18 +49,6 @@ RECORDS: list[dict[str, Any]] = [
     {"key": "c", "x": 2.5, "f": -0.5, "maybe": None, "xs": [0.0], "m": {"one": 1.0},
      "inner": {"v": -1e300}, "label": "Infinity"},
 ]
-
-
-def comparable(value: Any) -> Any:
-    """``value`` with each NaN as the string "<nan>" (a NaN equals nothing, not even itself),
-    every other value kept with its type (so a string "NaN" is not a float NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return "<nan>"
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
 
 
 def sensors(tmp_path: Path) -> tuple[Path, Topology]:
