@@ -300,3 +300,41 @@ def test_a_failed_announcement_closes_its_producer_and_the_next_one_connects_aga
     assert made[0].closed and a._producer is None and a.sent == 0
     a._send(0, {"x": 1})
     assert len(made) == 2 and made[1].sent == 1 and a.sent == 1 and not made[1].closed
+
+
+def test_each_live_process_shows_the_partitions_its_description_says(fraud: Any) -> None:
+    """F5: a description rewritten after a rebalance carries its nodes' assignment; the
+    catalog shows it per process while the process is alive, and not once it is silent."""
+    view = _view(fraud)
+    for key, held in (("fraud/a/1", {"featurize": {"transactions": [0, 2]}}),
+                      ("fraud/b/2", {"scorer": {"card_features": [1]}})):
+        view.descriptions[key] = {**view.descriptions[key], "assigned": held}
+    c = assemble(view)
+    shown = {n["name"]: [p["partitions"] for p in n["processes"]] for n in c["nodes"]}
+    assert shown == {"featurize": [{"transactions": [0, 2]}], "scorer": [None],  # silent
+                     "watch_errors": [None]}  # said nothing of it
+    console = Console(file=io.StringIO(), width=250, record=True, color_system=None)
+    for part in renderables(c):
+        console.print(part)
+    assert "a:1 kafka running 3 s ago, partitions of transactions: 0, 2" in console.export_text()
+
+
+def test_live_processes_of_one_node_with_other_step_code_are_a_warning(fraud: Any) -> None:
+    """F7: two live processes of featurize whose descriptions give its step other code."""
+    view = _view(fraud)
+    d3 = describe_process(fraud, ["featurize"], "kafka", 1.0, host="c", pid=3, now_ms=NOW - 5000)
+    d3["nodes"] = [{**n, "code": "0" * 16, "step": "/stale/fraud.py:40"}
+                   if n["name"] == "featurize" else n for n in d3["nodes"]]
+    view.descriptions["fraud/c/3"] = d3
+    view.heartbeats["fraud/c/3"] = heartbeat(d3, now_ms=NOW - 1000)
+    c = assemble(view)
+    warned = [w for w in c["warnings"] if "different step code" in w]
+    assert len(warned) == 1, c["warnings"]
+    assert warned[0].startswith("node 'featurize' of topology 'fraud': its live processes run "
+                                "different step code (code "), warned[0]
+    assert "step /stale/fraud.py:40: c:3" in warned[0] and ": a:1" in warned[0], warned[0]
+    codes = [p["code"] for n in c["nodes"] if n["name"] == "featurize" for p in n["processes"]]
+    assert len(set(codes)) == 2
+    # not once the other one is no longer alive
+    view.heartbeats["fraud/c/3"] = heartbeat(d3, now_ms=NOW - 10_000)
+    assert not [w for w in assemble(view)["warnings"] if "step code" in w]

@@ -36,16 +36,25 @@ the HTML page (:mod:`doa.catalog.render`, :mod:`doa.catalog.html`) render it. It
                        "status": "starting" | "running" | "stopped" | "failed" | "silent",
                        "error": "the run's error (failed)" | null,
                        "stats": {"records_in", "records_out", "dead_letters", "snapshots"}
-                                | null}]}],
+                                | null,
+                       "partitions": {stream: [int]} | null,  # what its group assigns it
+                                           # now (null: not alive, or not said: faust engine)
+                       "code": hex | null}]}],  # its step's fingerprint (step_code)
      "topologies": [{"name", "dead_letters", "streams": [str], "nodes": [str],
                      "processes_alive": int}],
-     "warnings": [str]}                    # what the broker would not say
+     "warnings": [str]}                    # what the broker would not say, and live
+                                           # processes of one node running other step code
 
 A process is alive while its last heartbeat is at most three heartbeat intervals old
 (:func:`doa.catalog.describe.alive`); a node is alive while one of its processes is.
 ``sampled`` counts are over the last ``sample`` records of each partition. Rates count
 records by their timestamp (doa's outputs carry their input's event time); on tansu, whose
 offset lookups work per batch, counts of the last minute are per batch.
+
+Live processes of one node whose descriptions give its step other code
+(:func:`doa.catalog.describe.step_code`: a stale copy of the project, say) share the node's
+partitions, each processing its own with its own code: :func:`code_variants` finds them, and
+each such node is one line of ``warnings``, naming its processes per variant.
 """
 
 from __future__ import annotations
@@ -108,7 +117,7 @@ def assemble(view: BrokerView, *, include_internal: bool = False) -> dict[str, A
                   for name, d in sorted(latest.items())]
     return {"broker": view.broker, "collected_at": view.now_ms, "window_s": view.window_s,
             "streams": streams, "hidden": hidden, "nodes": nodes, "topologies": topologies,
-            "warnings": list(view.warnings)}
+            "warnings": [*view.warnings, *variant_warnings(code_variants(view, procs))]}
 
 
 def latest_descriptions(view: BrokerView) -> dict[str, dict[str, Any]]:
@@ -146,8 +155,56 @@ def processes(view: BrokerView) -> list[dict[str, Any]]:
             "status": ("failed" if stopped and d.get("error") else "stopped" if stopped else
                        "starting" if starting else "running" if is_alive else "silent"),
             "error": d.get("error"),
-            "runs": list(d.get("runs") or ()), "stats": hb.get("stats")})
+            "runs": list(d.get("runs") or ()), "stats": hb.get("stats"),
+            "assigned": d.get("assigned") if is_alive else None,
+            "codes": {n.get("name"): (n.get("code"), n.get("step")) for n in
+                      d.get("nodes") or () if isinstance(n, dict)}})
     return out
+
+
+Variants = dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]]
+
+
+def code_variants(view: BrokerView, procs: list[dict[str, Any]] | None = None) -> Variants:
+    """Per ``(topology, node)`` whose live processes run more than one step code: each code
+    (:func:`doa.catalog.describe.step_code`) and the step's first place (``FILE:LINE``) in
+    the first process running it, with the processes running it; processes whose description
+    says no code (an older doa) are left out."""
+    found: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    where: dict[str, str] = {}
+    for p in processes(view) if procs is None else procs:
+        if not p["alive"]:
+            continue
+        for node in p["runs"]:
+            code, step = p["codes"].get(node) or (None, None)
+            if code:
+                where.setdefault(code, str(step or "?"))
+                found.setdefault((str(p["topology"]), node), {}).setdefault(code, []).append(p)
+    return {k: {(code, where[code]): ps for code, ps in v.items()}
+            for k, v in found.items() if len(v) > 1}
+
+
+def variant_warnings(variants: Variants) -> list[str]:
+    """One line per node of :func:`code_variants`.
+
+    >>> p = lambda pid: {"host": "h", "pid": pid}
+    >>> print(*variant_warnings({("t", "n"): {("ab12", "/app/t.py:9"): [p(1), p(2)],
+    ...                                       ("cd34", "/old/t.py:9"): [p(3)]}}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    node 'n' of topology 't': its live processes run different step code (code ab12, step
+    /app/t.py:9: h:1, h:2; code cd34, step /old/t.py:9: h:3); each processes the partitions its
+    group gives it with its own code
+    """
+    return [f"node {node!r} of topology {topology!r}: its live processes run different step "
+            "code (" + "; ".join(f"code {code}, step {step}: {hosts(ps)}"
+                                 for (code, step), ps in codes.items())
+            + "); each processes the partitions its group gives it with its own code"
+            for (topology, node), codes in sorted(variants.items())]
+
+
+def hosts(procs: list[dict[str, Any]]) -> str:
+    """``host:pid, host:pid``."""
+    return ", ".join(f"{p['host']}:{p['pid']}" for p in procs)
 
 
 def _nodes(latest: dict[str, dict[str, Any]],
@@ -157,10 +214,12 @@ def _nodes(latest: dict[str, dict[str, Any]],
         for n in d.get("nodes", ()):
             settings = {k: v for k, v in n.items()
                         if k not in ("name", "kind", "reads", "writes")}
-            procs = [{k: v for k, v in p.items() if k not in ("topology", "runs")}
+            procs = [{**{k: v for k, v in p.items()
+                         if k not in ("topology", "runs", "assigned", "codes")},
+                      "stats": (p["stats"] or {}).get(n["name"]) if p["stats"] else None,
+                      "partitions": (p["assigned"] or {}).get(n["name"]),
+                      "code": (p["codes"].get(n["name"]) or (None,))[0]}
                      for p in processes if p["topology"] == topology and n["name"] in p["runs"]]
-            for p in procs:
-                p["stats"] = (p["stats"] or {}).get(n["name"]) if p["stats"] else None
             running = any(p["alive"] and p["status"] != "starting" for p in procs)
             out.append({"topology": topology, "name": n["name"], "kind": n.get("kind"),
                         "reads": list(n.get("reads", ())), "writes": list(n.get("writes", ())),

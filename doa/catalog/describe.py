@@ -14,7 +14,13 @@ its latest description and its latest heartbeat:
      "streams": [{"name", "schema", "fingerprint" (hex), "schema_json", "key",
                   "partitions", "compacted", "config", "shared"}],
      "nodes": [Node.describe() of every node of the topology: name, kind, reads, writes,
-               step, and the kind's own settings]}
+               step, the kind's own settings, and "code": the fingerprint of its step's
+               source (:func:`step_code`)],
+     "assigned": {node: {stream: [partitions]}}}  # what its group gives each node it runs
+                                                  # (kafka engine; absent: not known yet)
+
+  It is written again when a node's assignment changes (a rebalance), with the new
+  ``assigned``;
 
 - a **heartbeat** (partition :data:`HEARTBEATS`), every ``heartbeat_s`` seconds while it runs
   (``DOA_HEARTBEAT_S``, default 5) and a last one with ``"status": "stopped"``::
@@ -44,12 +50,15 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import platform
 import socket
+import textwrap
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from doa.topology.topology import Topology
@@ -117,8 +126,98 @@ def describe_process(topology: Topology, runs: Iterable[str], engine: str, inter
         "heartbeat_s": interval_s, "runs": list(runs),
         "dead_letters": topology.dead_letters.name if topology.dead_letters else None,
         "streams": [describe_stream(topology, s) for s in topology.streams],
-        "nodes": [plain(n.describe()) for n in topology.nodes.values()],
+        "nodes": [{**plain(n.describe()), "code": step_code(n.step)}
+                  for n in topology.nodes.values()],
     }
+
+
+def step_code(step: Any) -> str:
+    """A fingerprint (16 hex digits) of a step's source code: the same in two copies of a
+    project whose step is the same, whatever their folders, and different when its body is.
+
+    It covers the step function, the functions it closes over or wraps (a kind's step around
+    yours, ``functools.partial``, a Numba dispatcher's Python function) and the functions of
+    its own module it calls by name, a few levels deep; where there is no source (a function
+    made by ``exec``), its bytecode and constants.
+
+    Examples
+    --------
+    >>> def helper(x):
+    ...     return x + 1
+    >>> def a(state, batch):
+    ...     return state, [helper(r) for r in batch]
+    >>> def b(state, batch):
+    ...     return state, [helper(r) for r in batch]
+    >>> def c(state, batch):
+    ...     return state, [r for r in batch]
+    >>> step_code(a) == step_code(b), step_code(a) == step_code(c), len(step_code(a))
+    (True, False, 16)
+    """
+    digest = hashlib.sha256()
+    for text in _sources(step, set(), 0):
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _sources(obj: Any, seen: set[int], depth: int) -> Iterable[str]:
+    """The source texts of ``obj`` and of the functions it uses (see :func:`step_code`)."""
+    obj = getattr(obj, "py_func", None) or getattr(obj, "func", None) or obj
+    fn = inspect.unwrap(obj) if callable(obj) else obj
+    code = getattr(fn, "__code__", None)
+    if code is None or id(fn) in seen or depth > 3 or len(seen) > 50:
+        return
+    seen.add(id(fn))
+    try:
+        text = textwrap.dedent(inspect.getsource(fn))
+        yield text.replace(f"def {fn.__name__}(", "def (", 1)  # a copy's own name: the same
+    except (OSError, TypeError):
+        yield f"{code.co_code.hex()} {[c for c in code.co_consts if not inspect.iscode(c)]!r}"
+    used = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
+    module = getattr(fn, "__module__", None)
+    for name in code.co_names:
+        g = getattr(fn, "__globals__", {}).get(name)
+        if inspect.isfunction(g) and g.__module__ == module:
+            used.append(g)
+    for other in used:
+        if callable(other):
+            yield from _sources(other, seen, depth + 1)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def assigned_of(assigned: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]] | None:
+    """A node's assignment as a description holds it: sorted partitions per input stream."""
+    if assigned is None:
+        return None
+    return {stream: sorted(int(p) for p in parts) for stream, parts in sorted(assigned.items())}
+
+
+def partitions_text(assigned: Mapping[str, Sequence[int]]) -> str:
+    """A node's partitions per input stream, as ``doa run`` and the catalog say them.
+
+    Examples
+    --------
+    >>> partitions_text({"readings": [3, 1]}), partitions_text({"readings": []})
+    ('of readings: 1, 3', 'of readings: none')
+    >>> partitions_text({"a": [0, 2], "b": [0, 2]}), partitions_text({"a": [0], "b": [1]})
+    ('of a, b: 0, 2', 'of a: 0; of b: 1')
+    """
+    groups: dict[str, list[str]] = {}
+    for stream, parts in assigned.items():
+        groups.setdefault(numbers(parts), []).append(stream)
+    return "; ".join(f"of {', '.join(streams)}: {text}" for text, streams in groups.items())
+
+
+def numbers(parts: Iterable[int]) -> str:
+    """``1, 3``, or ``none``."""
+    return ", ".join(str(p) for p in sorted(parts)) or "none"
 
 
 def heartbeat(description: Mapping[str, Any], stats: Mapping[str, Any] | None = None,

@@ -26,6 +26,7 @@ import json
 from html import escape
 from typing import Any
 
+from doa.catalog.describe import partitions_text
 from doa.catalog.read import HEADERLESS, NO_HEADER
 
 COLUMN_W, ROW_H, BOX_W, BOX_H = 210, 54, 170, 34
@@ -128,6 +129,8 @@ def _nodes(catalog: dict[str, Any]) -> str:
         procs = "<br>".join(
             f"{escape(str(p['host']))}:{p['pid']} {escape(str(p.get('engine')))} "
             f"<span class={'alive' if p.get('alive') else 'dead'}>{escape(p['status'])}</span>"
+            + (f", partitions {escape(partitions_text(p['partitions']))}"
+               if p.get("partitions") is not None else "")
             for p in n.get("processes", ())) or "<span class=dim>none</span>"
         settings = escape(json.dumps(n.get("settings", {}), indent=1))
         dot = "<span class=dim>◐ starting</span>" if n.get("starting") else _dot(n.get("alive"))

@@ -6,7 +6,10 @@ thread that creates the topic if needed, writes the process's description
 seconds with the nodes' counts: ``"status": "starting"`` until the run's first tick (its
 nodes have started: loaded their models and snapshots), then at once ``"running"``, so the
 catalog lists a process that is starting as starting, not as missing; when the run ends it
-writes the description and a heartbeat with ``"status": "stopped"``. The thread has its own
+writes the description and a heartbeat with ``"status": "stopped"``. When a node's group
+assigns it other partitions (the stats of the kafka engine say which,
+:class:`doa.engines.group.GroupStats`), the next tick notes it and the thread writes the
+description again at once, with the new ``assigned``. The thread has its own
 Kafka producer and never blocks the nodes: a failure to publish is one warning in the log
 (and one more line when it works again), never an error of the run. ``kill -9`` writes
 nothing: the heartbeats stop, and the catalog shows the process as not alive after three
@@ -35,6 +38,7 @@ from doa.catalog.describe import (
     HEARTBEATS,
     PARTITIONS,
     TOPIC,
+    assigned_of,
     describe_process,
     encode,
     heartbeat,
@@ -76,6 +80,7 @@ class Announcer:
         self._stop = threading.Event()
         self._running = threading.Event()  # set by the first tick: the nodes have started
         self._wake = threading.Event()  # a heartbeat now (the nodes started, or a stop)
+        self._redescribe = threading.Event()  # the description changed: write it again
         self._failing = False
         self.error: str | None = None  # the run's error, if it ended with one
         self._producer: Any = None
@@ -89,12 +94,23 @@ class Announcer:
         the heartbeats, then calls ``inner`` (if any)."""
         def tick(elapsed: float, stats: dict[str, Any]) -> None:
             self.stats = stats
+            self._note_assignments(stats)
             if not self._running.is_set():  # the first tick: say "running" now, not later
                 self._running.set()
                 self._wake.set()
             if inner is not None:
                 inner(elapsed, stats)
         return tick
+
+    def _note_assignments(self, stats: Mapping[str, Any]) -> None:
+        """A description with the nodes' assignments (where known), and a wake to write it,
+        if they changed since the last one."""
+        assigned = {name: a for name, s in stats.items()
+                    if (a := assigned_of(getattr(s, "assigned", None))) is not None}
+        if assigned and assigned != self.description.get("assigned"):
+            self.description = {**self.description, "assigned": assigned}
+            self._redescribe.set()
+            self._wake.set()
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Write the stopped records (within ``timeout_s``) and end the thread.
@@ -116,6 +132,9 @@ class Announcer:
         try:
             self._send(DESCRIPTIONS, self.description)  # connects (and again after a failure)
             while True:
+                if self._redescribe.is_set():  # a rebalance: the new assignment now
+                    self._redescribe.clear()
+                    self._send(DESCRIPTIONS, self.description)
                 status = "running" if self._running.is_set() else "starting"
                 self._send(HEARTBEATS, heartbeat(self.description, self.stats, status=status))
                 self._wake.wait(self.interval_s)
@@ -123,7 +142,8 @@ class Announcer:
                 if self._stop.is_set():
                     break
             stopped = now_ms()
-            ended: dict[str, Any] = {"status": "stopped", "stopped_at": stopped}
+            ended: dict[str, Any] = {"status": "stopped", "stopped_at": stopped,
+                                     "assigned": {}}  # it holds no partition any more
             if self.error is not None:
                 ended["error"] = self.error
             self._send(DESCRIPTIONS, {**self.description, **ended})

@@ -50,7 +50,7 @@ or make the change one it can read (a new field with a default, not a new type f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +145,11 @@ def running_problems(topology: Topology, address: str, timeout_s: float = 5.0) -
     (:func:`doa.catalog.writers.foreign_writers`), and versions a running node cannot read
     (:func:`unreadable_by`). None, with a warning in the log, if it cannot be read (a
     :class:`~doa.errors.DoaError` of the read, e.g. credentials refused, is raised)."""
+    view = _described(address, timeout_s)
+    return [] if view is None else _problems(topology, view)
+
+
+def _described(address: str, timeout_s: float) -> BrokerView | None:
     try:
         view = read_topologies(address, timeout_s=timeout_s)
     except DoaError:
@@ -153,16 +158,79 @@ def running_problems(topology: Topology, address: str, timeout_s: float = 5.0) -
         log.warning("could not read the processes described on %s (%s: %s): streams another "
                     "topology writes too, and whether running nodes can read the new schemas, "
                     "are not checked", address, type(exc).__name__, exc)
-        return []
+        return None
     for warning in view.warnings:
         log.warning("reading the processes described on %s: %s", address, warning)
-    return [*foreign_writers(topology, others(view, topology.name), address, view.now_ms),
+    return view
+
+
+def _problems(topology: Topology, view: BrokerView) -> list[str]:
+    return [*foreign_writers(topology, others(view, topology.name), view.broker, view.now_ms),
             *unreadable_by(topology, readers(view))]
 
 
-def refuse_running_problems(topology: Topology, address: str) -> None:
+def refuse_running_problems(topology: Topology, address: str,
+                            runs: Sequence[str] = ()) -> list[str]:
     """Raise a :class:`doa.errors.DoaError`, one line per problem, if the processes running on
-    ``address`` refuse ``topology`` (:func:`running_problems`)."""
-    found = running_problems(topology, address)
+    ``address`` refuse ``topology`` (:func:`running_problems`); else the warnings of the same
+    read: live processes of the nodes ``runs`` that run other step code
+    (:func:`other_code`)."""
+    view = _described(address, 5.0)
+    if view is None:
+        return []
+    found = _problems(topology, view)
     if found:
         raise DoaError("\n".join(found))
+    return other_code(topology, runs, view)
+
+
+def other_code(topology: Topology, runs: Iterable[str], view: BrokerView) -> list[str]:
+    """One ``warning:`` line per node of ``runs`` that a live process described in ``view``
+    runs with other step code than ``topology``'s (:func:`doa.catalog.describe.step_code`):
+    both would take partitions of the node's group, each processing them with its own code.
+    Not refused: a rolling upgrade runs two versions for a while.
+
+    Examples
+    --------
+    >>> from doa import Topology
+    >>> from doa.catalog.describe import describe_process, heartbeat
+    >>> def walk(step):
+    ...     t = Topology("walk")
+    ...     _ = t.stream("a", schema="doa.Metric")
+    ...     _ = t.node(reads="a", writes=[], name="calibrate")(step)
+    ...     return t
+    >>> def keep(state, batch):
+    ...     return state, []
+    >>> def copy(state, batch):
+    ...     return state, []
+    >>> def first(state, batch):
+    ...     return state, batch[:1]
+    >>> old = describe_process(walk(keep), ["calibrate"], "kafka", 5.0, host="h1", pid=7,
+    ...                        now_ms=50_000)
+    >>> view = BrokerView("b:9092", now_ms=52_000, descriptions={"walk/h1/7": old},
+    ...                   heartbeats={"walk/h1/7": heartbeat(old, now_ms=51_000)})
+    >>> print(*other_code(walk(first), ["calibrate"], view))  # doctest: +ELLIPSIS
+    warning: node 'calibrate' of topology 'walk' runs other step code in live process h1:7 \
+(step ...:1, code ...) than here (step ...:1, code ...): its group walk.calibrate gives each \
+process its own partitions, and each processes them with its own code
+    >>> other_code(walk(copy), ["calibrate"], view)  # keep's source, under another name
+    []
+    """
+    from doa.catalog.describe import step_code
+
+    out = []
+    for name in runs:
+        node = topology.nodes[name]
+        mine = step_code(node.step)
+        theirs = []
+        for p in processes(view):
+            code, where = p["codes"].get(name) or (None, None)
+            if p["alive"] and p["topology"] == topology.name and code and code != mine:
+                theirs.append(f"{p['host']}:{p['pid']} (step {where or '?'}, code {code})")
+        if theirs:
+            out.append(f"warning: node {name!r} of topology {topology.name!r} runs other step "
+                       f"code in live process{'es' if len(theirs) > 1 else ''} "
+                       f"{', '.join(theirs)} than here (step {node.where}, code {mine}): its "
+                       f"group {topology.name}.{name} gives each process its own partitions, "
+                       "and each processes them with its own code")
+    return out

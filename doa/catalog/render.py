@@ -15,13 +15,15 @@ Examples
 ...                  "readers": [{"group": "t.m", "node": "m", "lag": 4}]}],
 ...     "nodes": [{"topology": "t", "name": "n", "kind": "node", "reads": ["x"],
 ...                "writes": ["a"], "alive": True, "processes": [{"host": "h", "pid": 7,
-...                "engine": "kafka", "status": "running", "last_seen": 9_000}]}]}
+...                "engine": "kafka", "status": "running", "last_seen": 9_000,
+...                "partitions": {"x": [0, 1]}}]}]}
 >>> console = Console(file=io.StringIO(), width=200, record=True, color_system=None)
 >>> for part in renderables(catalog, fields=True):
 ...     console.print(part)
 >>> text = console.export_text()
 >>> all(w in text for w in ("A v1 (1 field)", "n ●", "demo", "t.m (lag 4)", "the key",
-...                         "h:7 kafka running 1 s ago", "1 internal topic hidden"))
+...                         "h:7 kafka running 1 s ago, partitions of x: 0, 1",
+...                         "1 internal topic hidden"))
 True
 """
 
@@ -34,6 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from doa.catalog.describe import partitions_text
 from doa.catalog.read import HEADERLESS, NO_HEADER
 
 
@@ -112,6 +115,8 @@ def nodes_table(catalog: dict[str, Any]) -> Table:
         procs = "\n".join(
             f"{p['host']}:{p['pid']} {p.get('engine') or '?'} {p['status']} "
             f"{_ago(now, p.get('last_seen'))}" + (f": {p['error']}" if p.get("error") else "")
+            + (f", partitions {partitions_text(p['partitions'])}"
+               if p.get("partitions") is not None else "")
             for p in n.get("processes", ())) or "none"
         dot = "◐ starting" if n.get("starting") else _dot(n.get("alive"))
         table.add_row(escape(f"{n['name']} {dot}"), escape(n["topology"]),

@@ -142,7 +142,8 @@ class StatusTicker:
     """``tick`` for :func:`doa.engines.launch.run`: a summary line when a count changed, or every
     ``idle_s`` seconds when none did; in yellow when a node sent records to the dead-letter
     stream ``dead_letters`` since the line before (the first ones are also said one by one, with
-    their reason: :mod:`doa.runtime.tell`)."""
+    their reason: :mod:`doa.runtime.tell`); a line when a node's group assigns it other
+    partitions (:class:`Assignments`)."""
 
     def __init__(self, idle_s: float = 10.0, dead_letters: str = "dead letters",
                  say: Callable[[str, bool], None] | None = None) -> None:
@@ -152,8 +153,13 @@ class StatusTicker:
         self._shown: tuple[tuple[int, int, int, int], ...] | None = None
         self._dead: dict[str, int] = {}
         self._at = 0.0
+        self._assignment = Assignments()
 
     def __call__(self, elapsed: float, stats: dict[str, NodeStats]) -> None:
+        for name, s in stats.items():
+            line = self._assignment.line(name, getattr(s, "assigned", None))
+            if line is not None:
+                self.say(f"[{elapsed:6.1f}s] {line}", False)
         counts = tuple((s.records_in, s.records_out, s.dead_letters, s.skipped)
                        for s in stats.values())
         if counts != self._shown or elapsed - self._at >= self.idle_s:
@@ -162,6 +168,44 @@ class StatusTicker:
             new = any(s.dead_letters > self._dead.get(name, 0) for name, s in stats.items())
             self._dead = {name: s.dead_letters for name, s in stats.items()}
             self.say(line, new)
+
+
+class Assignments:
+    """The partitions line: what a node's group assigned it (the kafka engine's stats say,
+    :class:`doa.engines.group.GroupStats`), when it differs from the last one said.
+
+    Examples
+    --------
+    >>> a = Assignments()
+    >>> a.line("featurize", {"readings": (0, 1, 2, 3)})
+    'featurize: partitions of readings: 0, 1, 2, 3'
+    >>> a.line("featurize", {"readings": (0, 1, 2, 3)}) is None  # no change, no line
+    True
+    >>> a.line("featurize", {"readings": (1, 3)})
+    'featurize: partitions of readings: 1, 3 (was 0, 1, 2, 3)'
+    >>> a.line("featurize", {"readings": ()})
+    'featurize: partitions of readings: none (was 1, 3)'
+    >>> a.line("count", None) is None  # not assigned yet, or an engine that does not say
+    True
+    """
+
+    def __init__(self) -> None:
+        self._said: dict[str, dict[str, tuple[int, ...]]] = {}
+
+    def line(self, node: str, assigned: dict[str, tuple[int, ...]] | None) -> str | None:
+        """The line for ``node`` now assigned ``assigned``, or None if there is none to say."""
+        from doa.catalog.describe import numbers, partitions_text
+
+        was = self._said.get(node)
+        if assigned is None or assigned == was:
+            return None
+        self._said[node] = dict(assigned)
+        text = f"{node}: partitions {partitions_text(assigned)}"
+        if was is None:
+            return text
+        same = set(was) == set(assigned) and len(set(was.values())) == 1
+        before = numbers(next(iter(was.values()))) if same else partitions_text(was)
+        return f"{text} (was {before})"
 
 
 def _say_status(line: str, dead_lettering: bool) -> None:

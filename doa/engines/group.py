@@ -6,6 +6,9 @@ the offsets that snapshot covers (no snapshot: the beginning); on revocation it 
 first. A snapshot is taken when due (:meth:`~doa.engines.partitioned.PartitionedNode.snapshot`)
 and retried when next due if the broker did not take it; only offsets the latest snapshot
 covers are committed. Its log lines go to the engine's logger, ``doa.engines.kafka``.
+
+Its stats are :class:`GroupStats`: the counters plus what the group last assigned, per input
+stream (``doa run``'s partitions line, the process's description on ``_doa_topologies``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -30,13 +34,23 @@ log = logging.getLogger("doa.engines.kafka")  # the engine's logger: its users f
 COMMIT_WAIT_S = 10.0  # a commit not done by then is done at the next (snapshots hold offsets)
 
 
+@dataclass
+class GroupStats(NodeStats):
+    """A node's counters in this process, and the partitions of each input stream its group
+    assigned it at the last rebalance (None: no assignment yet; a stream's empty tuple: none
+    of it, e.g. more processes than partitions)."""
+
+    assigned: dict[str, tuple[int, ...]] | None = None
+
+
 class GroupMember(PartitionedNode):
     """A node's input partitions as its consumer group assigns and revokes them; the engine
     (:class:`doa.engines.kafka.NodeWorker`) creates the clients and runs the batches."""
 
     def __init__(self, topology: Topology, node: Node, address: str,
                  settings: EngineSettings | None = None, stats: NodeStats | None = None) -> None:
-        super().__init__(topology, node, address, settings, stats)
+        super().__init__(topology, node, address, settings,
+                         GroupStats() if stats is None else stats)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._refetched: dict[TopicPartition, tuple[int, int]] = {}  # (offset, seeks)
@@ -137,7 +151,12 @@ class GroupMember(PartitionedNode):
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """:meth:`_assigned` under the lock. An error there (a snapshot that does not
         unpickle, a state topic that cannot be read) is kept for the batch loop to raise:
-        aiokafka only logs what its rebalance callback raises, and the node sat idle, silent."""
+        aiokafka only logs what its rebalance callback raises, and the node sat idle, silent.
+        The group's whole assignment comes here (aiokafka's rebalances are eager): kept in the
+        stats, whether it loads or not."""
+        if isinstance(self.stats, GroupStats):
+            self.stats.assigned = {s: tuple(sorted(tp.partition for tp in partitions
+                                                   if tp.topic == s)) for s in self.node.reads}
         async with self._lock:
             try:
                 await self._assigned(partitions)
@@ -208,6 +227,8 @@ class GroupMember(PartitionedNode):
         if watch.leaving:
             watch.leaving, watch.away = False, set(self.node.reads)
             self._consumer.unsubscribe()
+            if isinstance(self.stats, GroupStats):  # out of the group: it holds none
+                self.stats.assigned = {s: () for s in self.node.reads}
         elif watch.away is not None and watch.due() and await watch.there(self._reader):
             topics, watch.away = watch.away, None
             self._consumer.subscribe(sorted(topics), listener=Rebalance(self))

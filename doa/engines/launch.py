@@ -67,21 +67,25 @@ def broker_for(address: str | None) -> Iterator[str]:
         yield broker.address
 
 
-def prepare(topology: Topology, address: str) -> list[str]:
+def prepare(topology: Topology, address: str, runs: Sequence[str] = (),
+            say: Say | None = None) -> list[str]:
     """Check the topology, create its topics, register its schemas; new schema versions.
 
     An unreachable broker is a one-line :class:`doa.cluster.reach.BrokerUnreachable` within
     seconds (the admin client raised aiokafka's ``KafkaConnectionError`` after retrying).
     A stream that a node of another topology described on the broker writes too is refused,
     one line per stream, unless declared ``shared=True``, and so is a schema version that a
-    node running there cannot read (:func:`doa.catalog.readers.refuse_running_problems`)."""
+    node running there cannot read (:func:`doa.catalog.readers.refuse_running_problems`).
+    A live process there running one of the nodes ``runs`` with other step code is one
+    ``warning:`` line to ``say`` (:func:`doa.catalog.readers.other_code`), not a refusal."""
     from doa.catalog.readers import refuse_running_problems
     from doa.cluster.reach import check_reachable
     from doa.cluster.registry import register
 
     topology.check()
     check_reachable(address)
-    refuse_running_problems(topology, address)
+    for line in refuse_running_problems(topology, address, runs):
+        (say or _log_status)(line)
     asyncio.run(ensure_topics(address, topology_topics(topology)))
     return register(address, topology)
 
@@ -325,7 +329,7 @@ def run(topology: Topology, *, broker: str | None = None, nodes: Sequence[str] |
             if not configured:
                 say(f"embedded broker on {address}; publish into it with --broker {address} "
                     f"(or export DOA_BROKER={address})")
-            prepare(topology, address)
+            prepare(topology, address, selected, say)
             # SIGTERM keeps unwinding with exit 0 until run_nodes installs its own handler
             # (a default handler here let a stop during start-up kill the process: -15).
             from doa.catalog.publish import announced  # _doa_topologies: what runs here

@@ -104,9 +104,13 @@ def test_embedded_broker_address_comes_first_and_an_idle_run_prints_little() -> 
             proc.wait()
     text = lines.text()
     assert proc.returncode == 0, text
-    status = [line for _, line in lines.items if line.startswith("[")]
+    status = [line for _, line in lines.items
+              if line.startswith("[") and "partitions of" not in line]
     # One when it starts, one when the 10 records came, then one per 10 idle seconds.
     assert 2 <= len(status) <= 2 + for_s // 10 + 1, "\n".join(status)
+    held = [line for _, line in lines.items if "partitions of" in line]
+    assert len(held) == 1 and held[0].endswith("count: partitions of events: 0, 1, 2, 3"), (
+        text)  # one process: its group gives it every partition, once
 
 
 def test_run_says_it_compiles_numba_kernels_before_they_run(tmp_path: Path) -> None:
