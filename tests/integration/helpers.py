@@ -47,10 +47,12 @@ def assert_metric_equals_progressive_val_score(broker: str, topology: Topology,
 
 def read_stream(address: str, topology: Topology | None, stream: str, expected: int | None = None,
                 idle_s: float = 3.0) -> list[Event]:
-    """Every record of ``stream`` from the beginning (stops at ``expected`` or when idle)."""
+    """Every record of ``stream`` from the beginning: stops at ``expected`` (a fetch stalled
+    on a loaded machine does not end it before: only 60 s without a record do), else when
+    idle for ``idle_s``."""
     out: list[Event] = []
     with Subscriber([stream], broker=address, topology=topology, from_beginning=True,
-                    idle_timeout_s=idle_s) as sub:
+                    idle_timeout_s=idle_s if expected is None else max(idle_s, 60.0)) as sub:
         for e in sub:
             out.append(e)
             if expected is not None and len(out) >= expected:
@@ -58,17 +60,27 @@ def read_stream(address: str, topology: Topology | None, stream: str, expected: 
     return out
 
 
-def raw_records(address: str, stream: str, idle_s: float = 2.0) -> dict[tuple[int, int], bytes]:
-    """Every record's value of ``stream`` by (partition, offset), undecoded."""
+def raw_records(address: str, stream: str, idle_s: float = 2.0,
+                timeout: float = 60.0) -> dict[tuple[int, int], bytes]:
+    """Every record's value of ``stream`` by (partition, offset), undecoded: read up to the
+    end offsets the topic has when called (not until the reader is idle for ``idle_s``: a
+    loaded machine stalled a fetch longer than that, and 854 of 1,400 records came back);
+    ``timeout`` bounds a hang. ``idle_s`` is kept for callers; it is the poll's wait."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=address, consumer_timeout_ms=int(idle_s * 1000),
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
     try:
         tps = [TopicPartition(stream, p) for p in consumer.partitions_for_topic(stream) or []]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        return {(m.partition, m.offset): m.value for m in consumer}
+        ends = consumer.end_offsets(tps)
+        out: dict[tuple[int, int], bytes] = {}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{stream}: {len(out)} records read, ends {ends}"
+            for batch in consumer.poll(timeout_ms=int(idle_s * 1000)).values():
+                out.update({(m.partition, m.offset): m.value for m in batch})
+        return out
     finally:
         consumer.close()
 
