@@ -62,10 +62,11 @@ def read_stream(address: str, topology: Topology | None, stream: str, expected: 
 
 def raw_records(address: str, stream: str, idle_s: float = 2.0,
                 timeout: float = 60.0) -> dict[tuple[int, int], bytes]:
-    """Every record's value of ``stream`` by (partition, offset), undecoded: read up to the
-    end offsets the topic has when called (not until the reader is idle for ``idle_s``: a
-    loaded machine stalled a fetch longer than that, and 854 of 1,400 records came back);
-    ``timeout`` bounds a hang. ``idle_s`` is kept for callers; it is the poll's wait."""
+    """Every record's value of ``stream`` by (partition, offset), undecoded: read until
+    ``idle_s`` pass without a record *and* the reader is at the end offsets the topic has
+    then (idle alone: a loaded machine stalled a fetch past 2 s, and 854 of 1,400 records came
+    back; end offsets alone: tansu's lagged a just-flushed publish, 2,786 of 3,008);
+    ``timeout`` bounds a hang."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
@@ -73,14 +74,18 @@ def raw_records(address: str, stream: str, idle_s: float = 2.0,
         tps = [TopicPartition(stream, p) for p in consumer.partitions_for_topic(stream) or []]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
         out: dict[tuple[int, int], bytes] = {}
         deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{stream}: {len(out)} records read, ends {ends}"
-            for batch in consumer.poll(timeout_ms=int(idle_s * 1000)).values():
+        while True:
+            batches = consumer.poll(timeout_ms=int(idle_s * 1000))
+            for batch in batches.values():
                 out.update({(m.partition, m.offset): m.value for m in batch})
-        return out
+            if batches:
+                continue
+            ends = consumer.end_offsets(tps)
+            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+                return out
+            assert time.monotonic() < deadline, f"{stream}: {len(out)} records read, ends {ends}"
     finally:
         consumer.close()
 
