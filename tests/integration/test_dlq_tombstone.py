@@ -16,7 +16,9 @@ from tests.integration.conftest import COUNTING
 from tests.integration.helpers import doa_command, drain, raw_records
 from tests.test_dlq import NO_NULLS, NULL_WHY
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.brokers(
+    "tansu", reason="the listing and replay logic is broker-independent (test_dlq_lineage "
+                    "runs both); CI time")]
 
 
 def _dlq(broker: str, *args: str) -> tuple[str, str]:

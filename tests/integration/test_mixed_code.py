@@ -25,7 +25,9 @@ from doa.catalog import collect
 from tests.integration.conftest import ROOT, doa_process, kill9
 from tests.integration.helpers import Lines, doa_command, doa_env, wait_until
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.brokers(
+    "tansu", reason="the step fingerprint and the catalog's warning are broker-independent "
+                    "(test_assignment_lines runs both); CI time")]
 
 TOPOLOGY = '''
 from doa import Topology
