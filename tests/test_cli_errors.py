@@ -131,3 +131,29 @@ def _rolls_back(state: dict[str, Any], version: int, keep: int) -> bool:
     except versions.VersionError:
         return False
     return True
+
+
+def test_sigterm_while_the_topology_imports_is_a_stop_even_when_an_extension_mangles_it(
+        tmp_path: Path) -> None:
+    """CI sent SIGTERM to a `doa run` still importing numpy: the handler's SystemExit, raised
+    inside the extension's initialisation, came out as ``TypeError: expected a message
+    argument`` and the run exited 1 with "failed to import". A topology that turns the stop
+    into such an error the same way: `doa run` exits 0, without an error line."""
+    path = tmp_path / "slow.py"
+    path.write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "except BaseException:  # as numpy's C initialisation turned the SystemExit\n"
+        "    raise TypeError('expected a message argument') from None\n"
+        "from doa import Topology\n"
+        "topology = Topology('slow')\n")
+    done = doa("run", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr, done.stderr
+    assert "failed to import" not in done.stderr
+    broken = tmp_path / "broken.py"  # no signal: the same error is the topology's, as before
+    broken.write_text("raise TypeError('expected a message argument')\n")
+    assert "failed to import: TypeError: expected a message argument" in one_line_error(
+        doa("run", str(broken)))

@@ -90,7 +90,7 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     from doa.cluster.reach import check_reachable
     from doa.engines import worker_class
     from doa.engines.launch import run
-    from doa.engines.signals import stop_before_start
+    from doa.engines.signals import stop_before_start, stopped_before_start
 
     # SIGTERM while the topology's modules import (river, numba: seconds) exits 0 at once,
     # as a stop during the run does; doa.engines.launch.run then installs its own handlers.
@@ -107,7 +107,12 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
         check_reachable(address, timeout_s=3.0)  # in seconds, before the imports
     from doa.topology.loader import load_topology
 
-    t = load_topology(topology)
+    try:
+        t = load_topology(topology)
+    except DoaError:
+        if stopped_before_start():  # SIGTERM while it imported: a stop, not a broken file
+            raise SystemExit(0) from None
+        raise
     t.check()  # its problems before any notice of starting or compiling
     if not address:
         err.print("no --broker or DOA_BROKER: starting an embedded broker (in memory)")

@@ -54,7 +54,23 @@ def catch_signals(stop: asyncio.Event, report: Stoppable, say: Say,
     return restore
 
 
+_STOPPED_BEFORE_START: list[int] = []  # the signals stop_before_start took
+
+
 def stop_before_start(signum: int, frame: object) -> None:
-    """SIGTERM while the broker starts or topics are created: unwind (stopping the embedded
-    broker) and exit 0, as a stop during the run does."""
+    """SIGTERM while the topology imports, the broker starts or topics are created: unwind
+    (stopping the embedded broker) and exit 0, as a stop during the run does."""
+    _STOPPED_BEFORE_START.append(signum)
     raise SystemExit(0)
+
+
+def stopped_before_start() -> bool:
+    """Whether :func:`stop_before_start` took a signal: its ``SystemExit`` raised inside a C
+    extension's initialisation (numpy's, while a topology imports) comes out as another
+    error (CI saw ``TypeError: expected a message argument``), which is then the stop's, not
+    the topology's.
+
+    >>> stopped_before_start()
+    False
+    """
+    return bool(_STOPPED_BEFORE_START)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import select
 import signal
 import threading
@@ -94,8 +95,12 @@ def test_subscribe_whose_broker_went_away_is_an_error_not_the_end(broker_kind: s
             raise
     code = proc.wait(timeout=30)
     # was: exit 0, "1 record; none new for 3 s, stopped (--follow waits for more)"
-    assert one_line(proc.stderr.read()) == f"error: broker {b.address} went away after 1 " \
-                                            "record of events (connection refused)"
+    # Refused when the subscriber next connects; reset when the broker died under an open
+    # connection (CI, under load, saw that): either way the line says the broker went away.
+    assert re.fullmatch(rf"error: broker {re.escape(b.address)} went away after 1 record of "
+                        r"events \((connection refused|the connection was closed on a Kafka "
+                        r"request \(Connection reset by peer\))\)",
+                        one_line(proc.stderr.read()))
     assert code == 1
 
 
