@@ -44,7 +44,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from doa.catalog.collect import processes
+from doa.catalog.collect import hosts, processes
 from doa.catalog.describe import DESCRIPTIONS, TOPIC, encode
 from doa.catalog.read import BrokerView, read_topologies
 from doa.errors import DoaError
@@ -85,9 +85,8 @@ def forget_record(view: BrokerView, name: str, *, host: str | None = None) -> di
                        f"({'described: ' + ', '.join(names) if names else 'none is'})")
     alive = [p for p in processes(view) if p["topology"] == name and p["alive"]]
     if alive:
-        which = ", ".join(f"{p['host']}:{p['pid']}" for p in alive)
         raise DoaError(f"topology {name!r} runs on {view.broker} now (process"
-                       f"{'es' if len(alive) > 1 else ''} {which} alive); stop it before "
+                       f"{'es' if len(alive) > 1 else ''} {hosts(alive)} alive); stop it before "
                        "forgetting it")
     return {"type": "forgotten", "topology": name, "at": view.now_ms,
             "host": host or socket.gethostname(),

@@ -219,13 +219,14 @@ process its own partitions, and each processes them with its own code
     from doa.catalog.describe import step_code
 
     out = []
+    live = [p for p in processes(view) if p["alive"] and p["topology"] == topology.name]
     for name in runs:
         node = topology.nodes[name]
         mine = step_code(node.step)
         theirs = []
-        for p in processes(view):
+        for p in live:
             code, where = p["codes"].get(name) or (None, None)
-            if p["alive"] and p["topology"] == topology.name and code and code != mine:
+            if code and code != mine:
                 theirs.append(f"{p['host']}:{p['pid']} (step {where or '?'}, code {code})")
         if theirs:
             out.append(f"warning: node {name!r} of topology {topology.name!r} runs other step "
