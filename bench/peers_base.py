@@ -17,6 +17,7 @@ HEADER_SIZE = 10
 PROFILER: Any = None  # a cProfile.Profile under --profile
 GC_TIME = [0.0, 0.0, 0.0]  # seconds in cyclic GC per generation, under --profile
 GC_COUNT = [0, 0, 0]
+GC_FOUND = [0]  # objects the collections found unreachable (cyclic garbage)
 
 
 def watch_gc() -> None:
@@ -31,6 +32,7 @@ def watch_gc() -> None:
         else:
             GC_TIME[info["generation"]] += time.perf_counter() - began[0]
             GC_COUNT[info["generation"]] += 1
+            GC_FOUND[0] += info["collected"]
 
     gc.callbacks.append(callback)
 
@@ -47,7 +49,7 @@ class Clock:
             self.t0, self.c0 = time.monotonic(), time.process_time()
             if PROFILER is not None:
                 PROFILER.enable()
-                GC_TIME[:], GC_COUNT[:] = [0.0] * 3, [0] * 3
+                GC_TIME[:], GC_COUNT[:], GC_FOUND[:] = [0.0] * 3, [0] * 3, [0]
 
     def end(self) -> None:
         if not self.t1 and PROFILER is not None:

@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result), flush=True)
     print("cyclic GC, first batch to last: " + ", ".join(
         f"gen {g}: {base.GC_COUNT[g]} collections {base.GC_TIME[g] * 1e3:.0f} ms"
-        f" ({base.GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3)))
+        f" ({base.GC_TIME[g] / result['records'] * 1e6:.1f} µs/record)" for g in range(3))
+        + f"; {base.GC_FOUND[0]:,} objects found unreachable")
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(25)
     if os.environ.get("PEERS_PROFILE_OUT"):  # the whole profile, for pstats / snakeviz
