@@ -43,8 +43,10 @@ def test_a_run_raises_the_young_threshold_and_gives_the_old_one_back(fail: bool)
     try:
         worker = Worker(fail)
         report = RunReport(broker="localhost:0", seconds=0.0)
+        # until the worker has looked (not a time: a loaded machine may run it late)
         asyncio.run(_run_then_stop([worker], asyncio.Event(), time.monotonic(),
-                                   RunOptions(seconds=0.3), report, grace=2.0))
+                                   RunOptions(until=lambda _: bool(worker.seen)), report,
+                                   grace=2.0))
         (during, frozen), = worker.seen
         assert during == (YOUNG_THRESHOLD, 11, 12)
         assert frozen > 0  # start-up's objects were out of the collector's reach
