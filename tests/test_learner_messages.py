@@ -13,6 +13,7 @@ import pytest
 from river import linear_model, metrics
 
 from doa import Topology
+from doa.learner import held
 from doa.runtime.tell import MAX_MESSAGE
 from doa.testing import Harness
 from tests.test_learner import SCHEMAS, approval, phishing, run_learner
@@ -62,3 +63,59 @@ def test_a_compiled_learner_s_nan_dead_letter_line_is_whole(
     told = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
     assert told and all(not line.endswith("…") for line in told), told
     assert told[0].endswith("(a compiled model takes every feature)"), told
+
+
+@pytest.mark.parametrize("case", ["orphan label", "label twice", "full buffer", "late label"])
+def test_without_an_unmatched_stream_a_report_not_about_the_record_in_hand_is_dropped(
+        case: str) -> None:
+    """Walk 6: a label that matched nothing made every later record of its partition a dead
+    letter, for ever (the report raised while the learner processed that later record, and
+    the rollback kept the label held). Now the learner scores every record as the same
+    learner with ``unmatched=`` does, and drops (a line in the log) exactly what that one
+    reports; a late label is the record in hand: still its own dead letter."""
+    rows = phishing()[:40]
+    features = [{"id": i, **x} for i, (x, _) in enumerate(rows)]
+    labels = [{"id": i, "label": y} for i, (_, y) in enumerate(rows)]
+    options: dict[str, object] = {"label_wait_ms": 1_000}
+    f_ts, l_ts = [70_000 + i for i in range(40)], [70_000 + i for i in range(40)]
+    if case == "orphan label":  # its record never comes (dead-lettered upstream)
+        labels, l_ts = [{"id": 999, "label": True}, *labels], [0, *l_ts]
+    elif case == "label twice":  # an at-least-once label producer
+        labels, l_ts = [labels[0], *labels], [0, *l_ts]
+    elif case == "full buffer":
+        options["max_pending"] = 5
+        labels, l_ts = labels[30:], l_ts[30:]
+    else:
+        options["max_delay_ms"] = 10
+        l_ts = [t + (100 if i == 7 else 0) for i, t in enumerate(l_ts)]
+
+    def run(t: Topology) -> Harness:
+        h = Harness(t, batch_size=8)
+        h.publish("features", features, timestamps=f_ts)
+        h.publish("labels", labels, timestamps=l_ts)
+        h.run()
+        return h
+
+    reporting = run(learning_topology(linear_model.LogisticRegression(), metrics.Accuracy(),
+                                      "testing.Phish", "testing.PhishLabel", **options))
+    t = Topology("learning", schemas=SCHEMAS)
+    for name, schema in (("features", "testing.Phish"), ("labels", "testing.PhishLabel"),
+                         ("predictions", "doa.Prediction"), ("outcomes", "doa.Outcome"),
+                         ("metrics", "doa.Metric")):
+        t.stream(name, schema=schema)
+    t.learner("model", features="features", labels="labels", predictions="predictions",
+              outcomes="outcomes", metrics="metrics", model=linear_model.LogisticRegression(),
+              metric=metrics.Accuracy(), join="id", label="label", **options)
+    before = held._DROPPED.get("learner 'model'", 0)
+    silent = run(t)
+    reported = reporting.records("unmatched")
+    assert reported, "the case must make the learner report something"
+    assert [dict(p) for p in silent.records("predictions")] == \
+        [dict(p) for p in reporting.records("predictions")]
+    assert len(silent.records("predictions")) == 40
+    in_hand = [u for u in reported if u["reason"] == "late"]
+    assert held._DROPPED.get("learner 'model'", 0) - before == len(reported) - len(in_hand)
+    assert [(d["stream"], d["offset"]) for d in silent.dead_letters] == \
+        [(u["stream"], u["offset"]) for u in in_hand]
+    assert [dict(o) for o in silent.records("outcomes")] == \
+        [dict(o) for o in reporting.records("outcomes")]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from river import metrics
 
 from doa import Labels, Promote, Topology
+from doa.learner import held
 from doa.model.artifacts import chunk_records
 from doa.testing import Harness
 from tests.test_model_versions import SCHEMAS, rows
@@ -37,7 +38,8 @@ class Threshold:
         return X[:, 0] > self.t
 
 
-def topology(wait_ms: int, max_pending: int, promote: Promote | None = None) -> Topology:
+def topology(wait_ms: int, max_pending: int, promote: Promote | None = None,
+             unmatched: str | None = "unmatched") -> Topology:
     t = Topology("early", schemas=SCHEMAS)
     t.stream("pages", schema="testing.Phish")
     t.stream("truth", schema="testing.PhishLabel")
@@ -48,7 +50,7 @@ def topology(wait_ms: int, max_pending: int, promote: Promote | None = None) -> 
     t.model("m", reads="pages", writes="scores", model=Threshold(60.0),
             features=["age_of_domain"], join="id", shadow="shadow", models="events",
             labels=Labels("truth", metric=metrics.Accuracy(), outcomes="outcomes",
-                          metrics="metrics", unmatched="unmatched", every=7,
+                          metrics="metrics", unmatched=unmatched, every=7,
                           max_pending=max_pending, label_wait_ms=wait_ms),
             promote_when=promote)
     return t
@@ -62,8 +64,9 @@ def labels_for(n: int, delays: list[int], repeats: list[int]) -> list[tuple[int,
 
 
 def run(n: int, labels: list[tuple[int, int]], *, wait_ms: int, max_pending: int,
-        batch_size: int, promote: Promote | None = None, candidate: Any = None) -> Harness:
-    h = Harness(topology(wait_ms, max_pending, promote), batch_size=batch_size)
+        batch_size: int, promote: Promote | None = None, candidate: Any = None,
+        unmatched: str | None = "unmatched") -> Harness:
+    h = Harness(topology(wait_ms, max_pending, promote, unmatched), batch_size=batch_size)
     data = rows(n)
     h.publish("pages", data, timestamps=[i * STEP for i in range(n)])
     h.publish("truth", [{"id": i, "label": data[i]["age_of_domain"] > 50} for i, _ in labels],
@@ -139,6 +142,32 @@ def test_early_labels_equal_a_plain_loop_under_any_batch_size(
         last = h.records("metrics")[-1] if len(want_outcomes) >= 7 else None
         if last is not None:
             assert last["labels"] == len(want_outcomes) // 7 * 7
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), batch_size=st.integers(1, 70),
+       delays=st.lists(st.integers(-25 * STEP, 3 * STEP), min_size=1, max_size=10),
+       repeats=st.lists(st.tuples(st.integers(0, 59), st.integers(-5 * STEP, 5 * STEP)),
+                        max_size=5),
+       wait_ms=st.sampled_from([0, 5 * STEP, 12 * STEP]), max_pending=st.sampled_from([2, 5]))
+def test_without_an_unmatched_stream_what_it_would_report_is_dropped_and_scoring_goes_on(
+        n: int, batch_size: int, delays: list[int], repeats: list[tuple[int, int]],
+        wait_ms: int, max_pending: int) -> None:
+    """Walk 6: one label that matched nothing made every later record of its partition a
+    dead letter (the report raised while the node processed that record, and the rollback
+    kept the label held). Now the same outcomes as the plain loop, no dead letter, and each
+    report the loop makes dropped with a line in the log."""
+    labels = labels_for(n, delays, repeats)
+    before = held._DROPPED.get("model node 'm'", 0)
+    h = run(n, labels, wait_ms=wait_ms, max_pending=max_pending, batch_size=batch_size,
+            unmatched=None)
+    want_outcomes, want_unmatched = reference(n, labels, wait_ms=wait_ms,
+                                              max_pending=max_pending)
+    assert sorted((o["join"], o["prediction"], o["label"], o["delay_ms"])
+                  for o in h.records("outcomes")) == want_outcomes
+    assert len(h.records("scores")) == n
+    assert not h.dead_letters
+    assert held._DROPPED.get("model node 'm'", 0) - before == len(want_unmatched)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 500])

@@ -12,7 +12,13 @@ the inputs' event time:
   prove can match nothing any more: their time is more than ``wait_ms`` before it.
 
 Reports go through the caller's ``report(label, reason, join, detail, anchor)``, which
-writes a ``doa.UnmatchedLabel`` (or fails when none is declared): nothing is dropped silently.
+writes a ``doa.UnmatchedLabel``. A node that declares no ``unmatched=`` stream cannot write
+one: a report about the record in hand (a duplicate feature record, a label too late for its
+prediction) makes that record a dead letter, but one about a held label or an evicted
+prediction is not the record in hand (the report comes while the node processes a later
+one), so it is :func:`dropped`: one line in the log, never an error. An error there made the
+later record the dead letter and rolled the state back to the label still held, so every
+record after it failed the same way, across restarts (walk 6).
 
 A label stamped more than ``wait_ms`` *before* its prediction's record, which its node met
 first anyway (the label came late in the log: a replayed or mis-stamped label stream, or a
@@ -45,9 +51,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Report", "before_prediction", "expire", "hold"]
+__all__ = ["Report", "before_prediction", "dropped", "expire", "hold"]
 
 log = logging.getLogger(__name__)
+_DROPPED: dict[str, int] = {}  # per node: reports dropped in this process (for the log's pace)
 
 Report = Callable[[Any, str, str, str, Any], None]
 """``report(label, reason, join, detail, anchor)``: write one ``doa.UnmatchedLabel``."""
@@ -117,6 +124,36 @@ def before_prediction(state: dict[str, Any], label: Any, predicted_at: int, *, w
                 "timestamps and join values; counted in the state's labels_before, told once "
                 "per node", who, label.stream, label.partition, label.offset, join[0], join[1],
                 gap(early), early, wait_ms)
+
+
+def dropped(who: str, event: Any, reason: str, join: str, detail: str,
+            what: str = "label") -> int:
+    """Say in the log that a report about ``event`` (not the record in hand) is dropped, as
+    its node (``who``) declares no ``unmatched=`` stream; return how many this process has
+    dropped for it. The first three are told one line each, then the 10th, 100th, 1,000th...
+    (the record stays in its stream: the line names where).
+
+    Examples
+    --------
+    >>> from doa.events import Event
+    >>> label = Event({"id": "6000"}, stream="labels", partition=0, offset=2080, timestamp=0)
+    >>> dropped("learner 'doctest'", label, "unknown", "6000", "never predicted on")
+    1
+    """
+    n = _DROPPED[who] = _DROPPED.get(who, 0) + 1
+    if n <= 3 or _power_of_ten(n):
+        log.warning("%s: %s %s for join value %r (%s:%d:%d: %s) dropped: no unmatched= stream "
+                    "is declared to report it on; %d dropped by this process so far%s", who,
+                    reason, what, join, event.stream, event.partition, event.offset, detail,
+                    n, " (told at the first three, then at 10, 100, 1,000...)"
+                    if n == 3 else "")
+    return n
+
+
+def _power_of_ten(n: int) -> bool:
+    while n % 10 == 0:
+        n //= 10
+    return n == 1
 
 
 def gap(ms: int) -> str:

@@ -172,7 +172,8 @@ class Learner:
         if join in state["pending"]:  # predicted on already, its label not in yet: report
             self._unmatched(event, ops, out, "duplicate", join, "a second feature record with "
                             "a join value whose prediction still waits for its label; the "
-                            "first one's prediction stands", what="feature record")
+                            "first one's prediction stands", what="feature record",
+                            in_hand=True)
             return
         x = self._features(event)
         cell = ops.predict(x)
@@ -251,7 +252,8 @@ class Learner:
                                warned=self.warned)
         if spec.max_delay_ms is not None and delay > spec.max_delay_ms:
             self._unmatched(event, ops, out, "late", join, f"label {delay} ms after its "
-                            f"features, more than max_delay_ms={spec.max_delay_ms}", anchor)
+                            f"features, more than max_delay_ms={spec.max_delay_ms}", anchor,
+                            in_hand=anchor is event)
             return
         y = event[spec.label]
         ops.learn(x, y)
@@ -356,10 +358,16 @@ class Learner:
             event, ops, out, reason, join, detail, anchor)
 
     def _unmatched(self, event: Any, ops: Ops, out: list[Any], reason: str, join: str,
-                   detail: str, anchor: Any = None, what: str = "label") -> None:
+                   detail: str, anchor: Any = None, what: str = "label",
+                   in_hand: bool = False) -> None:
         """Report on the unmatched stream ``what`` (a label, a feature record, a prediction)
-        of join value ``join`` and why (``reason``, ``detail``)."""
+        of join value ``join`` and why (``reason``, ``detail``). With no such stream: the
+        record in hand (``in_hand``) becomes a dead letter; any other is dropped with a line
+        in the log (:func:`doa.learner.held.dropped`)."""
         if self.spec.unmatched is None:
+            if not in_hand:
+                held.dropped(f"learner {self.spec.name!r}", event, reason, join, detail, what)
+                return
             raise ValueError(f"learner {self.spec.name!r}: {reason} {what} for join value "
                              f"{join!r} ({detail}) and no unmatched= stream is declared")
         record = {"reason": reason, "model": self.spec.name, "join": join,

@@ -247,11 +247,10 @@ def _reporter(spec: ModelSpec, out: list[Any]) -> held.Report:
 def _unmatched(spec: ModelSpec, event: Any, out: list[Any], reason: str, join: str,
                detail: str, anchor: Any = None) -> None:
     assert spec.labels is not None
-    if spec.labels.unmatched is None:
-        raise ValueError(f"model node {spec.name!r}: stream {event.stream!r} partition "
-                         f"{event.partition} offset {event.offset}: {reason} label or "
-                         f"prediction {join!r} ({detail}) and no unmatched= stream is declared "
-                         "in its Labels")
+    if spec.labels.unmatched is None:  # never the record in hand (doa.learner.held)
+        held.dropped(f"model node {spec.name!r}", event, reason, join, detail,
+                     "prediction" if reason == "evicted" else "label")
+        return
     out.append((event if anchor is None else anchor, spec.labels.unmatched, {
         "reason": reason, "model": spec.name, "join": join, "stream": event.stream,
         "partition": event.partition, "offset": event.offset, "timestamp": event.timestamp,
