@@ -80,13 +80,13 @@ class DecodeError(DoaError):
 class CompatibilityError(DoaError):
     """A schema change breaks compatibility with a previous version."""
 
-    def __init__(self, stream: str, level: str, problems: Sequence[str]) -> None:
+    def __init__(self, stream: str, level: str, problems: Sequence[str],
+                 what: str | None = None, fix: str = "") -> None:
         self.stream = stream
         self.level = level
         self.problems = list(problems)
-        super().__init__(
-            f"stream {stream!r}: new schema is not {level}-compatible: " + "; ".join(problems)
-        )
+        what = what or f"new schema is not {level}-compatible"
+        super().__init__(f"stream {stream!r}: {what}: " + "; ".join(problems) + fix)
 
 
 class TopologyError(DoaError):

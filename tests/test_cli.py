@@ -89,6 +89,19 @@ def test_check_lists_every_mistake(project: Path) -> None:
     assert any("node 'lost'" in line and "'ghost'" in line for line in lines)
 
 
+def test_check_with_a_broker_says_the_broker_checks_wait_for_the_problems(
+        project: Path) -> None:
+    """Walk 6: with problems found offline, ``--broker`` checked nothing more and said
+    nothing, so a registry incompatibility showed only after the first fix."""
+    result = invoke("check", str(project / "bad.py"), "--broker", "127.0.0.1:1")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("problem: ") for line in lines[:3]), lines
+    assert lines[3] == ("note: not checked against 127.0.0.1:1 (the registered schema "
+                        "versions, partitions, running nodes) until the problems above are "
+                        "fixed")
+
+
 def test_check_mistakes_subprocess(project: Path) -> None:
     proc = run("check", "bad.py", cwd=project)
     assert proc.returncode == 1

@@ -422,15 +422,20 @@ def test_an_explicit_level_overrides_the_streams(tmp_path: Path) -> None:
     assert ("things", 3) in [(s, v) for s, v, _ in planned]
 
 
-def test_none_still_registers_and_a_known_version_is_not_checked(tmp_path: Path) -> None:
+def test_none_still_registers_and_going_back_is_checked_unless_none(tmp_path: Path) -> None:
     history = registered(tmp_path, V1, V2)
     breaking = {**V1, "fields": [{"name": "id", "type": "long"}]}
     planned = plan_registration(topology_version(tmp_path, breaking, compatibility="NONE"),
                                 history)
     assert ("things", 3) in [(s, v) for s, v, _ in planned]
-    # going back to version 1 registers nothing and checks nothing (as Confluent does)
-    back = plan_registration(topology_version(tmp_path, V1), history)
+    # going back to version 1 registers nothing; at NONE it checks nothing (as Confluent's
+    # registry takes a known schema); at another level version 1 must read version 2's
+    # records, and cannot (its n has no default): walk 6 saw such a revert pass and the
+    # nodes dead-letter the later version's records
+    back = plan_registration(topology_version(tmp_path, V1, compatibility="NONE"), history)
     assert [s for s, _, _ in back] == ["h.dlq"], "only the dead letters' first version"
+    with pytest.raises(CompatibilityError, match="registered version 1, older than version 2"):
+        plan_registration(topology_version(tmp_path, V1), history)
 
 
 @pytest.mark.parametrize(("level", "ok"), [("BACKWARD_TRANSITIVE", False), ("NONE", True),

@@ -67,7 +67,8 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
     t = load_topology(topology)
     found = t.validate()
     more: list[str] = []
-    if not found and broker:
+    checked_broker = not found and broker is not None
+    if not found and broker is not None:
         from doa.catalog.readers import running_problems
         from doa.cluster.registry import plan_registration, read_registry
 
@@ -85,6 +86,9 @@ def check(topology: str | None, against: tuple[str, str] | None, level: str | No
     if found:
         for problem in found:
             err.print(f"[red]problem[/red]: {escape(problem)}")
+        if broker and not more and not checked_broker:
+            err.print(f"note: not checked against {broker} (the registered schema versions, "
+                      "partitions, running nodes) until the problems above are fixed")
         sys.exit(1)
     out.print(f"[green]ok[/green]: topology {t.name!r}: {len(t.streams)} streams, "
               f"{len(t.nodes)} node{'s' if len(t.nodes) != 1 else ''}")

@@ -106,15 +106,53 @@ def plan_registration(topology: Topology, registered: dict[str, list[Registered]
     for s in topology.streams.values():
         schema = topology.codec(s.name).schema
         versions = registered.get(s.name, [])
-        if is_registered(schema, versions):
-            continue  # the latest, or going back to an older one (allowed if registered)
         stream_level = normalize_level(level or s.compatibility)
+        if is_registered(schema, versions):
+            _going_back(s.name, schema, versions, stream_level)
+            continue  # the latest, or going back to an older one that reads the later ones
         found = against_history([(v.version, v.schema.json) for v in versions], schema.json,
                                 stream_level)
         if found:
             raise CompatibilityError(s.name, stream_level, found)
         new.append((s.name, (versions[-1].version + 1) if versions else 1, schema))
     return new
+
+
+def _going_back(stream: str, schema: Schema, versions: list[Registered], level: str) -> None:
+    """Refuse going back to a registered version that cannot read the records of the versions
+    registered after it (which the stream may hold): nodes would make them dead letters.
+    Under ``NONE`` anything goes.
+
+    Examples
+    --------
+    >>> v1 = Schema.from_json({"type": "record", "name": "T",
+    ...                        "fields": [{"name": "id", "type": "long"}]})
+    >>> v2 = Schema.from_json({"type": "record", "name": "T",
+    ...                        "fields": [{"name": "id", "type": "double"}]})
+    >>> history = [Registered("s", 1, v1), Registered("s", 2, v2)]
+    >>> try:
+    ...     _going_back("s", v1, history, "BACKWARD_TRANSITIVE")
+    ... except CompatibilityError as exc:
+    ...     print(str(exc).split(", whose")[0])
+    stream 's': its schema is registered version 1, older than version 2
+    >>> _going_back("s", v1, history, "NONE")
+    """
+    at = next(i for i, v in enumerate(versions) if v.schema.fingerprint == schema.fingerprint)
+    later = versions[at + 1:]
+    if not later or level == "NONE":
+        return
+    found = [p.replace(" (reading data written with the old schema)", "")  # the later one
+             for p in against_history([(v.version, v.schema.json) for v in later],
+                                      schema.json, "BACKWARD_TRANSITIVE")]
+    if found:
+        numbers = ("version " if len(later) == 1 else "versions ") + \
+            ", ".join(str(v.version) for v in later)
+        raise CompatibilityError(
+            stream, level, found,
+            what=f"its schema is registered version {versions[at].version}, older than "
+                 f"{numbers}, whose records it cannot read",
+            fix="; to go back, write a schema that reads them (it registers as a new "
+                "version), or declare the stream compatibility='NONE'")
 
 
 def register(address: str, topology: Topology, level: str | None = None) -> list[str]:
