@@ -64,7 +64,8 @@ from doa.wire.schema import Schema
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Reader", "readers", "refuse_running_problems", "running_problems", "unreadable_by"]
+__all__ = ["Reader", "readers", "refuse_running_problems", "running_problems", "unreadable_by",
+           "unseen_fields"]
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,63 @@ def refuse_running_problems(topology: Topology, address: str,
     found = _problems(topology, view)
     if found:
         raise DoaError("\n".join(found))
-    return other_code(topology, runs, view)
+    return [*other_code(topology, runs, view), *unseen_fields(topology, readers(view))]
+
+
+def unseen_fields(topology: Topology, running: Iterable[Reader]) -> list[str]:
+    """One ``warning:`` line per stream of ``topology`` and reader in ``running`` whose
+    schema reads ``topology``'s version of the stream without some of its fields: the node
+    resolves the new records into its own schema, so it does not see them (nor pass them on)
+    until it is restarted (walk 6: 644 values of a new field never reached the features).
+
+    Examples
+    --------
+    >>> import json
+    >>> from tempfile import TemporaryDirectory
+    >>> from pathlib import Path
+    >>> from doa import Topology
+    >>> tmp = TemporaryDirectory()
+    >>> def txn(*more):
+    ...     schema = {"type": "record", "name": "Txn", "namespace": "cards", "fields": [
+    ...         {"name": "id", "type": "long"}, *more]}
+    ...     (Path(tmp.name) / "txn.avsc").write_text(json.dumps(schema))
+    ...     t = Topology("cards", schemas=tmp.name)
+    ...     _ = t.stream("txns", schema="cards.Txn", key="id")
+    ...     return t
+    >>> running = [Reader("txns", "cards", "featurize", ("cards/vm/42",),
+    ...                   txn().codec("txns").schema.json)]
+    >>> channel = {"name": "channel", "type": ["null", "string"], "default": None}
+    >>> print(*unseen_fields(txn(channel), running))  # doctest: +NORMALIZE_WHITESPACE
+    warning: stream 'txns': node 'featurize' of topology 'cards' (running: cards/vm/42) reads
+    it with a schema without field 'channel': it will not see that field (nor pass it on)
+    until it is restarted
+    >>> unseen_fields(txn(), running)
+    []
+    >>> tmp.cleanup()
+    """
+    out = []
+    for reader in running:
+        if reader.stream not in topology.streams:
+            continue
+        new = topology.codec(reader.stream).schema
+        try:
+            theirs = Schema.from_json(reader.schema)
+        except Exception:  # a description doa cannot parse: nothing to compare with
+            continue
+        if theirs.fingerprint == new.fingerprint or not isinstance(theirs.json, dict) \
+                or not isinstance(new.json, dict):
+            continue
+        known = {f.get("name") for f in theirs.json.get("fields") or ()}
+        missing = [str(f.get("name")) for f in new.json.get("fields") or ()
+                   if f.get("name") not in known]
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            out.append(f"warning: stream {reader.stream!r}: node {reader.node!r} of topology "
+                       f"{reader.topology!r} (running: {', '.join(reader.processes)}) reads it "
+                       f"with a schema without field{'s' if len(missing) > 1 else ''} {names}: "
+                       f"it will not see {'them' if len(missing) > 1 else 'that field'} (nor "
+                       f"pass {'them' if len(missing) > 1 else 'it'} on) until it is restarted")
+    return out
 
 
 def other_code(topology: Topology, runs: Iterable[str], view: BrokerView) -> list[str]:

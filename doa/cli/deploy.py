@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from doa.cli.console import err, out
 from doa.cli.options import Duration, broker_option, need_broker
@@ -104,7 +105,8 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
     address = need_broker(broker)
     wait_for_broker(address, wait_s)
     module, t = load(topology)
-    registered = prepare(t, address)  # refuses what running processes could not read
+    # refuses what running processes could not read; says what they would not see
+    registered = prepare(t, address, say=lambda line: err.print(escape(line)))
     out.print(f"topology {t.name!r} ready on {address}: {len(t.streams)} streams, "
               f"{len(registered)} new schema version{'s' if len(registered) != 1 else ''}")
     if publish_demo is not None:

@@ -91,6 +91,13 @@ def test_deploy_refuses_a_version_the_running_node_cannot_read(broker: str,
         done = doa_command("deploy", tip, "--broker", broker)  # a field with a default: read
         assert done.returncode == 0, done.stderr.decode()
         assert [v.version for v in read_registry(broker)["ride_requests"]] == [1, 2]
+        # ... but not seen by the running node until its restart, which deploy says (walk 6:
+        # a new field's values never reached the features, and nothing said so)
+        line = one_line(done.stderr)
+        assert line.startswith("warning: stream 'ride_requests': node 'price' of topology "
+                               "'pricing' (running: pricing/"), line
+        assert line.endswith("reads it with a schema without field 'tip': it will not see "
+                             "that field (nor pass it on) until it is restarted"), line
     finally:
         os.killpg(node.pid, signal.SIGTERM)
         node.wait(timeout=30)
