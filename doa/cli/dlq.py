@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,6 +71,7 @@ def _list(address: str, t: Any, limit: int, only_open: bool, node: str | None) -
     # table cut them short at 80 columns (a pipe, or a terminal): the message went first.
     out.print(escape(f"dead letters of {t.name} ({t.dead_letters.name})"))
     counted = shown = bad = still = broken = nulls = 0
+    kinds: Counter[tuple[str, str]] = Counter()  # (node, error type): letters
     for letter in _chain(first, read):
         if isinstance(letter, RecordError):
             err.print(f"undecodable letter: {escape(str(letter))}")
@@ -81,6 +83,7 @@ def _list(address: str, t: Any, limit: int, only_open: bool, node: str | None) -
         if (node is not None and letter["node"] != node) or (only_open and not waiting):
             continue
         counted += 1
+        kinds[(str(letter["node"]), str(letter["error_type"]))] += 1
         nulls += kept is not None and kept[0] == TOMBSTONE
         broken += kept is not None and kept[0] != TOMBSTONE
         still += waiting and kept is None
@@ -89,6 +92,9 @@ def _list(address: str, t: Any, limit: int, only_open: bool, node: str | None) -
             state = (f"  {kept[0]}, not replayed" if kept
                      else ("" if waiting else "  replayed"))
             _show(letter, state, kept[1] if kept else None)
+    if counted > limit:  # the first ones listed may all be one kind (walk 6: 50 of 1,721)
+        out.print(escape("by node and error: " + "; ".join(
+            f"{n} {kind} {count:,}" for (n, kind), count in kinds.most_common())))
     which = "" if node is None else f" of node {node}"
     out.print(f"{counted} dead letters{which}" + (f" (first {limit} shown)" if counted > limit
                                                    else "")

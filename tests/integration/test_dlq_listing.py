@@ -35,6 +35,13 @@ def test_the_listing_reads_to_the_end_and_does_not_wait_for_more(broker: str) ->
     done = runner.invoke(dlq_cmd, [COUNTING, "--broker", broker], catch_exceptions=False)
     assert done.exit_code == 0, done.output
     assert "4 dead letters; 4 not replayed yet" in done.output, done.output
+    assert "by node and error" not in done.output  # every letter is listed
+    # walk 6: with more letters than listed, the first ones said nothing of the rest
+    done = runner.invoke(dlq_cmd, [COUNTING, "--broker", broker, "--limit", "2"],
+                         catch_exceptions=False)
+    lines = done.output.strip().splitlines()
+    assert re.fullmatch(r"by node and error: count \w+ 4", lines[-2]), done.output
+    assert lines[-1].startswith("4 dead letters (first 2 shown); 4 not replayed yet"), lines
 
     letter = next(iter(raw_records(broker, "counting.dlq").values()))
     stop, wrote = threading.Event(), threading.Event()
