@@ -50,7 +50,7 @@ or make the change one it can read (a new field with a default, not a new type f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,16 +117,8 @@ def unreadable_by(topology: Topology, running: Iterable[Reader]) -> list[str]:
     """One line per stream of ``topology`` and reader in ``running`` whose schema cannot read
     ``topology``'s version of the stream (streams of level NONE left out)."""
     out = []
-    for reader in running:
-        stream = topology.streams.get(reader.stream)
-        if stream is None or str(stream.compatibility).upper() == "NONE":
-            continue
-        new = topology.codec(reader.stream).schema
-        try:
-            theirs = Schema.from_json(reader.schema)
-        except Exception:  # a description doa cannot parse: nothing to compare with
-            continue
-        if theirs.fingerprint == new.fingerprint:
+    for reader, new, theirs in _other_schemas(topology, running):
+        if str(topology.streams[reader.stream].compatibility).upper() == "NONE":
             continue
         found = unreadable(new.json, theirs.json, theirs.name)
         if not found:
@@ -217,16 +209,8 @@ def unseen_fields(topology: Topology, running: Iterable[Reader]) -> list[str]:
     >>> tmp.cleanup()
     """
     out = []
-    for reader in running:
-        if reader.stream not in topology.streams:
-            continue
-        new = topology.codec(reader.stream).schema
-        try:
-            theirs = Schema.from_json(reader.schema)
-        except Exception:  # a description doa cannot parse: nothing to compare with
-            continue
-        if theirs.fingerprint == new.fingerprint or not isinstance(theirs.json, dict) \
-                or not isinstance(new.json, dict):
+    for reader, new, theirs in _other_schemas(topology, running):
+        if not isinstance(theirs.json, dict) or not isinstance(new.json, dict):
             continue
         known = {f.get("name") for f in theirs.json.get("fields") or ()}
         missing = [str(f.get("name")) for f in new.json.get("fields") or ()
@@ -239,6 +223,22 @@ def unseen_fields(topology: Topology, running: Iterable[Reader]) -> list[str]:
                        f"it will not see {'them' if len(missing) > 1 else 'that field'} (nor "
                        f"pass {'them' if len(missing) > 1 else 'it'} on) until it is restarted")
     return out
+
+
+def _other_schemas(topology: Topology, running: Iterable[Reader]
+                   ) -> Iterator[tuple[Reader, Schema, Schema]]:
+    """(reader, ``topology``'s schema, the reader's) for each reader in ``running`` of a
+    stream of ``topology`` that reads it with another schema (one doa can parse)."""
+    for reader in running:
+        if reader.stream not in topology.streams:
+            continue
+        new = topology.codec(reader.stream).schema
+        try:
+            theirs = Schema.from_json(reader.schema)
+        except Exception:  # a description doa cannot parse: nothing to compare with
+            continue
+        if theirs.fingerprint != new.fingerprint:
+            yield reader, new, theirs
 
 
 def other_code(topology: Topology, runs: Iterable[str], view: BrokerView) -> list[str]:
