@@ -20,7 +20,7 @@ from doa.cluster.security import kafka_python_options
 from doa.errors import CompatibilityError
 from doa.topology.topology import Topology
 from doa.wire.codec import Codec
-from doa.wire.compat import against_history, normalize_level
+from doa.wire.compat import against_history, normalize_level, reading_later
 from doa.wire.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,10 @@ def plan_registration(topology: Topology, registered: dict[str, list[Registered]
         schema = topology.codec(s.name).schema
         versions = registered.get(s.name, [])
         stream_level = normalize_level(level or s.compatibility)
-        if is_registered(schema, versions):
-            _going_back(s.name, schema, versions, stream_level)
+        at = next((i for i, v in enumerate(versions)
+                   if v.schema.fingerprint == schema.fingerprint), None)
+        if at is not None:
+            _going_back(s.name, versions, at, stream_level)
             continue  # the latest, or going back to an older one that reads the later ones
         found = against_history([(v.version, v.schema.json) for v in versions], schema.json,
                                 stream_level)
@@ -118,10 +120,10 @@ def plan_registration(topology: Topology, registered: dict[str, list[Registered]
     return new
 
 
-def _going_back(stream: str, schema: Schema, versions: list[Registered], level: str) -> None:
-    """Refuse going back to a registered version that cannot read the records of the versions
-    registered after it (which the stream may hold): nodes would make them dead letters.
-    Under ``NONE`` anything goes.
+def _going_back(stream: str, versions: list[Registered], at: int, level: str) -> None:
+    """Refuse going back to the registered version ``versions[at]`` when it cannot read the
+    records of the versions registered after it (which the stream may hold): nodes would
+    make them dead letters. Under ``NONE`` anything goes.
 
     Examples
     --------
@@ -131,19 +133,16 @@ def _going_back(stream: str, schema: Schema, versions: list[Registered], level: 
     ...                        "fields": [{"name": "id", "type": "double"}]})
     >>> history = [Registered("s", 1, v1), Registered("s", 2, v2)]
     >>> try:
-    ...     _going_back("s", v1, history, "BACKWARD_TRANSITIVE")
+    ...     _going_back("s", history, 0, "BACKWARD_TRANSITIVE")
     ... except CompatibilityError as exc:
     ...     print(str(exc).split(", whose")[0])
     stream 's': its schema is registered version 1, older than version 2
-    >>> _going_back("s", v1, history, "NONE")
+    >>> _going_back("s", history, 0, "NONE")
     """
-    at = next(i for i, v in enumerate(versions) if v.schema.fingerprint == schema.fingerprint)
     later = versions[at + 1:]
     if not later or level == "NONE":
         return
-    found = [p.replace(" (reading data written with the old schema)", "")  # the later one
-             for p in against_history([(v.version, v.schema.json) for v in later],
-                                      schema.json, "BACKWARD_TRANSITIVE")]
+    found = reading_later([(v.version, v.schema.json) for v in later], versions[at].schema.json)
     if found:
         numbers = ("version " if len(later) == 1 else "versions ") + \
             ", ".join(str(v.version) for v in later)

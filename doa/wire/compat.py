@@ -94,6 +94,21 @@ def against_history(versions: Sequence[tuple[int, Any]], new: Any,
             for problem in incompatibilities(old, new, level)]
 
 
+def reading_later(versions: Sequence[tuple[int, Any]], reader: Any) -> list[str]:
+    """Why ``reader``, an older registered version taken again, cannot read data written with
+    the ``versions`` (``(version, schema)``) registered after it; each problem starts with the
+    version. Empty if it reads them all.
+
+    >>> v1 = {"type": "record", "name": "T", "fields": [{"name": "n", "type": "long"}]}
+    >>> v2 = {"type": "record", "name": "T", "fields": []}
+    >>> print(*reading_later([(2, v2)], v1))  # doctest: +ELLIPSIS
+    version 2: field 'T.n' (long) has no default: data written with the later schema has no \
+value for it ...
+    """
+    return [f"version {number}: {problem}" for number, writer in versions
+            for problem in _check(reader=reader, writer=writer, direction="later")]
+
+
 def check_compatible(stream: str, old: Any, new: Any, level: str = "BACKWARD") -> None:
     """Raise :class:`CompatibilityError` naming every breaking field, or return None."""
     found = incompatibilities(old, new, level)
