@@ -19,8 +19,9 @@ event 'predictions:x:1'
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
-__all__ = ["err", "out", "tables"]
+__all__ = ["err", "out", "say", "tables"]
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -45,3 +46,9 @@ def tables() -> Console:
         return out
     return Console(file=out.file, width=PIPE_WIDTH, highlight=False, soft_wrap=True,
                    emoji=False)
+
+
+def say(line: str) -> None:
+    """A notice (a warning, a broker status line) on stderr as it is, with no markup read
+    into it: the ``say`` of :func:`doa.engines.launch.run` and ``prepare`` for a command."""
+    err.print(escape(line))

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
-from doa.cli.console import err, out
+from doa.cli.console import err, out, say
 from doa.cli.options import Duration, broker_option, need_broker
 from doa.errors import DoaError
 
@@ -106,7 +105,7 @@ def deploy_cmd(topology: str, broker: str | None, wait_s: float,
     wait_for_broker(address, wait_s)
     module, t = load(topology)
     # refuses what running processes could not read; says what they would not see
-    registered = prepare(t, address, say=lambda line: err.print(escape(line)))
+    registered = prepare(t, address, say=say)
     out.print(f"topology {t.name!r} ready on {address}: {len(t.streams)} streams, "
               f"{len(registered)} new schema version{'s' if len(registered) != 1 else ''}")
     if publish_demo is not None:

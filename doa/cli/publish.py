@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 import orjson
-from rich.markup import escape
 
-from doa.cli.console import err
+from doa.cli.console import err, say
 from doa.cli.options import broker_option, need_broker, topology_option
 from doa.errors import DoaError
 
@@ -57,7 +56,7 @@ def publish_cmd(stream: str, broker: str | None, topology: str | None, path: str
                                    timestamp_field in _fields(pub.codec.schema.json),
                                    restorer(pub.codec.schema.json))
         sending = Sending(stream, len(records), grace_s, lambda: pub.acknowledged,
-                          say=lambda line: err.print(escape(line)))
+                          say=say)
         with sending.interruptible():
             for record, timestamp_ms in records:
                 if sending.interrupted:

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from doa.cli.console import err, out
+from doa.cli.console import err, out, say
 from doa.cli.options import Duration, broker_option
 from doa.engines import NodeStats
 from doa.errors import DoaError
@@ -123,7 +123,7 @@ def run_cmd(topology: str, broker: str | None, nodes: str | None, seconds: float
     report = run(t, broker=broker, nodes=nodes.split(",") if nodes else None, seconds=seconds,
                  tick=None if quiet else StatusTicker(dead_letters=t.dead_letters.name),
                  engine=engine,
-                 say=lambda line: err.print(escape(line)), metrics_port=metrics_port)
+                 say=say, metrics_port=metrics_port)
     out.print(stats_table(report.stats, report.seconds))
     out.print(f"stopped by {report.stopped_by}; broker {report.broker}" + ("" if address else
               " (embedded, in memory: stopped with doa, its streams and dead letters are gone)"))
