@@ -33,7 +33,9 @@ True
 Kernels are compiled with ``numba.njit(cache=True)`` on first use; call :func:`warm_up` when
 a node starts: about 2 s with numba's on-disk cache empty, 0.2 s loading from it
 (``bench/bench_compiled.py`` measures both). Importing ``doa`` never imports this package;
-importing it imports numba (River only when a model is converted) and compiles nothing.
+importing it imports neither numba nor River: :func:`why_not` and :func:`supports` (asked by
+every topology declaring a learner) need neither, the first use of anything else imports numba
+(River only when a model is converted), and nothing is compiled before :func:`warm_up`.
 
 Speed (``bench/results/compiled.json``): StandardScaler | LogisticRegression on
 synth.Agrawal costs River ~9.4 µs per event (predict, then learn) and the kernel 0.30 µs in
@@ -42,9 +44,26 @@ batches of 512 (0.76 µs with the batch's arrays built from dicts), 2.5 µs one 
 
 from __future__ import annotations
 
-from doa.compiled.convert import UnsupportedModel, supports, why_not
-from doa.compiled.kernels import warm_up
-from doa.compiled.model import LEARN, PREDICT, CompiledModel, compile_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from doa.compiled.support import UnsupportedModel, supports, why_not
+
+if TYPE_CHECKING:
+    from doa.compiled.kernels import warm_up
+    from doa.compiled.model import LEARN, PREDICT, CompiledModel, compile_model
 
 __all__ = ["LEARN", "PREDICT", "CompiledModel", "UnsupportedModel", "compile_model",
            "supports", "warm_up", "why_not"]
+
+_NUMBA = {"warm_up": "doa.compiled.kernels", "LEARN": "doa.compiled.model",
+          "PREDICT": "doa.compiled.model", "CompiledModel": "doa.compiled.model",
+          "compile_model": "doa.compiled.model"}
+
+
+def __getattr__(name: str) -> Any:
+    """The kernels and the compiled model, imported (with numba) when first asked for."""
+    module = _NUMBA.get(name)
+    if module is None:
+        raise AttributeError(f"module 'doa.compiled' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

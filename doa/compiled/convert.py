@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,15 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from doa.compiled import kernels as K
+from doa.compiled.support import UnsupportedModel, steps_of, why_not
 
-__all__ = ["Parts", "UnsupportedModel", "read", "supports", "why_not", "write"]
+__all__ = ["Parts", "read", "write"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-
-
-class UnsupportedModel(ValueError):
-    """The River object has no compiled equivalent (the message says why)."""
 
 
 @dataclass
@@ -47,98 +43,6 @@ class Parts:
     feat: I64 = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
     thr: F64 = field(default_factory=lambda: np.zeros((0, 1)))
     mass: F64 = field(default_factory=lambda: np.zeros((0, 2, 1)))
-
-
-def _steps(model: Any) -> list[Any]:
-    from river import compose
-
-    return list(model.steps.values()) if isinstance(model, compose.Pipeline) else [model]
-
-
-def _stage_reason(step: Any) -> str | None:
-    from river import preprocessing
-
-    if type(step) not in (preprocessing.StandardScaler, preprocessing.MinMaxScaler):
-        return f"{type(step).__name__} is not a supported transformer"
-    if step.window_size is not None:
-        return f"{type(step).__name__}(window_size={step.window_size}) is not supported"
-    return None
-
-
-def _scheduler_reason(name: str, s: Any) -> str | None:
-    from river.optim import schedulers
-
-    if type(s) not in (schedulers.Constant, schedulers.InverseScaling, schedulers.Optimal):
-        return f"{name} {type(s).__name__} is not supported (Constant, InverseScaling, Optimal)"
-    return None
-
-
-def _linear_reason(step: Any) -> str | None:
-    from river import linear_model, optim
-
-    name = type(step).__name__
-    losses = ((optim.losses.Log, optim.losses.Hinge)
-              if type(step) is linear_model.LogisticRegression else
-              (optim.losses.Squared, optim.losses.Absolute, optim.losses.Huber,
-               optim.losses.Quantile))
-    if type(step.optimizer) is not optim.SGD:
-        return f"{name}: optimizer {type(step.optimizer).__name__} is not supported (SGD only)"
-    if type(step.loss) not in losses:
-        return (f"{name}: loss {type(step.loss).__name__} is not supported "
-                f"({', '.join(c.__name__ for c in losses)})")
-    if step.l1 != 0:
-        return f"{name}: l1 is not supported"
-    if type(step.initializer) not in (optim.initializers.Zeros, optim.initializers.Constant):
-        return f"{name}: initializer {type(step.initializer).__name__} is not supported"
-    if not isinstance(step.clip_gradient, numbers.Real):
-        return f"{name}: clip_gradient must be a number"
-    return (_scheduler_reason(f"{name}: learning rate", step.optimizer.lr)
-            or _scheduler_reason(f"{name}: intercept_lr", step.intercept_lr))
-
-
-def why_not(model: Any) -> str | None:
-    """Why ``model`` cannot be compiled, or None if it can.
-
-    Supported: ``preprocessing.StandardScaler``, ``preprocessing.MinMaxScaler`` (no
-    ``window_size``), ``linear_model.LinearRegression`` (losses Squared, Absolute, Huber,
-    Quantile), ``linear_model.LogisticRegression`` (Log, Hinge), both with ``optim.SGD`` and
-    a Constant, InverseScaling or Optimal learning rate and intercept_lr, ``l2``,
-    ``clip_gradient``, a Zeros or Constant initializer, no ``l1``;
-    ``anomaly.HalfSpaceTrees``; and flat pipelines of scalers ending in any of them.
-
-    >>> from river import linear_model, preprocessing, tree
-    >>> why_not(preprocessing.StandardScaler() | linear_model.LogisticRegression()) is None
-    True
-    >>> why_not(tree.HoeffdingTreeClassifier())
-    'HoeffdingTreeClassifier is not supported'
-    """
-    from river import anomaly, compose, linear_model, preprocessing
-
-    try:
-        steps = _steps(model)
-    except Exception as exc:  # a broken object: report, never crash the caller
-        return f"cannot inspect {type(model).__name__}: {exc}"
-    if not steps:
-        return "an empty pipeline"
-    if isinstance(model, compose.Pipeline) and compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
-        return "compose.learn_during_predict() is active"
-    *stages, last = steps
-    for s in stages:
-        reason = _stage_reason(s)
-        if reason is not None:
-            return reason
-    if type(last) in (linear_model.LinearRegression, linear_model.LogisticRegression):
-        return _linear_reason(last)
-    if type(last) is anomaly.HalfSpaceTrees:
-        return None
-    if type(last) in (preprocessing.StandardScaler, preprocessing.MinMaxScaler):
-        return _stage_reason(last)
-    return f"{type(last).__name__} is not supported"
-
-
-def supports(model: Any) -> bool:
-    """Whether ``model`` has a compiled equivalent (see :func:`why_not`)."""
-    return why_not(model) is None
 
 
 # -- River -> arrays ---------------------------------------------------------------------------
@@ -258,7 +162,7 @@ def read(model: Any, features: Sequence[str]) -> Parts:
     if not features or len(set(features)) != len(features):
         raise ValueError(f"features must be distinct names, at least one: {features}")
     template = copy.deepcopy(model)
-    *stages, last = _steps(template)
+    *stages, last = steps_of(template)
     d = len(features)
     if type(last) in (linear_model.LinearRegression, linear_model.LogisticRegression,
                       anomaly.HalfSpaceTrees):
@@ -307,7 +211,7 @@ def _write_stage(step: Any, kind: int, st: F64, features: Sequence[str]) -> None
 def write(parts: Parts) -> Any:
     """A River object with the state of ``parts`` (a fresh deep copy each call)."""
     model = copy.deepcopy(parts.template)
-    *steps, last = _steps(model)
+    *steps, last = steps_of(model)
     if parts.kind == "transformer":
         steps.append(last)
     for step, kind, st in zip(steps, parts.stage_kinds, parts.stages, strict=True):

@@ -106,8 +106,6 @@ challenger, promote_when, max_pending, max_delay_ms, label_wait_ms
         learner = Learner(spec, model, metric)
     learner.spec = spec = replace(spec, compiled=learner.compiled)
     options: dict[str, Any] = {"spec": spec, "compiled": learner.compiled}
-    if learner.compiled:
-        from doa.compiled import warm_up
-
-        options["on_start"] = warm_up
+    if learner.compiled:  # numba is imported when the node starts, not when it is declared
+        options["on_start"] = spec.start
     return spec.node(name, learner.step, learner.initial, options=options)
