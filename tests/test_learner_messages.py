@@ -67,7 +67,7 @@ def test_a_compiled_learner_s_nan_dead_letter_line_is_whole(
 
 @pytest.mark.parametrize("case", ["orphan label", "label twice", "full buffer", "late label"])
 def test_without_an_unmatched_stream_a_report_not_about_the_record_in_hand_is_dropped(
-        case: str) -> None:
+        case: str, caplog: pytest.LogCaptureFixture) -> None:
     """Walk 6: a label that matched nothing made every later record of its partition a dead
     letter, for ever (the report raised while the learner processed that later record, and
     the rollback kept the label held). Now the learner scores every record as the same
@@ -107,7 +107,13 @@ def test_without_an_unmatched_stream_a_report_not_about_the_record_in_hand_is_dr
               outcomes="outcomes", metrics="metrics", model=linear_model.LogisticRegression(),
               metric=metrics.Accuracy(), join="id", label="label", **options)
     before = held._DROPPED.get("learner 'model'", 0)
-    silent = run(t)
+    with caplog.at_level(logging.WARNING, logger="doa.learner"):
+        silent = run(t)
+    if case == "full buffer":  # the line names the evicted join value, and what pushed it out
+        told = [r.getMessage() for r in caplog.records if "evicted" in r.getMessage()]
+        assert told[0].startswith(
+            "learner 'model': evicted prediction for join value '0' (buffer of 5 pending "
+            "predictions is full; pushed out by features:0:5) dropped"), told
     reported = reporting.records("unmatched")
     assert reported, "the case must make the learner report something"
     assert [dict(p) for p in silent.records("predictions")] == \

@@ -142,11 +142,13 @@ def dropped(who: str, event: Any, reason: str, join: str, detail: str,
     """
     n = _DROPPED[who] = _DROPPED.get(who, 0) + 1
     if n <= 3 or _power_of_ten(n):
-        log.warning("%s: %s %s for join value %r (%s:%d:%d: %s) dropped: no unmatched= stream "
-                    "is declared to report it on; %d dropped by this process so far%s", who,
-                    reason, what, join, event.stream, event.partition, event.offset, detail,
-                    n, " (told at the first three, then at 10, 100, 1,000...)"
-                    if n == 3 else "")
+        where = f"{event.stream}:{event.partition}:{event.offset}"
+        # an evicted prediction's own record is not at hand: the one that pushed it out is
+        why = f"{detail}; pushed out by {where}" if reason == "evicted" else f"{where}: {detail}"
+        log.warning("%s: %s %s for join value %r (%s) dropped: no unmatched= stream is "
+                    "declared to report it on; %d dropped by this process so far%s", who,
+                    reason, what, join, why, n,
+                    " (told at the first three, then at 10, 100, 1,000...)" if n == 3 else "")
     return n
 
 
