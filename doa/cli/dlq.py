@@ -105,6 +105,20 @@ def _list(address: str, t: Any, limit: int, only_open: bool, node: str | None) -
               + (f"; {bad} that cannot be decoded" if bad else ""))
 
 
+def _key(key: bytes | None) -> str:
+    """The record's key as a letter's line shows it (walk 6: the key is what one looks for).
+
+    >>> _key(b"card-17"), _key(b"\\xff\\x00"), _key(None)
+    (", key 'card-17'", ', key 0xff00', '')
+    """
+    if key is None:
+        return ""
+    try:
+        return f", key {key.decode()!r}"
+    except UnicodeDecodeError:
+        return f", key 0x{key.hex()}"
+
+
 def _tombstones(n: int) -> str:
     """``1 tombstone``, ``2 tombstones``."""
     return f"{n} tombstone" + ("" if n == 1 else "s")
@@ -124,7 +138,7 @@ def _show(letter: Any, state: str, why: str | None) -> None:
         where += (f" (replay {letter['attempt']} of {original['stream']}/"
                   f"{original['partition']}@{original['offset']})")
     out.print(escape(f"{where}  node {letter['node']}  {letter['error_type']}  "
-                     f"({len(letter['raw'])} bytes){state}"))
+                     f"({len(letter['raw'])} bytes{_key(letter.get('key'))}){state}"))
     out.print(escape(f"    {letter['message']}"))
     if why:
         out.print(escape(f"    not replayed: {why}"))

@@ -36,6 +36,9 @@ T0 = 1_700_000_000_000  # event times far from the wall clock: a replay stamped 
 POISON = 3  # the record the counting node dead-letters (payload "poison")
 
 
+K1 = "key 'k1'"  # as a listed letter's line shows the key of the records of this test
+
+
 def _fail(broker: str, extra: list[tuple[bytes | None, int]] = ()) -> tuple[Topology, int]:
     """Records n = 0..5 of key k1 (one partition, event times T0 + 10 n; n = 3 poison), then
     ``extra`` raw values (with their event times) of key k1; the node runs over them. Returns
@@ -132,9 +135,10 @@ def test_replay_keeps_event_time_and_leaves_a_tombstone_listed(broker: str,
     # no doa node takes a null value: the tombstone is listed as one, not as waiting for a replay
     listed = _listing(broker)
     assert _heads(listed) == sorted([
-        f"events/{p}@{POISON}  node count  ValueError  ({len(before[POISON].value)} bytes)",
-        f"events/{p}@6  node count  DoaError  (0 bytes)  tombstone, not replayed",
-        f"events/{p}@7  node count  DecodeError/truncated  (0 bytes)  undecodable, not replayed"])
+        f"events/{p}@{POISON}  node count  ValueError  ({len(before[POISON].value)} bytes, {K1})",
+        f"events/{p}@6  node count  DoaError  (0 bytes, {K1})  tombstone, not replayed",
+        f"events/{p}@7  node count  DecodeError/truncated  (0 bytes, {K1})  undecodable, not "
+        "replayed"])
     assert f"    not replayed: {NULL_WHY}" in listed, listed
     assert ("3 dead letters; 1 not replayed yet (`doa dlq --replay` sends them); 1 undecodable, "
             f"not replayed: fix the producer; 1 tombstone, not replayed: {NO_NULLS}\n") in listed
@@ -162,8 +166,9 @@ def test_replay_keeps_event_time_and_leaves_a_tombstone_listed(broker: str,
     listed = _listing(broker)
     assert ("3 dead letters; 0 not replayed yet; 1 undecodable, not replayed: fix the producer; "
             f"1 tombstone, not replayed: {NO_NULLS}\n") in listed, listed
-    assert f"events/{p}@{POISON}  node count  ValueError  ({len(before[POISON].value)} bytes)" \
-        "  replayed" in _heads(listed), listed
+    size = len(before[POISON].value)
+    assert f"events/{p}@{POISON}  node count  ValueError  ({size} bytes, {K1})  replayed" \
+        in _heads(listed), listed
     # --open lists the letters a replay leaves: the tombstone, the empty value
     opened = _listing(broker, "--open")
     assert [h.split("  ")[-1] for h in _heads(opened)] == [
@@ -193,8 +198,9 @@ def test_letters_written_before_the_tombstone_field_are_told_by_their_message(
     # the null value is a tombstone by the runtime's message, the empty one no record: not sent
     listed = _listing(broker)
     assert _heads(listed) == [
-        f"events/{p}@0  node count  DoaError  (0 bytes)  tombstone, not replayed",
-        f"events/{p}@1  node count  DecodeError/truncated  (0 bytes)  undecodable, not replayed"]
+        f"events/{p}@0  node count  DoaError  (0 bytes, {K1})  tombstone, not replayed",
+        f"events/{p}@1  node count  DecodeError/truncated  (0 bytes, {K1})  undecodable, not "
+        "replayed"]
     _replay(COUNTING, broker, "replayed 0 dead letters; 0 failed, 0 skipped; 1 undecodable, not "
             f"replayed: fix the producer; 1 tombstone, not replayed: {NO_NULLS} (they stay in "
             "counting.dlq, listed)")

@@ -36,6 +36,9 @@ def test_the_listing_reads_to_the_end_and_does_not_wait_for_more(broker: str) ->
     assert done.exit_code == 0, done.output
     assert "4 dead letters; 4 not replayed yet" in done.output, done.output
     assert "by node and error" not in done.output  # every letter is listed
+    heads = [line for line in done.output.splitlines() if line.startswith("events/")]
+    assert len(heads) == 4 and all(re.search(r"ValueError  \(\d+ bytes, key 'k[0-2]'\)$", h)
+                                   for h in heads), heads  # the key, what one looks for
     # walk 6: with more letters than listed, the first ones said nothing of the rest
     done = runner.invoke(dlq_cmd, [COUNTING, "--broker", broker, "--limit", "2"],
                          catch_exceptions=False)

@@ -52,7 +52,7 @@ def test_a_tombstone_is_listed_and_never_replayed_so_it_makes_no_new_letters(
 
     listed, _ = _dlq(broker)
     assert listed.splitlines()[1:] == [
-        f"events/{p}@3  node count  DoaError  (0 bytes)  tombstone, not replayed",
+        f"events/{p}@3  node count  DoaError  (0 bytes, key 'k1')  tombstone, not replayed",
         "    stream 'events': record has no value (a tombstone)",
         f"    not replayed: {NULL_WHY}",
         f"1 dead letters; 0 not replayed yet; 1 tombstone, not replayed: {NO_NULLS}"], listed
