@@ -272,6 +272,12 @@ def other_code(topology: Topology, runs: Iterable[str], view: BrokerView) -> lis
 process its own partitions, and each processes them with its own code
     >>> other_code(walk(copy), ["calibrate"], view)  # keep's source, under another name
     []
+    >>> elsewhere = describe_process(walk(keep), [], "kafka", 5.0, host="h2", pid=8,
+    ...                              now_ms=50_000)  # describes the node, runs others
+    >>> view = BrokerView("b:9092", now_ms=52_000, descriptions={"walk/h2/8": elsewhere},
+    ...                   heartbeats={"walk/h2/8": heartbeat(elsewhere, now_ms=51_000)})
+    >>> other_code(walk(first), ["calibrate"], view)
+    []
     """
     from doa.catalog.describe import step_code
 
@@ -281,7 +287,9 @@ process its own partitions, and each processes them with its own code
         node = topology.nodes[name]
         mine = step_code(node.step)
         theirs = []
-        for p in live:
+        for p in live:  # a process describes every node of its topology, runs its --nodes
+            if name not in p["runs"]:
+                continue
             code, where = p["codes"].get(name) or (None, None)
             if code and code != mine:
                 theirs.append(f"{p['host']}:{p['pid']} (step {where or '?'}, code {code})")
