@@ -52,9 +52,11 @@ RUN python -c 'from doa.local.apache_kafka import assemble; print(assemble().roo
 FROM jre AS kafka
 COPY --from=kafka-build /opt/kafka /opt/kafka
 ENV DOA_KAFKA_CACHE=/opt/kafka
+# the logs stay in the container: a restart of it (docker kill, docker start) keeps the streams
+RUN mkdir -p /var/lib/doa-kafka && chown doa /var/lib/doa-kafka
 USER doa
 EXPOSE 9092
 HEALTHCHECK --interval=2s --timeout=3s --start-period=60s --retries=30 \
     CMD ["python", "-c", "from doa.local.embedded import api_versions; api_versions('127.0.0.1:9092')"]
 ENTRYPOINT ["doa", "broker", "--kafka", "--port", "9092", "--listen", "0.0.0.0", \
-            "--advertise", "kafka:9092"]
+            "--advertise", "kafka:9092", "--data", "/var/lib/doa-kafka"]

@@ -134,4 +134,4 @@ def test_scaling_bound_is_the_partitions() -> None:
 def test_broker_listen_options_need_kafka() -> None:
     result = CliRunner().invoke(cli, ["broker", "--advertise", "kafka:9092"])
     assert result.exit_code != 0
-    assert "--advertise need --kafka" in str(result.exception)
+    assert "--advertise and --data need --kafka" in str(result.exception)

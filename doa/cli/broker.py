@@ -27,8 +27,12 @@ from doa.errors import DoaError
 @click.option("--advertise", default=None, metavar="HOST[:PORT]",
               help="With --kafka: the address clients are told to use (e.g. kafka:9092 in a "
                    "compose network).")
+@click.option("--data", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, writable=True),
+              help="With --kafka: keep the nodes' logs in DIR across stops and starts "
+                   "(default: a temporary directory, deleted when the broker stops).")
 def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None, listen: str,
-               advertise: str | None) -> None:
+               advertise: str | None, data: str | None) -> None:
     """Run a broker in the foreground for other processes: the embedded one (tansu, in
     memory), or with --kafka a local Apache Kafka (for tests and local realism, not for
     production)."""
@@ -37,8 +41,10 @@ def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None, 
 
     from doa.local.embedded import EmbeddedBroker
 
-    if not kafka and (brokers != 1 or kafka_version or advertise or listen != "127.0.0.1"):
-        raise DoaError("--brokers, --kafka-version, --listen and --advertise need --kafka")
+    if not kafka and (brokers != 1 or kafka_version or advertise or data
+                      or listen != "127.0.0.1"):
+        raise DoaError("--brokers, --kafka-version, --listen, --advertise and --data need "
+                       "--kafka")
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     if kafka:
@@ -50,13 +56,14 @@ def broker_cmd(port: int, kafka: bool, brokers: int, kafka_version: str | None, 
                       f"{kafka_local.cache_root() / version} (first use: Maven downloads "
                       "its jars, ~45 MB)")
         server = kafka_local.LocalKafka(brokers, port=port, version=version, listen=listen,
-                                        advertise=advertise)
+                                        advertise=advertise, data=data)
         with server:
             address = advertise if advertise and ":" in advertise else server.address
+            kept = (f"data in {server.home}: deleted when it stops" if data is None else
+                    f"data in {data}: kept when it stops")
             err.print(f"Apache Kafka {version} (KRaft, {brokers} node"
                       f"{'s' if brokers > 1 else ''}) on {address}, up in "
-                      f"{server.started_in:.1f} s (data in {server.home}: deleted when it "
-                      f"stops); export DOA_BROKER={address}")
+                      f"{server.started_in:.1f} s ({kept}); export DOA_BROKER={address}")
             with contextlib.suppress(KeyboardInterrupt):
                 while not stop and server.alive():
                     time.sleep(0.2)

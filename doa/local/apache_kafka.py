@@ -40,7 +40,13 @@ from types import TracebackType
 from doa.local.embedded import BrokerError, _die_with_parent, api_versions, metadata
 from doa.local.kafka_auth import Auth
 from doa.local.kafka_classes import ClassArchive
-from doa.local.kafka_homes import kill_process, sweep_stale_homes, terminate_process, watch_home
+from doa.local.kafka_homes import (
+    kept_cluster_id,
+    kill_process,
+    sweep_stale_homes,
+    terminate_process,
+    watch_home,
+)
 from doa.local.kafka_node import (
     Assembly,
     KafkaError,
@@ -84,6 +90,10 @@ class LocalKafka:
     advertise : the ``HOST`` or ``HOST:PORT`` clients are told to connect to (default: the
         listener on loopback); ``HOST:PORT`` needs one node, as ``kafka:9092`` in a compose
         network
+    data : a directory that keeps the nodes' logs (topics, offsets, the cluster's metadata)
+        across stops and starts, as ``node-N/`` in it: made at the first start, used again at
+        the next (a PLAINTEXT cluster of as many nodes; the compose network's Kafka keeps its
+        streams when its container restarts); None: in the temporary home, deleted at stop
     """
 
     def __init__(self, brokers: int = 1, *, port: int | None = None,
@@ -91,7 +101,7 @@ class LocalKafka:
                  timeout: float = 120.0, config: Mapping[str, object] | None = None,
                  log_level: str | None = None, users: Mapping[str, str] | None = None,
                  keystore: str | Path | None = None, listen: str = LOOPBACK,
-                 advertise: str | None = None) -> None:
+                 advertise: str | None = None, data: str | Path | None = None) -> None:
         if brokers < 1:
             raise KafkaError(f"a Kafka cluster needs at least one broker, not {brokers}")
         if advertise is not None and ":" in advertise and brokers != 1:
@@ -108,7 +118,10 @@ class LocalKafka:
         if self.auth.secured and (listen != LOOPBACK or advertise):
             raise KafkaError("listen/advertise apply to a PLAINTEXT cluster (no users, keystore)")
         self.listen, self.advertise = listen, advertise
-        self.cluster_id = new_uuid()
+        if data is not None and self.auth.secured:
+            raise KafkaError("data applies to a PLAINTEXT cluster (no users, keystore)")
+        self.data = None if data is None else Path(data)
+        self.cluster_id = kept_cluster_id(self.data, brokers) or new_uuid()
         self.nodes: list[_NodeSpec] = []
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.home: Path | None = None
@@ -147,7 +160,8 @@ class LocalKafka:
             ports[0] = self.port
         (self.home / "ports").write_text(" ".join(map(str, ports)))  # held while we live
         self.nodes = [_NodeSpec(i + 1, ports[per * i], ports[per * i + 1],
-                                self.home / f"node-{i + 1}" / "data",
+                                self.home / f"node-{i + 1}" / "data" if self.data is None
+                                else self.data / f"node-{i + 1}",
                                 ports[per * i + 2] if self.auth.secured else None)
                       for i in range(self.brokers)]
         try:
@@ -165,7 +179,8 @@ class LocalKafka:
         return self
 
     def _node_dir(self, node: _NodeSpec) -> Path:
-        return node.data.parent
+        assert self.home is not None
+        return self.home / f"node-{node.node_id}"
 
     def _prepare(self, node: _NodeSpec, assembly: Assembly) -> None:
         directory = self._node_dir(node)
@@ -177,6 +192,8 @@ class LocalKafka:
                                           self.home, self.auth))
         if self.auth.users:  # SCRAM credentials live in the bootstrap metadata: format afresh
             _format_storage(java_command(), assembly, properties, self.cluster_id, self.auth)
+        elif (node.data / "meta.properties").exists():  # kept from an earlier start (data=)
+            pass
         else:
             shutil.copytree(assembly.template, node.data,
                             ignore=shutil.ignore_patterns("formatted"))

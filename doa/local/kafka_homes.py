@@ -14,7 +14,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["WATCHDOG", "kill_process", "sweep_stale_homes", "terminate_process", "watch_home"]
+from doa.local.kafka_node import KafkaError
+
+__all__ = ["WATCHDOG", "kept_cluster_id", "kill_process", "sweep_stale_homes",
+           "terminate_process", "watch_home"]
 
 
 def terminate_process(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
@@ -103,3 +106,36 @@ def sweep_stale_homes() -> set[int]:
         with contextlib.suppress(OSError, ValueError):
             held.update(int(p) for p in (home / "ports").read_text().split())
     return held
+
+
+def kept_cluster_id(data: Path | None, brokers: int) -> str | None:
+    """The cluster id of the nodes' logs kept in ``data`` (``node-N/meta.properties``), or
+    None when there are none yet; a directory kept for another number of nodes is refused.
+
+    >>> from doa.local.kafka_node import _meta_properties
+    >>> d = Path(tempfile.mkdtemp())
+    >>> kept_cluster_id(d, 1) is None
+    True
+    >>> (d / "node-1").mkdir(); _ = (d / "node-1" / "meta.properties").write_text(
+    ...     _meta_properties("abc", 1))
+    >>> kept_cluster_id(d, 1)
+    'abc'
+    >>> kept_cluster_id(d, 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    doa.local.kafka_node.KafkaError: ... keeps the logs of 1 node (node-1), not 3: give another...
+    """
+    if data is None:
+        return None
+    kept = sorted(data.glob("node-*/meta.properties"))
+    if not kept:
+        return None
+    if len(kept) != brokers:
+        names = ", ".join(k.parent.name for k in kept)
+        raise KafkaError(f"{data} keeps the logs of {len(kept)} node"
+                         f"{'s' if len(kept) > 1 else ''} ({names}), not {brokers}: give "
+                         "another directory")
+    for line in kept[0].read_text().splitlines():
+        if line.startswith("cluster.id="):
+            return line.partition("=")[2].strip()
+    raise KafkaError(f"{kept[0]} names no cluster.id: give another directory")
