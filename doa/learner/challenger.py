@@ -126,7 +126,7 @@ def on_label(state: dict[str, Any], spec: Any, ops: Any, out: list[Any], *, labe
                 "model": spec.name, "model_version": version,
                 "metric": type(ch["metric"]).__name__,
                 "value": value(ch["metric"]), "labels": labels,
-                "timestamp": label.timestamp}))
+                "timestamp": label.timestamp, "partition": label.partition}))
 
     ops.later(effects)
     policy = spec.promote_when

@@ -276,7 +276,8 @@ class Learner:
                 }))
             if spec.metrics is not None and labels % spec.metrics_every == 0:
                 out.append((anchor, spec.metrics,
-                            self.metric_record(state, event.timestamp, labels)))
+                            self.metric_record(state, event.timestamp, labels,
+                                               partition=event.partition)))
 
         ops.later(effects)
         if ops.beside is not None:  # the challenger learns too; both are scored on y
@@ -347,11 +348,13 @@ class Learner:
             out.append((anchor, self.spec.models, change))
 
     def metric_record(self, state: dict[str, Any], timestamp: int,
-                      labels: int | None = None) -> dict[str, Any]:
+                      labels: int | None = None, partition: int | None = None
+                      ) -> dict[str, Any]:
         n = state["labels"] if labels is None else labels
         return {"model": self.spec.name, "model_version": state["version"],
                 "metric": type(state["metric"]).__name__, "labels": n, "timestamp": timestamp,
-                "value": values.metric_value(state["metric"], self.spec.name, n, self.warned)}
+                "value": values.metric_value(state["metric"], self.spec.name, n, self.warned),
+                "partition": partition}
 
     def _reporter(self, ops: Ops, out: list[Any]) -> held.Report:
         return lambda event, reason, join, detail, anchor: self._unmatched(

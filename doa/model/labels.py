@@ -169,7 +169,7 @@ def on_label(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any],
             metric[v].update(y_true=y, y_pred=predictions[v])
         state["labels"][v] += 1
         if labels.metrics is not None and state["labels"][v] % labels.every == 0:
-            out.append((event, labels.metrics, _metric_record(spec, state, v, label.timestamp)))
+            out.append((event, labels.metrics, _metric_record(spec, state, v, label)))
     if race is not None and counted and spec.promote_when is not None \
             and state["labels"][race[1]] >= spec.promote_when.after_labels:
         _decide(spec, state, event, label, out)
@@ -225,11 +225,11 @@ def _value(metric: Any) -> float:
 
 
 def _metric_record(spec: ModelSpec, state: dict[str, Any], version: int,
-                   timestamp: int) -> dict[str, Any]:
+                   label: Any) -> dict[str, Any]:
     return {"model": spec.name, "model_version": version,
             "metric": type(state["metrics"][version]).__name__,
             "value": _value(state["metrics"][version]), "labels": state["labels"][version],
-            "timestamp": timestamp}
+            "timestamp": label.timestamp, "partition": label.partition}
 
 
 def expire(spec: ModelSpec, state: dict[str, Any], event: Any, out: list[Any]) -> None:
