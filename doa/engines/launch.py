@@ -84,10 +84,12 @@ def prepare(topology: Topology, address: str, runs: Sequence[str] = (),
 
     topology.check()
     check_reachable(address)
-    for line in refuse_running_problems(topology, address, runs):
-        (say or _log_status)(line)
+    warnings = refuse_running_problems(topology, address, runs)
     asyncio.run(ensure_topics(address, topology_topics(topology)))
-    return register(address, topology)
+    registered = register(address, topology)  # a refused schema: no warning about it first
+    for line in warnings:  # (walk 7: "will not see that field" of a version then refused)
+        (say or _log_status)(line)
+    return registered
 
 
 def select_nodes(topology: Topology, nodes: Sequence[str] | None) -> list[str]:

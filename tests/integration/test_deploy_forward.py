@@ -88,6 +88,14 @@ def test_deploy_refuses_a_version_the_running_node_cannot_read(broker: str,
         assert ("field RideRequest.hour: the writer's double cannot be read as the reader's "
                 "int") in checked.stderr.decode(), checked.stderr.decode()
 
+        bare = version(tmp_path, "bare", {"name": "hour", "type": "int"},
+                       {"name": "tip", "type": "double"})  # no default: refused
+        done = doa_command("deploy", bare, "--broker", broker)
+        assert done.returncode == 1, done.stderr.decode()
+        line = one_line(done.stderr)  # the refusal alone (walk 7: the warnings that the node
+        assert line.startswith("error: stream 'ride_requests': new schema is not "), line
+        # would not see the new field came first, of a version never registered)
+
         done = doa_command("deploy", tip, "--broker", broker)  # a field with a default: read
         assert done.returncode == 0, done.stderr.decode()
         assert [v.version for v in read_registry(broker)["ride_requests"]] == [1, 2]
