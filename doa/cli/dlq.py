@@ -139,9 +139,11 @@ def _show(letter: Any, state: str, why: str | None) -> None:
                   f"{original['partition']}@{original['offset']})")
     out.print(escape(f"{where}  node {letter['node']}  {letter['error_type']}  "
                      f"({len(letter['raw'])} bytes{_key(letter.get('key'))}){state}"))
-    out.print(escape(f"    {letter['message']}"))
-    if why:
-        out.print(escape(f"    not replayed: {why}"))
+    message = str(letter["message"])
+    out.print(escape(f"    {message}"))
+    if why:  # the decoder's reason is often the node's message again (walk 7: 600 characters)
+        said = why.replace(message, "as above") if message else why
+        out.print(escape(f"    not replayed: {said}"))
 
 
 def _replay(address: str, topology: Any, node: str | None) -> None:

@@ -54,3 +54,6 @@ def test_replay_leaves_undecodable_letters_listed_and_sends_the_rest(broker: str
     heads = [line for line in text.splitlines() if line.startswith("events/")]
     assert len(heads) == 3 and all(h.endswith("  undecodable, not replayed") for h in heads)
     assert text.count("    not replayed: its bytes are not a record of stream 'events'") == 3
+    # the node's message is the decoder's reason: said once, not again in the why (walk 7)
+    whys = [line for line in text.splitlines() if line.startswith("    not replayed: ")]
+    assert all(w.endswith(" (DecodeError: as above): fix the producer") for w in whys), whys
