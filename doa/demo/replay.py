@@ -65,9 +65,11 @@ def replay(address: str, items: Sequence[Item], *, lead_ms: int, ready: Any, sto
             if isinstance(record, (bytes, bytearray)):
                 pub.send_raw(bytes(record))
             elif len(item) > 2:
-                if i <= 1:  # (re)start the clock: now is this item's time (plus the lead)
+                if i <= 1:  # (re)start the pacing clock: now is this item's time
                     start, base = time.time(), item[2]
-                    shift = int(start * 1000) + lead_ms - base
+                if i == 0:  # one shift for all: the records keep their gaps in event time
+                    shift = int(start * 1000) + lead_ms - base  # (walk 7: the first moved
+                    # apart from the rest by the wait for the nodes, its delay_ms off by it)
                 wait = start + (item[2] - base) / 1000 - time.time()
                 if wait > 0.002 and stop.wait(wait):
                     break
