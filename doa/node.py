@@ -129,7 +129,10 @@ class NodeKind:
         an artefact); it must not touch the node's state;
     :meth:`describe`
         what the live view and the catalog show (model, features, detector, streams by
-        role under ``"streams"``): plain values that ``json.dumps`` accepts.
+        role under ``"streams"``): plain values that ``json.dumps`` accepts;
+    :meth:`commands`
+        the streams a node of this kind obeys (a model node's versions, a learner's control),
+        by role: another topology's node reading one would obey the same commands.
 
     Examples
     --------
@@ -167,6 +170,10 @@ class NodeKind:
 
     def describe(self) -> dict[str, Any]:
         """What the live view and the catalog show about the node (JSON-serialisable)."""
+        return {}
+
+    def commands(self) -> dict[str, str]:
+        """The streams a node of this kind takes commands from, by name: their role."""
         return {}
 
     def node(self, name: str, step: Step, state: Any = None,

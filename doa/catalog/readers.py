@@ -56,7 +56,7 @@ from typing import Any
 
 from doa.catalog.collect import processes
 from doa.catalog.read import BrokerView, read_topologies
-from doa.catalog.writers import foreign_writers, others
+from doa.catalog.writers import foreign_commands, foreign_writers, others
 from doa.errors import DoaError
 from doa.topology.topology import Topology
 from doa.wire.explain import unreadable
@@ -158,7 +158,9 @@ def _described(address: str, timeout_s: float) -> BrokerView | None:
 
 
 def _problems(topology: Topology, view: BrokerView) -> list[str]:
-    return [*foreign_writers(topology, others(view, topology.name), view.broker, view.now_ms),
+    described = others(view, topology.name)
+    return [*foreign_writers(topology, described, view.broker, view.now_ms),
+            *foreign_commands(topology, described, view.broker, view.now_ms),
             *unreadable_by(topology, readers(view))]
 
 

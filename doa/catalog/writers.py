@@ -65,6 +65,7 @@ class Other:
     ----------
     name : the topology's name
     writes : per stream, the names of its nodes that write it (the dead-letter stream: all)
+    reads : per stream, the names of its nodes that read it
     running : whether one of its processes is alive
     last_seen_ms : when one of its processes was last heard of (ms since the epoch)
     """
@@ -73,6 +74,7 @@ class Other:
     writes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     running: bool = False
     last_seen_ms: int = 0
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def others(view: BrokerView, own: str) -> list[Other]:
@@ -85,13 +87,17 @@ def others(view: BrokerView, own: str) -> list[Other]:
         if name == own or not mine:
             continue
         writes: dict[str, list[str]] = {}
+        reads: dict[str, list[str]] = {}
         for n in d.get("nodes", ()):
             streams = [*n.get("writes", ()), *([d["dead_letters"]] if d.get("dead_letters")
                                                else [])]
             for s in dict.fromkeys(streams):
                 writes.setdefault(s, []).append(n["name"])
+            for s in dict.fromkeys(n.get("reads", ())):
+                reads.setdefault(s, []).append(n["name"])
         out.append(Other(name, {s: tuple(ns) for s, ns in writes.items()},
-                         any(p["alive"] for p in mine), max(p["last_seen"] for p in mine)))
+                         any(p["alive"] for p in mine), max(p["last_seen"] for p in mine),
+                         {s: tuple(ns) for s, ns in reads.items()}))
     return out
 
 
@@ -130,6 +136,47 @@ def foreign_writers(topology: Topology, described: Iterable[Other], broker: str,
         out.append(f"stream {name!r} is written by {who} too (described on {broker}{stale}); "
                    "declare it with shared=True if that is intended, or give this topology's "
                    "stream another name")
+    return out
+
+
+def foreign_commands(topology: Topology, described: Iterable[Other], broker: str,
+                     now_ms: int) -> list[str]:
+    """One line per stream that a node of ``topology`` takes commands from (a model node's
+    versions, a learner's control: :meth:`doa.node.NodeKind.commands`), that is not declared
+    shared, and that a node of another ``described`` topology reads too: a version published
+    for one would switch both (walk 8: two topologies' nodes named ``scorer`` read
+    ``scorer.versions``, and a publish to one put its model live in the other).
+
+    Examples
+    --------
+    >>> from doa import Topology
+    >>> t = Topology("risk")
+    >>> _ = t.stream("txns", schema="doa.Metric")
+    >>> _ = t.stream("scores", schema="doa.Prediction")
+    >>> _ = t.model("scorer", reads="txns", writes="scores", model="rule.pkl",
+    ...             features=["value"])
+    >>> twin = Other("riskb", reads={"scorer.versions": ("scorer",)}, running=True,
+    ...              last_seen_ms=0)
+    >>> print(*foreign_commands(t, [twin], "b:1", now_ms=0))  # doctest: +NORMALIZE_WHITESPACE
+    stream 'scorer.versions', the versions of node 'scorer', is read by node 'scorer' of
+    topology 'riskb' (running) too (described on b:1): what is sent to it would switch both;
+    give node 'scorer' its own (versions='risk.scorer.versions'), or declare the stream with
+    shared=True if that is intended
+    """
+    described = list(described)
+    out = []
+    for node in topology.nodes.values():
+        for name, role in node.spec.commands().items():
+            stream = topology.streams.get(name)
+            hits = [o for o in described if o.reads.get(name)]
+            if stream is None or stream.shared or not hits:
+                continue
+            who = " and ".join(f"{_nodes(o.reads[name])} of topology {o.name!r} "
+                               f"({_state(o, now_ms)})" for o in hits)
+            out.append(f"stream {name!r}, the {role} of node {node.name!r}, is read by {who} "
+                       f"too (described on {broker}): what is sent to it would switch both; "
+                       f"give node {node.name!r} its own ({role}='{topology.name}.{node.name}."
+                       f"{role}'), or declare the stream with shared=True if that is intended")
     return out
 
 

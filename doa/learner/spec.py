@@ -243,6 +243,10 @@ class LearnerSpec(NodeKind):
                            f"schema {expected}, not {declared}")
         return out
 
+    def commands(self) -> dict[str, str]:
+        """The control stream (``doa model rollback``, ``promote`` write it)."""
+        return {} if self.control is None else {self.control: "control"}
+
     def describe(self) -> dict[str, Any]:
         roles = {r: getattr(self, r) for r in _ROLES if getattr(self, r) is not None}
         return {"model": self.model_name, "metric": self.metric_name,

@@ -203,6 +203,10 @@ model's order, or retrain"]
                 return []
         return []
 
+    def commands(self) -> dict[str, str]:
+        """The versions stream (``doa model publish``, ``promote``, ``rollback`` write it)."""
+        return {} if self.versions is None else {self.versions: "versions"}
+
     def describe(self) -> dict[str, Any]:
         lab = self.labels
         named = {"inputs": list(self.reads), "predictions": self.predictions,
