@@ -106,6 +106,21 @@ def test_a_model_node_version_not_found_is_the_model_it_started_with() -> None:
                          "or its event is gone")
 
 
+def test_a_rollback_to_the_version_after_the_prediction_did_not_make_it() -> None:
+    """Walk 8: a prediction of a model node's first model, rolled back to three minutes
+    later, was "made by" that rollback with --horizon 600000 ("not found" without)."""
+    rollback = (T0 + 198_920, {"model": "scorer", "action": "rollback", "version": 1})
+    node = _made([rollback], 1, T0, spec=SCORER._replace(learns=False), horizon=600_000)
+    assert node.record is None and node.note.startswith("model version 1: the model scorer "
+                                                        "started with"), node.note
+    learner = _made([_created(2, T0 + 100), rollback], 1, T0, horizon=600_000)
+    assert learner.record is None and "initial model" in learner.note, learner.note
+    ahead = _made([_created(2, T0 + 999), (T0 + 1_500, {"model": "scorer",
+                                                        "action": "rollback", "version": 2})],
+                  2, T0 + 500)  # the version made ahead is still found, not the rollback
+    assert ahead.record is not None and ahead.record.event["action"] == "created"
+
+
 def test_the_event_of_the_prediction_s_own_input_partition_is_the_one_found() -> None:
     # A race decided on each input partition: version 3 promoted on partition 0 at T0+100,
     # on partition 1 at T0+300; a prediction read from partition 1 was made by the latter.

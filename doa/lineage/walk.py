@@ -296,9 +296,11 @@ def next_after(log: Log, stream: str, label: Record, node: str, partition: int,
 
 def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
     """The model event of the version that made prediction ``rec``: the last one of that
-    version at or before the prediction's time, else the first up to ``horizon`` ms after it
-    (a version a learner made on a label it took ahead of these features carries that
-    label's later time); else a note saying why there is none (:func:`made_by_missing`)."""
+    version at or before the prediction's time, else (a learner's) the first that made it up
+    to ``horizon`` ms after (a version a learner made on a label it took ahead of these
+    features carries that label's later time; a rollback to it later made nothing, and a model
+    node's events are stamped in time); else a note saying why there is none
+    (:func:`made_by_missing`)."""
     version = int(rec.event.get("model_version") or (rec.lineage.model_version
                                                      if rec.lineage else 0))
     if spec.models is None:
@@ -319,8 +321,14 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
             if int(r.event.get("version") or 0) < version:
                 break
     at = rec.event.timestamp
-    later = _first(log, spec.models, at + 1, at + horizon,
-                   lambda r: ours(r) and r.event.get("version") == version)
+    if not spec.learns:  # a model node's events are stamped in time: a later one came after
+        return Step("made by", None, note=made_by_missing(spec, version, horizon))
+
+    def made(r: Record) -> bool:  # a rollback back to the version later did not make it
+        return ours(r) and r.event.get("version") == version and \
+            r.event.get("action") != "rollback"
+
+    later = _first(log, spec.models, at + 1, at + horizon, made)
     if later is not None:
         return Step("made by", later, note=made_later(later.event.timestamp - at, spec.learns))
     return Step("made by", None, note=made_by_missing(spec, version, horizon))
