@@ -320,15 +320,10 @@ def _made_by(log: Log, rec: Record, spec: Scorer, horizon: int) -> Step:
                 return Step("made by", r)
             if int(r.event.get("version") or 0) < version:
                 break
-    at = rec.event.timestamp
-    if not spec.learns:  # a model node's events are stamped in time: a later one came after
-        return Step("made by", None, note=made_by_missing(spec, version, horizon))
-
-    def made(r: Record) -> bool:  # a rollback back to the version later did not make it
-        return ours(r) and r.event.get("version") == version and \
-            r.event.get("action") != "rollback"
-
-    later = _first(log, spec.models, at + 1, at + horizon, made)
+    at = rec.event.timestamp  # a model node's events are stamped in time: none after made it
+    later = None if not spec.learns else _first(  # nor did a rollback to the version later
+        log, spec.models, at + 1, at + horizon, lambda r: ours(r) and r.event.get(
+            "version") == version and r.event.get("action") != "rollback")
     if later is not None:
         return Step("made by", later, note=made_later(later.event.timestamp - at, spec.learns))
     return Step("made by", None, note=made_by_missing(spec, version, horizon))
