@@ -32,6 +32,7 @@ import numpy as np
 
 from doa.errors import StepError
 from doa.events import Event
+from doa.kernels.copying import holds, lacking_line, unheld_line
 from doa.kernels.library import F64, I64, Kernel, warm_up
 from doa.node import (
     Node,
@@ -159,9 +160,10 @@ class KernelSpec(NodeKind):
 
     def copy_problems(self, node: Node, streams: StreamInfo) -> list[str]:
         """One line per input and output stream whose copied input fields (``select``, or
-        every field without it) are not all in the output schema: each of its records would be
-        a dead letter (``field ... is not in the schema``), so ``doa check``, ``doa run`` and
-        ``doa deploy`` refuse it.
+        every field without it) are not all in the output schema, and one per copied field
+        whose output type cannot hold the input's (:func:`~doa.kernels.copying.holds`): each
+        of its records would be a dead letter (``field ... is not in the schema``, ``expected
+        double, got str``), so ``doa check``, ``doa run`` and ``doa deploy`` refuse it.
 
         Examples
         --------
@@ -190,11 +192,13 @@ class KernelSpec(NodeKind):
                 copied = [f for f in (given if self.select is None else self.select)
                           if f in given and f not in made]
                 lacking = [f for f in copied if f not in have]
+                ends = (source, streams.schema(source)), (target, streams.schema(target))
                 if lacking:
-                    out.append(_lacking(node.name, (source, streams.schema(source)),
-                                        (target, streams.schema(target)), lacking,
-                                        [f for f in copied if f in have],
-                                        self.select is not None))
+                    out.append(lacking_line(node.name, *ends, lacking,
+                                            [f for f in copied if f in have],
+                                            self.select is not None))
+                out += [unheld_line(node.name, *ends, f, given[f], have[f])
+                        for f in copied if f in have and not holds(have[f], given[f])]
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -320,23 +324,6 @@ def avro_fields(features: Features) -> list[dict[str, Any]]:
 def _output_names(features: Features) -> dict[str, list[tuple[str, str]]]:
     return {f: [(f"{f}_{o}", "long" if o in k.integer_outputs else "double")
                 for o in k.outputs] for f, (_, k) in features.items()}
-
-
-def _lacking(node: str, source: tuple[str, str | None], target: tuple[str, str | None],
-             lacking: Sequence[str], kept: list[str], selected: bool) -> str:
-    """The line :meth:`KernelSpec.copy_problems` gives: ``lacking`` the copied fields the
-    output has not, ``kept`` those it has, ``selected`` whether ``select`` names them."""
-    quoted = [repr(f) for f in lacking]
-    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
-    (stream, schema), (out, out_schema) = source, target
-    missing = (f"output fields {names} are not fields" if len(lacking) > 1
-               else f"output field {names} is not a field")
-    fix = (f"or leave {'them' if len(lacking) > 1 else 'it'} out of select" if selected
-           else f"or give the kernel select={kept!r} (the input fields to copy)")
-    return (f"kernel {node!r} copies {'the selected' if selected else 'every'} field"
-            f"{'s' if selected else ''} of its input stream {stream!r} ({schema}) to its "
-            f"output: {missing} of stream {out!r} ({out_schema}), so every record would be a "
-            f"dead letter; add {names} to {out_schema}, with a default, {fix}")
 
 
 def _accepts(avro_type: Any, kind: str) -> bool:

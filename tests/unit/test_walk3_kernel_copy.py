@@ -87,3 +87,21 @@ def test_a_running_node_reads_a_newer_input_version_into_its_own_schema(
     event = Event(record, stream="readings", partition=0, offset=0, timestamp=1000)
     _, [(_, out)] = node.step(node.state(), [event])
     old.codec("machine_features").encode(out)  # no dead letter
+
+
+def test_check_refuses_a_copied_field_the_output_cannot_hold(tmp_path: Path) -> None:
+    """Walk 8: the input's field became a string, the output's stayed a double: `doa check`
+    said ok and every record was a dead letter (``expected double, got str``). A type the
+    output holds (an int into a long, a value into its nullable union) passes."""
+    zone = {"name": "zone", "type": "string"}
+    t = machines(tmp_path, [*BASE, zone], [*BASE, {"name": "zone", "type": "double"}, *MADE])
+    assert t.validate() == [
+        "kernel 'featurize' copies field 'zone' of its input stream 'readings' "
+        "(iot.MachineReading), a string, to its output: stream 'machine_features' "
+        "(iot.MachineFeatures) has it as double, which cannot hold it, so every record would "
+        "be a dead letter; give both the same type, or leave it out of select"]
+    count = {"name": "count", "type": "int"}
+    held = machines(tmp_path / "held", [*BASE, count, zone],
+                    [*BASE, {"name": "count", "type": "long"},
+                     {"name": "zone", "type": ["null", "string"]}, *MADE])
+    assert held.validate() == []
