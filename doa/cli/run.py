@@ -15,7 +15,7 @@ from doa.engines import NodeStats
 from doa.errors import DoaError
 from doa.local.embedded import configured_broker
 
-__all__ = ["StatusTicker", "numba_nodes", "run_cmd", "stats_table", "summary_line"]
+__all__ = ["StatusTicker", "busy_rate", "numba_nodes", "run_cmd", "stats_table", "summary_line"]
 
 
 def summary_line(elapsed: float, stats: dict[str, NodeStats], dead_letters: str = "dead letters",
@@ -48,14 +48,31 @@ skipped 3
     return f"[{elapsed:6.1f}s] " + " | ".join(parts)
 
 
+def busy_rate(s: NodeStats, seconds: float) -> float:
+    """Records in per second from the node's first batch to its last (walk 8: over the whole
+    run, a node that read 20,000 records in 1.2 s and then waited said 46/s); over the run's
+    ``seconds`` when that span is under half a second.
+
+    >>> busy_rate(NodeStats(records_in=20_000, first_batch_at=10.0, last_batch_at=11.25), 400)
+    16000.0
+    >>> busy_rate(NodeStats(records_in=30, first_batch_at=10.0, last_batch_at=10.0), 3.0)
+    10.0
+    """
+    first, last = s.first_batch_at, s.last_batch_at
+    span = 0.0 if first is None or last is None else last - first
+    if span >= 0.5:
+        return s.records_in / span
+    return s.records_in / seconds if seconds > 0 else 0.0
+
+
 def stats_table(stats: dict[str, NodeStats], seconds: float) -> Table:
     skips = any(s.skipped for s in stats.values())  # a column only when a replay was skipped
     table = Table(title=f"run summary ({seconds:.1f} s)")
     for col in ("node", "records in", "records out", "dead letters",
-                *(("skipped",) if skips else ()), "snapshots", "records/s"):
+                *(("skipped",) if skips else ()), "snapshots", "records/s busy"):
         table.add_column(col, justify="left" if col == "node" else "right")
     for name, s in stats.items():
-        rate = s.records_in / seconds if seconds > 0 else 0.0
+        rate = busy_rate(s, seconds)
         table.add_row(name, str(s.records_in), str(s.records_out), str(s.dead_letters),
                       *((str(s.skipped),) if skips else ()), str(s.snapshots), f"{rate:,.0f}")
     return table
