@@ -65,3 +65,25 @@ def test_a_second_topology_cannot_take_the_versions_stream_of_a_running_one(
     finally:
         os.killpg(node.pid, signal.SIGTERM)
         node.wait(timeout=30)
+
+
+def test_a_candidate_for_a_node_without_shadow_says_its_predictions_are_not_kept(
+        broker: str, tmp_path: Path) -> None:
+    """Walk 8: ``--candidate`` on a model node with labels but no ``shadow=`` was taken
+    silently, and its predictions went nowhere; it is still taken (its label metric counts),
+    and a note says so."""
+    import joblib
+    from sklearn.tree import DecisionTreeRegressor
+
+    path = _topology(tmp_path, "labelled", "scores",
+                     ', labels="labels"\n)\ntopology.stream("labels", schema="testing.PhishLabel"')
+    assert doa_command("deploy", path, "--broker", broker).returncode == 0
+    model = tmp_path / "two.joblib"
+    joblib.dump(DecisionTreeRegressor().fit([[1, 2], [3, 4]], [1, 2]), model)
+    done = doa_command("model", "publish", path, "scorer", str(model), "--candidate",
+                       "--broker", broker)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "(candidate)" in done.stdout.decode()
+    assert one_line(done.stderr) == (
+        "note: model node 'scorer' declares no shadow= stream: the candidate's predictions "
+        "count in its label metric (`doa model compare`) and are not kept")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from doa.cli.console import out
+from doa.cli.console import err, out
 from doa.cli.model.versions import at_the_end, node_spec, reach, read_all, send_all, stamp
 from doa.cli.options import broker_option
 from doa.errors import DoaError
@@ -190,4 +190,8 @@ def publish_cmd(topology: str, node: str, file: str, note: str, candidate: bool,
     replacing = "".join(f", replacing candidate version {v}" for v in replaced)
     out.print(f"published {file} as version {version} of {node} ({role}) on "
               f"{spec.versions}{replacing}; see `doa model list`")
+    if candidate and spec.shadow is None:  # walk 8: its predictions dropped, nothing said
+        err.print(f"note: model node {node!r} declares no shadow= stream: the candidate's "
+                  "predictions count in its label metric (`doa model compare`) and are not "
+                  "kept")
 
