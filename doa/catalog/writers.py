@@ -129,10 +129,7 @@ def foreign_writers(topology: Topology, described: Iterable[Other], broker: str,
             continue
         who = " and ".join(f"{_nodes(o.writes[name])} of topology {o.name!r} "
                            f"({_state(o, now_ms)})" for o in hits)
-        gone = [o.name for o in hits if not o.running]
-        stale = "" if not gone else (
-            f"; a topology not seen for {FORGET_S / 3600:g} h no longer counts, and "
-            + " and ".join(f"`doa catalog forget {g}`" for g in gone) + " forgets it now")
+        stale = _stale(hits)
         out.append(f"stream {name!r} is written by {who} too (described on {broker}{stale}); "
                    "declare it with shared=True if that is intended, or give this topology's "
                    "stream another name")
@@ -162,6 +159,10 @@ def foreign_commands(topology: Topology, described: Iterable[Other], broker: str
     topology 'riskb' (running) too (described on b:1): what is sent to it would switch both;
     give node 'scorer' its own (versions='risk.scorer.versions'), or declare the stream with
     shared=True if that is intended
+    >>> gone = Other("riskb", reads={"scorer.versions": ("scorer",)}, last_seen_ms=0)
+    >>> print(*foreign_commands(t, [gone], "b:1", now_ms=7_200_000))  # doctest: +ELLIPSIS
+    stream ... of topology 'riskb' (not running, last seen 2 h ago) too (described on b:1; a \
+topology not seen for 24 h no longer counts, and `doa catalog forget riskb` forgets it now): ...
     """
     described = list(described)
     out = []
@@ -174,10 +175,20 @@ def foreign_commands(topology: Topology, described: Iterable[Other], broker: str
             who = " and ".join(f"{_nodes(o.reads[name])} of topology {o.name!r} "
                                f"({_state(o, now_ms)})" for o in hits)
             out.append(f"stream {name!r}, the {role} of node {node.name!r}, is read by {who} "
-                       f"too (described on {broker}): what is sent to it would switch both; "
+                       f"too (described on {broker}{_stale(hits)}): what is sent to it would "
+                       "switch both; "
                        f"give node {node.name!r} its own ({role}='{topology.name}.{node.name}."
                        f"{role}'), or declare the stream with shared=True if that is intended")
     return out
+
+
+def _stale(hits: list[Other]) -> str:
+    """What to say of the topologies of ``hits`` that no longer run: when they stop counting,
+    and how to forget them now."""
+    gone = [o.name for o in hits if not o.running]
+    return "" if not gone else (
+        f"; a topology not seen for {FORGET_S / 3600:g} h no longer counts, and "
+        + " and ".join(f"`doa catalog forget {g}`" for g in gone) + " forgets it now")
 
 
 def _nodes(names: tuple[str, ...]) -> str:
