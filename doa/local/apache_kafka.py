@@ -195,8 +195,8 @@ class LocalKafka:
         elif (node.data / "meta.properties").exists():  # kept from an earlier start (data=)
             pass
         else:
-            shutil.copytree(assembly.template, node.data,
-                            ignore=shutil.ignore_patterns("formatted"))
+            shutil.copytree(assembly.template, node.data,  # data=: a start cut short left it
+                            ignore=shutil.ignore_patterns("formatted"), dirs_exist_ok=True)
             (node.data / "meta.properties").write_text(
                 _meta_properties(self.cluster_id, node.node_id))
         _log_config(directory, self.log_level)
